@@ -1,0 +1,291 @@
+//! What a port is: its IANA range, and where it stands against the
+//! kernel's ephemeral range, reserved ports and privileged ports of the
+//! network namespace probed.
+
+use crate::sys::ProcRoot;
+
+/// The kernel's default `ip_local_port_range` (since Linux 2.6.x).
+pub const DEFAULT_EPHEMERAL: PortRange = PortRange {
+    lo: 32768,
+    hi: 60999,
+};
+/// The kernel's default `ip_unprivileged_port_start`.
+pub const DEFAULT_UNPRIVILEGED_START: u32 = 1024;
+
+/// An inclusive range of ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PortRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+impl PortRange {
+    pub fn single(port: u16) -> PortRange {
+        PortRange { lo: port, hi: port }
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        self.lo <= port && port <= self.hi
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.lo == self.hi {
+            write!(f, "{}", self.lo)
+        } else {
+            write!(f, "{}-{}", self.lo, self.hi)
+        }
+    }
+}
+
+/// IANA's three ranges (RFC 6335, section 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IanaRange {
+    System,
+    User,
+    Dynamic,
+}
+
+impl IanaRange {
+    pub fn of(port: u16) -> IanaRange {
+        [IanaRange::System, IanaRange::User]
+            .into_iter()
+            .find(|range| port <= range.bounds().1)
+            .unwrap_or(IanaRange::Dynamic)
+    }
+
+    /// The range's first and last port.
+    pub fn bounds(self) -> (u16, u16) {
+        match self {
+            IanaRange::System => (0, 1023),
+            IanaRange::User => (1024, 49151),
+            IanaRange::Dynamic => (49152, 65535),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            IanaRange::System => "system",
+            IanaRange::User => "user",
+            IanaRange::Dynamic => "dynamic",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            IanaRange::System => "system port (0-1023)",
+            IanaRange::User => "user port (1024-49151)",
+            IanaRange::Dynamic => "dynamic/private port (49152-65535)",
+        }
+    }
+}
+
+/// A value read from /proc/sys, or the kernel default when it could not
+/// be read (and then marked as assumed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting<T> {
+    pub value: T,
+    pub assumed: bool,
+}
+
+/// The port policy of one network namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelPortPolicy {
+    pub ephemeral: Setting<PortRange>,
+    pub reserved: Setting<Vec<PortRange>>,
+    /// 0..=65536 in the kernel; kept wide so 65536 ("none privileged"
+    /// is 0, "all privileged" is 65536) fits.
+    pub unprivileged_start: Setting<u32>,
+}
+
+impl KernelPortPolicy {
+    pub fn read(root: &ProcRoot) -> KernelPortPolicy {
+        fn setting<T>(
+            text: Option<String>,
+            parse: fn(&str) -> Option<T>,
+            default: T,
+        ) -> Setting<T> {
+            match text.as_deref().and_then(parse) {
+                Some(value) => Setting {
+                    value,
+                    assumed: false,
+                },
+                None => Setting {
+                    value: default,
+                    assumed: true,
+                },
+            }
+        }
+        let read = |name: &str| root.read_to_string(&format!("sys/net/ipv4/{name}")).ok();
+        KernelPortPolicy {
+            ephemeral: setting(
+                read("ip_local_port_range"),
+                parse_port_range_sysctl,
+                DEFAULT_EPHEMERAL,
+            ),
+            reserved: setting(
+                read("ip_local_reserved_ports"),
+                parse_reserved_ports,
+                Vec::new(),
+            ),
+            unprivileged_start: setting(
+                read("ip_unprivileged_port_start"),
+                |text| text.trim().parse().ok(),
+                DEFAULT_UNPRIVILEGED_START,
+            ),
+        }
+    }
+
+    pub fn is_ephemeral(&self, port: u16) -> bool {
+        self.ephemeral.value.contains(port)
+    }
+
+    pub fn is_reserved(&self, port: u16) -> bool {
+        self.reserved.value.iter().any(|range| range.contains(port))
+    }
+
+    pub fn is_privileged(&self, port: u16) -> bool {
+        u32::from(port) < self.unprivileged_start.value
+    }
+
+    /// True when an outgoing connection may be given this port.
+    pub fn may_be_taken_by_outgoing(&self, port: u16) -> bool {
+        self.is_ephemeral(port) && !self.is_reserved(port)
+    }
+}
+
+/// `ip_local_port_range` holds two numbers separated by whitespace.
+pub fn parse_port_range_sysctl(text: &str) -> Option<PortRange> {
+    let mut numbers = text.split_whitespace().map(|n| n.parse::<u16>());
+    let lo = numbers.next()?.ok()?;
+    let hi = numbers.next()?.ok()?;
+    if numbers.next().is_some() || lo > hi {
+        return None;
+    }
+    Some(PortRange { lo, hi })
+}
+
+/// `ip_local_reserved_ports` is a comma-separated list of ports and
+/// ranges, e.g. `8080,9000-9100`; empty when nothing is reserved.
+pub fn parse_reserved_ports(text: &str) -> Option<Vec<PortRange>> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Some(Vec::new());
+    }
+    text.split(',')
+        .map(|item| {
+            let item = item.trim();
+            match item.split_once('-') {
+                Some((lo, hi)) => {
+                    let range = PortRange {
+                        lo: lo.parse().ok()?,
+                        hi: hi.parse().ok()?,
+                    };
+                    (range.lo <= range.hi).then_some(range)
+                }
+                None => item.parse().ok().map(PortRange::single),
+            }
+        })
+        .collect()
+}
+
+/// Everything lsport says about what one port is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortFacts {
+    pub port: u16,
+    pub iana_range: IanaRange,
+    pub ephemeral: bool,
+    pub reserved: bool,
+    pub privileged: bool,
+}
+
+impl PortFacts {
+    pub fn of(port: u16, policy: &KernelPortPolicy) -> PortFacts {
+        PortFacts {
+            port,
+            iana_range: IanaRange::of(port),
+            ephemeral: policy.is_ephemeral(port),
+            reserved: policy.is_reserved(port),
+            privileged: policy.is_privileged(port),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_port_range_sysctl() {
+        assert_eq!(
+            parse_port_range_sysctl("32768\t60999\n"),
+            Some(PortRange {
+                lo: 32768,
+                hi: 60999
+            })
+        );
+        assert_eq!(
+            parse_port_range_sysctl("40000 40099"),
+            Some(PortRange {
+                lo: 40000,
+                hi: 40099
+            })
+        );
+        assert_eq!(parse_port_range_sysctl("5 4"), None);
+        assert_eq!(parse_port_range_sysctl("1"), None);
+        assert_eq!(parse_port_range_sysctl("1 2 3"), None);
+        assert_eq!(parse_port_range_sysctl("x y"), None);
+    }
+
+    #[test]
+    fn parses_the_reserved_ports_list() {
+        assert_eq!(parse_reserved_ports("\n"), Some(vec![]));
+        assert_eq!(
+            parse_reserved_ports("8080,9000-9100\n"),
+            Some(vec![
+                PortRange::single(8080),
+                PortRange { lo: 9000, hi: 9100 }
+            ])
+        );
+        assert_eq!(parse_reserved_ports("8080,x"), None);
+        assert_eq!(parse_reserved_ports("9-8"), None);
+    }
+
+    #[test]
+    fn iana_ranges_have_their_published_bounds() {
+        assert_eq!(IanaRange::of(0), IanaRange::System);
+        assert_eq!(IanaRange::of(1023), IanaRange::System);
+        assert_eq!(IanaRange::of(1024), IanaRange::User);
+        assert_eq!(IanaRange::of(49151), IanaRange::User);
+        assert_eq!(IanaRange::of(49152), IanaRange::Dynamic);
+        assert_eq!(IanaRange::of(65535), IanaRange::Dynamic);
+    }
+
+    #[test]
+    fn facts_follow_the_policy_with_inclusive_ends() {
+        let policy = KernelPortPolicy {
+            ephemeral: Setting {
+                value: PortRange {
+                    lo: 40000,
+                    hi: 40099,
+                },
+                assumed: false,
+            },
+            reserved: Setting {
+                value: vec![PortRange::single(40050)],
+                assumed: false,
+            },
+            unprivileged_start: Setting {
+                value: 1024,
+                assumed: false,
+            },
+        };
+        assert!(policy.may_be_taken_by_outgoing(40000));
+        assert!(policy.may_be_taken_by_outgoing(40099));
+        assert!(!policy.may_be_taken_by_outgoing(40100));
+        assert!(!policy.may_be_taken_by_outgoing(40050));
+        assert!(policy.is_privileged(1023));
+        assert!(!policy.is_privileged(1024));
+    }
+}

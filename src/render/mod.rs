@@ -1,0 +1,5 @@
+//! The only code that turns a report into text.
+
+pub mod escape;
+pub mod json;
+pub mod table;

@@ -1,0 +1,406 @@
+//! The human view: the verdict first, in plain words, then an aligned
+//! table of sockets and holders.
+
+use std::fmt::Write;
+
+use crate::cli::View;
+use crate::ports::{IanaRange, KernelPortPolicy, PortFacts};
+use crate::render::escape::{escape_bytes, escape_str};
+use crate::report::{PortVerdict, Report, Row, reserved_ports_with};
+use crate::socket::{Family, Protocol, State};
+
+struct Paint {
+    on: bool,
+}
+
+impl Paint {
+    fn wrap(&self, code: &str, text: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+    fn bold(&self, text: &str) -> String {
+        self.wrap("1", text)
+    }
+    fn red(&self, text: &str) -> String {
+        self.wrap("1;31", text)
+    }
+    fn green(&self, text: &str) -> String {
+        self.wrap("1;32", text)
+    }
+    fn yellow(&self, text: &str) -> String {
+        self.wrap("33", text)
+    }
+}
+
+pub fn render(report: &Report, color: bool) -> String {
+    let paint = Paint { on: color };
+    let mut out = String::new();
+    match report.view {
+        View::Ports => {
+            for verdict in &report.ports {
+                port_verdict(&mut out, verdict, report, &paint);
+            }
+        }
+        View::Listening | View::All => {
+            let what = if report.view == View::Listening {
+                "Listening"
+            } else {
+                "Sockets"
+            };
+            let _ = writeln!(
+                out,
+                "{} in network namespace {}: {} socket{}.",
+                paint.bold(what),
+                netns_label(report.netns_inode),
+                report.rows.len(),
+                plural(report.rows.len())
+            );
+        }
+    }
+    if !report.rows.is_empty() {
+        out.push('\n');
+        // The port view states the ephemeral verdict in its facts; the
+        // other views mark risky listeners and explain the mark below.
+        let mark_risky = report.view != View::Ports;
+        table(&mut out, &report.rows, mark_risky, &paint);
+        legend(&mut out, report, mark_risky, &paint);
+    }
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn netns_label(inode: Option<u64>) -> String {
+    inode.map_or_else(|| "(unknown)".to_string(), |i| format!("net:[{i}]"))
+}
+
+fn protocols_label(report: &Report) -> &'static str {
+    match report.protocols.as_slice() {
+        [Protocol::Tcp] => "TCP",
+        [Protocol::Udp] => "UDP",
+        _ => "TCP or UDP",
+    }
+}
+
+fn port_verdict(out: &mut String, verdict: &PortVerdict, report: &Report, paint: &Paint) {
+    let asked = verdict.asked;
+    let single = asked.lo == asked.hi;
+    let subject = if single {
+        format!("Port {asked}")
+    } else {
+        format!("Ports {asked}")
+    };
+    if verdict.in_use() {
+        let holders = holder_summary(report, verdict);
+        let ports = if single {
+            String::new()
+        } else {
+            let list: Vec<String> = verdict
+                .in_use_ports
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            format!(
+                " on {} port{} ({})",
+                list.len(),
+                plural(list.len()),
+                list.join(", ")
+            )
+        };
+        let _ = writeln!(
+            out,
+            "{} {} {}: {} socket{}{ports}, {holders}.",
+            paint.bold(&subject),
+            if single { "is" } else { "are" },
+            paint.red("IN USE"),
+            verdict.sockets,
+            plural(verdict.sockets),
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{} {} {} in network namespace {}: no {} socket has {} as its local port.",
+            paint.bold(&subject),
+            if single { "is" } else { "are" },
+            paint.green("FREE"),
+            netns_label(report.netns_inode),
+            protocols_label(report),
+            if single { "it" } else { "any of them" },
+        );
+    }
+    if single {
+        port_facts(
+            out,
+            &PortFacts::of(asked.lo, &report.policy),
+            &report.policy,
+            paint,
+        );
+    } else {
+        range_facts(out, verdict, &report.policy);
+    }
+}
+
+fn holder_summary(report: &Report, verdict: &PortVerdict) -> String {
+    let asked = verdict.asked;
+    let mut names: Vec<String> = Vec::new();
+    let mut hidden = 0;
+    let mut unowned = 0;
+    for row in report
+        .rows
+        .iter()
+        .filter(|r| asked.contains(r.socket.local.port) || asked.contains(r.socket.remote.port))
+    {
+        if row.holders_hidden {
+            hidden += 1;
+        } else if row.holders.is_empty() {
+            unowned += 1;
+        }
+        for h in &row.holders {
+            let name = format!("{} (pid {})", escape_bytes(&h.command), h.pid);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    let mut parts = Vec::new();
+    if !names.is_empty() {
+        let shown: Vec<String> = names.iter().take(4).cloned().collect();
+        let more = if names.len() > 4 {
+            format!(" and {} more", names.len() - 4)
+        } else {
+            String::new()
+        };
+        parts.push(format!("held by {}{more}", shown.join(", ")));
+    }
+    if hidden > 0 {
+        parts.push(format!("{hidden} with holders hidden from this user"));
+    }
+    if unowned > 0 {
+        parts.push(format!(
+            "{unowned} held by no process (time-wait, or not yet accepted)"
+        ));
+    }
+    parts.join("; ")
+}
+
+fn port_facts(out: &mut String, facts: &PortFacts, policy: &KernelPortPolicy, paint: &Paint) {
+    let range = policy.ephemeral.value;
+    let assumed = if policy.ephemeral.assumed {
+        " (assumed: the kernel default, as ip_local_port_range could not be read)"
+    } else {
+        ""
+    };
+    let _ = writeln!(out, "  {}: a {}.", facts.port, facts.iana_range.describe());
+    let ephemeral = match (facts.ephemeral, facts.reserved) {
+        (true, false) => paint.yellow(&format!(
+            "inside the kernel's ephemeral range {range}{assumed} and not reserved: outgoing connections may take it"
+        )),
+        (true, true) => format!(
+            "inside the kernel's ephemeral range {range}{assumed} but reserved (ip_local_reserved_ports): outgoing connections will not take it"
+        ),
+        (false, true) => format!(
+            "outside the kernel's ephemeral range {range}{assumed}, and reserved: outgoing connections do not take it"
+        ),
+        (false, false) => format!(
+            "outside the kernel's ephemeral range {range}{assumed}: outgoing connections do not take it"
+        ),
+    };
+    let _ = writeln!(out, "  {}: {ephemeral}.", facts.port);
+    if facts.ephemeral && !facts.reserved {
+        let _ = writeln!(
+            out,
+            "  To keep it for a service: sysctl -w net.ipv4.ip_local_reserved_ports={}",
+            reserved_ports_with(policy, &[facts.port])
+        );
+    }
+    let start = policy.unprivileged_start.value;
+    let privileged = if facts.privileged {
+        format!(
+            "privileged: binding it needs root or CAP_NET_BIND_SERVICE (ip_unprivileged_port_start is {start})"
+        )
+    } else {
+        format!("not privileged: any user may bind it (ip_unprivileged_port_start is {start})")
+    };
+    let _ = writeln!(out, "  {}: {privileged}.", facts.port);
+}
+
+fn range_facts(out: &mut String, verdict: &PortVerdict, policy: &KernelPortPolicy) {
+    let asked = verdict.asked;
+    let iana: Vec<&str> = [IanaRange::System, IanaRange::User, IanaRange::Dynamic]
+        .into_iter()
+        .filter(|r| {
+            let (lo, hi) = r.bounds();
+            asked.lo <= hi && lo <= asked.hi
+        })
+        .map(IanaRange::describe)
+        .collect();
+    let _ = writeln!(out, "  {asked}: {}.", iana.join(", "));
+    let eph = policy.ephemeral.value;
+    let overlap_lo = asked.lo.max(eph.lo);
+    let overlap_hi = asked.hi.min(eph.hi);
+    if overlap_lo <= overlap_hi {
+        let unreserved = (overlap_lo..=overlap_hi)
+            .filter(|p| !policy.is_reserved(*p))
+            .count();
+        let _ = writeln!(
+            out,
+            "  {asked}: {overlap_lo}-{overlap_hi} lies inside the kernel's ephemeral range {eph}; {unreserved} of those ports are not reserved, and outgoing connections may take them."
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  {asked}: outside the kernel's ephemeral range {eph}."
+        );
+    }
+}
+
+/// The protocol column: tcp/udp for IPv4, tcp6/udp6 for IPv6, and
+/// tcp46/udp46 for an IPv6 wildcard socket that also takes IPv4.
+fn protocol_label(row: &Row) -> String {
+    let s = &row.socket;
+    let suffix = match (s.family, s.v6only) {
+        (Family::Inet, _) => "",
+        (Family::Inet6, Some(false)) if s.local.is_unspecified() => "46",
+        (Family::Inet6, _) => "6",
+    };
+    format!("{}{suffix}", s.protocol.name())
+}
+
+fn state_label(row: &Row) -> String {
+    match (row.socket.protocol, row.socket.state) {
+        (Protocol::Udp, State::Close) => "UNCONN".to_string(),
+        (_, state) => state.kernel_name(),
+    }
+}
+
+const HEADERS: [&str; 10] = [
+    "PROTO", "STATE", "ROLE", "LOCAL", "REMOTE", "PID", "USER", "FD", "COMMAND", "ARGS",
+];
+
+fn table(out: &mut String, rows: &[Row], mark_risky: bool, paint: &Paint) {
+    let mut cells: Vec<[String; 10]> = Vec::new();
+    for row in rows {
+        let role = if row.risky && mark_risky {
+            format!("{}!", row.role.name())
+        } else {
+            row.role.name().to_string()
+        };
+        let socket_cells = [
+            protocol_label(row),
+            state_label(row),
+            role,
+            row.socket.local.to_string(),
+            row.socket.remote.to_string(),
+        ];
+        if row.holders.is_empty() {
+            let what = if row.holders_hidden { "(hidden)" } else { "-" };
+            let [a, b, c, d, e] = socket_cells;
+            let uid = row.socket.uid.to_string();
+            let user = if row.holders_hidden {
+                uid
+            } else {
+                "-".to_string()
+            };
+            cells.push([
+                a,
+                b,
+                c,
+                d,
+                e,
+                "-".into(),
+                user,
+                "-".into(),
+                what.into(),
+                String::new(),
+            ]);
+            continue;
+        }
+        for holder in &row.holders {
+            let [a, b, c, d, e] = socket_cells.clone();
+            let user = match (&holder.user, holder.uid) {
+                (Some(name), _) => escape_str(name),
+                (None, Some(uid)) => uid.to_string(),
+                (None, None) => "?".to_string(),
+            };
+            let args: Vec<String> = holder.cmdline.iter().map(|a| escape_bytes(a)).collect();
+            cells.push([
+                a,
+                b,
+                c,
+                d,
+                e,
+                holder.pid.to_string(),
+                user,
+                holder.fd.to_string(),
+                escape_bytes(&holder.command),
+                args.join(" "),
+            ]);
+        }
+    }
+    let mut widths = HEADERS.map(str::len);
+    for line in &cells {
+        for (w, cell) in widths.iter_mut().zip(line) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let header = format_line(&HEADERS.map(str::to_string), &widths);
+    let _ = writeln!(out, "{}", paint.bold(&header));
+    for line in &cells {
+        let _ = writeln!(out, "{}", format_line(line, &widths));
+    }
+}
+
+fn format_line(cells: &[String; 10], widths: &[usize; 10]) -> String {
+    let mut line = String::new();
+    for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+        if i + 1 == cells.len() {
+            line.push_str(cell);
+        } else {
+            let pad = width - cell.chars().count();
+            line.push_str(cell);
+            line.extend(std::iter::repeat_n(' ', pad + 2));
+        }
+    }
+    line.trim_end().to_string()
+}
+
+fn legend(out: &mut String, report: &Report, mark_risky: bool, paint: &Paint) {
+    let rows = &report.rows;
+    if rows.iter().any(|r| protocol_label(r).ends_with("46")) {
+        let _ = writeln!(
+            out,
+            "\ntcp46/udp46: an IPv6 wildcard socket that also takes IPv4 (v6only off)."
+        );
+    }
+    if !mark_risky {
+        return;
+    }
+    let mut risky: Vec<u16> = rows
+        .iter()
+        .filter(|r| r.risky)
+        .map(|r| r.socket.local.port)
+        .collect();
+    risky.sort_unstable();
+    risky.dedup();
+    if !risky.is_empty() {
+        let range = report.policy.ephemeral.value;
+        let _ = writeln!(
+            out,
+            "\n{} {} port{} inside the ephemeral range {range} and not reserved (marked !): an outgoing connection may take {} while the service is down, and its restart then fails with \"address already in use\".",
+            paint.yellow("warning:"),
+            risky.len(),
+            plural(risky.len()),
+            if risky.len() == 1 { "it" } else { "them" },
+        );
+        let _ = writeln!(
+            out,
+            "Fix: sysctl -w net.ipv4.ip_local_reserved_ports={}",
+            reserved_ports_with(&report.policy, &risky)
+        );
+    }
+}

@@ -1,0 +1,372 @@
+//! The join: sockets, their holders and the port facts become one
+//! report. Roles, filters and order are decided here; no I/O happens.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::cli::View;
+use crate::owners::{FdScan, ProcessInfo};
+use crate::ports::{KernelPortPolicy, PortFacts, PortRange};
+use crate::socket::{Family, Protocol, Socket, State};
+use crate::users::UserNames;
+
+/// What a socket is doing with its port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// A TCP listener, or an unconnected UDP socket that receives on the port.
+    Listener,
+    /// A TCP socket that holds the port with bind() alone.
+    BoundOnly,
+    /// The server end of a connection to a local listener on the port.
+    Accepted,
+    /// A client end of a connection.
+    Outgoing,
+    TimeWait,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Listener => "listener",
+            Role::BoundOnly => "bound-only",
+            Role::Accepted => "accepted",
+            Role::Outgoing => "outgoing",
+            Role::TimeWait => "time-wait",
+        }
+    }
+}
+
+/// A process holding a socket through one of its fds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    pub fd: u32,
+    pub command: Vec<u8>,
+    pub cmdline: Vec<Vec<u8>>,
+    pub uid: Option<u32>,
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub socket: Socket,
+    pub role: Role,
+    pub holders: Vec<Holder>,
+    /// The socket has an inode but no holder we could see, and some
+    /// processes' fds were unreadable: its holder may be among them.
+    pub holders_hidden: bool,
+    /// A listener or bound-only socket whose port an outgoing connection
+    /// may take (inside the ephemeral range, not reserved).
+    pub risky: bool,
+}
+
+/// The verdict on one port, or on one range as the user asked for it.
+#[derive(Debug, Clone)]
+pub struct PortVerdict {
+    pub asked: PortRange,
+    /// The facts of each port this verdict speaks for: the single port
+    /// asked, or each port of a range that is in use.
+    pub facts: Vec<PortFacts>,
+    pub sockets: usize,
+    pub in_use_ports: Vec<u16>,
+}
+
+impl PortVerdict {
+    pub fn in_use(&self) -> bool {
+        self.sockets > 0
+    }
+}
+
+#[derive(Debug)]
+pub struct Report {
+    pub view: View,
+    pub netns_inode: Option<u64>,
+    pub policy: KernelPortPolicy,
+    pub ports: Vec<PortVerdict>,
+    pub rows: Vec<Row>,
+    pub protocols: Vec<Protocol>,
+    /// Sockets whose holders could not be seen.
+    pub hidden_sockets: usize,
+    /// Replies the source could not decode and skipped.
+    pub skipped_replies: usize,
+}
+
+impl Report {
+    pub fn any_match(&self) -> bool {
+        !self.rows.is_empty()
+    }
+}
+
+/// Everything the join needs.
+pub struct Inputs<'a> {
+    pub view: View,
+    pub asked: &'a [PortRange],
+    pub ports: &'a [PortRange],
+    pub match_remote: bool,
+    pub listening_only: bool,
+    pub protocols: &'a [Protocol],
+    pub families: &'a [Family],
+    pub netns_inode: Option<u64>,
+    pub policy: KernelPortPolicy,
+    pub sockets: Vec<Socket>,
+    pub scan: &'a FdScan,
+    pub processes: &'a HashMap<u32, ProcessInfo>,
+    pub users: &'a UserNames,
+    pub skipped_replies: usize,
+}
+
+pub fn build(inputs: Inputs<'_>) -> Report {
+    let listeners = listener_index(&inputs.sockets);
+    let in_ports = |port: u16| inputs.ports.iter().any(|range| range.contains(port));
+    let mut rows: Vec<Row> = inputs
+        .sockets
+        .into_iter()
+        .filter(|s| inputs.protocols.contains(&s.protocol) && inputs.families.contains(&s.family))
+        .filter(|s| match inputs.view {
+            View::Ports => {
+                in_ports(s.local.port) || (inputs.match_remote && in_ports(s.remote.port))
+            }
+            View::Listening => s.is_unconnected(),
+            View::All => true,
+        })
+        .filter(|s| !inputs.listening_only || s.is_unconnected())
+        .map(|socket| {
+            let role = role_of(&socket, &listeners);
+            let holders = holders_of(&socket, inputs.scan, inputs.processes, inputs.users);
+            let holders_hidden = holders.is_empty()
+                && socket.inode != 0
+                && !inputs.scan.unreadable_processes.is_empty();
+            let risky = matches!(role, Role::Listener | Role::BoundOnly)
+                && inputs.policy.may_be_taken_by_outgoing(socket.local.port);
+            Row {
+                socket,
+                role,
+                holders,
+                holders_hidden,
+                risky,
+            }
+        })
+        .collect();
+    rows.sort_by_key(sort_key);
+
+    let ports = inputs
+        .asked
+        .iter()
+        .map(|asked| verdict(*asked, &rows, inputs.match_remote, &inputs.policy))
+        .collect();
+    let hidden_sockets = rows.iter().filter(|r| r.holders_hidden).count();
+    Report {
+        view: inputs.view,
+        netns_inode: inputs.netns_inode,
+        policy: inputs.policy,
+        ports,
+        rows,
+        protocols: inputs.protocols.to_vec(),
+        hidden_sockets,
+        skipped_replies: inputs.skipped_replies,
+    }
+}
+
+fn verdict(
+    asked: PortRange,
+    rows: &[Row],
+    match_remote: bool,
+    policy: &KernelPortPolicy,
+) -> PortVerdict {
+    let matches = |row: &&Row| {
+        asked.contains(row.socket.local.port)
+            || (match_remote && asked.contains(row.socket.remote.port))
+    };
+    let matching: Vec<&Row> = rows.iter().filter(matches).collect();
+    let mut in_use_ports: Vec<u16> = matching
+        .iter()
+        .flat_map(|row| [row.socket.local.port, row.socket.remote.port])
+        .filter(|port| asked.contains(*port) && *port != 0)
+        .collect();
+    in_use_ports.sort_unstable();
+    in_use_ports.dedup();
+    let fact_ports: Vec<u16> = if asked.lo == asked.hi {
+        vec![asked.lo]
+    } else {
+        in_use_ports.clone()
+    };
+    PortVerdict {
+        asked,
+        facts: fact_ports
+            .into_iter()
+            .map(|port| PortFacts::of(port, policy))
+            .collect(),
+        sockets: matching.len(),
+        in_use_ports,
+    }
+}
+
+/// Listening TCP sockets by port, to tell accepted connections from
+/// outgoing ones.
+fn listener_index(sockets: &[Socket]) -> HashMap<u16, Vec<IpAddr>> {
+    let mut index: HashMap<u16, Vec<IpAddr>> = HashMap::new();
+    for socket in sockets {
+        if socket.protocol == Protocol::Tcp && socket.state == State::Listen {
+            index
+                .entry(socket.local.port)
+                .or_default()
+                .push(socket.local.readable_address());
+        }
+    }
+    index
+}
+
+fn role_of(socket: &Socket, listeners: &HashMap<u16, Vec<IpAddr>>) -> Role {
+    match (socket.protocol, socket.state) {
+        (Protocol::Tcp, State::Listen) => Role::Listener,
+        (Protocol::Tcp, State::BoundInactive | State::Close) => Role::BoundOnly,
+        (Protocol::Tcp, State::TimeWait) => Role::TimeWait,
+        (Protocol::Tcp, State::SynRecv | State::NewSynRecv) => Role::Accepted,
+        (Protocol::Tcp, State::SynSent) => Role::Outgoing,
+        (Protocol::Tcp, _) => {
+            // The kernel does not record which side opened a connection;
+            // a connection whose local port has a matching local listener
+            // was accepted by it.
+            let address = socket.local.readable_address();
+            let accepted = listeners
+                .get(&socket.local.port)
+                .is_some_and(|addrs| addrs.iter().any(|a| a.is_unspecified() || *a == address));
+            if accepted {
+                Role::Accepted
+            } else {
+                Role::Outgoing
+            }
+        }
+        (Protocol::Udp, State::Close) => Role::Listener,
+        (Protocol::Udp, _) => Role::Outgoing,
+    }
+}
+
+fn holders_of(
+    socket: &Socket,
+    scan: &FdScan,
+    processes: &HashMap<u32, ProcessInfo>,
+    users: &UserNames,
+) -> Vec<Holder> {
+    if socket.inode == 0 {
+        return Vec::new();
+    }
+    let Some(refs) = scan.by_inode.get(&socket.inode) else {
+        return Vec::new();
+    };
+    refs.iter()
+        .map(|r| {
+            let info = processes.get(&r.pid);
+            let uid = info.and_then(|i| i.uid);
+            Holder {
+                pid: r.pid,
+                fd: r.fd,
+                command: info.map(|i| i.command.clone()).unwrap_or_default(),
+                cmdline: info.map(|i| i.cmdline.clone()).unwrap_or_default(),
+                uid,
+                user: uid.and_then(|u| users.name(u)).map(str::to_string),
+            }
+        })
+        .collect()
+}
+
+type SortKey = (u16, Protocol, Family, Role, IpAddr, IpAddr, u16, u64);
+
+fn sort_key(row: &Row) -> SortKey {
+    let s = &row.socket;
+    (
+        s.local.port,
+        s.protocol,
+        s.family,
+        row.role,
+        s.local.address,
+        s.remote.address,
+        s.remote.port,
+        s.inode,
+    )
+}
+
+/// The ports to add to ip_local_reserved_ports so that no outgoing
+/// connection takes them: the current list plus `extra`, merged.
+pub fn reserved_ports_with(policy: &KernelPortPolicy, extra: &[u16]) -> String {
+    let mut ranges = policy.reserved.value.clone();
+    ranges.extend(extra.iter().map(|p| PortRange::single(*p)));
+    crate::portspec::normalize(ranges)
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socket::Endpoint;
+
+    fn tcp(state: State, local: &str, remote: &str) -> Socket {
+        let parse = |s: &str| {
+            let (addr, port) = s.rsplit_once(':').unwrap();
+            Endpoint {
+                address: addr.trim_matches(['[', ']']).parse().unwrap(),
+                port: port.parse().unwrap(),
+            }
+        };
+        Socket {
+            protocol: Protocol::Tcp,
+            family: Family::Inet,
+            state,
+            local: parse(local),
+            remote: parse(remote),
+            v6only: None,
+            uid: 0,
+            inode: 1,
+        }
+    }
+
+    #[test]
+    fn connections_to_a_local_listener_are_accepted_and_others_outgoing() {
+        let sockets = vec![
+            tcp(State::Listen, "0.0.0.0:8080", "0.0.0.0:0"),
+            tcp(State::Established, "127.0.0.1:8080", "127.0.0.1:40001"),
+            tcp(State::Established, "127.0.0.1:40001", "127.0.0.1:8080"),
+        ];
+        let index = listener_index(&sockets);
+        let roles: Vec<Role> = sockets.iter().map(|s| role_of(s, &index)).collect();
+        assert_eq!(roles, vec![Role::Listener, Role::Accepted, Role::Outgoing]);
+    }
+
+    #[test]
+    fn a_listener_on_another_address_does_not_make_a_connection_accepted() {
+        let sockets = vec![
+            tcp(State::Listen, "127.0.0.2:8080", "0.0.0.0:0"),
+            tcp(State::Established, "127.0.0.1:8080", "127.0.0.1:40001"),
+        ];
+        let index = listener_index(&sockets);
+        assert_eq!(role_of(&sockets[1], &index), Role::Outgoing);
+    }
+
+    #[test]
+    fn the_reserved_ports_fix_keeps_what_is_already_reserved() {
+        let policy = KernelPortPolicy {
+            ephemeral: crate::ports::Setting {
+                value: PortRange {
+                    lo: 32768,
+                    hi: 60999,
+                },
+                assumed: false,
+            },
+            reserved: crate::ports::Setting {
+                value: vec![PortRange { lo: 9000, hi: 9100 }],
+                assumed: false,
+            },
+            unprivileged_start: crate::ports::Setting {
+                value: 1024,
+                assumed: false,
+            },
+        };
+        assert_eq!(
+            reserved_ports_with(&policy, &[40000, 9050, 40001]),
+            "9000-9100,40000-40001"
+        );
+    }
+}

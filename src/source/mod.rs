@@ -1,0 +1,3 @@
+//! Where sockets come from.
+
+pub mod netlink;

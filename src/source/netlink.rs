@@ -1,0 +1,570 @@
+//! Sockets from the kernel's sock_diag interface (NETLINK_SOCK_DIAG).
+//!
+//! One dump per family and protocol. When ports are asked for, the port
+//! filter runs in the kernel as inet_diag bytecode, so a busy host sends
+//! back only the sockets on those ports. Building the request and
+//! decoding the replies are pure functions over bytes; only `dump` does
+//! I/O.
+
+use std::io;
+use std::net::IpAddr;
+
+use netlink_packet_core::Parseable;
+use netlink_packet_core::{NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NlasIterator};
+use netlink_packet_sock_diag::SockDiagMessage;
+use netlink_packet_sock_diag::constants::{
+    AF_INET, AF_INET6, INET_DIAG_SKV6ONLY, IPPROTO_TCP, IPPROTO_UDP, SOCK_DIAG_BY_FAMILY,
+};
+use netlink_packet_sock_diag::inet::{
+    ExtensionFlags, InetRequest, InetResponseHeader, SocketId, StateFlags,
+};
+use netlink_sys::{Socket as NetlinkSocket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
+
+use crate::ports::PortRange;
+use crate::socket::{Endpoint, Family, Protocol, Socket, State};
+
+const NLMSG_HEADER_LEN: usize = 16;
+const NLMSG_NOOP: u16 = 1;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+/// sizeof(struct inet_diag_msg): the fixed part of every reply.
+const INET_DIAG_MSG_LEN: usize = 72;
+/// The request attribute that carries the filter program.
+const INET_DIAG_REQ_BYTECODE: u16 = 1;
+
+// inet_diag bytecode operations (include/uapi/linux/inet_diag.h).
+const INET_DIAG_BC_JMP: u8 = 1;
+const INET_DIAG_BC_S_GE: u8 = 2;
+const INET_DIAG_BC_S_LE: u8 = 3;
+const INET_DIAG_BC_D_GE: u8 = 4;
+const INET_DIAG_BC_D_LE: u8 = 5;
+
+/// Every TCP state bit, 1 (ESTABLISHED) through 13 (BOUND_INACTIVE).
+/// The crate's `StateFlags::all()` stops at CLOSING (11) and so would
+/// miss request sockets (12) and bound-only sockets (13).
+pub const ALL_STATES: u32 = ((1 << 14) - 1) & !1;
+/// Unconnected UDP sockets are in state CLOSE (7).
+pub const UDP_UNCONNECTED: u32 = 1 << 7;
+/// TCP sockets that hold a port without a connection: LISTEN and
+/// BOUND_INACTIVE.
+pub const TCP_UNCONNECTED: u32 = (1 << 10) | (1 << 13);
+
+/// What one dump asks the kernel for.
+#[derive(Debug, Clone)]
+pub struct DumpRequest {
+    pub family: Family,
+    pub protocol: Protocol,
+    /// Bit N set asks for sockets in kernel state N.
+    pub states: u32,
+    /// Empty means every port.
+    pub ports: Vec<PortRange>,
+    /// Also match sockets whose remote port is in `ports`.
+    pub match_remote: bool,
+}
+
+/// Why a dump failed. `errno` lets the caller decide whether to fall
+/// back to /proc.
+#[derive(Debug)]
+pub struct DumpError {
+    pub errno: Option<i32>,
+    pub message: String,
+}
+
+impl std::fmt::Display for DumpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl DumpError {
+    fn from_io(what: &str, err: io::Error) -> DumpError {
+        DumpError {
+            errno: err.raw_os_error(),
+            message: format!("sock_diag {what}: {err}"),
+        }
+    }
+
+    fn from_kernel(code: i32) -> DumpError {
+        let err = io::Error::from_raw_os_error(-code);
+        DumpError {
+            errno: Some(-code),
+            message: format!("sock_diag dump failed: {err}"),
+        }
+    }
+}
+
+/// The filter program: "local port in any of `ports`", optionally "or
+/// remote port in any of `ports`". Each range is one clause of two
+/// comparisons; a clause that holds jumps to the end (accept), a
+/// comparison that fails jumps to the next clause, and the last clause
+/// fails by jumping one op past the end (reject). Every jump target is on
+/// the chain of `yes` steps from the start, which the kernel's checker
+/// (inet_diag_bc_audit) requires.
+pub fn compile_port_filter(ports: &[PortRange], match_remote: bool) -> Vec<u8> {
+    let mut clauses: Vec<(u8, u8, PortRange)> = ports
+        .iter()
+        .map(|range| (INET_DIAG_BC_S_GE, INET_DIAG_BC_S_LE, *range))
+        .collect();
+    if match_remote {
+        clauses.extend(
+            ports
+                .iter()
+                .map(|range| (INET_DIAG_BC_D_GE, INET_DIAG_BC_D_LE, *range)),
+        );
+    }
+    // A clause: GE op + port, LE op + port (16 bytes), then a JMP to the
+    // end (4 bytes) unless it is the last clause.
+    const COMPARISONS: usize = 16;
+    const JUMP: usize = 4;
+    let total: usize = clauses.len() * (COMPARISONS + JUMP) - JUMP;
+    let mut program = Vec::with_capacity(total);
+    for (index, (ge, le, range)) in clauses.iter().enumerate() {
+        let last = index + 1 == clauses.len();
+        let clause_start = program.len();
+        let clause_len = if last {
+            COMPARISONS
+        } else {
+            COMPARISONS + JUMP
+        };
+        let next_clause = clause_start + clause_len;
+        for (position, (code, port)) in [(*ge, range.lo), (*le, range.hi)].into_iter().enumerate() {
+            let here = clause_start + position * 8;
+            // On failure: the next clause, or one op past the end.
+            let no = if last {
+                total + 4 - here
+            } else {
+                next_clause - here
+            };
+            push_op(&mut program, code, 8, no);
+            push_op(&mut program, 0, 0, usize::from(port));
+        }
+        if !last {
+            let here = program.len();
+            push_op(&mut program, INET_DIAG_BC_JMP, 4, total - here);
+        }
+    }
+    debug_assert_eq!(program.len(), total);
+    program
+}
+
+fn push_op(program: &mut Vec<u8>, code: u8, yes: u8, no: usize) {
+    program.push(code);
+    program.push(yes);
+    program.extend_from_slice(&(no as u16).to_ne_bytes());
+}
+
+/// The bytes of one SOCK_DIAG_BY_FAMILY dump request.
+pub fn build_request(request: &DumpRequest, sequence: u32) -> Vec<u8> {
+    let (family, socket_id) = match request.family {
+        Family::Inet => (AF_INET, SocketId::new_v4()),
+        Family::Inet6 => (AF_INET6, SocketId::new_v6()),
+    };
+    let protocol = match request.protocol {
+        Protocol::Tcp => IPPROTO_TCP,
+        Protocol::Udp => IPPROTO_UDP,
+    };
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    header.sequence_number = sequence;
+    let mut message = NetlinkMessage::new(
+        header,
+        SockDiagMessage::InetRequest(InetRequest {
+            family,
+            protocol,
+            extensions: ExtensionFlags::empty(),
+            states: StateFlags::from_bits_retain(request.states),
+            socket_id,
+        })
+        .into(),
+    );
+    message.finalize();
+    let mut bytes = vec![0; message.buffer_len()];
+    message.serialize(&mut bytes);
+
+    // The crate's request type has no attributes: append the filter as
+    // an INET_DIAG_REQ_BYTECODE attribute and fix the length.
+    if !request.ports.is_empty() {
+        let program = compile_port_filter(&request.ports, request.match_remote);
+        let attribute_len = 4 + program.len();
+        bytes.extend_from_slice(&(attribute_len as u16).to_ne_bytes());
+        bytes.extend_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+        bytes.extend_from_slice(&program);
+        let total = bytes.len() as u32;
+        bytes[0..4].copy_from_slice(&total.to_ne_bytes());
+    }
+    bytes
+}
+
+/// Where a stream of replies stands after one buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Progress {
+    More,
+    Done,
+}
+
+/// Decodes one buffer of replies, appending sockets to `out`. A message
+/// that cannot be decoded is skipped by its header length and counted in
+/// `skipped`; a dump that failed in the kernel (NLMSG_DONE or NLMSG_ERROR
+/// with a negative code) is an error, never an empty answer.
+pub fn decode_replies(
+    mut buffer: &[u8],
+    protocol: Protocol,
+    out: &mut Vec<Socket>,
+    skipped: &mut usize,
+) -> Result<Progress, DumpError> {
+    while buffer.len() >= NLMSG_HEADER_LEN {
+        let length = u32::from_ne_bytes(buffer[0..4].try_into().unwrap()) as usize;
+        let kind = u16::from_ne_bytes(buffer[4..6].try_into().unwrap());
+        if length < NLMSG_HEADER_LEN || length > buffer.len() {
+            // The framing itself is broken: nothing after this can be trusted.
+            *skipped += 1;
+            return Err(DumpError {
+                errno: None,
+                message: format!("sock_diag reply with a bad length ({length} bytes)"),
+            });
+        }
+        let payload = &buffer[NLMSG_HEADER_LEN..length];
+        match kind {
+            NLMSG_DONE | NLMSG_ERROR => {
+                let code = payload
+                    .get(0..4)
+                    .map(|b| i32::from_ne_bytes(b.try_into().unwrap()))
+                    .unwrap_or(0);
+                if code < 0 {
+                    return Err(DumpError::from_kernel(code));
+                }
+                if kind == NLMSG_DONE {
+                    return Ok(Progress::Done);
+                }
+            }
+            SOCK_DIAG_BY_FAMILY => match decode_socket(payload, protocol) {
+                Some(socket) => out.push(socket),
+                None => *skipped += 1,
+            },
+            NLMSG_NOOP => {}
+            _ => *skipped += 1,
+        }
+        // Messages are aligned to 4 bytes.
+        let advance = (length + 3) & !3;
+        buffer = buffer.get(advance..).unwrap_or(&[]);
+    }
+    Ok(Progress::More)
+}
+
+/// One inet_diag_msg and its attributes.
+pub fn decode_socket(payload: &[u8], protocol: Protocol) -> Option<Socket> {
+    let header = InetResponseHeader::parse(payload).ok()?;
+    let family = match header.family {
+        AF_INET => Family::Inet,
+        AF_INET6 => Family::Inet6,
+        _ => return None,
+    };
+    let mut v6only = None;
+    if family == Family::Inet6 {
+        for attribute in NlasIterator::new(payload.get(INET_DIAG_MSG_LEN..)?) {
+            let Ok(attribute) = attribute else { break };
+            if attribute.kind() == INET_DIAG_SKV6ONLY {
+                v6only = attribute.value().first().map(|v| *v != 0);
+            }
+        }
+    }
+    let id = &header.socket_id;
+    let state = match (protocol, State::from_kernel(header.state)) {
+        // The kernel reports a bound-only TCP socket with its real state,
+        // CLOSE; only the request names it BOUND_INACTIVE. A TCP socket
+        // in CLOSE reaches a dump through that request alone.
+        (Protocol::Tcp, State::Close) => State::BoundInactive,
+        (_, state) => state,
+    };
+    Some(Socket {
+        protocol,
+        family,
+        state,
+        local: endpoint(id.source_address, id.source_port),
+        remote: endpoint(id.destination_address, id.destination_port),
+        v6only,
+        uid: header.uid,
+        inode: u64::from(header.inode),
+    })
+}
+
+fn endpoint(address: IpAddr, port: u16) -> Endpoint {
+    Endpoint { address, port }
+}
+
+/// Runs one dump against the kernel.
+pub fn dump(request: &DumpRequest, out: &mut Vec<Socket>) -> Result<usize, DumpError> {
+    let mut socket =
+        NetlinkSocket::new(NETLINK_SOCK_DIAG).map_err(|e| DumpError::from_io("socket", e))?;
+    socket
+        .bind_auto()
+        .map_err(|e| DumpError::from_io("bind", e))?;
+    socket
+        .connect(&SocketAddr::new(0, 0))
+        .map_err(|e| DumpError::from_io("connect", e))?;
+    let bytes = build_request(request, 1);
+    socket
+        .send(&bytes, 0)
+        .map_err(|e| DumpError::from_io("send", e))?;
+
+    // The kernel sends dumps in chunks of at most 32 KiB.
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut skipped = 0;
+    loop {
+        let mut window = &mut buffer[..];
+        let received = match socket.recv(&mut window, 0) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(DumpError::from_io("receive", e)),
+        };
+        let received = received.min(buffer.len());
+        if received == 0 {
+            return Err(DumpError {
+                errno: None,
+                message: "sock_diag dump ended early".into(),
+            });
+        }
+        if decode_replies(&buffer[..received], request.protocol, out, &mut skipped)?
+            == Progress::Done
+        {
+            return Ok(skipped);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a compiled program the way the kernel's inet_diag_bc_run does.
+    fn run(program: &[u8], sport: u16, dport: u16) -> bool {
+        let mut at = 0usize;
+        let mut len = program.len() as isize;
+        while len > 0 {
+            let code = program[at];
+            let yes = program[at + 1] as usize;
+            let no = u16::from_ne_bytes([program[at + 2], program[at + 3]]) as usize;
+            let arg = || u16::from_ne_bytes([program[at + 6], program[at + 7]]);
+            let taken = match code {
+                INET_DIAG_BC_JMP => false,
+                INET_DIAG_BC_S_GE => sport >= arg(),
+                INET_DIAG_BC_S_LE => sport <= arg(),
+                INET_DIAG_BC_D_GE => dport >= arg(),
+                INET_DIAG_BC_D_LE => dport <= arg(),
+                _ => panic!("unknown op {code}"),
+            };
+            let step = if taken { yes } else { no };
+            at += step;
+            len -= step as isize;
+        }
+        len == 0
+    }
+
+    /// The kernel's checker, inet_diag_bc_audit with valid_cc.
+    fn audit(program: &[u8]) -> bool {
+        let valid_cc = |cc: isize| {
+            let mut len = program.len() as isize;
+            let mut at = 0usize;
+            while len >= 0 {
+                if cc > len {
+                    return false;
+                }
+                if cc == len {
+                    return true;
+                }
+                let yes = program[at + 1] as isize;
+                if yes < 4 || yes & 3 != 0 {
+                    return false;
+                }
+                len -= yes;
+                at += yes as usize;
+            }
+            false
+        };
+        let mut len = program.len() as isize;
+        let mut at = 0usize;
+        while len > 0 {
+            let code = program[at];
+            let min_len = if code == INET_DIAG_BC_JMP { 4 } else { 8 };
+            let yes = program[at + 1] as isize;
+            let no = u16::from_ne_bytes([program[at + 2], program[at + 3]]) as isize;
+            if no < min_len || no > len + 4 || no & 3 != 0 {
+                return false;
+            }
+            if no < len && !valid_cc(len - no) {
+                return false;
+            }
+            if yes < min_len || yes > len + 4 || yes & 3 != 0 {
+                return false;
+            }
+            at += yes as usize;
+            len -= yes;
+        }
+        len == 0
+    }
+
+    #[test]
+    fn a_single_port_filter_matches_only_that_local_port() {
+        let program = compile_port_filter(&[PortRange::single(8080)], false);
+        assert!(audit(&program));
+        assert!(run(&program, 8080, 1));
+        assert!(!run(&program, 8079, 8080));
+        assert!(!run(&program, 8081, 8080));
+    }
+
+    #[test]
+    fn ranges_and_remote_ports_are_alternatives() {
+        let ports = [PortRange::single(22), PortRange { lo: 8000, hi: 8100 }];
+        let program = compile_port_filter(&ports, true);
+        assert!(audit(&program));
+        for (sport, dport, expected) in [
+            (22, 5, true),
+            (8000, 5, true),
+            (8100, 5, true),
+            (8101, 5, false),
+            (5, 22, true),
+            (5, 8050, true),
+            (5, 7999, false),
+            (23, 21, false),
+        ] {
+            assert_eq!(
+                run(&program, sport, dport),
+                expected,
+                "sport {sport} dport {dport}"
+            );
+        }
+    }
+
+    #[test]
+    fn many_clauses_still_pass_the_checker() {
+        let ports: Vec<_> = (1..40).map(|p| PortRange::single(p * 100)).collect();
+        let program = compile_port_filter(&ports, true);
+        assert!(audit(&program));
+        assert!(run(&program, 3900, 1));
+        assert!(run(&program, 1, 100));
+        assert!(!run(&program, 101, 99));
+    }
+
+    #[test]
+    fn the_request_carries_all_states_and_the_filter() {
+        let request = DumpRequest {
+            family: Family::Inet6,
+            protocol: Protocol::Tcp,
+            states: ALL_STATES,
+            ports: vec![PortRange::single(60403)],
+            match_remote: false,
+        };
+        let bytes = build_request(&request, 7);
+        // nlmsghdr (16) + inet_diag_req_v2 (56) + attribute header (4) + 16.
+        assert_eq!(bytes.len(), 16 + 56 + 4 + 16);
+        assert_eq!(
+            u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize,
+            bytes.len()
+        );
+        assert_eq!(
+            u16::from_ne_bytes(bytes[4..6].try_into().unwrap()),
+            SOCK_DIAG_BY_FAMILY
+        );
+        assert_eq!(bytes[16], AF_INET6);
+        assert_eq!(bytes[17], IPPROTO_TCP);
+        let states = u32::from_ne_bytes(bytes[20..24].try_into().unwrap());
+        assert_eq!(
+            states, 0x3ffe,
+            "bits 1..=13, including NEW_SYN_RECV and BOUND_INACTIVE"
+        );
+        assert_eq!(
+            u16::from_ne_bytes(bytes[74..76].try_into().unwrap()),
+            INET_DIAG_REQ_BYTECODE
+        );
+    }
+
+    /// A reply for [::1]:60403 in LISTEN, built field by field.
+    fn listen_reply_v6(with_v6only: Option<u8>) -> Vec<u8> {
+        let mut msg = Vec::new();
+        msg.extend_from_slice(&[AF_INET6, 10, 0, 0]); // family, state LISTEN, timer, retransmits
+        msg.extend_from_slice(&60403u16.to_be_bytes()); // source port
+        msg.extend_from_slice(&0u16.to_be_bytes()); // destination port
+        let mut loopback = [0u8; 16];
+        loopback[15] = 1;
+        msg.extend_from_slice(&loopback); // source address ::1
+        msg.extend_from_slice(&[0u8; 16]); // destination address ::
+        msg.extend_from_slice(&0u32.to_ne_bytes()); // interface
+        msg.extend_from_slice(&[0u8; 8]); // cookie
+        for value in [0u32, 0, 0, 1000, 424242] {
+            msg.extend_from_slice(&value.to_ne_bytes()); // expires, rqueue, wqueue, uid, inode
+        }
+        if let Some(flag) = with_v6only {
+            msg.extend_from_slice(&5u16.to_ne_bytes());
+            msg.extend_from_slice(&INET_DIAG_SKV6ONLY.to_ne_bytes());
+            msg.extend_from_slice(&[flag, 0, 0, 0]);
+        }
+        frame(SOCK_DIAG_BY_FAMILY, &msg)
+    }
+
+    fn frame(kind: u16, payload: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&((16 + payload.len()) as u32).to_ne_bytes());
+        bytes.extend_from_slice(&kind.to_ne_bytes());
+        bytes.extend_from_slice(&[0u8; 10]);
+        bytes.extend_from_slice(payload);
+        while bytes.len() % 4 != 0 {
+            bytes.push(0);
+        }
+        bytes
+    }
+
+    #[test]
+    fn decodes_a_reply_with_its_v6only_flag() {
+        let mut out = Vec::new();
+        let mut skipped = 0;
+        let mut stream = listen_reply_v6(Some(1));
+        stream.extend(frame(NLMSG_DONE, &0i32.to_ne_bytes()));
+        let progress = decode_replies(&stream, Protocol::Tcp, &mut out, &mut skipped).unwrap();
+        assert_eq!(progress, Progress::Done);
+        assert_eq!(skipped, 0);
+        assert_eq!(out.len(), 1);
+        let socket = &out[0];
+        assert_eq!(socket.state, State::Listen);
+        assert_eq!(socket.local.to_string(), "[::1]:60403");
+        assert_eq!(socket.v6only, Some(true));
+        assert_eq!(socket.uid, 1000);
+        assert_eq!(socket.inode, 424242);
+    }
+
+    #[test]
+    fn a_message_that_cannot_be_decoded_is_skipped_not_fatal() {
+        let mut out = Vec::new();
+        let mut skipped = 0;
+        let mut stream = frame(SOCK_DIAG_BY_FAMILY, &[1, 2, 3]);
+        stream.extend(listen_reply_v6(Some(0)));
+        let progress = decode_replies(&stream, Protocol::Tcp, &mut out, &mut skipped).unwrap();
+        assert_eq!(progress, Progress::More);
+        assert_eq!((out.len(), skipped), (1, 1));
+        assert_eq!(out[0].v6only, Some(false));
+    }
+
+    #[test]
+    fn a_failed_dump_is_an_error_not_an_empty_answer() {
+        let mut out = Vec::new();
+        let mut skipped = 0;
+        let stream = frame(NLMSG_DONE, &(-22i32).to_ne_bytes());
+        let err = decode_replies(&stream, Protocol::Tcp, &mut out, &mut skipped).unwrap_err();
+        assert_eq!(err.errno, Some(22));
+        let stream = frame(NLMSG_ERROR, &(-1i32).to_ne_bytes());
+        let err = decode_replies(&stream, Protocol::Tcp, &mut out, &mut skipped).unwrap_err();
+        assert_eq!(err.errno, Some(1));
+    }
+
+    #[test]
+    fn broken_framing_is_an_error_not_a_panic() {
+        let mut out = Vec::new();
+        let mut skipped = 0;
+        let mut stream = frame(SOCK_DIAG_BY_FAMILY, &[0u8; 80]);
+        stream[0..4].copy_from_slice(&4000u32.to_ne_bytes());
+        assert!(decode_replies(&stream, Protocol::Tcp, &mut out, &mut skipped).is_err());
+        assert_eq!(
+            decode_replies(&[1, 2, 3], Protocol::Tcp, &mut out, &mut skipped).unwrap(),
+            Progress::More
+        );
+    }
+}

@@ -1,0 +1,44 @@
+//! The one place that knows where /proc is. Every read of /proc and
+//! /proc/sys goes through a `ProcRoot`, so tests can point lsport at a
+//! fixture tree instead of the live system.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct ProcRoot {
+    base: PathBuf,
+}
+
+impl Default for ProcRoot {
+    fn default() -> Self {
+        ProcRoot::new("/proc")
+    }
+}
+
+impl ProcRoot {
+    pub fn new(base: impl Into<PathBuf>) -> ProcRoot {
+        ProcRoot { base: base.into() }
+    }
+
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
+    /// A path below the root, e.g. `path("sys/net/ipv4/ip_local_port_range")`.
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.base.join(relative)
+    }
+
+    pub fn read_to_string(&self, relative: &str) -> io::Result<String> {
+        std::fs::read_to_string(self.path(relative))
+    }
+
+    /// The inode of this process's network namespace, as in
+    /// `readlink /proc/self/ns/net` -> `net:[INODE]`.
+    pub fn own_netns_inode(&self) -> Option<u64> {
+        let link = std::fs::read_link(self.path("self/ns/net")).ok()?;
+        let text = link.to_str()?;
+        text.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
+    }
+}

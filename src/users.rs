@@ -1,0 +1,61 @@
+//! User names from /etc/passwd, when it can be read. Minimal containers
+//! have none; then users show as numbers.
+
+use std::collections::HashMap;
+
+pub struct UserNames {
+    names: HashMap<u32, String>,
+}
+
+impl UserNames {
+    pub fn none() -> UserNames {
+        UserNames {
+            names: HashMap::new(),
+        }
+    }
+
+    pub fn load(path: &str) -> UserNames {
+        let text = std::fs::read(path).unwrap_or_default();
+        UserNames {
+            names: parse_passwd(&String::from_utf8_lossy(&text)),
+        }
+    }
+
+    pub fn name(&self, uid: u32) -> Option<&str> {
+        self.names.get(&uid).map(String::as_str)
+    }
+}
+
+/// `name:password:uid:...` per line; malformed lines are skipped. The
+/// first name for a uid wins, as getpwuid does.
+pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
+    let mut names = HashMap::new();
+    for line in text.lines() {
+        let mut fields = line.split(':');
+        let (Some(name), Some(_), Some(uid)) = (fields.next(), fields.next(), fields.next()) else {
+            continue;
+        };
+        if name.is_empty() || name.starts_with('#') {
+            continue;
+        }
+        if let Ok(uid) = uid.parse() {
+            names.entry(uid).or_insert_with(|| name.to_string());
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_passwd_and_skips_bad_lines() {
+        let names = parse_passwd(
+            "root:x:0:0:root:/root:/bin/bash\nbroken\nnobody:x:65534:65534::/:/bin/false\ntoor:x:0:0::/:/bin/sh\n",
+        );
+        assert_eq!(names.get(&0).map(String::as_str), Some("root"));
+        assert_eq!(names.get(&65534).map(String::as_str), Some("nobody"));
+        assert_eq!(names.len(), 2);
+    }
+}

@@ -1,0 +1,289 @@
+//! Shared helpers for black-box tests: a private network namespace for
+//! the calling test thread, sockets held by real processes, and a way to
+//! run the built binary inside that namespace.
+//!
+//! A network namespace belongs to a thread, so each test calls
+//! `private_netns()` on its own thread; sockets it creates and processes
+//! it spawns afterwards live in that namespace.
+
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::socket::{
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, SockaddrIn6, bind, listen, setsockopt,
+    socket, sockopt,
+};
+
+/// Moves the calling thread into a new network namespace with `lo` up.
+/// Returns false, after saying so on the terminal, when that is not
+/// possible (not root, no user namespaces). With LSPORT_REQUIRE_NETNS=1
+/// (as CI sets it) a missing namespace fails the test instead.
+#[must_use]
+pub fn private_netns(test: &str) -> bool {
+    let reason = if !nix::unistd::geteuid().is_root() {
+        Some("needs root to create a network namespace".to_string())
+    } else if let Err(err) = unshare(CloneFlags::CLONE_NEWNET) {
+        Some(format!("unshare(CLONE_NEWNET) failed: {err}"))
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        if std::env::var_os("LSPORT_REQUIRE_NETNS").is_some() {
+            panic!("{test}: {reason}, and LSPORT_REQUIRE_NETNS is set");
+        }
+        // Written straight to stderr, past the test harness's capture,
+        // so that a skip is always visible.
+        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+        return false;
+    }
+    let status = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .expect("running ip(8)");
+    assert!(status.success(), "ip link set lo up failed");
+    true
+}
+
+/// Sets a sysctl of the calling thread's network namespace.
+pub fn sysctl(name: &str, value: &str) {
+    let path = format!("/proc/sys/{}", name.replace('.', "/"));
+    std::fs::write(&path, value).unwrap_or_else(|e| panic!("writing {path}: {e}"));
+}
+
+/// The inode of the calling thread's network namespace.
+pub fn netns_inode() -> u64 {
+    let link = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
+    let text = link.to_str().unwrap();
+    text.trim_start_matches("net:[")
+        .trim_end_matches(']')
+        .parse()
+        .unwrap()
+}
+
+pub fn lsport_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_lsport"))
+}
+
+/// Runs lsport with a clean environment (so NO_COLOR and the like from
+/// the developer's shell do not leak in).
+pub fn lsport<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    lsport_command(args).output().expect("running lsport")
+}
+
+pub fn lsport_command<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new(lsport_path());
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    command
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs `lsport --json ARGS` and parses the document.
+pub fn lsport_json(args: &[&str]) -> (serde_json::Value, Output) {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let output = lsport(&all);
+    let value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "lsport --json {args:?} printed no JSON ({e}): {}{}",
+            stdout(&output),
+            stderr(&output)
+        )
+    });
+    (value, output)
+}
+
+pub fn tcp4_listener(port: u16) -> OwnedFd {
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    setsockopt(&fd, sockopt::ReuseAddr, &true).unwrap();
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port)).unwrap();
+    listen(&fd, Backlog::new(16).unwrap()).unwrap();
+    fd
+}
+
+/// A TCP socket on [::]:port or [::1]:port with IPV6_V6ONLY as given.
+pub fn tcp6_socket(port: u16, loopback: bool, v6only: bool, listening: bool) -> OwnedFd {
+    let fd = socket(
+        AddressFamily::Inet6,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    setsockopt(&fd, sockopt::Ipv6V6Only, &v6only).unwrap();
+    let address = if loopback {
+        std::net::Ipv6Addr::LOCALHOST
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED
+    };
+    let sockaddr = SockaddrIn6::from(std::net::SocketAddrV6::new(address, port, 0, 0));
+    bind(fd.as_raw_fd(), &sockaddr).unwrap();
+    if listening {
+        listen(&fd, Backlog::new(16).unwrap()).unwrap();
+    }
+    fd
+}
+
+/// A TCP socket that is bound to 127.0.0.1:port and nothing more.
+pub fn tcp4_bound_only(port: u16) -> OwnedFd {
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port)).unwrap();
+    fd
+}
+
+/// A process that holds the given sockets, as fds 10, 11, ... It is
+/// killed when dropped.
+pub struct HeldBy {
+    pub child: Child,
+}
+
+impl HeldBy {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for HeldBy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub const FIRST_HELD_FD: RawFd = 10;
+
+/// Starts `program` (default: sleep) holding `fds`.
+pub fn hold(fds: &[RawFd]) -> HeldBy {
+    hold_with(Path::new("sleep"), fds)
+}
+
+pub fn hold_with(program: &Path, fds: &[RawFd]) -> HeldBy {
+    let fds = fds.to_vec();
+    let mut command = Command::new(program);
+    command
+        .arg("300")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    // SAFETY: only async-signal-safe calls (dup2) between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            for (i, fd) in fds.iter().enumerate() {
+                // dup2 clears FD_CLOEXEC on the new descriptor.
+                if libc_dup2(*fd, FIRST_HELD_FD + i as RawFd) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn().expect("starting a holder process");
+    wait_until_execed(child.id(), program);
+    HeldBy { child }
+}
+
+fn libc_dup2(from: RawFd, to: RawFd) -> i32 {
+    unsafe extern "C" {
+        fn dup2(oldfd: i32, newfd: i32) -> i32;
+    }
+    // SAFETY: plain system call on descriptors we own.
+    unsafe { dup2(from, to) }
+}
+
+/// A holder is only useful once it runs the new program: before exec its
+/// comm and fds are still those of the test binary.
+fn wait_until_execed(pid: u32, program: &Path) {
+    let name = program.file_name().unwrap().as_encoded_bytes();
+    let expected: Vec<u8> = name.iter().take(15).copied().collect();
+    for _ in 0..500 {
+        if let Ok(mut comm) = std::fs::read(format!("/proc/{pid}/comm")) {
+            comm.pop();
+            if comm == expected {
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    panic!("holder {pid} did not start {}", program.display());
+}
+
+/// A directory under the system temp dir that everyone may enter (so a
+/// binary copied into it runs as another user), removed on drop.
+pub struct OpenTempDir {
+    pub path: PathBuf,
+}
+
+impl OpenTempDir {
+    pub fn new(tag: &str) -> OpenTempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("lsport-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        OpenTempDir { path }
+    }
+}
+
+impl Drop for OpenTempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The sockets in a JSON report whose local port is `port`.
+pub fn sockets_on(doc: &serde_json::Value, port: u64) -> Vec<serde_json::Value> {
+    doc["sockets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["local"]["port"].as_u64() == Some(port))
+        .cloned()
+        .collect()
+}
+
+/// (pid, fd) of every holder of a JSON socket, sorted.
+pub fn holder_pids(socket: &serde_json::Value) -> Vec<(u64, u64)> {
+    let mut pids: Vec<(u64, u64)> = socket["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["pid"].as_u64().unwrap(), h["fd"].as_u64().unwrap()))
+        .collect();
+    pids.sort_unstable();
+    pids
+}
