@@ -76,6 +76,10 @@ pub struct Args {
     #[arg(short = 'q', long)]
     pub quiet: bool,
 
+    /// Where sockets come from: auto (sock_diag, or /proc/net where sock_diag is refused or missing), netlink (sock_diag only) or proc (/proc/net only).
+    #[arg(long, value_name = "SOURCE", default_value = "auto")]
+    pub source: SourceChoice,
+
     /// Read /proc from this directory instead (for tests; also LSPORT_PROC_ROOT).
     #[arg(long, value_name = "DIR", hide = true, env = "LSPORT_PROC_ROOT")]
     pub proc_root: Option<std::path::PathBuf>,
@@ -86,6 +90,14 @@ pub enum ColorChoice {
     Auto,
     Always,
     Never,
+}
+
+/// Where sockets come from (`--source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceChoice {
+    Auto,
+    Netlink,
+    Proc,
 }
 
 /// Which sockets the user asked about.
@@ -120,6 +132,7 @@ pub struct Settings {
     pub match_remote: bool,
     pub numeric: bool,
     pub output: Output,
+    pub source: SourceChoice,
     pub proc_root: ProcRoot,
 }
 
@@ -169,6 +182,7 @@ impl Args {
             match_remote: self.remote,
             numeric: self.numeric,
             output,
+            source: self.source,
             proc_root: self.proc_root.map(ProcRoot::new).unwrap_or_default(),
         })
     }
@@ -209,5 +223,16 @@ mod tests {
         assert_eq!(settings.view, View::Ports);
         assert_eq!(settings.asked.len(), 2);
         assert_eq!(settings.protocols, vec![Protocol::Tcp]);
+    }
+
+    #[test]
+    fn the_source_defaults_to_auto() {
+        let settings = Args::parse_from(["lsport"]).into_settings().unwrap();
+        assert_eq!(settings.source, SourceChoice::Auto);
+        let settings = Args::parse_from(["lsport", "--source", "proc"])
+            .into_settings()
+            .unwrap();
+        assert_eq!(settings.source, SourceChoice::Proc);
+        assert!(Args::try_parse_from(["lsport", "--source", "ss"]).is_err());
     }
 }

@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Args, Output};
+use crate::source::SourceKind;
 
 /// grep-style exit statuses.
 const EXIT_MATCH: u8 = 0;
@@ -51,10 +52,17 @@ fn main() -> ExitCode {
         );
     }
     if report.skipped_replies > 0 && settings.output != Output::Quiet {
+        let what = match report.source {
+            SourceKind::Netlink => "sock_diag replies",
+            SourceKind::Proc => "/proc/net lines",
+        };
         eprintln!(
-            "lsport: {} sock_diag replies could not be decoded and were skipped",
+            "lsport: {} {what} could not be decoded and were skipped",
             report.skipped_replies
         );
+    }
+    if let (Some(reason), Output::Table { .. }) = (&report.fallback, settings.output) {
+        eprintln!("lsport: sock_diag is not available ({reason}); reading /proc/net instead");
     }
     let text = match settings.output {
         Output::Quiet => String::new(),

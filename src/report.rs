@@ -8,6 +8,7 @@ use crate::cli::View;
 use crate::owners::{FdScan, ProcessInfo};
 use crate::ports::{KernelPortPolicy, PortFacts, PortRange};
 use crate::socket::{Family, Protocol, Socket, State};
+use crate::source::{BlindSpot, SourceKind};
 use crate::users::UserNames;
 
 /// What a socket is doing with its port.
@@ -87,8 +88,14 @@ pub struct Report {
     pub protocols: Vec<Protocol>,
     /// Sockets whose holders could not be seen.
     pub hidden_sockets: usize,
-    /// Replies the source could not decode and skipped.
+    /// Replies (or /proc/net lines) the source could not decode and skipped.
     pub skipped_replies: usize,
+    /// The source that answered.
+    pub source: SourceKind,
+    /// What that source cannot see; empty for sock_diag.
+    pub blind_spots: Vec<BlindSpot>,
+    /// Why sock_diag was given up for /proc, when it was.
+    pub fallback: Option<String>,
 }
 
 impl Report {
@@ -113,6 +120,9 @@ pub struct Inputs<'a> {
     pub processes: &'a HashMap<u32, ProcessInfo>,
     pub users: &'a UserNames,
     pub skipped_replies: usize,
+    pub source: SourceKind,
+    pub blind_spots: Vec<BlindSpot>,
+    pub fallback: Option<String>,
 }
 
 pub fn build(inputs: Inputs<'_>) -> Report {
@@ -164,6 +174,9 @@ pub fn build(inputs: Inputs<'_>) -> Report {
         protocols: inputs.protocols.to_vec(),
         hidden_sockets,
         skipped_replies: inputs.skipped_replies,
+        source: inputs.source,
+        blind_spots: inputs.blind_spots,
+        fallback: inputs.fallback,
     }
 }
 

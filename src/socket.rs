@@ -76,6 +76,26 @@ impl State {
         }
     }
 
+    /// The kernel's number for the state.
+    pub fn code(self) -> u8 {
+        match self {
+            State::Established => 1,
+            State::SynSent => 2,
+            State::SynRecv => 3,
+            State::FinWait1 => 4,
+            State::FinWait2 => 5,
+            State::TimeWait => 6,
+            State::Close => 7,
+            State::CloseWait => 8,
+            State::LastAck => 9,
+            State::Listen => 10,
+            State::Closing => 11,
+            State::NewSynRecv => 12,
+            State::BoundInactive => 13,
+            State::Other(code) => code,
+        }
+    }
+
     /// The kernel's own name for the state (as in tcp_states.h, without
     /// the TCP_ prefix). Unknown states print as their number.
     pub fn kernel_name(self) -> String {
@@ -181,6 +201,7 @@ mod tests {
     fn every_known_state_has_a_name_and_unknown_ones_are_kept() {
         for code in 1..=13u8 {
             assert!(!matches!(State::from_kernel(code), State::Other(_)));
+            assert_eq!(State::from_kernel(code).code(), code);
         }
         assert_eq!(State::from_kernel(200), State::Other(200));
         assert_eq!(State::from_kernel(13).kernel_name(), "BOUND_INACTIVE");

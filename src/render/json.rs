@@ -14,8 +14,16 @@ pub fn render(report: &Report) -> String {
     out.push('{');
     let _ = write!(
         out,
-        "\"schema_version\":{SCHEMA_VERSION},\"source\":\"netlink\","
+        "\"schema_version\":{SCHEMA_VERSION},\"source\":\"{}\",\"blind_spots\":[",
+        report.source.name()
     );
+    for (i, spot) in report.blind_spots.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "\"{}\"", spot.id());
+    }
+    out.push_str("],");
     out.push_str("\"netns\":{\"inode\":");
     match report.netns_inode {
         Some(inode) => {

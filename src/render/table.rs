@@ -8,6 +8,7 @@ use crate::ports::{IanaRange, KernelPortPolicy, PortFacts};
 use crate::render::escape::{escape_bytes, escape_str};
 use crate::report::{PortVerdict, Report, Row, reserved_ports_with};
 use crate::socket::{Family, Protocol, State};
+use crate::source::BlindSpot;
 
 struct Paint {
     on: bool,
@@ -68,7 +69,23 @@ pub fn render(report: &Report, color: bool) -> String {
         table(&mut out, &report.rows, mark_risky, &paint);
         legend(&mut out, report, mark_risky, &paint);
     }
+    blind_spots(&mut out, report, &paint);
     out
+}
+
+/// Said whenever the source that answered cannot see everything.
+fn blind_spots(out: &mut String, report: &Report, paint: &Paint) {
+    if report.blind_spots.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n{} read from /proc/net, not sock_diag:",
+        paint.yellow("note:")
+    );
+    for spot in &report.blind_spots {
+        let _ = writeln!(out, "  {}.", spot.describe());
+    }
 }
 
 fn plural(n: usize) -> &'static str {
@@ -122,9 +139,15 @@ fn port_verdict(out: &mut String, verdict: &PortVerdict, report: &Report, paint:
             plural(verdict.sockets),
         );
     } else {
+        // /proc/net cannot show every socket that holds a port.
+        let hedge = if report.blind_spots.contains(&BlindSpot::TcpBoundOnly) {
+            " as far as /proc shows"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "{} {} {} in network namespace {}: no {} socket has {} as its local port.",
+            "{} {} {}{hedge} in network namespace {}: no {} socket has {} as its local port.",
             paint.bold(&subject),
             if single { "is" } else { "are" },
             paint.green("FREE"),

@@ -1,3 +1,69 @@
-//! Where sockets come from.
+//! Where sockets come from: sock_diag (netlink) first, the /proc/net
+//! tables when sock_diag is refused.
 
 pub mod netlink;
+pub mod procfs;
+
+/// The source that answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Netlink,
+    Proc,
+}
+
+impl SourceKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Netlink => "netlink",
+            SourceKind::Proc => "proc",
+        }
+    }
+}
+
+/// Something the source that answered cannot see. Stated in every
+/// output, so that "free" is never claimed where it cannot be known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlindSpot {
+    /// /proc/net/tcp lists no TCP socket that is only bound.
+    TcpBoundOnly,
+    /// /proc/net/tcp6 and udp6 do not show IPV6_V6ONLY.
+    V6Only,
+}
+
+impl BlindSpot {
+    /// The stable name in the JSON `blind_spots` list.
+    pub fn id(self) -> &'static str {
+        match self {
+            BlindSpot::TcpBoundOnly => "tcp_bound_only",
+            BlindSpot::V6Only => "v6only",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            BlindSpot::TcpBoundOnly => {
+                "bound-only TCP sockets (bind() without listen() or connect(), state BOUND_INACTIVE) cannot be seen, yet they hold their port"
+            }
+            BlindSpot::V6Only => {
+                "whether an IPv6 socket also takes IPv4 (IPV6_V6ONLY) cannot be seen"
+            }
+        }
+    }
+}
+
+/// Errors of socket() or of the dump that mean "sock_diag is not
+/// available here" (refused by policy, or missing from the kernel),
+/// rather than "something went wrong".
+pub fn netlink_unavailable(errno: Option<i32>) -> bool {
+    matches!(
+        errno,
+        Some(
+            libc::EPERM
+                | libc::EACCES
+                | libc::EPROTONOSUPPORT
+                | libc::EAFNOSUPPORT
+                | libc::ENOENT
+                | libc::EINVAL
+        )
+    )
+}
