@@ -254,11 +254,19 @@ fn read_lines(mut reader: impl Read, mut parse: impl FnMut(&[u8]) -> usize) -> i
         }
         filled += n;
         let window = &buffer[..filled];
-        match window.iter().rposition(|b| *b == b'\n') {
-            Some(last) => {
+        // What was kept from the last read holds no newline: look only
+        // at the new bytes.
+        let fresh = filled - n;
+        match window[fresh..].iter().rposition(|b| *b == b'\n') {
+            Some(at) => {
+                let last = fresh + at;
                 let mut start = 0;
                 if dropping {
-                    start = window.iter().position(|b| *b == b'\n').unwrap_or(last) + 1;
+                    start = window[fresh..]
+                        .iter()
+                        .position(|b| *b == b'\n')
+                        .map_or(last, |at| fresh + at)
+                        + 1;
                     dropping = false;
                 }
                 if start <= last {
