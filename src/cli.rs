@@ -22,6 +22,9 @@ use crate::sys::ProcRoot;
         lies in the kernel's ephemeral range, is reserved, or is privileged.\n\n\
         Without PORTs, it shows what is listening: TCP listeners, bound-only TCP \
         sockets and bound UDP sockets.\n\n\
+        Sockets come from the kernel's sock_diag interface or, where that is \
+        refused or missing, from /proc/net, which cannot see bound-only TCP \
+        sockets (see --source).\n\n\
         Exit status: 0 when a socket matched, 1 when none did, 2 on error.",
     after_help = "Examples:\n  lsport 8080            who holds port 8080, and what the port is\n  \
         lsport 22 443 8000-8100\n  lsport                 what is listening\n  \

@@ -2,6 +2,7 @@
 
 mod app;
 mod cli;
+mod collect;
 mod owners;
 mod ports;
 mod portspec;

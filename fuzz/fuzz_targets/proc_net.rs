@@ -24,10 +24,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Protocol::Udp
     };
-    let ports = [PortRange {
-        lo: 1000,
-        hi: 9000,
-    }];
+    let ports = [PortRange { lo: 1000, hi: 9000 }];
     let filter = if mode & 4 == 0 {
         Filter::everything()
     } else {
