@@ -50,6 +50,7 @@ pub fn probe(settings: &Settings) -> Result<Report, String> {
         scan: &scan,
         processes: &processes,
         users: &users,
+        services: &settings.services,
         skipped_replies,
     }))
 }

@@ -7,6 +7,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::ports::PortRange;
 use crate::portspec;
+use crate::services::{self, Services};
 use crate::socket::{Family, Protocol};
 use crate::sys::ProcRoot;
 
@@ -28,7 +29,7 @@ use crate::sys::ProcRoot;
         lsport -a --json       every socket, as JSON"
 )]
 pub struct Args {
-    /// Ports to look up: a number (8080) or a range (8000-8100).
+    /// Ports to look up: a number (8080), a range (8000-8100) or a service name (ssh).
     #[arg(value_name = "PORT")]
     pub ports: Vec<String>,
 
@@ -79,6 +80,11 @@ pub struct Args {
     /// Read /proc from this directory instead (for tests; also LSPORT_PROC_ROOT).
     #[arg(long, value_name = "DIR", hide = true, env = "LSPORT_PROC_ROOT")]
     pub proc_root: Option<std::path::PathBuf>,
+
+    /// Read local service names from this file instead of /etc/services
+    /// (also LSPORT_SERVICES_FILE).
+    #[arg(long, value_name = "FILE", hide = true, env = "LSPORT_SERVICES_FILE")]
+    pub services_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -121,15 +127,22 @@ pub struct Settings {
     pub numeric: bool,
     pub output: Output,
     pub proc_root: ProcRoot,
+    /// IANA's registry and the local names it lacks.
+    pub services: Services,
 }
 
 impl Args {
     pub fn into_settings(self) -> Result<Settings, String> {
+        let services_file = self
+            .services_file
+            .unwrap_or_else(|| services::DEFAULT_SERVICES_FILE.into());
+        let services = Services::load(&services_file);
         let mut asked: Vec<PortRange> = Vec::new();
         for text in &self.ports {
-            let range = portspec::parse_port_arg(text)?;
-            if !asked.contains(&range) {
-                asked.push(range);
+            for range in port_arg(text, &services)? {
+                if !asked.contains(&range) {
+                    asked.push(range);
+                }
             }
         }
         let ports = portspec::normalize(asked.clone());
@@ -170,7 +183,18 @@ impl Args {
             numeric: self.numeric,
             output,
             proc_root: self.proc_root.map(ProcRoot::new).unwrap_or_default(),
+            services,
         })
+    }
+}
+
+/// A number or a range as portspec reads it; anything with a letter in
+/// it is a service name, which stands for each of its ports.
+fn port_arg(text: &str, services: &Services) -> Result<Vec<PortRange>, String> {
+    match portspec::parse_port_arg(text) {
+        Ok(range) => Ok(vec![range]),
+        Err(_) if text.bytes().any(|b| b.is_ascii_alphabetic()) => services.resolve(text),
+        Err(message) => Err(message),
     }
 }
 

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use crate::cli::View;
 use crate::owners::{FdScan, ProcessInfo};
 use crate::ports::{KernelPortPolicy, PortFacts, PortRange};
+use crate::services::Services;
 use crate::socket::{Family, Protocol, Socket, State};
 use crate::users::UserNames;
 
@@ -58,6 +59,9 @@ pub struct Row {
     /// A listener or bound-only socket whose port an outgoing connection
     /// may take (inside the ephemeral range, not reserved).
     pub risky: bool,
+    /// The service name registered on the local port for this socket's
+    /// protocol.
+    pub service: Option<String>,
 }
 
 /// The verdict on one port, or on one range as the user asked for it.
@@ -112,6 +116,7 @@ pub struct Inputs<'a> {
     pub scan: &'a FdScan,
     pub processes: &'a HashMap<u32, ProcessInfo>,
     pub users: &'a UserNames,
+    pub services: &'a Services,
     pub skipped_replies: usize,
 }
 
@@ -138,12 +143,14 @@ pub fn build(inputs: Inputs<'_>) -> Report {
                 && !inputs.scan.unreadable_processes.is_empty();
             let risky = matches!(role, Role::Listener | Role::BoundOnly)
                 && inputs.policy.may_be_taken_by_outgoing(socket.local.port);
+            let service = inputs.services.name_for(socket.local.port, socket.protocol);
             Row {
                 socket,
                 role,
                 holders,
                 holders_hidden,
                 risky,
+                service,
             }
         })
         .collect();
@@ -152,7 +159,15 @@ pub fn build(inputs: Inputs<'_>) -> Report {
     let ports = inputs
         .asked
         .iter()
-        .map(|asked| verdict(*asked, &rows, inputs.match_remote, &inputs.policy))
+        .map(|asked| {
+            verdict(
+                *asked,
+                &rows,
+                inputs.match_remote,
+                &inputs.policy,
+                inputs.services,
+            )
+        })
         .collect();
     let hidden_sockets = rows.iter().filter(|r| r.holders_hidden).count();
     Report {
@@ -172,6 +187,7 @@ fn verdict(
     rows: &[Row],
     match_remote: bool,
     policy: &KernelPortPolicy,
+    services: &Services,
 ) -> PortVerdict {
     let matches = |row: &&Row| {
         asked.contains(row.socket.local.port)
@@ -194,7 +210,7 @@ fn verdict(
         asked,
         facts: fact_ports
             .into_iter()
-            .map(|port| PortFacts::of(port, policy))
+            .map(|port| PortFacts::of(port, policy, services))
             .collect(),
         sockets: matching.len(),
         in_use_ports,
