@@ -109,7 +109,7 @@ def render(updated, digest, entries):
         rows.append(
             (lo, hi, mask, names.add(name), len(name), descriptions.add(desc), len(desc.encode()))
         )
-    if names.size > 0xFFFF or len(entries) > 0xFFFF:
+    if names.size > 0xFFFF or len(entries) > 0xFFFF or descriptions.size >= 1 << 24:
         raise ValueError("the table outgrew its u16 indexes")
     by_port = sorted(
         (port, i) for i, (lo, hi, *_rest) in enumerate(entries) for port in range(lo, hi + 1)

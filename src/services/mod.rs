@@ -22,13 +22,15 @@ pub const DEFAULT_SERVICES_FILE: &str = "/etc/services";
 pub struct Protocols(pub u8);
 
 impl Protocols {
+    /// The bits, as tools/gen-iana.py writes them.
     const NAMES: [(u8, &'static str); 5] = [
         (1, "tcp"),
         (2, "udp"),
         (4, "sctp"),
         (8, "dccp"),
-        (16, "any"),
+        (Self::ANY, "any"),
     ];
+    const ANY: u8 = 16;
 
     /// A protocol as /etc/services spells it; None for one lsport does
     /// not know (ddp).
@@ -49,7 +51,12 @@ impl Protocols {
 
     /// True when a socket of `protocol` falls under this registration.
     pub fn covers(self, protocol: Protocol) -> bool {
-        self.0 & (Protocols::of(protocol).0 | 16) != 0
+        self.overlaps(Protocols::of(protocol))
+    }
+
+    /// True when the two share a protocol, counting ANY as every one.
+    pub fn overlaps(self, other: Protocols) -> bool {
+        self.0 & (other.0 | Self::ANY) != 0 || other.0 & Self::ANY != 0
     }
 
     /// Each protocol's name, in a fixed order.
@@ -98,6 +105,7 @@ pub struct Service {
 /// The registry: IANA's table plus the local names it lacks.
 #[derive(Debug, Clone, Default)]
 pub struct Services {
+    /// Sorted by port.
     local: Vec<local::LocalName>,
 }
 
@@ -117,8 +125,7 @@ impl Services {
         let mut kept: Vec<local::LocalName> = Vec::new();
         for name in local::parse(text) {
             let known = iana::on_port(name.port).any(|e| {
-                e.name().eq_ignore_ascii_case(&name.name)
-                    && e.protocols().0 & (name.protocols.0 | 16) != 0
+                e.name().eq_ignore_ascii_case(&name.name) && e.protocols().overlaps(name.protocols)
             });
             if known {
                 continue;
@@ -131,6 +138,9 @@ impl Services {
                 None => kept.push(name),
             }
         }
+        // By port (stable: the file's order within a port), to be
+        // binary-searched like IANA's table.
+        kept.sort_by_key(|k| k.port);
         Services { local: kept }
     }
 
@@ -149,10 +159,10 @@ impl Services {
             },
             source: Source::Iana,
         });
-        let local = self
-            .local
+        let start = self.local.partition_point(|l| l.port < port);
+        let local = self.local[start..]
             .iter()
-            .filter(|l| l.port == port)
+            .take_while(|l| l.port == port)
             .map(|l| Service {
                 name: l.name.clone(),
                 protocols: l.protocols,
