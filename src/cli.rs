@@ -234,4 +234,27 @@ mod tests {
         assert_eq!(settings.asked.len(), 2);
         assert_eq!(settings.protocols, vec![Protocol::Tcp]);
     }
+
+    #[test]
+    fn names_stand_for_ports_and_numbers_keep_their_errors() {
+        let services = Services::default();
+        assert_eq!(port_arg("SSH", &services), Ok(vec![PortRange::single(22)]));
+        assert_eq!(
+            port_arg("6000-6001", &services),
+            Ok(vec![PortRange { lo: 6000, hi: 6001 }])
+        );
+        // No letter: a bad number, not an unknown name.
+        assert!(
+            port_arg("9000-8000", &services)
+                .unwrap_err()
+                .contains("greater")
+        );
+        assert!(
+            port_arg("70000", &services)
+                .unwrap_err()
+                .contains("0 to 65535")
+        );
+        let err = port_arg("no-such-service-x", &services).unwrap_err();
+        assert!(err.starts_with("unknown port or service name"), "{err}");
+    }
 }

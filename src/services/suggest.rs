@@ -6,12 +6,16 @@
 /// what was typed, nearest first, then alphabetical.
 pub fn closest<'a>(typed: &str, names: impl Iterator<Item = &'a str>, limit: usize) -> Vec<String> {
     let typed = typed.to_ascii_lowercase();
-    let allowed = match typed.chars().count() {
+    let typed_len = typed.chars().count();
+    let allowed = match typed_len {
         0..=3 => 1,
         4..=7 => 2,
         _ => 3,
     };
     let mut found: Vec<(usize, String)> = names
+        // Lengths further apart than `allowed` cannot be close enough;
+        // skipping them keeps this fast over thousands of names.
+        .filter(|name| name.chars().count().abs_diff(typed_len) <= allowed)
         .map(str::to_ascii_lowercase)
         .filter_map(|name| {
             let d = distance(&typed, &name);
