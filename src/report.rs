@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use crate::cli::View;
 use crate::owners::{FdScan, ProcessInfo};
 use crate::ports::{KernelPortPolicy, PortFacts, PortRange};
-use crate::services::Services;
+use crate::services::{Service, Services};
 use crate::socket::{Family, Protocol, Socket, State};
 use crate::users::UserNames;
 
@@ -73,6 +73,9 @@ pub struct PortVerdict {
     pub facts: Vec<PortFacts>,
     pub sockets: usize,
     pub in_use_ports: Vec<u16>,
+    /// For a range: the registrations that span exactly that range, as
+    /// `lsport x11` asks for 6000-6063.
+    pub range_services: Vec<Service>,
 }
 
 impl PortVerdict {
@@ -206,6 +209,13 @@ fn verdict(
     } else {
         in_use_ports.clone()
     };
+    let range_services = if asked.lo == asked.hi {
+        Vec::new()
+    } else {
+        let mut on = services.on_port(asked.lo);
+        on.retain(|s| s.ports == asked);
+        on
+    };
     PortVerdict {
         asked,
         facts: fact_ports
@@ -214,6 +224,7 @@ fn verdict(
             .collect(),
         sockets: matching.len(),
         in_use_ports,
+        range_services,
     }
 }
 

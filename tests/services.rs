@@ -181,6 +181,13 @@ fn x11_covers_its_whole_range() {
         "{text}"
     );
 
+    let text = stdout(&run(&["x11"], false));
+    assert!(
+        text.contains(
+            "  6000-6063: IANA service x11 (tcp, udp; ports 6000-6063): X Window System.\n"
+        ),
+        "{text}"
+    );
     // `lsport x11` probes the whole range and finds a socket inside it.
     let listener = TcpListener::bind("127.0.0.1:6010").unwrap();
     let output = run(&["--json", "x11"], false);

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use crate::ports::{IanaRange, PortFacts};
 use crate::render::escape::escape_str;
+use crate::report::PortVerdict;
 use crate::services::{Service, Source};
 
 /// One line per registration, or one line saying there is none.
@@ -25,8 +26,18 @@ pub fn lines(out: &mut String, facts: &PortFacts) {
     };
 }
 
+/// For a range asked by name (`lsport x11`): what spans it.
+pub fn range_lines(out: &mut String, verdict: &PortVerdict) {
+    for service in &verdict.range_services {
+        let _ = writeln!(out, "  {}: {}.", verdict.asked, describe(service));
+    }
+}
+
 fn describe(service: &Service) -> String {
     let mut what = service.protocols.label();
+    if what == "any" {
+        what = "any protocol".to_string();
+    }
     if service.ports.lo != service.ports.hi {
         let _ = write!(what, "; ports {}", service.ports);
     }

@@ -138,6 +138,7 @@ fn port_verdict(out: &mut String, verdict: &PortVerdict, report: &Report, paint:
         super::services::lines(out, facts);
     } else {
         range_facts(out, verdict, &report.policy);
+        super::services::range_lines(out, verdict);
     }
 }
 
