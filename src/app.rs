@@ -54,6 +54,7 @@ pub fn probe(settings: &Settings) -> Result<Report, String> {
         scan: &scan,
         processes: &processes,
         users: &users,
+        services: &settings.services,
         skipped_replies,
         source,
         blind_spots: collect::blind_spots(source, settings),

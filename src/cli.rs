@@ -7,6 +7,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::ports::PortRange;
 use crate::portspec;
+use crate::services::{self, Services};
 use crate::socket::{Family, Protocol};
 use crate::sys::ProcRoot;
 
@@ -31,7 +32,7 @@ use crate::sys::ProcRoot;
         lsport -a --json       every socket, as JSON"
 )]
 pub struct Args {
-    /// Ports to look up: a number (8080) or a range (8000-8100).
+    /// Ports to look up: a number (8080), a range (8000-8100) or a service name (ssh).
     #[arg(value_name = "PORT")]
     pub ports: Vec<String>,
 
@@ -86,6 +87,11 @@ pub struct Args {
     /// Read /proc from this directory instead (for tests; also LSPORT_PROC_ROOT).
     #[arg(long, value_name = "DIR", hide = true, env = "LSPORT_PROC_ROOT")]
     pub proc_root: Option<std::path::PathBuf>,
+
+    /// Read local service names from this file instead of /etc/services
+    /// (also LSPORT_SERVICES_FILE).
+    #[arg(long, value_name = "FILE", hide = true, env = "LSPORT_SERVICES_FILE")]
+    pub services_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -137,15 +143,22 @@ pub struct Settings {
     pub output: Output,
     pub source: SourceChoice,
     pub proc_root: ProcRoot,
+    /// IANA's registry and the local names it lacks.
+    pub services: Services,
 }
 
 impl Args {
     pub fn into_settings(self) -> Result<Settings, String> {
+        let services_file = self
+            .services_file
+            .unwrap_or_else(|| services::DEFAULT_SERVICES_FILE.into());
+        let services = Services::load(&services_file);
         let mut asked: Vec<PortRange> = Vec::new();
         for text in &self.ports {
-            let range = portspec::parse_port_arg(text)?;
-            if !asked.contains(&range) {
-                asked.push(range);
+            for range in port_arg(text, &services)? {
+                if !asked.contains(&range) {
+                    asked.push(range);
+                }
             }
         }
         let ports = portspec::normalize(asked.clone());
@@ -187,7 +200,18 @@ impl Args {
             output,
             source: self.source,
             proc_root: self.proc_root.map(ProcRoot::new).unwrap_or_default(),
+            services,
         })
+    }
+}
+
+/// A number or a range as portspec reads it; anything with a letter in
+/// it is a service name, which stands for each of its ports.
+fn port_arg(text: &str, services: &Services) -> Result<Vec<PortRange>, String> {
+    match portspec::parse_port_arg(text) {
+        Ok(range) => Ok(vec![range]),
+        Err(_) if text.bytes().any(|b| b.is_ascii_alphabetic()) => services.resolve(text),
+        Err(message) => Err(message),
     }
 }
 
@@ -237,5 +261,28 @@ mod tests {
             .unwrap();
         assert_eq!(settings.source, SourceChoice::Proc);
         assert!(Args::try_parse_from(["lsport", "--source", "ss"]).is_err());
+    }
+
+    #[test]
+    fn names_stand_for_ports_and_numbers_keep_their_errors() {
+        let services = Services::default();
+        assert_eq!(port_arg("SSH", &services), Ok(vec![PortRange::single(22)]));
+        assert_eq!(
+            port_arg("6000-6001", &services),
+            Ok(vec![PortRange { lo: 6000, hi: 6001 }])
+        );
+        // No letter: a bad number, not an unknown name.
+        assert!(
+            port_arg("9000-8000", &services)
+                .unwrap_err()
+                .contains("greater")
+        );
+        assert!(
+            port_arg("70000", &services)
+                .unwrap_err()
+                .contains("0 to 65535")
+        );
+        let err = port_arg("no-such-service-x", &services).unwrap_err();
+        assert!(err.starts_with("unknown port or service name"), "{err}");
     }
 }

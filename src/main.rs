@@ -8,6 +8,7 @@ mod ports;
 mod portspec;
 mod render;
 mod report;
+mod services;
 mod socket;
 mod source;
 mod sys;

@@ -2,6 +2,7 @@
 //! kernel's ephemeral range, reserved ports and privileged ports of the
 //! network namespace probed.
 
+use crate::services::{Service, Services};
 use crate::sys::ProcRoot;
 
 /// The kernel's default `ip_local_port_range` (since Linux 2.6.x).
@@ -198,16 +199,19 @@ pub struct PortFacts {
     pub ephemeral: bool,
     pub reserved: bool,
     pub privileged: bool,
+    /// What is registered on it: IANA's rows, then local names.
+    pub services: Vec<Service>,
 }
 
 impl PortFacts {
-    pub fn of(port: u16, policy: &KernelPortPolicy) -> PortFacts {
+    pub fn of(port: u16, policy: &KernelPortPolicy, services: &Services) -> PortFacts {
         PortFacts {
             port,
             iana_range: IanaRange::of(port),
             ephemeral: policy.is_ephemeral(port),
             reserved: policy.is_reserved(port),
             privileged: policy.is_privileged(port),
+            services: services.on_port(port),
         }
     }
 }

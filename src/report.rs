@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use crate::cli::View;
 use crate::owners::{FdScan, ProcessInfo};
 use crate::ports::{KernelPortPolicy, PortFacts, PortRange};
+use crate::services::{Service, Services};
 use crate::socket::{Family, Protocol, Socket, State};
 use crate::source::{BlindSpot, SourceKind};
 use crate::users::UserNames;
@@ -59,6 +60,9 @@ pub struct Row {
     /// A listener or bound-only socket whose port an outgoing connection
     /// may take (inside the ephemeral range, not reserved).
     pub risky: bool,
+    /// The service name registered on the local port for this socket's
+    /// protocol.
+    pub service: Option<String>,
 }
 
 /// The verdict on one port, or on one range as the user asked for it.
@@ -70,6 +74,9 @@ pub struct PortVerdict {
     pub facts: Vec<PortFacts>,
     pub sockets: usize,
     pub in_use_ports: Vec<u16>,
+    /// For a range: the registrations that span exactly that range, as
+    /// `lsport x11` asks for 6000-6063.
+    pub range_services: Vec<Service>,
 }
 
 impl PortVerdict {
@@ -119,6 +126,7 @@ pub struct Inputs<'a> {
     pub scan: &'a FdScan,
     pub processes: &'a HashMap<u32, ProcessInfo>,
     pub users: &'a UserNames,
+    pub services: &'a Services,
     pub skipped_replies: usize,
     pub source: SourceKind,
     pub blind_spots: Vec<BlindSpot>,
@@ -148,12 +156,14 @@ pub fn build(inputs: Inputs<'_>) -> Report {
                 && !inputs.scan.unreadable_processes.is_empty();
             let risky = matches!(role, Role::Listener | Role::BoundOnly)
                 && inputs.policy.may_be_taken_by_outgoing(socket.local.port);
+            let service = inputs.services.name_for(socket.local.port, socket.protocol);
             Row {
                 socket,
                 role,
                 holders,
                 holders_hidden,
                 risky,
+                service,
             }
         })
         .collect();
@@ -162,7 +172,15 @@ pub fn build(inputs: Inputs<'_>) -> Report {
     let ports = inputs
         .asked
         .iter()
-        .map(|asked| verdict(*asked, &rows, inputs.match_remote, &inputs.policy))
+        .map(|asked| {
+            verdict(
+                *asked,
+                &rows,
+                inputs.match_remote,
+                &inputs.policy,
+                inputs.services,
+            )
+        })
         .collect();
     let hidden_sockets = rows.iter().filter(|r| r.holders_hidden).count();
     Report {
@@ -185,6 +203,7 @@ fn verdict(
     rows: &[Row],
     match_remote: bool,
     policy: &KernelPortPolicy,
+    services: &Services,
 ) -> PortVerdict {
     let matches = |row: &&Row| {
         asked.contains(row.socket.local.port)
@@ -203,14 +222,22 @@ fn verdict(
     } else {
         in_use_ports.clone()
     };
+    let range_services = if asked.lo == asked.hi {
+        Vec::new()
+    } else {
+        let mut on = services.on_port(asked.lo);
+        on.retain(|s| s.ports == asked);
+        on
+    };
     PortVerdict {
         asked,
         facts: fact_ports
             .into_iter()
-            .map(|port| PortFacts::of(port, policy))
+            .map(|port| PortFacts::of(port, policy, services))
             .collect(),
         sockets: matching.len(),
         in_use_ports,
+        range_services,
     }
 }
 

@@ -86,6 +86,8 @@ fn run(root: &Path, args: &[&str]) -> std::process::Output {
     lsport_command(["--source", "proc", "--proc-root"])
         .arg(root)
         .args(args)
+        // Only IANA's names: the machine's /etc/services is not part of the fixture.
+        .env("LSPORT_SERVICES_FILE", root.join("no-services-file"))
         .output()
         .unwrap()
 }
@@ -116,11 +118,18 @@ fn a_fixture_tree_answers_who_holds_a_port() {
                "ephemeral_range_assumed": false, "reserved_ports": [[8443, 8443]],
                "unprivileged_port_start": 80})
     );
+    let mut ports = doc["ports"].clone();
+    let services = ports[0]
+        .as_object_mut()
+        .unwrap()
+        .remove("services")
+        .unwrap();
     assert_eq!(
-        doc["ports"],
+        ports,
         json!([{"port": 8080, "iana_range": "user", "ephemeral": true, "reserved": false,
                  "privileged": false, "in_use": true}])
     );
+    assert_eq!(services[0]["name"], "http-alt");
     let sockets = doc["sockets"].as_array().unwrap();
     assert_eq!(sockets.len(), 2, "{sockets:#?}");
     assert_eq!(sockets[0]["state"], "LISTEN");

@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use crate::ports::PortRange;
 use crate::report::{Holder, PortVerdict, Report, Row};
+use crate::services::{Service, Services};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -14,8 +15,9 @@ pub fn render(report: &Report) -> String {
     out.push('{');
     let _ = write!(
         out,
-        "\"schema_version\":{SCHEMA_VERSION},\"source\":\"{}\",\"blind_spots\":[",
-        report.source.name()
+        "\"schema_version\":{SCHEMA_VERSION},\"source\":\"{}\",\"iana_registry_updated\":\"{}\",\"blind_spots\":[",
+        report.source.name(),
+        Services::iana_updated()
     );
     for (i, spot) in report.blind_spots.iter().enumerate() {
         if i > 0 {
@@ -85,7 +87,7 @@ fn port_entries(out: &mut String, verdict: &PortVerdict, first: &mut bool) {
         let in_use = verdict.in_use_ports.contains(&facts.port);
         let _ = write!(
             out,
-            "{{\"port\":{},\"iana_range\":\"{}\",\"ephemeral\":{},\"reserved\":{},\"privileged\":{},\"in_use\":{}}}",
+            "{{\"port\":{},\"iana_range\":\"{}\",\"ephemeral\":{},\"reserved\":{},\"privileged\":{},\"in_use\":{},\"services\":[",
             facts.port,
             facts.iana_range.name(),
             facts.ephemeral,
@@ -93,6 +95,39 @@ fn port_entries(out: &mut String, verdict: &PortVerdict, first: &mut bool) {
             facts.privileged,
             in_use
         );
+        let mut first_service = true;
+        for service in &facts.services {
+            service_entries(out, service, &mut first_service);
+        }
+        out.push_str("]}");
+    }
+}
+
+/// One entry per protocol of a registration, as a JSON consumer filters
+/// by protocol: ssh on tcp and udp gives two.
+fn service_entries(out: &mut String, service: &Service, first: &mut bool) {
+    for protocol in service.protocols.names() {
+        if !std::mem::take(first) {
+            out.push(',');
+        }
+        out.push_str("{\"name\":");
+        optional_string(out, Some(&service.name).filter(|n| !n.is_empty()));
+        let _ = write!(out, ",\"protocol\":\"{protocol}\",\"description\":");
+        optional_string(out, service.description.as_ref());
+        let _ = write!(
+            out,
+            ",\"ports\":[{},{}],\"source\":\"{}\"}}",
+            service.ports.lo,
+            service.ports.hi,
+            service.source.name()
+        );
+    }
+}
+
+fn optional_string(out: &mut String, text: Option<&String>) {
+    match text {
+        Some(text) => string(out, text),
+        None => out.push_str("null"),
     }
 }
 
@@ -120,9 +155,11 @@ fn socket(out: &mut String, row: &Row) {
         }
         None => out.push_str("\"v6only\":null,"),
     }
+    out.push_str("\"service\":");
+    optional_string(out, row.service.as_ref());
     let _ = write!(
         out,
-        "\"uid\":{},\"inode\":{},\"risky\":{},\"holders\":[",
+        ",\"uid\":{},\"inode\":{},\"risky\":{},\"holders\":[",
         s.uid, s.inode, row.risky
     );
     for (i, holder) in row.holders.iter().enumerate() {

@@ -2,4 +2,5 @@
 
 pub mod escape;
 pub mod json;
+mod services;
 pub mod table;

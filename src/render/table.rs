@@ -156,15 +156,12 @@ fn port_verdict(out: &mut String, verdict: &PortVerdict, report: &Report, paint:
             if single { "it" } else { "any of them" },
         );
     }
-    if single {
-        port_facts(
-            out,
-            &PortFacts::of(asked.lo, &report.policy),
-            &report.policy,
-            paint,
-        );
+    if let (true, Some(facts)) = (single, verdict.facts.first()) {
+        port_facts(out, facts, &report.policy, paint);
+        super::services::lines(out, facts);
     } else {
         range_facts(out, verdict, &report.policy);
+        super::services::range_lines(out, verdict);
     }
 }
 
@@ -301,12 +298,12 @@ fn state_label(row: &Row) -> String {
     }
 }
 
-const HEADERS: [&str; 10] = [
-    "PROTO", "STATE", "ROLE", "LOCAL", "REMOTE", "PID", "USER", "FD", "COMMAND", "ARGS",
+const HEADERS: [&str; 11] = [
+    "PROTO", "STATE", "ROLE", "LOCAL", "SERVICE", "REMOTE", "PID", "USER", "FD", "COMMAND", "ARGS",
 ];
 
 fn table(out: &mut String, rows: &[Row], mark_risky: bool, paint: &Paint) {
-    let mut cells: Vec<[String; 10]> = Vec::new();
+    let mut cells: Vec<[String; 11]> = Vec::new();
     for row in rows {
         let role = if row.risky && mark_risky {
             format!("{}!", row.role.name())
@@ -318,11 +315,12 @@ fn table(out: &mut String, rows: &[Row], mark_risky: bool, paint: &Paint) {
             state_label(row),
             role,
             row.socket.local.to_string(),
+            row.service.as_deref().map_or("-".to_string(), escape_str),
             row.socket.remote.to_string(),
         ];
         if row.holders.is_empty() {
             let what = if row.holders_hidden { "(hidden)" } else { "-" };
-            let [a, b, c, d, e] = socket_cells;
+            let [a, b, c, d, s, e] = socket_cells;
             let uid = row.socket.uid.to_string();
             let user = if row.holders_hidden {
                 uid
@@ -334,6 +332,7 @@ fn table(out: &mut String, rows: &[Row], mark_risky: bool, paint: &Paint) {
                 b,
                 c,
                 d,
+                s,
                 e,
                 "-".into(),
                 user,
@@ -344,7 +343,7 @@ fn table(out: &mut String, rows: &[Row], mark_risky: bool, paint: &Paint) {
             continue;
         }
         for holder in &row.holders {
-            let [a, b, c, d, e] = socket_cells.clone();
+            let [a, b, c, d, s, e] = socket_cells.clone();
             let user = match (&holder.user, holder.uid) {
                 (Some(name), _) => escape_str(name),
                 (None, Some(uid)) => uid.to_string(),
@@ -356,6 +355,7 @@ fn table(out: &mut String, rows: &[Row], mark_risky: bool, paint: &Paint) {
                 b,
                 c,
                 d,
+                s,
                 e,
                 holder.pid.to_string(),
                 user,
@@ -378,7 +378,7 @@ fn table(out: &mut String, rows: &[Row], mark_risky: bool, paint: &Paint) {
     }
 }
 
-fn format_line(cells: &[String; 10], widths: &[usize; 10]) -> String {
+fn format_line(cells: &[String; 11], widths: &[usize; 11]) -> String {
     let mut line = String::new();
     for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
         if i + 1 == cells.len() {

@@ -1,0 +1,347 @@
+//! What a port is meant for: IANA's service-name registry, carried in
+//! the binary, plus the names of the local services file that IANA
+//! lacks. Lookups by port and protocol, by name, and suggestions.
+
+mod iana;
+#[rustfmt::skip]
+mod iana_table;
+mod local;
+mod suggest;
+
+use std::path::Path;
+
+use crate::ports::PortRange;
+use crate::socket::Protocol;
+
+/// The default local services file; LSPORT_SERVICES_FILE overrides it.
+pub const DEFAULT_SERVICES_FILE: &str = "/etc/services";
+
+/// A set of transport protocols, as bits. ANY marks a registration made
+/// without a protocol, which covers them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Protocols(pub u8);
+
+impl Protocols {
+    /// The bits, as tools/gen-iana.py writes them.
+    const NAMES: [(u8, &'static str); 5] = [
+        (1, "tcp"),
+        (2, "udp"),
+        (4, "sctp"),
+        (8, "dccp"),
+        (Self::ANY, "any"),
+    ];
+    const ANY: u8 = 16;
+
+    /// A protocol as /etc/services spells it; None for one lsport does
+    /// not know (ddp).
+    pub fn named(name: &str) -> Option<Protocols> {
+        Self::NAMES
+            .iter()
+            .take(4)
+            .find(|(_, n)| n.eq_ignore_ascii_case(name))
+            .map(|(bit, _)| Protocols(*bit))
+    }
+
+    pub fn of(protocol: Protocol) -> Protocols {
+        match protocol {
+            Protocol::Tcp => Protocols(1),
+            Protocol::Udp => Protocols(2),
+        }
+    }
+
+    /// True when a socket of `protocol` falls under this registration.
+    pub fn covers(self, protocol: Protocol) -> bool {
+        self.overlaps(Protocols::of(protocol))
+    }
+
+    /// True when the two share a protocol, counting ANY as every one.
+    pub fn overlaps(self, other: Protocols) -> bool {
+        self.0 & (other.0 | Self::ANY) != 0 || other.0 & Self::ANY != 0
+    }
+
+    /// Each protocol's name, in a fixed order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Self::NAMES
+            .into_iter()
+            .filter(move |(bit, _)| self.0 & bit != 0)
+            .map(|(_, name)| name)
+    }
+
+    /// "tcp, udp"
+    pub fn label(self) -> String {
+        self.names().collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Iana,
+    Local,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Iana => "iana",
+            Source::Local => "local",
+        }
+    }
+}
+
+/// One registration of a service on a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// Empty for IANA rows without a name, such as "Reserved".
+    pub name: String,
+    pub protocols: Protocols,
+    /// IANA's description; None for local names and for the few IANA
+    /// rows that have none.
+    pub description: Option<String>,
+    /// The registration's ports: x11 covers 6000-6063.
+    pub ports: PortRange,
+    pub source: Source,
+}
+
+/// The registry: IANA's table plus the local names it lacks.
+#[derive(Debug, Clone, Default)]
+pub struct Services {
+    /// Sorted by port.
+    local: Vec<local::LocalName>,
+}
+
+impl Services {
+    /// IANA's table with the local names read from `path`. A missing or
+    /// unreadable file adds nothing: it is never required.
+    pub fn load(path: &Path) -> Services {
+        let text = std::fs::read(path)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+        Services::with_local(&text)
+    }
+
+    /// Keeps the local names IANA does not have on the same port and
+    /// protocol, merging protocols per name and port.
+    fn with_local(text: &str) -> Services {
+        let mut kept: Vec<local::LocalName> = Vec::new();
+        for name in local::parse(text) {
+            let known = iana::on_port(name.port).any(|e| {
+                e.name().eq_ignore_ascii_case(&name.name) && e.protocols().overlaps(name.protocols)
+            });
+            if known {
+                continue;
+            }
+            match kept
+                .iter_mut()
+                .find(|k| k.port == name.port && k.name.eq_ignore_ascii_case(&name.name))
+            {
+                Some(k) => k.protocols.0 |= name.protocols.0,
+                None => kept.push(name),
+            }
+        }
+        // By port (stable: the file's order within a port), to be
+        // binary-searched like IANA's table.
+        kept.sort_by_key(|k| k.port);
+        Services { local: kept }
+    }
+
+    /// Everything registered on `port`: IANA's rows in the registry's
+    /// order, then local names.
+    pub fn on_port(&self, port: u16) -> Vec<Service> {
+        let iana = iana::on_port(port).map(|e| Service {
+            name: e.name().to_string(),
+            protocols: e.protocols(),
+            description: Some(e.description())
+                .filter(|d| !d.is_empty())
+                .map(str::to_string),
+            ports: PortRange {
+                lo: e.ports().0,
+                hi: e.ports().1,
+            },
+            source: Source::Iana,
+        });
+        let start = self.local.partition_point(|l| l.port < port);
+        let local = self.local[start..]
+            .iter()
+            .take_while(|l| l.port == port)
+            .map(|l| Service {
+                name: l.name.clone(),
+                protocols: l.protocols,
+                description: None,
+                ports: PortRange::single(l.port),
+                source: Source::Local,
+            });
+        iana.chain(local).collect()
+    }
+
+    /// The first name registered on `port` for `protocol`: what a socket
+    /// there is most likely meant to be.
+    pub fn name_for(&self, port: u16, protocol: Protocol) -> Option<String> {
+        self.on_port(port)
+            .into_iter()
+            .find(|s| !s.name.is_empty() && s.protocols.covers(protocol))
+            .map(|s| s.name)
+    }
+
+    /// The ports of a service name, over every protocol, without regard
+    /// to case. The error is one line, with up to three suggestions.
+    pub fn resolve(&self, name: &str) -> Result<Vec<PortRange>, String> {
+        let mut ports: Vec<PortRange> = iana::named(name)
+            .map(|e| PortRange {
+                lo: e.ports().0,
+                hi: e.ports().1,
+            })
+            .chain(
+                self.local
+                    .iter()
+                    .filter(|l| l.name.eq_ignore_ascii_case(name))
+                    .map(|l| PortRange::single(l.port)),
+            )
+            .collect();
+        ports.sort();
+        ports.dedup();
+        if !ports.is_empty() {
+            return Ok(ports);
+        }
+        let shown = crate::render::escape::escape_str(name);
+        let mut names: Vec<&str> = iana::names().collect();
+        names.extend(self.local.iter().map(|l| l.name.as_str()));
+        let close = suggest::closest(name, names.into_iter(), 3);
+        Err(if close.is_empty() {
+            format!("unknown port or service name '{shown}'")
+        } else {
+            format!(
+                "unknown port or service name '{shown}' (did you mean: {}?)",
+                close.join(", ")
+            )
+        })
+    }
+
+    pub fn iana_updated() -> &'static str {
+        iana::updated()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names_on(services: &Services, port: u16) -> Vec<(String, String, Source)> {
+        services
+            .on_port(port)
+            .into_iter()
+            .map(|s| (s.name, s.protocols.label(), s.source))
+            .collect()
+    }
+
+    fn owned(list: &[(&str, &str, Source)]) -> Vec<(String, String, Source)> {
+        list.iter()
+            .map(|(n, p, s)| (n.to_string(), p.to_string(), *s))
+            .collect()
+    }
+
+    #[test]
+    fn ssh_is_on_22_over_three_protocols() {
+        let services = Services::default();
+        let on_22 = services.on_port(22);
+        assert_eq!(
+            names_on(&services, 22),
+            owned(&[
+                ("ssh", "tcp, udp", Source::Iana),
+                ("ssh", "sctp", Source::Iana)
+            ])
+        );
+        assert_eq!(
+            on_22[0].description.as_deref(),
+            Some("The Secure Shell (SSH) Protocol")
+        );
+        assert_eq!(services.name_for(22, Protocol::Udp).as_deref(), Some("ssh"));
+    }
+
+    #[test]
+    fn several_names_on_one_port_keep_the_registry_order() {
+        let services = Services::default();
+        let tcp: Vec<String> = services
+            .on_port(80)
+            .into_iter()
+            .filter(|s| s.protocols.covers(Protocol::Tcp))
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(tcp, vec!["http", "www", "www-http"]);
+        assert_eq!(
+            services.name_for(80, Protocol::Tcp).as_deref(),
+            Some("http")
+        );
+    }
+
+    #[test]
+    fn ranges_reserved_ports_and_rows_without_a_protocol() {
+        let services = Services::default();
+        let x11 = services.on_port(6010);
+        assert_eq!(x11[0].name, "x11");
+        assert_eq!(x11[0].ports, PortRange { lo: 6000, hi: 6063 });
+        for port in [1023, 1024, 49151] {
+            let on = services.on_port(port);
+            assert!(!on.is_empty(), "{port}");
+            assert!(on.iter().all(|s| s.name.is_empty()), "{port}");
+            assert!(
+                on.iter()
+                    .all(|s| s.description.as_deref() == Some("Reserved")),
+                "{port}"
+            );
+        }
+        assert_eq!(services.on_port(49151)[0].protocols.label(), "any");
+        // boe-cms was registered without a protocol: it covers both.
+        assert_eq!(
+            services.name_for(6400, Protocol::Udp).as_deref(),
+            Some("boe-cms")
+        );
+        assert!(services.on_port(60403).is_empty());
+        // Unassigned rows are left out.
+        assert!(services.on_port(1).iter().all(|s| s.name == "tcpmux"));
+    }
+
+    #[test]
+    fn names_resolve_without_regard_to_case_over_every_protocol() {
+        let services = Services::default();
+        assert_eq!(services.resolve("SSH"), Ok(vec![PortRange::single(22)]));
+        assert_eq!(
+            services.resolve("msp"),
+            Ok(vec![PortRange::single(18), PortRange::single(2438)])
+        );
+        assert_eq!(
+            services.resolve("x11"),
+            Ok(vec![PortRange { lo: 6000, hi: 6063 }])
+        );
+        let http_alt: Vec<u16> = services
+            .resolve("http-alt")
+            .unwrap()
+            .iter()
+            .map(|r| r.lo)
+            .collect();
+        assert_eq!(http_alt, vec![591, 8008, 8080]);
+        let err = services.resolve("postgress").unwrap_err();
+        assert!(err.contains("did you mean: postgresql"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn local_names_fill_gaps_only() {
+        let services = Services::with_local(
+            "ssh 22/tcp\nmy-app 40123/tcp\nmy-app 40123/udp\nhttp 80/tcp web-local\nbad 99999/tcp\n",
+        );
+        assert_eq!(
+            names_on(&services, 40123),
+            owned(&[("my-app", "tcp, udp", Source::Local)])
+        );
+        assert_eq!(names_on(&services, 22).len(), 2);
+        assert!(names_on(&services, 80).contains(&(
+            "web-local".into(),
+            "tcp".into(),
+            Source::Local
+        )));
+        assert_eq!(
+            services.resolve("MY-APP"),
+            Ok(vec![PortRange::single(40123)])
+        );
+    }
+}
