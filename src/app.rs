@@ -2,12 +2,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::cli::{Settings, View};
+use crate::cli::{Settings, SuggestSettings, View};
 use crate::owners;
 use crate::ports::KernelPortPolicy;
 use crate::report::{self, Inputs, Report};
 use crate::socket::{Family, Protocol, Socket};
 use crate::source::netlink::{self, DumpRequest};
+use crate::suggest::{self, SuggestQuery};
 use crate::users::UserNames;
 
 pub fn probe(settings: &Settings) -> Result<Report, String> {
@@ -52,6 +53,27 @@ pub fn probe(settings: &Settings) -> Result<Report, String> {
         users: &users,
         skipped_replies,
     }))
+}
+
+/// Ports safe for a new service, given every socket of the namespace.
+pub fn suggest_ports(task: &SuggestSettings, report: &Report) -> Vec<u16> {
+    let in_use: HashSet<u16> = report.rows.iter().map(|r| r.socket.local.port).collect();
+    let query = SuggestQuery {
+        count: task.count,
+        near: task.near,
+        within: task.within,
+        allow_privileged: task.allow_privileged,
+    };
+    suggest::suggest(
+        &query,
+        &report.policy,
+        &|p| in_use.contains(&p),
+        &iana_registered,
+    )
+}
+
+fn iana_registered(_port: u16) -> bool {
+    false
 }
 
 /// One dump per family and protocol, asking the kernel only for the
