@@ -2,11 +2,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::cli::Settings;
+use crate::cli::{Settings, SuggestSettings};
 use crate::collect::{self, Collected};
 use crate::owners;
 use crate::ports::KernelPortPolicy;
 use crate::report::{self, Inputs, Report};
+use crate::services::Services;
+use crate::suggest::{self, SuggestQuery};
 use crate::users::UserNames;
 
 pub fn probe(settings: &Settings) -> Result<Report, String> {
@@ -60,4 +62,22 @@ pub fn probe(settings: &Settings) -> Result<Report, String> {
         blind_spots: collect::blind_spots(source, settings),
         fallback,
     }))
+}
+
+/// Ports safe for a new service, given every socket of the namespace.
+pub fn suggest_ports(task: &SuggestSettings, report: &Report, services: &Services) -> Vec<u16> {
+    let in_use: HashSet<u16> = report.rows.iter().map(|r| r.socket.local.port).collect();
+    let query = SuggestQuery {
+        count: task.count,
+        near: task.near,
+        within: task.within,
+        allow_privileged: task.allow_privileged,
+    };
+    suggest::suggest(
+        &query,
+        &report.policy,
+        &|p| in_use.contains(&p),
+        // IANA's registrations, "Reserved" included, and local names.
+        &|p| !services.on_port(p).is_empty(),
+    )
 }

@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::ports::PortRange;
 use crate::portspec;
@@ -32,6 +32,9 @@ use crate::sys::ProcRoot;
         lsport -a --json       every socket, as JSON"
 )]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Ports to look up: a number (8080), a range (8000-8100) or a service name (ssh).
     #[arg(value_name = "PORT")]
     pub ports: Vec<String>,
@@ -65,19 +68,19 @@ pub struct Args {
     pub remote: bool,
 
     /// Show user ids as numbers; do not read /etc/passwd.
-    #[arg(short = 'n', long)]
+    #[arg(short = 'n', long, global = true)]
     pub numeric: bool,
 
     /// Print one JSON document instead of a table.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 
     /// When to use colour: auto (on a terminal, unless NO_COLOR is set), always or never.
-    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    #[arg(long, value_name = "WHEN", default_value = "auto", global = true)]
     pub color: ColorChoice,
 
     /// Print nothing; report through the exit status only.
-    #[arg(short = 'q', long)]
+    #[arg(short = 'q', long, global = true)]
     pub quiet: bool,
 
     /// Where sockets come from: auto (sock_diag, or /proc/net where sock_diag is refused or missing), netlink (sock_diag only) or proc (/proc/net only).
@@ -85,13 +88,78 @@ pub struct Args {
     pub source: SourceChoice,
 
     /// Read /proc from this directory instead (for tests; also LSPORT_PROC_ROOT).
-    #[arg(long, value_name = "DIR", hide = true, env = "LSPORT_PROC_ROOT")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        hide = true,
+        env = "LSPORT_PROC_ROOT",
+        global = true
+    )]
     pub proc_root: Option<std::path::PathBuf>,
 
     /// Read local service names from this file instead of /etc/services
     /// (also LSPORT_SERVICES_FILE).
     #[arg(long, value_name = "FILE", hide = true, env = "LSPORT_SERVICES_FILE")]
     pub services_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Report on the kernel's ephemeral range: headroom per destination,
+    /// listeners an outgoing connection may rob of their port, overlaps.
+    /// Exit status 3 when something needs attention.
+    Ephemeral(EphemeralArgs),
+    /// Suggest ports that are safe for a new service: outside the
+    /// ephemeral range, not registered with IANA, not in use.
+    Suggest(SuggestArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EphemeralArgs {
+    /// Check whether a planned port range (e.g. a NodePort range,
+    /// 30000-32767) overlaps the ephemeral range. Repeatable.
+    #[arg(long, value_name = "LO-HI")]
+    pub check_range: Vec<String>,
+
+    /// Warn (exit status 3) when a destination has less than this
+    /// percentage of its local ports left.
+    #[arg(long, value_name = "PCT", default_value_t = 10.0)]
+    pub warn_headroom: f64,
+
+    /// Output format.
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub format: ReportFormat,
+
+    /// How many destinations to show, busiest first.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    /// The Prometheus text exposition format (for node_exporter's textfile collector).
+    Prometheus,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SuggestArgs {
+    /// How many ports to suggest.
+    #[arg(value_name = "N", default_value_t = 1)]
+    pub count: usize,
+
+    /// Prefer ports close to this one.
+    #[arg(long, value_name = "PORT")]
+    pub near: Option<String>,
+
+    /// Search only this range.
+    #[arg(long, value_name = "LO-HI")]
+    pub range: Option<String>,
+
+    /// Also suggest privileged ports (below ip_unprivileged_port_start).
+    #[arg(long)]
+    pub privileged: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -127,9 +195,35 @@ pub enum Output {
     Quiet,
 }
 
+/// What lsport was asked to do.
+#[derive(Debug, Clone)]
+pub enum Task {
+    /// Who holds these ports (or what is listening).
+    Probe,
+    Ephemeral(EphemeralSettings),
+    Suggest(SuggestSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct EphemeralSettings {
+    pub planned: Vec<PortRange>,
+    pub warn_headroom_percent: f64,
+    pub format: ReportFormat,
+    pub top: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct SuggestSettings {
+    pub count: usize,
+    pub near: Option<u16>,
+    pub within: Option<PortRange>,
+    pub allow_privileged: bool,
+}
+
 /// The validated query: everything the rest of lsport needs to know.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    pub task: Task,
     pub view: View,
     /// The ports as the user gave them, in order, duplicates removed.
     pub asked: Vec<PortRange>,
@@ -162,7 +256,15 @@ impl Args {
             }
         }
         let ports = portspec::normalize(asked.clone());
-        let view = if !ports.is_empty() {
+        let task = match &self.command {
+            None => Task::Probe,
+            Some(Command::Ephemeral(args)) => Task::Ephemeral(args.to_settings(self.json)?),
+            Some(Command::Suggest(args)) => Task::Suggest(args.to_settings()?),
+        };
+        // The reports look at every socket of the namespace.
+        let view = if !matches!(task, Task::Probe) {
+            View::All
+        } else if !ports.is_empty() {
             View::Ports
         } else if self.all {
             View::All
@@ -189,6 +291,7 @@ impl Args {
             }
         };
         Ok(Settings {
+            task,
             view,
             asked,
             ports,
@@ -212,6 +315,62 @@ fn port_arg(text: &str, services: &Services) -> Result<Vec<PortRange>, String> {
         Ok(range) => Ok(vec![range]),
         Err(_) if text.bytes().any(|b| b.is_ascii_alphabetic()) => services.resolve(text),
         Err(message) => Err(message),
+    }
+}
+
+impl EphemeralArgs {
+    fn to_settings(&self, json: bool) -> Result<EphemeralSettings, String> {
+        if !(0.0..=100.0).contains(&self.warn_headroom) {
+            return Err(format!(
+                "invalid --warn-headroom {}: a percentage from 0 to 100",
+                self.warn_headroom
+            ));
+        }
+        let planned = self
+            .check_range
+            .iter()
+            .map(|text| portspec::parse_port_arg(text))
+            .collect::<Result<_, _>>()?;
+        let format = if json && self.format == ReportFormat::Text {
+            ReportFormat::Json
+        } else {
+            self.format
+        };
+        Ok(EphemeralSettings {
+            planned,
+            warn_headroom_percent: self.warn_headroom,
+            format,
+            top: self.top,
+        })
+    }
+}
+
+impl SuggestArgs {
+    fn to_settings(&self) -> Result<SuggestSettings, String> {
+        let near = match &self.near {
+            Some(text) => {
+                let range = portspec::parse_port_arg(text)?;
+                if range.lo != range.hi {
+                    return Err(format!("invalid --near {text}: one port, not a range"));
+                }
+                Some(range.lo)
+            }
+            None => None,
+        };
+        let within = self
+            .range
+            .as_deref()
+            .map(portspec::parse_port_arg)
+            .transpose()?;
+        if self.count == 0 {
+            return Err("invalid count 0: ask for at least one port".to_string());
+        }
+        Ok(SuggestSettings {
+            count: self.count,
+            near,
+            within,
+            allow_privileged: self.privileged,
+        })
     }
 }
 

@@ -66,6 +66,15 @@ pub fn render(report: &Report) -> String {
     out
 }
 
+/// `lsport suggest --json`.
+pub fn suggestions(ports: &[u16]) -> String {
+    let list: Vec<String> = ports.iter().map(ToString::to_string).collect();
+    format!(
+        "{{\"schema_version\":{SCHEMA_VERSION},\"ports\":[{}]}}\n",
+        list.join(",")
+    )
+}
+
 fn ranges(out: &mut String, list: &[PortRange]) {
     out.push('[');
     for (i, r) in list.iter().enumerate() {

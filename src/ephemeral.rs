@@ -1,0 +1,356 @@
+//! The kernel's ephemeral range under load: how many local ports are
+//! left toward each destination, which listeners an outgoing connection
+//! could rob of their port, and whether planned port ranges overlap it.
+//! Pure analysis over a report's rows; no I/O.
+
+use std::collections::HashMap;
+
+use crate::ports::{KernelPortPolicy, PortRange};
+use crate::report::{Role, Row};
+use crate::socket::{Endpoint, Protocol, State};
+
+/// Sockets counted by the kind of state that keeps their port busy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// ESTABLISHED and the connecting states.
+    pub established: u32,
+    /// FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING.
+    pub closing: u32,
+    pub time_wait: u32,
+}
+
+impl StateCounts {
+    pub fn total(&self) -> u32 {
+        self.established + self.closing + self.time_wait
+    }
+
+    fn add(&mut self, state: State) {
+        match state {
+            State::TimeWait => self.time_wait += 1,
+            State::FinWait1
+            | State::FinWait2
+            | State::CloseWait
+            | State::LastAck
+            | State::Closing => self.closing += 1,
+            _ => self.established += 1,
+        }
+    }
+}
+
+/// The outgoing connections toward one remote address and port. The
+/// kernel needs a distinct local port per connection to the same
+/// destination, so this is where "cannot assign requested address"
+/// starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Destination {
+    pub remote: Endpoint,
+    pub in_use: StateCounts,
+    /// Local ports left for new connections to this destination.
+    pub headroom: u32,
+    /// `headroom` as a share of the ports connect() may use at all.
+    pub headroom_percent: f64,
+}
+
+/// A planned port range (`--check-range`) against the ephemeral range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overlap {
+    pub planned: PortRange,
+    /// The part of the planned range inside the ephemeral range.
+    pub overlap: Option<PortRange>,
+    /// Ports of that part that are not reserved: outgoing connections may take them.
+    pub unreserved: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub range: PortRange,
+    pub range_assumed: bool,
+    pub size: u32,
+    pub reserved_in_range: u32,
+    /// Both ends of the range have the same parity: the kernel warns,
+    /// as it prefers even ports for connect() and odd ones for bind(0).
+    pub same_parity: bool,
+    /// Distinct TCP ports inside the range held by a listener or a
+    /// bound-only socket: connect() skips them for every destination.
+    pub hard_bound_ports: Vec<u16>,
+    /// Ports connect() may hand out: the range less reserved and hard-bound ports.
+    pub usable: u32,
+    /// Outgoing TCP sockets with a local port in the range, all destinations.
+    pub in_use: StateCounts,
+    /// Busiest first.
+    pub destinations: Vec<Destination>,
+    /// Listening or bound-only sockets (TCP, and unconnected UDP) whose
+    /// port is inside the range and not reserved.
+    pub risky: Vec<Row>,
+    pub overlaps: Vec<Overlap>,
+}
+
+pub fn analyze(policy: &KernelPortPolicy, rows: &[Row], planned: &[PortRange]) -> Analysis {
+    let range = policy.ephemeral.value;
+    let in_range = |port: u16| range.contains(port);
+    let reserved_in_range = (range.lo..=range.hi)
+        .filter(|p| policy.is_reserved(*p))
+        .count() as u32;
+
+    let mut hard_bound_ports: Vec<u16> = rows
+        .iter()
+        .filter(|r| r.socket.protocol == Protocol::Tcp)
+        .filter(|r| matches!(r.role, Role::Listener | Role::BoundOnly))
+        .map(|r| r.socket.local.port)
+        .filter(|p| in_range(*p) && !policy.is_reserved(*p))
+        .collect();
+    hard_bound_ports.sort_unstable();
+    hard_bound_ports.dedup();
+    let size = u32::from(range.hi) - u32::from(range.lo) + 1;
+    let usable = size - reserved_in_range - hard_bound_ports.len() as u32;
+
+    let mut in_use = StateCounts::default();
+    let mut by_destination: HashMap<Endpoint, StateCounts> = HashMap::new();
+    for row in rows {
+        let socket = &row.socket;
+        let outgoing = matches!(row.role, Role::Outgoing | Role::TimeWait);
+        if socket.protocol != Protocol::Tcp || !outgoing || !in_range(socket.local.port) {
+            continue;
+        }
+        let remote = Endpoint {
+            address: socket.remote.readable_address(),
+            port: socket.remote.port,
+        };
+        in_use.add(socket.state);
+        by_destination.entry(remote).or_default().add(socket.state);
+    }
+    let mut destinations: Vec<Destination> = by_destination
+        .into_iter()
+        .map(|(remote, counts)| {
+            let headroom = usable.saturating_sub(counts.total());
+            let headroom_percent = if usable == 0 {
+                0.0
+            } else {
+                100.0 * f64::from(headroom) / f64::from(usable)
+            };
+            Destination {
+                remote,
+                in_use: counts,
+                headroom,
+                headroom_percent,
+            }
+        })
+        .collect();
+    destinations.sort_by(|a, b| {
+        b.in_use
+            .total()
+            .cmp(&a.in_use.total())
+            .then(a.remote.cmp(&b.remote))
+    });
+
+    let risky = rows.iter().filter(|r| r.risky).cloned().collect();
+    let overlaps = planned.iter().map(|p| overlap_of(*p, policy)).collect();
+    Analysis {
+        range,
+        range_assumed: policy.ephemeral.assumed,
+        size,
+        reserved_in_range,
+        same_parity: range.lo % 2 == range.hi % 2,
+        hard_bound_ports,
+        usable,
+        in_use,
+        destinations,
+        risky,
+        overlaps,
+    }
+}
+
+fn overlap_of(planned: PortRange, policy: &KernelPortPolicy) -> Overlap {
+    let range = policy.ephemeral.value;
+    let lo = planned.lo.max(range.lo);
+    let hi = planned.hi.min(range.hi);
+    if lo > hi {
+        return Overlap {
+            planned,
+            overlap: None,
+            unreserved: 0,
+        };
+    }
+    let unreserved = (lo..=hi).filter(|p| !policy.is_reserved(*p)).count() as u32;
+    Overlap {
+        planned,
+        overlap: Some(PortRange { lo, hi }),
+        unreserved,
+    }
+}
+
+/// What makes the report unhealthy (exit status 3), in plain words.
+pub fn problems(analysis: &Analysis, warn_headroom_percent: f64) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !analysis.risky.is_empty() {
+        problems.push(format!(
+            "{} listening or bound-only socket{} inside the ephemeral range and not reserved",
+            analysis.risky.len(),
+            if analysis.risky.len() == 1 { "" } else { "s" }
+        ));
+    }
+    for d in analysis
+        .destinations
+        .iter()
+        .filter(|d| d.headroom_percent < warn_headroom_percent)
+    {
+        problems.push(format!(
+            "only {} local ports ({:.1}%) left toward {}",
+            d.headroom, d.headroom_percent, d.remote
+        ));
+    }
+    for o in analysis.overlaps.iter().filter(|o| o.unreserved > 0) {
+        problems.push(format!(
+            "planned range {}-{} has {} unreserved ports inside the ephemeral range",
+            o.planned.lo, o.planned.hi, o.unreserved
+        ));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::Setting;
+    use crate::socket::{Family, Socket};
+
+    fn policy(lo: u16, hi: u16, reserved: Vec<PortRange>) -> KernelPortPolicy {
+        KernelPortPolicy {
+            ephemeral: Setting {
+                value: PortRange { lo, hi },
+                assumed: false,
+            },
+            reserved: Setting {
+                value: reserved,
+                assumed: false,
+            },
+            unprivileged_start: Setting {
+                value: 1024,
+                assumed: false,
+            },
+        }
+    }
+
+    fn row(state: State, role: Role, local: u16, remote: u16, risky: bool) -> Row {
+        let address = "127.0.0.1".parse().unwrap();
+        Row {
+            socket: Socket {
+                protocol: Protocol::Tcp,
+                family: Family::Inet,
+                state,
+                local: Endpoint {
+                    address,
+                    port: local,
+                },
+                remote: Endpoint {
+                    address,
+                    port: remote,
+                },
+                v6only: None,
+                uid: 0,
+                inode: 1,
+            },
+            role,
+            holders: Vec::new(),
+            holders_hidden: false,
+            service: None,
+            risky,
+        }
+    }
+
+    #[test]
+    fn headroom_counts_every_state_and_excludes_reserved_and_bound_ports() {
+        let policy = policy(40000, 40099, vec![PortRange::single(40050)]);
+        let mut rows = vec![row(State::Listen, Role::Listener, 40090, 0, true)];
+        for port in 40000..40010 {
+            rows.push(row(State::Established, Role::Outgoing, port, 30000, false));
+        }
+        rows.push(row(State::TimeWait, Role::TimeWait, 40010, 30000, false));
+        rows.push(row(State::FinWait2, Role::Outgoing, 40011, 30000, false));
+        rows.push(row(State::Established, Role::Outgoing, 40012, 30001, false));
+        // Outside the range: not counted.
+        rows.push(row(State::Established, Role::Outgoing, 20000, 30000, false));
+        let analysis = analyze(&policy, &rows, &[]);
+        assert_eq!(analysis.size, 100);
+        assert_eq!(analysis.reserved_in_range, 1);
+        assert_eq!(analysis.hard_bound_ports, vec![40090]);
+        assert_eq!(analysis.usable, 98);
+        assert_eq!(
+            analysis.in_use,
+            StateCounts {
+                established: 11,
+                closing: 1,
+                time_wait: 1
+            }
+        );
+        let busiest = &analysis.destinations[0];
+        assert_eq!(busiest.remote.port, 30000);
+        assert_eq!(
+            busiest.in_use,
+            StateCounts {
+                established: 10,
+                closing: 1,
+                time_wait: 1
+            }
+        );
+        assert_eq!(busiest.headroom, 86);
+        assert!((busiest.headroom_percent - 100.0 * 86.0 / 98.0).abs() < 1e-9);
+        assert_eq!(problems(&analysis, 10.0).len(), 1, "the risky listener");
+        assert_eq!(
+            problems(&analysis, 99.5).len(),
+            3,
+            "and both destinations under 99.5%"
+        );
+    }
+
+    #[test]
+    fn parity_and_overlaps() {
+        let odd_even = policy(32768, 60999, vec![]);
+        assert!(!analyze(&odd_even, &[], &[]).same_parity);
+        let same = policy(
+            40000,
+            40100,
+            vec![PortRange {
+                lo: 30000,
+                hi: 30099,
+            }],
+        );
+        let analysis = analyze(
+            &same,
+            &[],
+            &[
+                PortRange {
+                    lo: 30000,
+                    hi: 40009,
+                },
+                PortRange { lo: 1, hi: 10 },
+            ],
+        );
+        assert!(analysis.same_parity);
+        assert_eq!(
+            problems(&analysis, 10.0),
+            vec!["planned range 30000-40009 has 10 unreserved ports inside the ephemeral range"]
+        );
+        assert_eq!(
+            analysis.overlaps,
+            vec![
+                Overlap {
+                    planned: PortRange {
+                        lo: 30000,
+                        hi: 40009
+                    },
+                    overlap: Some(PortRange {
+                        lo: 40000,
+                        hi: 40009
+                    }),
+                    unreserved: 10
+                },
+                Overlap {
+                    planned: PortRange { lo: 1, hi: 10 },
+                    overlap: None,
+                    unreserved: 0
+                },
+            ]
+        );
+    }
+}

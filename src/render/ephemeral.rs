@@ -1,0 +1,458 @@
+//! `lsport ephemeral` as text, JSON and Prometheus metrics.
+
+use std::fmt::Write;
+
+use crate::ephemeral::{Analysis, Destination};
+use crate::ports::{KernelPortPolicy, PortRange};
+use crate::render::escape::escape_bytes;
+use crate::render::json;
+use crate::report::reserved_ports_with;
+
+/// Where `lsport ephemeral` suggests the persistent fix goes.
+const SYSCTL_D_FILE: &str = "/etc/sysctl.d/90-lsport-reserved-ports.conf";
+
+/// The ports to reserve so that no risky listener and no planned range
+/// can lose a port to an outgoing connection, merged with what is
+/// reserved already. None when nothing needs reserving.
+pub fn reserved_fix(analysis: &Analysis, policy: &KernelPortPolicy) -> Option<String> {
+    let mut ports: Vec<u16> = analysis.risky.iter().map(|r| r.socket.local.port).collect();
+    for overlap in &analysis.overlaps {
+        if let (Some(range), true) = (overlap.overlap, overlap.unreserved > 0) {
+            ports.extend(range.lo..=range.hi);
+        }
+    }
+    if ports.is_empty() {
+        return None;
+    }
+    Some(reserved_ports_with(policy, &ports))
+}
+
+fn range_text(range: PortRange) -> String {
+    format!("{}-{}", range.lo, range.hi)
+}
+
+pub fn text(
+    analysis: &Analysis,
+    policy: &KernelPortPolicy,
+    netns: Option<u64>,
+    top: usize,
+    problems: &[String],
+) -> String {
+    let mut out = String::new();
+    let a = analysis;
+    let netns = netns.map_or_else(|| "(unknown)".to_string(), |i| format!("net:[{i}]"));
+    let assumed = if a.range_assumed {
+        " (assumed: the kernel default)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "Ephemeral range {}{assumed} in network namespace {netns}: {} ports, {} reserved, {} held by listeners or bound-only sockets; {} usable by connect().",
+        range_text(a.range),
+        a.size,
+        a.reserved_in_range,
+        a.hard_bound_ports.len(),
+        a.usable
+    );
+    if a.same_parity {
+        let _ = writeln!(
+            out,
+            "warning: both ends of the range are {}: the kernel prefers even ports for connect() and odd ones for bind(0), and warns when the ends share a parity. For example: sysctl -w net.ipv4.ip_local_port_range=\"{} {}\"",
+            if a.range.lo % 2 == 0 { "even" } else { "odd" },
+            a.range.lo,
+            a.range.hi.saturating_sub(1)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "Outgoing TCP connections on ports of the range: {} (established {}, closing {}, time-wait {}).",
+        a.in_use.total(),
+        a.in_use.established,
+        a.in_use.closing,
+        a.in_use.time_wait
+    );
+    if !a.destinations.is_empty() {
+        out.push('\n');
+        destinations_table(&mut out, &a.destinations[..a.destinations.len().min(top)]);
+        if a.destinations.len() > top {
+            let _ = writeln!(
+                out,
+                "... and {} more destinations",
+                a.destinations.len() - top
+            );
+        }
+    }
+    if !a.risky.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nListening or bound-only sockets inside the range and not reserved ({}): an outgoing connection may take their port while the service is down, and its restart then fails with \"address already in use\".",
+            a.risky.len()
+        );
+        for row in &a.risky {
+            let holders: Vec<String> = row
+                .holders
+                .iter()
+                .map(|h| format!("{} (pid {})", escape_bytes(&h.command), h.pid))
+                .collect();
+            let holders = if holders.is_empty() {
+                if row.holders_hidden {
+                    "holder hidden".to_string()
+                } else {
+                    "no holder".to_string()
+                }
+            } else {
+                holders.join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "  {} {} {}: {holders}",
+                row.socket.protocol.name(),
+                row.role.name(),
+                row.socket.local
+            );
+        }
+    }
+    for overlap in &a.overlaps {
+        match overlap.overlap {
+            None => {
+                let _ = writeln!(
+                    out,
+                    "\nPlanned range {}: no overlap with the ephemeral range.",
+                    range_text(overlap.planned)
+                );
+            }
+            Some(range) => {
+                let _ = writeln!(
+                    out,
+                    "\nPlanned range {}: {} lies inside the ephemeral range; {} of those ports are not reserved, and outgoing connections may take them.",
+                    range_text(overlap.planned),
+                    range_text(range),
+                    overlap.unreserved
+                );
+            }
+        }
+    }
+    if let Some(ports) = reserved_fix(a, policy) {
+        let _ = writeln!(
+            out,
+            "\nFix now:      sysctl -w net.ipv4.ip_local_reserved_ports={ports}"
+        );
+        let _ = writeln!(
+            out,
+            "Fix for good: echo 'net.ipv4.ip_local_reserved_ports = {ports}' > {SYSCTL_D_FILE}"
+        );
+    }
+    out.push('\n');
+    if problems.is_empty() {
+        out.push_str("Status: healthy.\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "Status: {} problem{}:",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        );
+        for problem in problems {
+            let _ = writeln!(out, "  - {problem}");
+        }
+    }
+    out
+}
+
+fn destinations_table(out: &mut String, destinations: &[Destination]) {
+    let rows: Vec<[String; 5]> = destinations
+        .iter()
+        .map(|d| {
+            [
+                d.remote.to_string(),
+                d.in_use.established.to_string(),
+                d.in_use.closing.to_string(),
+                d.in_use.time_wait.to_string(),
+                format!("{} ({:.1}%)", d.headroom, d.headroom_percent),
+            ]
+        })
+        .collect();
+    let headers = [
+        "DESTINATION",
+        "ESTABLISHED",
+        "CLOSING",
+        "TIME_WAIT",
+        "HEADROOM",
+    ];
+    let mut widths = headers.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: [&str; 5]| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            text.push_str(cell);
+            if i + 1 < cells.len() {
+                text.extend(std::iter::repeat_n(' ', widths[i] - cell.len() + 2));
+            }
+        }
+        text
+    };
+    let _ = writeln!(out, "{}", line(headers));
+    for row in &rows {
+        let _ = writeln!(
+            out,
+            "{}",
+            line([&row[0], &row[1], &row[2], &row[3], &row[4]])
+        );
+    }
+}
+
+pub fn json_document(
+    analysis: &Analysis,
+    policy: &KernelPortPolicy,
+    netns: Option<u64>,
+    top: usize,
+    problems: &[String],
+) -> String {
+    let a = analysis;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "{{\"schema_version\":{},\"netns\":{{\"inode\":",
+        json::SCHEMA_VERSION
+    );
+    match netns {
+        Some(inode) => {
+            let _ = write!(out, "{inode}");
+        }
+        None => out.push_str("null"),
+    }
+    let _ = write!(
+        out,
+        "}},\"range\":[{},{}],\"range_assumed\":{},\"size\":{},\"reserved_in_range\":{},\"same_parity\":{},\"usable\":{},",
+        a.range.lo,
+        a.range.hi,
+        a.range_assumed,
+        a.size,
+        a.reserved_in_range,
+        a.same_parity,
+        a.usable
+    );
+    let ports: Vec<String> = a.hard_bound_ports.iter().map(ToString::to_string).collect();
+    let _ = write!(out, "\"hard_bound_ports\":[{}],", ports.join(","));
+    let _ = write!(
+        out,
+        "\"in_use\":{{\"established\":{},\"closing\":{},\"time_wait\":{}}},\"destinations\":[",
+        a.in_use.established, a.in_use.closing, a.in_use.time_wait
+    );
+    for (i, d) in a.destinations.iter().take(top).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "{{\"address\":\"{}\",\"port\":{},\"established\":{},\"closing\":{},\"time_wait\":{},\"headroom\":{},\"headroom_percent\":{:.2}}}",
+            d.remote.address,
+            d.remote.port,
+            d.in_use.established,
+            d.in_use.closing,
+            d.in_use.time_wait,
+            d.headroom,
+            d.headroom_percent
+        );
+    }
+    out.push_str("],\"risky_listeners\":[");
+    for (i, row) in a.risky.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "{{\"protocol\":\"{}\",\"role\":\"{}\",\"address\":\"{}\",\"port\":{},\"pids\":[{}]}}",
+            row.socket.protocol.name(),
+            row.role.name(),
+            row.socket.local.readable_address(),
+            row.socket.local.port,
+            row.holders
+                .iter()
+                .map(|h| h.pid.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+    }
+    out.push_str("],\"overlaps\":[");
+    for (i, o) in a.overlaps.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let overlap = o
+            .overlap
+            .map_or_else(|| "null".to_string(), |r| format!("[{},{}]", r.lo, r.hi));
+        let _ = write!(
+            out,
+            "{{\"planned\":[{},{}],\"overlap\":{overlap},\"unreserved\":{}}}",
+            o.planned.lo, o.planned.hi, o.unreserved
+        );
+    }
+    out.push_str("],\"fix\":");
+    match reserved_fix(a, policy) {
+        Some(ports) => {
+            out.push_str("{\"reserved_ports\":");
+            json::string(&mut out, &ports);
+            out.push_str(",\"now\":");
+            json::string(
+                &mut out,
+                &format!("sysctl -w net.ipv4.ip_local_reserved_ports={ports}"),
+            );
+            out.push_str(",\"persistent_file\":");
+            json::string(&mut out, SYSCTL_D_FILE);
+            out.push_str(",\"persistent_line\":");
+            json::string(
+                &mut out,
+                &format!("net.ipv4.ip_local_reserved_ports = {ports}"),
+            );
+            out.push('}');
+        }
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"problems\":[");
+    for (i, p) in problems.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json::string(&mut out, p);
+    }
+    let _ = writeln!(out, "],\"healthy\":{}}}", problems.is_empty());
+    out
+}
+
+/// The Prometheus text exposition format, for node_exporter's textfile
+/// collector. Every series carries the namespace inode as `netns`.
+pub fn prometheus(
+    analysis: &Analysis,
+    netns: Option<u64>,
+    top: usize,
+    problems: &[String],
+) -> String {
+    let a = analysis;
+    let netns = netns.map_or_else(String::new, |i| i.to_string());
+    let mut out = String::new();
+    let mut metric = |name: &str, help: &str, samples: &[(String, f64)]| {
+        let _ = writeln!(out, "# HELP lsport_{name} {help}");
+        let _ = writeln!(out, "# TYPE lsport_{name} gauge");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "lsport_{name}{{netns=\"{netns}\"{labels}}} {value}");
+        }
+    };
+    let plain = |value: f64| vec![(String::new(), value)];
+    metric(
+        "ephemeral_range_start",
+        "First port of ip_local_port_range.",
+        &plain(f64::from(a.range.lo)),
+    );
+    metric(
+        "ephemeral_range_end",
+        "Last port of ip_local_port_range.",
+        &plain(f64::from(a.range.hi)),
+    );
+    metric(
+        "ephemeral_range_ports",
+        "Ports in the ephemeral range.",
+        &plain(f64::from(a.size)),
+    );
+    metric(
+        "ephemeral_reserved_ports",
+        "Ports of the ephemeral range in ip_local_reserved_ports.",
+        &plain(f64::from(a.reserved_in_range)),
+    );
+    metric(
+        "ephemeral_hard_bound_ports",
+        "Ports of the ephemeral range held by TCP listeners or bound-only sockets.",
+        &plain(a.hard_bound_ports.len() as f64),
+    );
+    metric(
+        "ephemeral_usable_ports",
+        "Ports of the ephemeral range that connect() may use.",
+        &plain(f64::from(a.usable)),
+    );
+    metric(
+        "ephemeral_range_same_parity",
+        "1 when both ends of the range have the same parity (the kernel warns).",
+        &plain(if a.same_parity { 1.0 } else { 0.0 }),
+    );
+    let states = |c: &crate::ephemeral::StateCounts, extra: &str| {
+        vec![
+            (
+                format!("{extra},state=\"established\""),
+                f64::from(c.established),
+            ),
+            (format!("{extra},state=\"closing\""), f64::from(c.closing)),
+            (
+                format!("{extra},state=\"time_wait\""),
+                f64::from(c.time_wait),
+            ),
+        ]
+    };
+    metric(
+        "ephemeral_ports_in_use",
+        "Outgoing TCP sockets on ports of the ephemeral range, by state.",
+        &states(&a.in_use, ""),
+    );
+    let shown = &a.destinations[..a.destinations.len().min(top)];
+    let mut per_destination = Vec::new();
+    let mut headroom = Vec::new();
+    let mut ratio = Vec::new();
+    for d in shown {
+        let label = format!(",destination=\"{}\"", label_value(&d.remote.to_string()));
+        per_destination.extend(states(&d.in_use, &label));
+        headroom.push((label.clone(), f64::from(d.headroom)));
+        ratio.push((label, d.headroom_percent / 100.0));
+    }
+    metric(
+        "ephemeral_destination_ports_in_use",
+        "Local ports of the ephemeral range in use toward one destination (busiest first), by state.",
+        &per_destination,
+    );
+    metric(
+        "ephemeral_destination_headroom_ports",
+        "Local ports left for new connections to one destination.",
+        &headroom,
+    );
+    metric(
+        "ephemeral_destination_headroom_ratio",
+        "Share of usable ports left for new connections to one destination.",
+        &ratio,
+    );
+    metric(
+        "ephemeral_risky_listeners",
+        "Listening or bound-only sockets inside the ephemeral range and not reserved.",
+        &plain(a.risky.len() as f64),
+    );
+    let overlaps: Vec<(String, f64)> = a
+        .overlaps
+        .iter()
+        .map(|o| {
+            (
+                format!(",planned=\"{}\"", range_text(o.planned)),
+                f64::from(o.unreserved),
+            )
+        })
+        .collect();
+    metric(
+        "ephemeral_planned_range_unreserved_overlap_ports",
+        "Ports of a planned range (--check-range) inside the ephemeral range and not reserved.",
+        &overlaps,
+    );
+    metric(
+        "ephemeral_problems",
+        "Problems found (0 when healthy).",
+        &plain(problems.len() as f64),
+    );
+    out
+}
+
+/// Escapes a label value as the exposition format requires.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
