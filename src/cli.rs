@@ -2,9 +2,11 @@
 //! `Settings`. Nothing below this module knows about clap.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::netns;
 use crate::ports::PortRange;
 use crate::portspec;
 use crate::services::{self, Services};
@@ -66,6 +68,20 @@ pub struct Args {
     /// Also match sockets whose remote port is PORT (as `lsof -i :PORT` does).
     #[arg(long)]
     pub remote: bool,
+
+    /// Probe another network namespace: a pid, a namespace file
+    /// (/run/netns/blue, /proc/1234/ns/net) or an ip-netns name.
+    #[arg(
+        long,
+        value_name = "TARGET",
+        global = true,
+        conflicts_with = "all_netns"
+    )]
+    pub netns: Option<String>,
+
+    /// Probe every network namespace on the host (needs root).
+    #[arg(long, global = true)]
+    pub all_netns: bool,
 
     /// Show user ids as numbers; do not read /etc/passwd.
     #[arg(short = 'n', long, global = true)]
@@ -195,6 +211,17 @@ pub enum Output {
     Quiet,
 }
 
+/// Which network namespaces to probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetnsChoice {
+    /// The one lsport runs in.
+    Current,
+    /// The namespace this file refers to.
+    One(PathBuf),
+    /// Every namespace on the host.
+    All,
+}
+
 /// What lsport was asked to do.
 #[derive(Debug, Clone)]
 pub enum Task {
@@ -236,6 +263,7 @@ pub struct Settings {
     pub numeric: bool,
     pub output: Output,
     pub source: SourceChoice,
+    pub netns: NetnsChoice,
     pub proc_root: ProcRoot,
     /// IANA's registry and the local names it lacks.
     pub services: Services,
@@ -256,6 +284,12 @@ impl Args {
             }
         }
         let ports = portspec::normalize(asked.clone());
+        let proc_root = self.proc_root.map(ProcRoot::new).unwrap_or_default();
+        let netns = match (&self.netns, self.all_netns) {
+            (_, true) => NetnsChoice::All,
+            (Some(target), false) => NetnsChoice::One(netns::resolve_target(target, &proc_root)?),
+            (None, false) => NetnsChoice::Current,
+        };
         let task = match &self.command {
             None => Task::Probe,
             Some(Command::Ephemeral(args)) => Task::Ephemeral(args.to_settings(self.json)?),
@@ -302,7 +336,8 @@ impl Args {
             numeric: self.numeric,
             output,
             source: self.source,
-            proc_root: self.proc_root.map(ProcRoot::new).unwrap_or_default(),
+            netns,
+            proc_root,
             services,
         })
     }

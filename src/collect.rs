@@ -64,7 +64,7 @@ fn proc_sockets(settings: &Settings, fallback: Option<String>) -> Result<Collect
                     .map_err(|e| {
                         let path = settings
                             .proc_root
-                            .path(procfs::table_path(family, protocol));
+                            .thread_path(procfs::table_path(family, protocol));
                         format!("reading {}: {e}", path.display())
                     })?;
         }

@@ -3,7 +3,9 @@
 mod app;
 mod cli;
 mod collect;
+mod container;
 mod ephemeral;
+mod netns;
 mod owners;
 mod ports;
 mod portspec;
@@ -40,37 +42,14 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(message) => return fail(&message),
     };
-    let report = match app::probe(&settings) {
-        Ok(report) => report,
+    let probe = match app::probe(&settings) {
+        Ok(probe) => probe,
         Err(message) => return fail(&message),
     };
-
-    if report.hidden_sockets > 0 && settings.output != Output::Quiet {
-        eprintln!(
-            "lsport: {} socket{} ha{} holders hidden from this user; run as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see them",
-            report.hidden_sockets,
-            if report.hidden_sockets == 1 { "" } else { "s" },
-            if report.hidden_sockets == 1 {
-                "s"
-            } else {
-                "ve"
-            },
-        );
+    if settings.output != Output::Quiet {
+        warn_about_gaps(&settings, &probe);
     }
-    if report.skipped_replies > 0 && settings.output != Output::Quiet {
-        let what = match report.source {
-            SourceKind::Netlink => "sock_diag replies",
-            SourceKind::Proc => "/proc/net lines",
-        };
-        eprintln!(
-            "lsport: {} {what} could not be decoded and were skipped",
-            report.skipped_replies
-        );
-    }
-    if let (Some(reason), Output::Table { .. }) = (&report.fallback, settings.output) {
-        eprintln!("lsport: sock_diag is not available ({reason}); reading /proc/net instead");
-    }
-    let (text, status) = respond(&settings, &report);
+    let (text, status) = respond(&settings, &probe);
     if let Err(err) = std::io::stdout().lock().write_all(text.as_bytes()) {
         // A closed pipe (`lsport | head -1`) is not an error worth a word.
         if err.kind() != std::io::ErrorKind::BrokenPipe {
@@ -81,51 +60,45 @@ fn main() -> ExitCode {
 }
 
 /// The text to print and the exit status, for the task asked.
-fn respond(settings: &Settings, report: &report::Report) -> (String, u8) {
+fn respond(settings: &Settings, probe: &app::Probe) -> (String, u8) {
     let quiet = settings.output == Output::Quiet;
+    let reports = &probe.reports;
     match &settings.task {
         Task::Probe => {
             let text = match settings.output {
                 Output::Quiet => String::new(),
-                Output::Json => render::json::render(report),
-                Output::Table { color } => render::table::render(report, color),
+                Output::Json => render::json::render(reports),
+                Output::Table { color } => {
+                    let label = settings.netns != cli::NetnsChoice::Current;
+                    render::table::render(reports, label, color)
+                }
             };
-            (
-                text,
-                if report.any_match() {
-                    EXIT_MATCH
-                } else {
-                    EXIT_NO_MATCH
-                },
-            )
+            let status = if probe.any_match() {
+                EXIT_MATCH
+            } else {
+                EXIT_NO_MATCH
+            };
+            (text, status)
         }
         Task::Ephemeral(task) => {
-            let analysis = ephemeral::analyze(&report.policy, &report.rows, &task.planned);
-            let problems = ephemeral::problems(&analysis, task.warn_headroom_percent);
-            let (policy, netns) = (&report.policy, report.netns_inode);
-            let text = match task.format {
-                _ if quiet => String::new(),
-                ReportFormat::Text => {
-                    render::ephemeral::text(&analysis, policy, netns, task.top, &problems)
-                }
-                ReportFormat::Json => {
-                    render::ephemeral::json_document(&analysis, policy, netns, task.top, &problems)
-                }
-                ReportFormat::Prometheus => {
-                    render::ephemeral::prometheus(&analysis, netns, task.top, &problems)
-                }
+            let analyses: Vec<(ephemeral::Analysis, Vec<String>)> = reports
+                .iter()
+                .map(|report| {
+                    let analysis = ephemeral::analyze(&report.policy, &report.rows, &task.planned);
+                    let problems = ephemeral::problems(&analysis, task.warn_headroom_percent);
+                    (analysis, problems)
+                })
+                .collect();
+            let text = if quiet {
+                String::new()
+            } else {
+                ephemeral_text(task, reports, &analyses)
             };
-            (
-                text,
-                if problems.is_empty() {
-                    EXIT_MATCH
-                } else {
-                    EXIT_UNHEALTHY
-                },
-            )
+            let healthy = analyses.iter().all(|(_, problems)| problems.is_empty());
+            (text, if healthy { EXIT_MATCH } else { EXIT_UNHEALTHY })
         }
         Task::Suggest(task) => {
-            let ports = app::suggest_ports(task, report, &settings.services);
+            let ports = app::suggest_ports(task, probe, &settings.services);
             if ports.len() < task.count && !quiet {
                 eprintln!(
                     "lsport: found {} safe port{} of the {} asked for",
@@ -139,15 +112,105 @@ fn respond(settings: &Settings, report: &report::Report) -> (String, u8) {
                 Output::Json => render::json::suggestions(&ports),
                 Output::Table { .. } => ports.iter().map(|p| format!("{p}\n")).collect(),
             };
-            (
-                text,
-                if ports.len() == task.count {
-                    EXIT_MATCH
-                } else {
-                    EXIT_NO_MATCH
-                },
-            )
+            let status = if ports.len() == task.count {
+                EXIT_MATCH
+            } else {
+                EXIT_NO_MATCH
+            };
+            (text, status)
         }
+    }
+}
+
+/// `lsport ephemeral` for each namespace probed: text sections, one JSON
+/// document (a list of them with several namespaces), or one set of
+/// metrics labelled by namespace.
+fn ephemeral_text(
+    task: &cli::EphemeralSettings,
+    reports: &[report::Report],
+    analyses: &[(ephemeral::Analysis, Vec<String>)],
+) -> String {
+    let each = reports.iter().zip(analyses);
+    match task.format {
+        ReportFormat::Prometheus => {
+            let namespaces: Vec<render::ephemeral::NamespaceAnalysis<'_>> = each
+                .map(
+                    |(report, (analysis, problems))| render::ephemeral::NamespaceAnalysis {
+                        analysis,
+                        netns: report.netns.inode,
+                        problems,
+                    },
+                )
+                .collect();
+            render::ephemeral::prometheus(&namespaces, task.top)
+        }
+        ReportFormat::Json => {
+            let documents: Vec<String> = each
+                .map(|(report, (analysis, problems))| {
+                    let netns = report.netns.inode;
+                    render::ephemeral::json_document(
+                        analysis,
+                        &report.policy,
+                        netns,
+                        task.top,
+                        problems,
+                    )
+                })
+                .collect();
+            if documents.len() == 1 {
+                documents.concat()
+            } else {
+                let trimmed: Vec<&str> = documents.iter().map(|d| d.trim_end()).collect();
+                format!("[{}]\n", trimmed.join(","))
+            }
+        }
+        ReportFormat::Text => each
+            .map(|(report, (analysis, problems))| {
+                render::ephemeral::text(
+                    analysis,
+                    &report.policy,
+                    report.netns.inode,
+                    task.top,
+                    problems,
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+/// One line on stderr for each thing the answer could not cover.
+fn warn_about_gaps(settings: &Settings, probe: &app::Probe) {
+    let hidden: usize = probe.reports.iter().map(|r| r.hidden_sockets).sum();
+    if hidden > 0 {
+        eprintln!(
+            "lsport: {hidden} socket{} ha{} holders hidden from this user; run as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see them",
+            if hidden == 1 { "" } else { "s" },
+            if hidden == 1 { "s" } else { "ve" },
+        );
+    }
+    for report in &probe.reports {
+        if report.skipped_replies > 0 {
+            let what = match report.source {
+                SourceKind::Netlink => "sock_diag replies",
+                SourceKind::Proc => "/proc/net lines",
+            };
+            eprintln!(
+                "lsport: {} {what} could not be decoded and were skipped",
+                report.skipped_replies
+            );
+        }
+        if let (Some(reason), Output::Table { .. }) = (&report.fallback, settings.output) {
+            eprintln!("lsport: sock_diag is not available ({reason}); reading /proc/net instead");
+        }
+    }
+    if !probe.skipped.is_empty() {
+        eprintln!(
+            "lsport: skipped {} network namespace{}: {}",
+            probe.skipped.len(),
+            if probe.skipped.len() == 1 { "" } else { "s" },
+            probe.skipped.join("; ")
+        );
     }
 }
 

@@ -17,6 +17,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
+use crate::container::{self, Container};
 use crate::sys::ProcRoot;
 
 /// One process's descriptor for a socket.
@@ -123,6 +124,11 @@ pub struct ProcessInfo {
     pub cmdline: Vec<Vec<u8>>,
     /// Effective uid, or None when the process exited before we looked.
     pub uid: Option<u32>,
+    /// Its pid inside its own pid namespace, when that differs from the
+    /// pid seen here (a process in a container).
+    pub pid_in_namespace: Option<u32>,
+    /// The container its cgroup names, if any.
+    pub container: Option<Container>,
 }
 
 /// Reads the name, command line and user of one process. Called only for
@@ -136,15 +142,26 @@ pub fn process_info(root: &ProcRoot, pid: u32) -> ProcessInfo {
     let cmdline = std::fs::read(dir.join("cmdline"))
         .map(|raw| split_cmdline(&raw))
         .unwrap_or_default();
-    let uid = std::fs::read(dir.join("status"))
+    let status = std::fs::read(dir.join("status")).unwrap_or_default();
+    let container = std::fs::read_to_string(dir.join("cgroup"))
         .ok()
-        .and_then(|s| effective_uid(&s));
+        .and_then(|text| container::from_proc_cgroup(&text));
     ProcessInfo {
         pid,
         command,
         cmdline,
-        uid,
+        uid: effective_uid(&status),
+        pid_in_namespace: innermost_pid(&status).filter(|inner| *inner != pid),
+        container,
     }
+}
+
+/// The last pid of the `NSpid:` line of /proc/[pid]/status: the pid the
+/// process has in its own (innermost) pid namespace.
+fn innermost_pid(status: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(status).ok()?;
+    let line = text.lines().find(|l| l.starts_with("NSpid:"))?;
+    line.split_whitespace().last()?.parse().ok()
 }
 
 fn split_cmdline(raw: &[u8]) -> Vec<Vec<u8>> {
@@ -186,6 +203,16 @@ mod tests {
             vec![b"sleep".to_vec(), b"100".to_vec()]
         );
         assert!(split_cmdline(b"").is_empty());
+    }
+
+    #[test]
+    fn reads_the_pid_in_the_innermost_namespace() {
+        assert_eq!(
+            innermost_pid(b"Name:\tsleep\nNSpid:\t4242\t17\t1\n"),
+            Some(1)
+        );
+        assert_eq!(innermost_pid(b"NSpid:\t4242\n"), Some(4242));
+        assert_eq!(innermost_pid(b"Name:\tsleep\n"), None);
     }
 
     #[test]

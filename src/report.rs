@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::cli::View;
+use crate::container::Container;
+use crate::netns::NetnsLabel;
 use crate::owners::{FdScan, ProcessInfo};
 use crate::ports::{KernelPortPolicy, PortFacts, PortRange};
 use crate::services::{Service, Services};
@@ -47,6 +49,9 @@ pub struct Holder {
     pub cmdline: Vec<Vec<u8>>,
     pub uid: Option<u32>,
     pub user: Option<String>,
+    /// Its pid inside its own pid namespace, where that differs.
+    pub pid_in_namespace: Option<u32>,
+    pub container: Option<Container>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,7 +93,8 @@ impl PortVerdict {
 #[derive(Debug)]
 pub struct Report {
     pub view: View,
-    pub netns_inode: Option<u64>,
+    /// The network namespace the sockets and port facts belong to.
+    pub netns: NetnsLabel,
     pub policy: KernelPortPolicy,
     pub ports: Vec<PortVerdict>,
     pub rows: Vec<Row>,
@@ -120,7 +126,8 @@ pub struct Inputs<'a> {
     pub listening_only: bool,
     pub protocols: &'a [Protocol],
     pub families: &'a [Family],
-    pub netns_inode: Option<u64>,
+    /// The network namespace the sockets and port facts belong to.
+    pub netns: NetnsLabel,
     pub policy: KernelPortPolicy,
     pub sockets: Vec<Socket>,
     pub scan: &'a FdScan,
@@ -185,7 +192,7 @@ pub fn build(inputs: Inputs<'_>) -> Report {
     let hidden_sockets = rows.iter().filter(|r| r.holders_hidden).count();
     Report {
         view: inputs.view,
-        netns_inode: inputs.netns_inode,
+        netns: inputs.netns,
         policy: inputs.policy,
         ports,
         rows,
@@ -305,6 +312,8 @@ fn holders_of(
                 cmdline: info.map(|i| i.cmdline.clone()).unwrap_or_default(),
                 uid,
                 user: uid.and_then(|u| users.name(u)).map(str::to_string),
+                pid_in_namespace: info.and_then(|i| i.pid_in_namespace),
+                container: info.and_then(|i| i.container.clone()),
             }
         })
         .collect()

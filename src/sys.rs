@@ -34,10 +34,26 @@ impl ProcRoot {
         std::fs::read_to_string(self.path(relative))
     }
 
-    /// The inode of this process's network namespace, as in
-    /// `readlink /proc/self/ns/net` -> `net:[INODE]`.
+    /// A per-task file of the calling thread, `thread-self/RELATIVE`;
+    /// `RELATIVE` itself in trees without `thread-self` (fixtures). A
+    /// network namespace belongs to a thread, and lsport probes other
+    /// namespaces from threads that entered them, where `/proc/net` and
+    /// `/proc/self` would still show the main thread's.
+    pub fn thread_path(&self, relative: &str) -> PathBuf {
+        let own = self.path("thread-self");
+        if own.exists() {
+            own.join(relative)
+        } else {
+            self.path(relative)
+        }
+    }
+
+    /// The inode of the calling thread's network namespace, as in
+    /// `readlink /proc/thread-self/ns/net` -> `net:[INODE]`.
     pub fn own_netns_inode(&self) -> Option<u64> {
-        let link = std::fs::read_link(self.path("self/ns/net")).ok()?;
+        let link = std::fs::read_link(self.path("thread-self/ns/net"))
+            .or_else(|_| std::fs::read_link(self.path("self/ns/net")))
+            .ok()?;
         let text = link.to_str()?;
         text.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
     }

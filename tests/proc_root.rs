@@ -114,7 +114,8 @@ fn a_fixture_tree_answers_who_holds_a_port() {
     assert_eq!(doc["blind_spots"], json!(["tcp_bound_only", "v6only"]));
     assert_eq!(
         doc["netns"],
-        json!({"inode": 4026599999u64, "ephemeral_range": [8000, 8999],
+        json!({"inode": 4026599999u64, "name": null, "container": null,
+               "ephemeral_range": [8000, 8999],
                "ephemeral_range_assumed": false, "reserved_ports": [[8443, 8443]],
                "unprivileged_port_start": 80})
     );
@@ -127,7 +128,8 @@ fn a_fixture_tree_answers_who_holds_a_port() {
     assert_eq!(
         ports,
         json!([{"port": 8080, "iana_range": "user", "ephemeral": true, "reserved": false,
-                 "privileged": false, "in_use": true}])
+                 "privileged": false, "in_use": true,
+                 "netns": {"inode": 4026599999u64, "name": null, "container": null}}])
     );
     assert_eq!(services[0]["name"], "http-alt");
     let sockets = doc["sockets"].as_array().unwrap();
@@ -139,7 +141,8 @@ fn a_fixture_tree_answers_who_holds_a_port() {
     assert_eq!(
         sockets[0]["holders"],
         json!([{"pid": 4242, "command": "web", "cmdline": ["web", "--port", "8080"],
-                 "user": null, "uid": 1000, "fd": 3}])
+                 "user": null, "uid": 1000, "fd": 3, "pid_in_namespace": null,
+                 "container": null}])
     );
     assert_eq!(sockets[1]["state"], "ESTABLISHED");
     assert_eq!(sockets[1]["role"], "accepted");

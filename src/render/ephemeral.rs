@@ -327,21 +327,47 @@ pub fn json_document(
 
 /// The Prometheus text exposition format, for node_exporter's textfile
 /// collector. Every series carries the namespace inode as `netns`.
-pub fn prometheus(
-    analysis: &Analysis,
-    netns: Option<u64>,
-    top: usize,
-    problems: &[String],
-) -> String {
-    let a = analysis;
-    let netns = netns.map_or_else(String::new, |i| i.to_string());
+pub fn prometheus(namespaces: &[NamespaceAnalysis<'_>], top: usize) -> String {
+    let per_namespace: Vec<(String, Vec<MetricFamily>)> = namespaces
+        .iter()
+        .map(|n| {
+            let netns = n.netns.map_or_else(String::new, |i| i.to_string());
+            (netns, families(n.analysis, top, n.problems))
+        })
+        .collect();
     let mut out = String::new();
-    let mut metric = |name: &str, help: &str, samples: &[(String, f64)]| {
+    let Some((_, first)) = per_namespace.first() else {
+        return out;
+    };
+    // Each family once, with the samples of every namespace under it.
+    for (index, (name, help, _)) in first.iter().enumerate() {
         let _ = writeln!(out, "# HELP lsport_{name} {help}");
         let _ = writeln!(out, "# TYPE lsport_{name} gauge");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "lsport_{name}{{netns=\"{netns}\"{labels}}} {value}");
+        for (netns, families) in &per_namespace {
+            for (labels, value) in &families[index].2 {
+                let _ = writeln!(out, "lsport_{name}{{netns=\"{netns}\"{labels}}} {value}");
+            }
         }
+    }
+    out
+}
+
+/// One namespace's analysis, for the metrics.
+pub struct NamespaceAnalysis<'a> {
+    pub analysis: &'a Analysis,
+    pub netns: Option<u64>,
+    pub problems: &'a [String],
+}
+
+/// A metric family: name (after `lsport_`), help, and samples as
+/// (extra labels, value).
+type MetricFamily = (&'static str, &'static str, Vec<(String, f64)>);
+
+fn families(analysis: &Analysis, top: usize, problems: &[String]) -> Vec<MetricFamily> {
+    let a = analysis;
+    let mut out: Vec<MetricFamily> = Vec::new();
+    let mut metric = |name: &'static str, help: &'static str, samples: &[(String, f64)]| {
+        out.push((name, help, samples.to_vec()));
     };
     let plain = |value: f64| vec![(String::new(), value)];
     metric(

@@ -4,35 +4,72 @@
 
 use std::fmt::Write;
 
+use crate::container::Container;
+use crate::netns::NetnsLabel;
 use crate::ports::PortRange;
 use crate::report::{Holder, PortVerdict, Report, Row};
 use crate::services::{Service, Services};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
-pub fn render(report: &Report) -> String {
-    let mut out = String::with_capacity(256 + report.rows.len() * 400);
+/// One document for the namespaces probed (one, unless --netns or
+/// --all-netns says otherwise). The top-level `netns` is the first
+/// namespace's; `namespaces` lists them all; every port verdict and
+/// socket names its own.
+pub fn render(reports: &[Report]) -> String {
+    let rows: usize = reports.iter().map(|r| r.rows.len()).sum();
+    let mut out = String::with_capacity(256 + rows * 400);
+    let Some(first) = reports.first() else {
+        return "{}\n".to_string();
+    };
     out.push('{');
     let _ = write!(
         out,
         "\"schema_version\":{SCHEMA_VERSION},\"source\":\"{}\",\"iana_registry_updated\":\"{}\",\"blind_spots\":[",
-        report.source.name(),
+        first.source.name(),
         Services::iana_updated()
     );
-    for (i, spot) in report.blind_spots.iter().enumerate() {
+    for (i, spot) in first.blind_spots.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         let _ = write!(out, "\"{}\"", spot.id());
     }
-    out.push_str("],");
-    out.push_str("\"netns\":{\"inode\":");
-    match report.netns_inode {
-        Some(inode) => {
-            let _ = write!(out, "{inode}");
+    out.push_str("],\"netns\":");
+    namespace_with_policy(&mut out, first);
+    out.push_str(",\"namespaces\":[");
+    for (i, report) in reports.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
         }
-        None => out.push_str("null"),
+        namespace_with_policy(&mut out, report);
     }
+    out.push_str("],\"ports\":[");
+    let mut first_port = true;
+    for report in reports {
+        for verdict in &report.ports {
+            port_entries(&mut out, verdict, &report.netns, &mut first_port);
+        }
+    }
+    out.push_str("],\"sockets\":[");
+    let mut first_socket = true;
+    for report in reports {
+        for row in &report.rows {
+            if !std::mem::take(&mut first_socket) {
+                out.push(',');
+            }
+            socket(&mut out, row, &report.netns);
+        }
+    }
+    let hidden: usize = reports.iter().map(|r| r.hidden_sockets).sum();
+    let _ = write!(out, "],\"hidden_holders\":{hidden}}}");
+    out.push('\n');
+    out
+}
+
+/// A namespace's label and its port policy.
+fn namespace_with_policy(out: &mut String, report: &Report) {
+    netns_fields(out, &report.netns);
     let policy = &report.policy;
     let range = policy.ephemeral.value;
     let _ = write!(out, ",\"ephemeral_range\":[{},{}]", range.lo, range.hi);
@@ -42,28 +79,46 @@ pub fn render(report: &Report) -> String {
         policy.ephemeral.assumed
     );
     out.push_str(",\"reserved_ports\":");
-    ranges(&mut out, &policy.reserved.value);
+    ranges(out, &policy.reserved.value);
     let _ = write!(
         out,
         ",\"unprivileged_port_start\":{}}}",
         policy.unprivileged_start.value
     );
+}
 
-    out.push_str(",\"ports\":[");
-    let mut first = true;
-    for verdict in &report.ports {
-        port_entries(&mut out, verdict, &mut first);
-    }
-    out.push_str("],\"sockets\":[");
-    for (i, row) in report.rows.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+/// `{"inode":..,"name":..,"container":..}`, left open for more fields.
+fn netns_fields(out: &mut String, netns: &NetnsLabel) {
+    out.push_str("{\"inode\":");
+    match netns.inode {
+        Some(inode) => {
+            let _ = write!(out, "{inode}");
         }
-        socket(&mut out, row);
+        None => out.push_str("null"),
     }
-    let _ = write!(out, "],\"hidden_holders\":{}}}", report.hidden_sockets);
-    out.push('\n');
-    out
+    out.push_str(",\"name\":");
+    optional_string(out, netns.name.as_ref());
+    out.push_str(",\"container\":");
+    container(out, netns.container.as_ref());
+}
+
+fn netns_object(out: &mut String, netns: &NetnsLabel) {
+    netns_fields(out, netns);
+    out.push('}');
+}
+
+fn container(out: &mut String, container: Option<&Container>) {
+    let Some(c) = container else {
+        out.push_str("null");
+        return;
+    };
+    let _ = write!(out, "{{\"runtime\":\"{}\",\"id\":", c.runtime);
+    string(out, &c.id);
+    out.push_str(",\"name\":");
+    optional_string(out, c.name.as_ref());
+    out.push_str(",\"pod_uid\":");
+    optional_string(out, c.pod_uid.as_ref());
+    out.push('}');
 }
 
 /// `lsport suggest --json`.
@@ -88,7 +143,7 @@ fn ranges(out: &mut String, list: &[PortRange]) {
 
 /// One entry per port the verdict speaks for: the port asked, or each
 /// port of an asked range that is in use.
-fn port_entries(out: &mut String, verdict: &PortVerdict, first: &mut bool) {
+fn port_entries(out: &mut String, verdict: &PortVerdict, netns: &NetnsLabel, first: &mut bool) {
     for facts in &verdict.facts {
         if !std::mem::take(first) {
             out.push(',');
@@ -108,7 +163,9 @@ fn port_entries(out: &mut String, verdict: &PortVerdict, first: &mut bool) {
         for service in &facts.services {
             service_entries(out, service, &mut first_service);
         }
-        out.push_str("]}");
+        out.push_str("],\"netns\":");
+        netns_object(out, netns);
+        out.push('}');
     }
 }
 
@@ -140,7 +197,7 @@ fn optional_string(out: &mut String, text: Option<&String>) {
     }
 }
 
-fn socket(out: &mut String, row: &Row) {
+fn socket(out: &mut String, row: &Row, netns: &NetnsLabel) {
     let s = &row.socket;
     let _ = write!(
         out,
@@ -177,7 +234,13 @@ fn socket(out: &mut String, row: &Row) {
         }
         holder_entry(out, holder);
     }
-    let _ = write!(out, "],\"holders_hidden\":{}}}", row.holders_hidden);
+    let _ = write!(
+        out,
+        "],\"holders_hidden\":{},\"netns\":",
+        row.holders_hidden
+    );
+    netns_object(out, netns);
+    out.push('}');
 }
 
 fn holder_entry(out: &mut String, holder: &Holder) {
@@ -202,7 +265,16 @@ fn holder_entry(out: &mut String, holder: &Holder) {
         }
         None => out.push_str("null"),
     }
-    let _ = write!(out, ",\"fd\":{}}}", holder.fd);
+    let _ = write!(out, ",\"fd\":{},\"pid_in_namespace\":", holder.fd);
+    match holder.pid_in_namespace {
+        Some(pid) => {
+            let _ = write!(out, "{pid}");
+        }
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"container\":");
+    container(out, holder.container.as_ref());
+    out.push('}');
 }
 
 /// A JSON string: control characters are always escaped, so nothing a

@@ -4,6 +4,8 @@
 use std::fmt::Write;
 
 use crate::cli::View;
+use crate::container::Container;
+use crate::netns::NetnsLabel;
 use crate::ports::{IanaRange, KernelPortPolicy, PortFacts};
 use crate::render::escape::{escape_bytes, escape_str};
 use crate::report::{PortVerdict, Report, Row, reserved_ports_with};
@@ -36,13 +38,54 @@ impl Paint {
     }
 }
 
-pub fn render(report: &Report, color: bool) -> String {
+/// Every namespace probed, one after the other. With `label` (another
+/// namespace than lsport's own was asked for), each starts with a line
+/// that names it. With several, the port view leaves out the
+/// namespaces where nothing matched and says how many there were.
+pub fn render(reports: &[Report], label: bool, color: bool) -> String {
     let paint = Paint { on: color };
     let mut out = String::new();
+    let several = reports.len() > 1;
+    let mut shown: Vec<&Report> = reports
+        .iter()
+        .filter(|r| !several || r.view != View::Ports || r.any_match())
+        .collect();
+    // Nothing matched anywhere: the first namespace still gives the facts.
+    if shown.is_empty() {
+        shown.extend(reports.first());
+    }
+    for (i, report) in shown.iter().enumerate() {
+        if label {
+            if i > 0 {
+                out.push('\n');
+            }
+            let _ = writeln!(
+                out,
+                "{}",
+                paint.bold(&format!(
+                    "== Network namespace {} ==",
+                    netns_label(&report.netns)
+                ))
+            );
+        }
+        render_one(&mut out, report, &paint);
+    }
+    let free = reports.len() - shown.len();
+    if free > 0 {
+        let _ = writeln!(
+            out,
+            "\nNo socket matched in the {free} other network namespace{} probed.",
+            plural(free)
+        );
+    }
+    out
+}
+
+fn render_one(out: &mut String, report: &Report, paint: &Paint) {
     match report.view {
         View::Ports => {
             for verdict in &report.ports {
-                port_verdict(&mut out, verdict, report, &paint);
+                port_verdict(out, verdict, report, paint);
             }
         }
         View::Listening | View::All => {
@@ -55,7 +98,7 @@ pub fn render(report: &Report, color: bool) -> String {
                 out,
                 "{} in network namespace {}: {} socket{}.",
                 paint.bold(what),
-                netns_label(report.netns_inode),
+                netns_label(&report.netns),
                 report.rows.len(),
                 plural(report.rows.len())
             );
@@ -66,11 +109,10 @@ pub fn render(report: &Report, color: bool) -> String {
         // The port view states the ephemeral verdict in its facts; the
         // other views mark risky listeners and explain the mark below.
         let mark_risky = report.view != View::Ports;
-        table(&mut out, &report.rows, mark_risky, &paint);
-        legend(&mut out, report, mark_risky, &paint);
+        table(out, &report.rows, mark_risky, paint);
+        legend(out, report, mark_risky, paint);
     }
-    blind_spots(&mut out, report, &paint);
-    out
+    blind_spots(out, report, paint);
 }
 
 /// Said whenever the source that answered cannot see everything.
@@ -92,8 +134,36 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-fn netns_label(inode: Option<u64>) -> String {
-    inode.map_or_else(|| "(unknown)".to_string(), |i| format!("net:[{i}]"))
+/// `net:[INODE]`, with its name and container where known.
+fn netns_label(netns: &NetnsLabel) -> String {
+    let mut label = netns
+        .inode
+        .map_or_else(|| "(unknown)".to_string(), |i| format!("net:[{i}]"));
+    let mut known = Vec::new();
+    if let Some(name) = &netns.name {
+        known.push(escape_str(name));
+    }
+    if let Some(container) = &netns.container {
+        known.push(container_label(container));
+    }
+    if !known.is_empty() {
+        let _ = write!(label, " ({})", known.join(", "));
+    }
+    label
+}
+
+/// `docker 0123456789ab`, `lxc web01`, `systemd nginx.service`, with the
+/// Kubernetes pod where there is one.
+fn container_label(container: &Container) -> String {
+    let name = container
+        .name
+        .clone()
+        .unwrap_or_else(|| container.id.chars().take(12).collect());
+    let mut label = format!("{} {}", container.runtime, escape_str(&name));
+    if let Some(pod) = &container.pod_uid {
+        let _ = write!(label, ", pod {}", escape_str(pod));
+    }
+    label
 }
 
 fn protocols_label(report: &Report) -> &'static str {
@@ -151,7 +221,7 @@ fn port_verdict(out: &mut String, verdict: &PortVerdict, report: &Report, paint:
             paint.bold(&subject),
             if single { "is" } else { "are" },
             paint.green("FREE"),
-            netns_label(report.netns_inode),
+            netns_label(&report.netns),
             protocols_label(report),
             if single { "it" } else { "any of them" },
         );
@@ -357,7 +427,11 @@ fn table(out: &mut String, rows: &[Row], mark_risky: bool, paint: &Paint) {
                 d,
                 s,
                 e,
-                holder.pid.to_string(),
+                // A process in another pid namespace: host pid/its own pid.
+                match holder.pid_in_namespace {
+                    Some(inner) => format!("{}/{inner}", holder.pid),
+                    None => holder.pid.to_string(),
+                },
                 user,
                 holder.fd.to_string(),
                 escape_bytes(&holder.command),

@@ -220,7 +220,7 @@ pub fn read_table(
     filter: &Filter<'_>,
     out: &mut Vec<Socket>,
 ) -> io::Result<usize> {
-    let path = root.path(table_path(family, protocol));
+    let path = root.thread_path(table_path(family, protocol));
     let file = match std::fs::File::open(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound && family == Family::Inet6 => return Ok(0),

@@ -194,16 +194,31 @@ pub fn hold(fds: &[RawFd]) -> HeldBy {
 }
 
 pub fn hold_with(program: &Path, fds: &[RawFd]) -> HeldBy {
+    hold_running(program, &["300"], fds)
+}
+
+/// Starts `program ARGS` holding `fds` as fds 10, 11, ...
+pub fn hold_running(program: &Path, args: &[&str], fds: &[RawFd]) -> HeldBy {
     let fds = fds.to_vec();
     let mut command = Command::new(program);
     command
-        .arg("300")
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null());
-    // SAFETY: only async-signal-safe calls (dup2) between fork and exec.
+    let mut staged = fds.clone();
+    // SAFETY: only async-signal-safe calls (fcntl, dup2) between fork and
+    // exec, and no allocation: `staged` is written in place.
     unsafe {
         command.pre_exec(move || {
-            for (i, fd) in fds.iter().enumerate() {
+            // First move every socket above the targets, so that placing
+            // one on fd 10+i cannot close another that happens to sit there.
+            for (slot, fd) in staged.iter_mut().zip(&fds) {
+                *slot = libc_dup_above(*fd, STAGING_FD);
+                if *slot < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, fd) in staged.iter().enumerate() {
                 // dup2 clears FD_CLOEXEC on the new descriptor.
                 if libc_dup2(*fd, FIRST_HELD_FD + i as RawFd) < 0 {
                     return Err(std::io::Error::last_os_error());
@@ -215,6 +230,19 @@ pub fn hold_with(program: &Path, fds: &[RawFd]) -> HeldBy {
     let child = command.spawn().expect("starting a holder process");
     wait_until_execed(child.id(), program);
     HeldBy { child }
+}
+
+/// Where sockets wait, close-on-exec, before they are placed.
+const STAGING_FD: RawFd = 1000;
+
+/// fcntl(fd, F_DUPFD_CLOEXEC, min): a close-on-exec copy at or above `min`.
+fn libc_dup_above(fd: RawFd, min: RawFd) -> i32 {
+    const F_DUPFD_CLOEXEC: i32 = 1030;
+    unsafe extern "C" {
+        fn fcntl(fd: i32, cmd: i32, ...) -> i32;
+    }
+    // SAFETY: plain system call on descriptors we own.
+    unsafe { fcntl(fd, F_DUPFD_CLOEXEC, min) }
 }
 
 fn libc_dup2(from: RawFd, to: RawFd) -> i32 {

@@ -1,0 +1,170 @@
+//! Network namespaces: finding every one on the host, and running work
+//! inside one.
+//!
+//! Namespaces are found through /proc/[pid]/ns/net (de-duplicated by
+//! inode), the bind mounts of ip-netns under /run/netns, and the ones
+//! Docker keeps under /var/run/docker/netns. Work runs inside a
+//! namespace on a thread of its own that calls setns(2) first: a network
+//! namespace belongs to a thread, so nothing leaks into the rest of the
+//! run.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::sched::{CloneFlags, setns};
+
+use crate::container::Container;
+use crate::sys::ProcRoot;
+
+/// Where ip-netns(8) keeps its named namespaces.
+pub const IP_NETNS_DIR: &str = "/run/netns";
+/// Where Docker keeps the namespaces of its containers' sandboxes.
+pub const DOCKER_NETNS_DIR: &str = "/var/run/docker/netns";
+
+/// How a report names the network namespace it speaks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetnsLabel {
+    pub inode: Option<u64>,
+    /// The ip-netns name, or Docker's sandbox id, where one is known.
+    pub name: Option<String>,
+    /// The container whose processes live in it, where one is known.
+    pub container: Option<Container>,
+}
+
+/// One network namespace and what is known about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    pub inode: u64,
+    /// A file that refers to it, to open and setns(2) into.
+    pub path: PathBuf,
+    /// Its ip-netns name, if it has one.
+    pub name: Option<String>,
+    /// The sandbox id Docker names its namespace file after.
+    pub docker_sandbox: Option<String>,
+    /// Processes that live in it (the first few are enough to enter it).
+    pub pids: Vec<u32>,
+}
+
+/// Every network namespace visible from here, ordered by inode.
+pub fn discover(root: &ProcRoot) -> Vec<Namespace> {
+    let mut found: BTreeMap<u64, Namespace> = BTreeMap::new();
+    fn add(found: &mut BTreeMap<u64, Namespace>, inode: u64, path: PathBuf) -> &mut Namespace {
+        found.entry(inode).or_insert_with(|| Namespace {
+            inode,
+            path,
+            name: None,
+            docker_sandbox: None,
+            pids: Vec::new(),
+        })
+    }
+    if let Ok(entries) = std::fs::read_dir(root.base()) {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let path = entry.path().join("ns/net");
+            // A process that exits now, or one we may not inspect, is skipped.
+            if let Some(inode) = inode_of(&path) {
+                add(&mut found, inode, path).pids.push(pid);
+            }
+        }
+    }
+    for (dir, docker) in [(IP_NETNS_DIR, false), (DOCKER_NETNS_DIR, true)] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(inode) = inode_of(&path) else {
+                continue;
+            };
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            let namespace = add(&mut found, inode, path.clone());
+            // A named file is a steadier handle than a pid that may exit.
+            namespace.path = path;
+            if docker {
+                namespace.docker_sandbox.get_or_insert(file_name);
+            } else {
+                namespace.name.get_or_insert(file_name);
+            }
+        }
+    }
+    found.into_values().collect()
+}
+
+/// The namespace inode behind a namespace file (`/proc/PID/ns/net` or a
+/// bind mount of one).
+pub fn inode_of(path: &Path) -> Option<u64> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(meta.ino())
+}
+
+/// What TARGET in `--netns TARGET` means: a pid, a path, or an ip-netns name.
+pub fn resolve_target(target: &str, root: &ProcRoot) -> Result<PathBuf, String> {
+    if !target.is_empty() && target.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(root.path(&format!("{target}/ns/net")));
+    }
+    if target.contains('/') {
+        return Ok(PathBuf::from(target));
+    }
+    if target.is_empty() || target == "." || target == ".." {
+        return Err("empty network namespace name".to_string());
+    }
+    Ok(Path::new(IP_NETNS_DIR).join(target))
+}
+
+/// Why a namespace could not be entered.
+#[derive(Debug)]
+pub enum EnterError {
+    /// It is gone: its file vanished or its last process exited.
+    Gone,
+    /// It is there but may not be entered (not root), or something else failed.
+    Refused(String),
+}
+
+impl From<EnterError> for String {
+    fn from(err: EnterError) -> String {
+        match err {
+            EnterError::Gone => "the network namespace is gone".to_string(),
+            EnterError::Refused(message) => message,
+        }
+    }
+}
+
+/// Runs `work` on a new thread inside the namespace that `path` refers
+/// to, and returns its result.
+pub fn run_in<T: Send>(path: &Path, work: impl FnOnce() -> T + Send) -> Result<T, EnterError> {
+    let file = File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => EnterError::Gone,
+        _ => EnterError::Refused(format!("opening {}: {e}", escape_path(path))),
+    })?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| {
+                    let hint = if e == nix::errno::Errno::EPERM {
+                        " (entering a network namespace needs CAP_SYS_ADMIN: run as root)"
+                    } else {
+                        ""
+                    };
+                    EnterError::Refused(format!(
+                        "entering the network namespace of {}: {e}{hint}",
+                        escape_path(path)
+                    ))
+                })?;
+                Ok(work())
+            })
+            .join()
+            .unwrap_or_else(|_| Err(EnterError::Refused("a namespace worker panicked".into())))
+    })
+}
+
+fn escape_path(path: &Path) -> String {
+    crate::render::escape::escape_bytes(path.as_os_str().as_encoded_bytes())
+}
