@@ -68,7 +68,7 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
-    /// When to use colour: auto (on a terminal, unless NO_COLOR is set), always or never.
+    /// When to use colour.
     #[arg(long, value_name = "WHEN", default_value = "auto")]
     pub color: ColorChoice,
 
@@ -79,12 +79,34 @@ pub struct Args {
     /// Read /proc from this directory instead (for tests; also LSPORT_PROC_ROOT).
     #[arg(long, value_name = "DIR", hide = true, env = "LSPORT_PROC_ROOT")]
     pub proc_root: Option<std::path::PathBuf>,
+
+    /// Print the man page or a shell's completions instead (for packaging).
+    #[arg(long, value_name = "WHAT", hide = true)]
+    pub generate: Option<Generate>,
+}
+
+/// What `--generate` prints: the man page, or completions for one shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    Man,
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// The flag definitions themselves, for the man page and completions.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Args::command()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
+    /// Colour on a terminal, unless NO_COLOR is set and not empty
     Auto,
+    /// Colour always, even into a pipe
     Always,
+    /// No colour
     Never,
 }
 

@@ -2,6 +2,7 @@
 
 mod app;
 mod cli;
+mod generate;
 mod owners;
 mod ports;
 mod portspec;
@@ -29,6 +30,12 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(err) => return clap_error(err),
     };
+    if let Some(what) = args.generate {
+        return match generate::render(what) {
+            Ok(bytes) => write_stdout(&bytes),
+            Err(message) => fail(&message),
+        };
+    }
     let settings = match args.into_settings() {
         Ok(settings) => settings,
         Err(message) => return fail(&message),
@@ -61,17 +68,31 @@ fn main() -> ExitCode {
         Output::Json => render::json::render(&report),
         Output::Table { color } => render::table::render(&report, color),
     };
-    if let Err(err) = std::io::stdout().lock().write_all(text.as_bytes()) {
-        // A closed pipe (`lsport | head -1`) is not an error worth a word.
-        if err.kind() != std::io::ErrorKind::BrokenPipe {
-            return fail(&format!("writing output: {err}"));
-        }
+    if let Err(code) = write_all(text.as_bytes()) {
+        return code;
     }
     ExitCode::from(if report.any_match() {
         EXIT_MATCH
     } else {
         EXIT_NO_MATCH
     })
+}
+
+fn write_stdout(bytes: &[u8]) -> ExitCode {
+    match write_all(bytes) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
+    }
+}
+
+fn write_all(bytes: &[u8]) -> Result<(), ExitCode> {
+    match std::io::stdout().lock().write_all(bytes) {
+        // A closed pipe (`lsport | head -1`) is not an error worth a word.
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(fail(&format!("writing output: {err}")))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn fail(message: &str) -> ExitCode {
