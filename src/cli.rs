@@ -17,6 +17,8 @@ use crate::sys::ProcRoot;
 #[command(
     name = "lsport",
     version,
+    // `lsport help` would read as a port name; --help is there.
+    disable_help_subcommand = true,
     about = "Who holds a TCP or UDP port, and what the port is",
     long_about = "Who holds a TCP or UDP port, and what the port is.\n\n\
         With PORTs, lsport shows every socket whose local port is one of them \
@@ -28,10 +30,15 @@ use crate::sys::ProcRoot;
         Sockets come from the kernel's sock_diag interface or, where that is \
         refused or missing, from /proc/net, which cannot see bound-only TCP \
         sockets (see --source).\n\n\
-        Exit status: 0 when a socket matched, 1 when none did, 2 on error.",
+        Exit status: 0 when a socket matched, 1 when none did, 2 on error; \
+        lsport ephemeral: 3 when something needs attention.",
     after_help = "Examples:\n  lsport 8080            who holds port 8080, and what the port is\n  \
-        lsport 22 443 8000-8100\n  lsport                 what is listening\n  \
-        lsport -a --json       every socket, as JSON"
+        lsport 22 443 8000-8100\n  lsport ssh             the ports registered for ssh\n  \
+        lsport                 what is listening\n  \
+        lsport -a --json       every socket, as JSON\n  \
+        lsport --all-netns 80  port 80 in every network namespace\n  \
+        lsport ephemeral       the ephemeral range under load\n  \
+        lsport suggest 3       three ports safe for a new service"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -91,7 +98,7 @@ pub struct Args {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// When to use colour: auto (on a terminal, unless NO_COLOR is set), always or never.
+    /// When to use colour.
     #[arg(long, value_name = "WHEN", default_value = "auto", global = true)]
     pub color: ColorChoice,
 
@@ -117,6 +124,25 @@ pub struct Args {
     /// (also LSPORT_SERVICES_FILE).
     #[arg(long, value_name = "FILE", hide = true, env = "LSPORT_SERVICES_FILE")]
     pub services_file: Option<std::path::PathBuf>,
+
+    /// Print the man page or a shell's completions instead (for packaging).
+    #[arg(long, value_name = "WHAT", hide = true)]
+    pub generate: Option<Generate>,
+}
+
+/// What `--generate` prints: the man page, or completions for one shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    Man,
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// The flag definitions themselves, for the man page and completions.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Args::command()
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,7 +179,9 @@ pub struct EphemeralArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
+    /// A report for people
     Text,
+    /// One JSON document (a list of them with --all-netns)
     Json,
     /// The Prometheus text exposition format (for node_exporter's textfile collector).
     Prometheus,
@@ -180,8 +208,11 @@ pub struct SuggestArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
+    /// Colour on a terminal, unless NO_COLOR is set and not empty
     Auto,
+    /// Colour always, even into a pipe
     Always,
+    /// No colour
     Never,
 }
 

@@ -5,6 +5,7 @@ mod cli;
 mod collect;
 mod container;
 mod ephemeral;
+mod generate;
 mod netns;
 mod owners;
 mod ports;
@@ -38,6 +39,12 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(err) => return clap_error(err),
     };
+    if let Some(what) = args.generate {
+        return match generate::render(what) {
+            Ok(bytes) => write_stdout(&bytes),
+            Err(message) => fail(&message),
+        };
+    }
     let settings = match args.into_settings() {
         Ok(settings) => settings,
         Err(message) => return fail(&message),
@@ -50,11 +57,8 @@ fn main() -> ExitCode {
         warn_about_gaps(&settings, &probe);
     }
     let (text, status) = respond(&settings, &probe);
-    if let Err(err) = std::io::stdout().lock().write_all(text.as_bytes()) {
-        // A closed pipe (`lsport | head -1`) is not an error worth a word.
-        if err.kind() != std::io::ErrorKind::BrokenPipe {
-            return fail(&format!("writing output: {err}"));
-        }
+    if let Err(code) = write_all(text.as_bytes()) {
+        return code;
     }
     ExitCode::from(status)
 }
@@ -211,6 +215,23 @@ fn warn_about_gaps(settings: &Settings, probe: &app::Probe) {
             if probe.skipped.len() == 1 { "" } else { "s" },
             probe.skipped.join("; ")
         );
+    }
+}
+
+fn write_stdout(bytes: &[u8]) -> ExitCode {
+    match write_all(bytes) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
+    }
+}
+
+fn write_all(bytes: &[u8]) -> Result<(), ExitCode> {
+    match std::io::stdout().lock().write_all(bytes) {
+        // A closed pipe (`lsport | head -1`) is not an error worth a word.
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(fail(&format!("writing output: {err}")))
+        }
+        _ => Ok(()),
     }
 }
 
