@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::cli::{Settings, View};
+use crate::overlap;
 use crate::owners;
 use crate::ports::KernelPortPolicy;
 use crate::report::{self, Inputs, Report};
@@ -15,17 +16,17 @@ pub fn probe(settings: &Settings) -> Result<Report, String> {
     let policy = KernelPortPolicy::read(root);
     let netns_inode = root.own_netns_inode();
 
-    let (sockets, skipped_replies) = collect_sockets(settings)?;
-
-    let wanted: HashSet<u64> = sockets
-        .iter()
-        .map(|s| s.inode)
-        .filter(|i| *i != 0)
-        .collect();
-    let scan = owners::scan(root, &wanted);
-    let mut pids: Vec<u32> = scan.by_inode.values().flatten().map(|r| r.pid).collect();
-    pids.sort_unstable();
-    pids.dedup();
+    // The /proc scan runs while the sockets are dumped (see overlap.rs).
+    let ((sockets, skipped_replies), scan) = overlap::scan_while(root, || {
+        let (sockets, skipped) = collect_sockets(settings)?;
+        let wanted: HashSet<u64> = sockets
+            .iter()
+            .map(|s| s.inode)
+            .filter(|i| *i != 0)
+            .collect();
+        Ok::<_, String>(((sockets, skipped), wanted))
+    })?;
+    let pids = scan.holding_pids();
     let processes: HashMap<u32, owners::ProcessInfo> = pids
         .into_iter()
         .map(|pid| (pid, owners::process_info(root, pid)))

@@ -2,6 +2,7 @@
 
 mod app;
 mod cli;
+mod overlap;
 mod owners;
 mod ports;
 mod portspec;
@@ -56,12 +57,15 @@ fn main() -> ExitCode {
             report.skipped_replies
         );
     }
-    let text = match settings.output {
-        Output::Quiet => String::new(),
-        Output::Json => render::json::render(&report),
-        Output::Table { color } => render::table::render(&report, color),
+    let mut stdout = std::io::stdout().lock();
+    let written = match settings.output {
+        Output::Quiet => Ok(()),
+        Output::Json => render::json::write(&report, &mut stdout),
+        Output::Table { color } => {
+            stdout.write_all(render::table::render(&report, color).as_bytes())
+        }
     };
-    if let Err(err) = std::io::stdout().lock().write_all(text.as_bytes()) {
+    if let Err(err) = written.and_then(|()| stdout.flush()) {
         // A closed pipe (`lsport | head -1`) is not an error worth a word.
         if err.kind() != std::io::ErrorKind::BrokenPipe {
             return fail(&format!("writing output: {err}"));

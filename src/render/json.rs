@@ -3,14 +3,20 @@
 //! `schema_version`.
 
 use std::fmt::Write;
+use std::io;
 
 use crate::ports::PortRange;
 use crate::report::{Holder, PortVerdict, Report, Row};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
-pub fn render(report: &Report) -> String {
-    let mut out = String::with_capacity(256 + report.rows.len() * 400);
+/// Flush to the writer past this many bytes: `-a` on a busy host makes
+/// a document of hundreds of megabytes, which need not sit in memory.
+const CHUNK: usize = 64 * 1024;
+
+/// Writes the document to `sink` as it is built, a chunk at a time.
+pub fn write(report: &Report, sink: &mut impl io::Write) -> io::Result<()> {
+    let mut out = String::with_capacity(2 * CHUNK);
     out.push('{');
     let _ = write!(
         out,
@@ -50,10 +56,14 @@ pub fn render(report: &Report) -> String {
             out.push(',');
         }
         socket(&mut out, row);
+        if out.len() >= CHUNK {
+            sink.write_all(out.as_bytes())?;
+            out.clear();
+        }
     }
     let _ = write!(out, "],\"hidden_holders\":{}}}", report.hidden_sockets);
     out.push('\n');
-    out
+    sink.write_all(out.as_bytes())
 }
 
 fn ranges(out: &mut String, list: &[PortRange]) {
@@ -128,21 +138,21 @@ fn socket(out: &mut String, row: &Row) {
 
 fn holder_entry(out: &mut String, holder: &Holder) {
     let _ = write!(out, "{{\"pid\":{},\"command\":", holder.pid);
-    string(out, &String::from_utf8_lossy(&holder.command));
+    string(out, &String::from_utf8_lossy(holder.command()));
     out.push_str(",\"cmdline\":[");
-    for (i, arg) in holder.cmdline.iter().enumerate() {
+    for (i, arg) in holder.cmdline().iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         string(out, &String::from_utf8_lossy(arg));
     }
     out.push_str("],\"user\":");
-    match &holder.user {
+    match holder.user() {
         Some(name) => string(out, name),
         None => out.push_str("null"),
     }
     out.push_str(",\"uid\":");
-    match holder.uid {
+    match holder.uid() {
         Some(uid) => {
             let _ = write!(out, "{uid}");
         }
