@@ -2,6 +2,7 @@
 //! stable: fields may be added, never renamed or removed, without a new
 //! `schema_version`.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::io;
 
@@ -51,11 +52,12 @@ pub fn write(report: &Report, sink: &mut impl io::Write) -> io::Result<()> {
         port_entries(&mut out, verdict, &mut first);
     }
     out.push_str("],\"sockets\":[");
+    let mut processes = ProcessFields::default();
     for (i, row) in report.rows.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        socket(&mut out, row);
+        socket(&mut out, row, &mut processes);
         if out.len() >= CHUNK {
             sink.write_all(out.as_bytes())?;
             out.clear();
@@ -98,7 +100,7 @@ fn port_entries(out: &mut String, verdict: &PortVerdict, first: &mut bool) {
     }
 }
 
-fn socket(out: &mut String, row: &Row) {
+fn socket(out: &mut String, row: &Row, processes: &mut ProcessFields) {
     let s = &row.socket;
     let _ = write!(
         out,
@@ -131,24 +133,40 @@ fn socket(out: &mut String, row: &Row) {
         if i > 0 {
             out.push(',');
         }
-        holder_entry(out, holder);
+        holder_entry(out, holder, processes);
     }
     let _ = write!(out, "],\"holders_hidden\":{}}}", row.holders_hidden);
 }
 
-fn holder_entry(out: &mut String, holder: &Holder) {
-    let _ = write!(out, "{{\"pid\":{},\"command\":", holder.pid);
-    string(out, &String::from_utf8_lossy(holder.command()));
+/// A holder's process fields (command to uid) are the same for every fd
+/// of the process: they are escaped once per process, not once per fd
+/// (a busy server holds thousands of sockets).
+#[derive(Default)]
+struct ProcessFields(HashMap<u32, String>);
+
+fn holder_entry(out: &mut String, holder: &Holder, processes: &mut ProcessFields) {
+    let _ = write!(out, "{{\"pid\":{},", holder.pid);
+    let fields = processes
+        .0
+        .entry(holder.pid)
+        .or_insert_with(|| process_fields(holder));
+    out.push_str(fields);
+    let _ = write!(out, ",\"fd\":{}}}", holder.fd);
+}
+
+fn process_fields(holder: &Holder) -> String {
+    let mut out = String::from("\"command\":");
+    string(&mut out, &String::from_utf8_lossy(holder.command()));
     out.push_str(",\"cmdline\":[");
     for (i, arg) in holder.cmdline().iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        string(out, &String::from_utf8_lossy(arg));
+        string(&mut out, &String::from_utf8_lossy(arg));
     }
     out.push_str("],\"user\":");
     match holder.user() {
-        Some(name) => string(out, name),
+        Some(name) => string(&mut out, name),
         None => out.push_str("null"),
     }
     out.push_str(",\"uid\":");
@@ -158,7 +176,7 @@ fn holder_entry(out: &mut String, holder: &Holder) {
         }
         None => out.push_str("null"),
     }
-    let _ = write!(out, ",\"fd\":{}}}", holder.fd);
+    out
 }
 
 /// A JSON string: control characters are always escaped, so nothing a
