@@ -42,25 +42,19 @@ class Command:
 def commands(a):
     port = str(a.port)
     lp, la, ll = "lsport PORT", "lsport -a --json", "lsport"
-    name = lambda argv: " ".join(argv).replace(a.lsport, "lsport").replace(a.floor, "floor")
     cmds = [
-        Command([a.lsport, port], lp),
-        Command([a.lsport, "-a", "--json"], la, show=f"lsport -a --json > /dev/null"),
-        Command([a.lsport], ll),
+        Command([a.lsport, port], lp, show=f"lsport {port}"),
+        Command([a.lsport, "-a", "--json"], la, show="lsport -a --json > /dev/null"),
+        Command([a.lsport], ll, show="lsport"),
         Command(["ss", "-Htanp", f"sport = :{port}"], lp, show=f"ss -Htanp 'sport = :{port}'"),
         Command(["ss", "-Htanp"], la, slow=True),
         Command(["fuser", "-n", "tcp", port], lp),
         Command(["lsof", "-nP", f"-iTCP:{port}"], lp),
     ]
     for mode, ref in (("all", lp), ("listen", ll)):
-        for jobs in (1, 2):
-            argv = [a.floor, port, mode] + (["-j2"] if jobs == 2 else [])
-            cmds.append(Command(argv, ref))
-    for c in cmds:
-        if c.show == " ".join(c.argv):
-            c.show = name(c.argv)
-        else:
-            c.show = c.show.replace(a.lsport, "lsport")
+        for jobs in ([], ["-j2"]):
+            cmds.append(Command([a.floor, port, mode] + jobs, ref,
+                                show=" ".join(["floor", port, mode] + jobs)))
     return cmds
 
 
