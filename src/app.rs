@@ -6,6 +6,7 @@ use crate::cli::{NetnsChoice, Settings, SuggestSettings};
 use crate::collect::{self, Collected};
 use crate::container::{self, Container};
 use crate::netns::{self, NetnsLabel};
+use crate::overlap;
 use crate::owners;
 use crate::ports::KernelPortPolicy;
 use crate::report::{self, Inputs, Report};
@@ -27,17 +28,17 @@ struct Gathered {
 /// /proc scan for all of them.
 pub fn probe(settings: &Settings) -> Result<Probe, String> {
     let root = &settings.proc_root;
-    let (gathered, skipped) = gather_namespaces(settings)?;
-
-    let wanted: HashSet<u64> = gathered
-        .iter()
-        .flat_map(|g| g.collected.sockets.iter().map(|s| s.inode))
-        .filter(|i| *i != 0)
-        .collect();
-    let scan = owners::scan(root, &wanted);
-    let mut pids: Vec<u32> = scan.by_inode.values().flatten().map(|r| r.pid).collect();
-    pids.sort_unstable();
-    pids.dedup();
+    // The /proc scan runs while the namespaces are dumped (see overlap.rs).
+    let ((gathered, skipped), scan) = overlap::scan_while(root, || {
+        let (gathered, skipped) = gather_namespaces(settings)?;
+        let wanted: HashSet<u64> = gathered
+            .iter()
+            .flat_map(|g| g.collected.sockets.iter().map(|s| s.inode))
+            .filter(|i| *i != 0)
+            .collect();
+        Ok::<_, String>(((gathered, skipped), wanted))
+    })?;
+    let pids = scan.holding_pids();
     let processes: HashMap<u32, owners::ProcessInfo> = pids
         .into_iter()
         .map(|pid| (pid, owners::process_info(root, pid)))

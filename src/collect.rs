@@ -108,15 +108,23 @@ fn netlink_sockets(settings: &Settings) -> Result<Collected, NetlinkFailure> {
     let mut skipped = 0;
     for &protocol in &settings.protocols {
         let states = wanted_states(settings, protocol);
+        let request = |family| DumpRequest {
+            family,
+            protocol,
+            states,
+            ports: settings.ports.clone(),
+            match_remote: settings.match_remote,
+        };
+        // Both TCP families in one walk of the kernel's tables when the
+        // kernel takes the request; family by family otherwise.
+        if protocol == Protocol::Tcp && settings.families.len() == 2 {
+            if let Ok(n) = netlink::dump_tcp_both_families(&request(Family::Inet), &mut sockets) {
+                skipped += n;
+                continue;
+            }
+        }
         for &family in &settings.families {
-            let request = DumpRequest {
-                family,
-                protocol,
-                states,
-                ports: settings.ports.clone(),
-                match_remote: settings.match_remote,
-            };
-            skipped += netlink::dump(&request, &mut sockets).map_err(|e| {
+            skipped += netlink::dump(&request(family), &mut sockets).map_err(|e| {
                 let hint = match e.errno {
                     Some(libc::EPROTONOSUPPORT | libc::ENOENT) => {
                         " (is the kernel's inet_diag / tcp_diag / udp_diag support loaded?)"

@@ -7,6 +7,7 @@ mod container;
 mod ephemeral;
 mod generate;
 mod netns;
+mod overlap;
 mod owners;
 mod ports;
 mod portspec;
@@ -56,31 +57,38 @@ fn main() -> ExitCode {
     if settings.output != Output::Quiet {
         warn_about_gaps(&settings, &probe);
     }
-    let (text, status) = respond(&settings, &probe);
-    if let Err(code) = write_all(text.as_bytes()) {
+    let mut stdout = std::io::stdout().lock();
+    let (written, status) = respond(&settings, &probe, &mut stdout);
+    if let Err(code) = check_written(written.and_then(|()| stdout.flush())) {
         return code;
     }
     ExitCode::from(status)
 }
 
-/// The text to print and the exit status, for the task asked.
-fn respond(settings: &Settings, probe: &app::Probe) -> (String, u8) {
+/// Writes the answer for the task asked; returns how the writing went
+/// and the exit status.
+fn respond(
+    settings: &Settings,
+    probe: &app::Probe,
+    sink: &mut impl Write,
+) -> (std::io::Result<()>, u8) {
     let quiet = settings.output == Output::Quiet;
     let reports = &probe.reports;
-    match &settings.task {
+    let (text, status) = match &settings.task {
         Task::Probe => {
-            let text = match settings.output {
-                Output::Quiet => String::new(),
-                Output::Json => render::json::render(reports),
-                Output::Table { color } => {
-                    let label = settings.netns != cli::NetnsChoice::Current;
-                    render::table::render(reports, label, color)
-                }
-            };
             let status = if probe.any_match() {
                 EXIT_MATCH
             } else {
                 EXIT_NO_MATCH
+            };
+            let text = match settings.output {
+                Output::Quiet => String::new(),
+                // Streamed: `-a --json` on a busy host is large.
+                Output::Json => return (render::json::write(reports, sink), status),
+                Output::Table { color } => {
+                    let label = settings.netns != cli::NetnsChoice::Current;
+                    render::table::render(reports, label, color)
+                }
             };
             (text, status)
         }
@@ -123,7 +131,8 @@ fn respond(settings: &Settings, probe: &app::Probe) -> (String, u8) {
             };
             (text, status)
         }
-    }
+    };
+    (sink.write_all(text.as_bytes()), status)
 }
 
 /// `lsport ephemeral` for each namespace probed: text sections, one JSON
@@ -226,7 +235,12 @@ fn write_stdout(bytes: &[u8]) -> ExitCode {
 }
 
 fn write_all(bytes: &[u8]) -> Result<(), ExitCode> {
-    match std::io::stdout().lock().write_all(bytes) {
+    let mut stdout = std::io::stdout().lock();
+    check_written(stdout.write_all(bytes).and_then(|()| stdout.flush()))
+}
+
+fn check_written(written: std::io::Result<()>) -> Result<(), ExitCode> {
+    match written {
         // A closed pipe (`lsport | head -1`) is not an error worth a word.
         Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
             Err(fail(&format!("writing output: {err}")))

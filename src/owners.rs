@@ -5,12 +5,17 @@
 //! threads share their leader's fd table. A process that exits during
 //! the scan, or an fd that vanishes, is normal and simply skipped. A
 //! process whose fds we may not read is counted: its sockets are then
-//! "hidden", never "free".
+//! "hidden", never "free". Every fd of every process is looked at, even
+//! after a holder was found: forked workers share their listeners.
+//!
+//! This module reads one process at a time; `overlap` runs it on
+//! several threads while the sockets are being dumped.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::CStr;
-use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::OpenOptionsExt;
 
 use nix::dir::Dir;
 use nix::errno::Errno;
@@ -27,58 +32,109 @@ pub struct FdRef {
     pub fd: u32,
 }
 
+/// The holders found, by socket inode.
 #[derive(Debug, Default)]
 pub struct FdScan {
-    pub by_inode: HashMap<u64, Vec<FdRef>>,
+    /// Every holder, grouped by inode (in `index` order), each group
+    /// sorted. One flat vector rather than a vector per inode: `-a` on a
+    /// busy host has hundreds of thousands of inodes.
+    refs: Vec<FdRef>,
+    /// inode -> the range of `refs` that holds it.
+    index: HashMap<u64, (u32, u32)>,
     /// Processes whose fd table we were not allowed to read.
     pub unreadable_processes: Vec<u32>,
-    pub processes_scanned: usize,
 }
 
-/// Walks /proc/*/fd once, recording every fd that refers to one of the
-/// `wanted` socket inodes.
-pub fn scan(root: &ProcRoot, wanted: &HashSet<u64>) -> FdScan {
-    let mut result = FdScan::default();
-    if wanted.is_empty() {
-        return result;
+impl FdScan {
+    /// Builds the index from (inode, holder) pairs in any order.
+    pub fn new(mut found: Vec<(u64, FdRef)>, mut unreadable_processes: Vec<u32>) -> FdScan {
+        found.sort_unstable();
+        found.dedup();
+        let mut index = HashMap::with_capacity(found.len());
+        let mut refs = Vec::with_capacity(found.len());
+        for group in found.chunk_by(|a, b| a.0 == b.0) {
+            let start = refs.len() as u32;
+            refs.extend(group.iter().map(|(_, r)| *r));
+            index.insert(group[0].0, (start, refs.len() as u32));
+        }
+        unreadable_processes.sort_unstable();
+        FdScan {
+            refs,
+            index,
+            unreadable_processes,
+        }
     }
+
+    /// The descriptors that refer to socket `inode`, by pid and fd.
+    pub fn holders(&self, inode: u64) -> &[FdRef] {
+        match self.index.get(&inode) {
+            Some(&(start, end)) => &self.refs[start as usize..end as usize],
+            None => &[],
+        }
+    }
+
+    /// Every pid that holds one of the sockets, once, in order.
+    pub fn holding_pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self.refs.iter().map(|r| r.pid).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+}
+
+/// The numeric entries of /proc: one per process (thread-group leader).
+pub fn list_pids(root: &ProcRoot) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir(root.base()) else {
-        return result;
+        return Vec::new();
     };
     let mut pids: Vec<u32> = entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter_map(|entry| parse_decimal(entry.ok()?.file_name().as_encoded_bytes()))
         .collect();
     pids.sort_unstable();
-    for pid in pids {
-        result.processes_scanned += 1;
-        scan_process(root.base(), pid, wanted, &mut result);
-    }
-    for refs in result.by_inode.values_mut() {
-        refs.sort_unstable();
-    }
-    result
+    pids
 }
 
-fn scan_process(base: &Path, pid: u32, wanted: &HashSet<u64>, result: &mut FdScan) {
-    let fd_dir = base.join(pid.to_string()).join("fd");
-    let dir = match Dir::open(
-        &fd_dir,
+/// Opens /proc (or the root tests point at) as a directory to open each
+/// process's fd directory relative to, from any thread.
+pub fn open_proc(root: &ProcRoot) -> Option<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(root.base())
+        .ok()
+}
+
+/// What became of one process's fd table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdTable {
+    Read,
+    /// We may not read it (another user's process, without privileges).
+    Unreadable,
+    /// The process exited, or is no process at all.
+    Gone,
+}
+
+/// Calls `found(inode, fd)` for every fd of `pid` that is a socket.
+/// The link target goes into a stack buffer and only the `socket:[`
+/// prefix and the digits are looked at: no allocation and no stat per fd.
+pub fn socket_fds(proc_dir: &impl AsFd, pid: u32, mut found: impl FnMut(u64, u32)) -> FdTable {
+    let path = format!("{pid}/fd");
+    let mut dir = match Dir::openat(
+        proc_dir,
+        path.as_str(),
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     ) {
         Ok(dir) => dir,
-        Err(Errno::EACCES | Errno::EPERM) => {
-            result.unreadable_processes.push(pid);
-            return;
-        }
+        Err(Errno::EACCES | Errno::EPERM) => return FdTable::Unreadable,
         // ENOENT: the process exited; anything else: nothing to learn.
-        Err(_) => return,
+        Err(_) => return FdTable::Gone,
     };
     let dir_fd = dir.as_raw_fd();
     let mut link = [0u8; 64];
-    for entry in dir.into_iter().flatten() {
-        let name = entry.file_name();
-        let Some(fd) = parse_fd_name(name) else {
+    for entry in dir.iter().flatten() {
+        let name: &CStr = entry.file_name();
+        let Some(fd) = parse_decimal(name.to_bytes()) else {
             continue;
         };
         // SAFETY: `name` is NUL-terminated, `link` is a valid buffer of
@@ -90,19 +146,25 @@ fn scan_process(base: &Path, pid: u32, wanted: &HashSet<u64>, result: &mut FdSca
             continue;
         }
         if let Some(inode) = socket_inode(&link[..n as usize]) {
-            if wanted.contains(&inode) {
-                result
-                    .by_inode
-                    .entry(inode)
-                    .or_default()
-                    .push(FdRef { pid, fd });
-            }
+            found(inode, fd);
         }
     }
+    FdTable::Read
 }
 
-fn parse_fd_name(name: &CStr) -> Option<u32> {
-    std::str::from_utf8(name.to_bytes()).ok()?.parse().ok()
+/// A decimal u32 (a pid or an fd number), without sign or spaces.
+fn parse_decimal(text: &[u8]) -> Option<u32> {
+    if text.is_empty() || text.len() > 10 {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &b in text {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u64::from(b - b'0');
+    }
+    u32::try_from(value).ok()
 }
 
 /// The inode in a `socket:[12345]` link target.
@@ -111,7 +173,14 @@ pub fn socket_inode(target: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 20 {
         return None;
     }
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    let mut value: u64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(value)
 }
 
 /// What lsport shows about a process that holds a socket.
@@ -190,6 +259,34 @@ mod tests {
         assert_eq!(socket_inode(b"pipe:[12345]"), None);
         assert_eq!(socket_inode(b"/dev/null"), None);
         assert_eq!(socket_inode(b"socket:[99999999999999999999999]"), None);
+        assert_eq!(socket_inode(b"socket:[18446744073709551616]"), None);
+        assert_eq!(socket_inode(b"socket:[12a]"), None);
+        assert_eq!(socket_inode(b"socket:[12345"), None);
+    }
+
+    #[test]
+    fn parses_pids_and_fd_numbers_only() {
+        assert_eq!(parse_decimal(b"0"), Some(0));
+        assert_eq!(parse_decimal(b"4294967295"), Some(u32::MAX));
+        assert_eq!(parse_decimal(b"4294967296"), None);
+        assert_eq!(parse_decimal(b""), None);
+        assert_eq!(parse_decimal(b"self"), None);
+        assert_eq!(parse_decimal(b"12a"), None);
+        assert_eq!(parse_decimal(b"+1"), None);
+    }
+
+    #[test]
+    fn the_index_groups_holders_by_inode() {
+        let r = |pid, fd| FdRef { pid, fd };
+        let scan = FdScan::new(
+            vec![(7, r(20, 4)), (9, r(5, 3)), (7, r(10, 3)), (7, r(20, 4))],
+            vec![3, 1],
+        );
+        assert_eq!(scan.holders(7), &[r(10, 3), r(20, 4)]);
+        assert_eq!(scan.holders(9), &[r(5, 3)]);
+        assert!(scan.holders(8).is_empty());
+        assert_eq!(scan.holding_pids(), vec![5, 10, 20]);
+        assert_eq!(scan.unreadable_processes, vec![1, 3]);
     }
 
     #[test]

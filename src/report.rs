@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::rc::Rc;
 
 use crate::cli::View;
 use crate::container::Container;
@@ -40,18 +41,55 @@ impl Role {
     }
 }
 
-/// A process holding a socket through one of its fds.
+/// A process holding a socket through one of its fds. What is known
+/// about the process is shared (`Rc`) by all its fds: a busy server
+/// holds thousands of sockets, and `-a` would otherwise copy its command
+/// line for each one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
     pub pid: u32,
     pub fd: u32,
-    pub command: Vec<u8>,
-    pub cmdline: Vec<Vec<u8>>,
-    pub uid: Option<u32>,
-    pub user: Option<String>,
+    process: Rc<HolderProcess>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct HolderProcess {
+    command: Vec<u8>,
+    cmdline: Vec<Vec<u8>>,
+    uid: Option<u32>,
+    user: Option<String>,
+    pid_in_namespace: Option<u32>,
+    container: Option<Container>,
+}
+
+impl Holder {
+    /// The kernel's command name, raw bytes (escape before showing).
+    pub fn command(&self) -> &[u8] {
+        &self.process.command
+    }
+
+    pub fn cmdline(&self) -> &[Vec<u8>] {
+        &self.process.cmdline
+    }
+
+    /// Effective uid, or None when the process exited before we looked.
+    pub fn uid(&self) -> Option<u32> {
+        self.process.uid
+    }
+
+    pub fn user(&self) -> Option<&str> {
+        self.process.user.as_deref()
+    }
+
     /// Its pid inside its own pid namespace, where that differs.
-    pub pid_in_namespace: Option<u32>,
-    pub container: Option<Container>,
+    pub fn pid_in_namespace(&self) -> Option<u32> {
+        self.process.pid_in_namespace
+    }
+
+    /// The container its cgroup names, if any.
+    pub fn container(&self) -> Option<&Container> {
+        self.process.container.as_ref()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -142,39 +180,56 @@ pub struct Inputs<'a> {
 
 pub fn build(inputs: Inputs<'_>) -> Report {
     let listeners = listener_index(&inputs.sockets);
+    let shared = shared_processes(inputs.processes, inputs.users);
     let in_ports = |port: u16| inputs.ports.iter().any(|range| range.contains(port));
-    let mut rows: Vec<Row> = inputs
-        .sockets
-        .into_iter()
-        .filter(|s| inputs.protocols.contains(&s.protocol) && inputs.families.contains(&s.family))
-        .filter(|s| match inputs.view {
+    let mut sockets = inputs.sockets;
+    sockets.retain(|s| {
+        let shown = match inputs.view {
             View::Ports => {
                 in_ports(s.local.port) || (inputs.match_remote && in_ports(s.remote.port))
             }
             View::Listening => s.is_unconnected(),
             View::All => true,
-        })
-        .filter(|s| !inputs.listening_only || s.is_unconnected())
-        .map(|socket| {
-            let role = role_of(&socket, &listeners);
-            let holders = holders_of(&socket, inputs.scan, inputs.processes, inputs.users);
-            let holders_hidden = holders.is_empty()
-                && socket.inode != 0
-                && !inputs.scan.unreadable_processes.is_empty();
-            let risky = matches!(role, Role::Listener | Role::BoundOnly)
-                && inputs.policy.may_be_taken_by_outgoing(socket.local.port);
-            let service = inputs.services.name_for(socket.local.port, socket.protocol);
-            Row {
-                socket,
-                role,
-                holders,
-                holders_hidden,
-                risky,
-                service,
-            }
-        })
-        .collect();
-    rows.sort_by_key(sort_key);
+        };
+        shown
+            && inputs.protocols.contains(&s.protocol)
+            && inputs.families.contains(&s.family)
+            && (!inputs.listening_only || s.is_unconnected())
+    });
+    // The sockets move into rows from the back, and their vector gives
+    // its memory back as it empties: with `-a` on a busy host, a full
+    // copy of both would be most of lsport's peak memory.
+    let mut rows: Vec<Row> = Vec::with_capacity(sockets.len());
+    let mut service_names: HashMap<(u16, Protocol), Option<String>> = HashMap::new();
+    while let Some(socket) = sockets.pop() {
+        let role = role_of(&socket, &listeners);
+        let holders = holders_of(&socket, inputs.scan, &shared);
+        let holders_hidden =
+            holders.is_empty() && socket.inode != 0 && !inputs.scan.unreadable_processes.is_empty();
+        let risky = matches!(role, Role::Listener | Role::BoundOnly)
+            && inputs.policy.may_be_taken_by_outgoing(socket.local.port);
+        // Many sockets share a port (connections to one listener): look
+        // each port and protocol up once.
+        let service = service_names
+            .entry((socket.local.port, socket.protocol))
+            .or_insert_with(|| inputs.services.name_for(socket.local.port, socket.protocol))
+            .clone();
+        rows.push(Row {
+            socket,
+            role,
+            holders,
+            holders_hidden,
+            risky,
+            service,
+        });
+        if sockets.len() < sockets.capacity() / 2 {
+            sockets.shrink_to_fit();
+        }
+    }
+    // The key tells every two sockets apart (their addresses, ports and
+    // inodes differ), so an unstable sort, which needs no scratch
+    // memory, gives the one order.
+    rows.sort_unstable_by_key(sort_key);
 
     let ports = inputs
         .asked
@@ -289,32 +344,51 @@ fn role_of(socket: &Socket, listeners: &HashMap<u16, Vec<IpAddr>>) -> Role {
     }
 }
 
+/// What is known about each holding process, once, for its fds to share.
+fn shared_processes(
+    processes: &HashMap<u32, ProcessInfo>,
+    users: &UserNames,
+) -> HashMap<u32, Rc<HolderProcess>> {
+    processes
+        .iter()
+        .map(|(&pid, info)| {
+            let process = HolderProcess {
+                command: info.command.clone(),
+                cmdline: info.cmdline.clone(),
+                uid: info.uid,
+                user: info.uid.and_then(|u| users.name(u)).map(str::to_string),
+                pid_in_namespace: info.pid_in_namespace,
+                container: info.container.clone(),
+            };
+            (pid, Rc::new(process))
+        })
+        .collect()
+}
+
 fn holders_of(
     socket: &Socket,
     scan: &FdScan,
-    processes: &HashMap<u32, ProcessInfo>,
-    users: &UserNames,
+    processes: &HashMap<u32, Rc<HolderProcess>>,
 ) -> Vec<Holder> {
     if socket.inode == 0 {
         return Vec::new();
     }
-    let Some(refs) = scan.by_inode.get(&socket.inode) else {
-        return Vec::new();
-    };
-    refs.iter()
-        .map(|r| {
-            let info = processes.get(&r.pid);
-            let uid = info.and_then(|i| i.uid);
-            Holder {
-                pid: r.pid,
-                fd: r.fd,
-                command: info.map(|i| i.command.clone()).unwrap_or_default(),
-                cmdline: info.map(|i| i.cmdline.clone()).unwrap_or_default(),
-                uid,
-                user: uid.and_then(|u| users.name(u)).map(str::to_string),
-                pid_in_namespace: info.and_then(|i| i.pid_in_namespace),
-                container: info.and_then(|i| i.container.clone()),
-            }
+    scan.holders(socket.inode)
+        .iter()
+        .map(|r| Holder {
+            pid: r.pid,
+            fd: r.fd,
+            process: processes.get(&r.pid).cloned().unwrap_or_else(|| {
+                // The process exited before its name could be read.
+                Rc::new(HolderProcess {
+                    command: Vec::new(),
+                    cmdline: Vec::new(),
+                    uid: None,
+                    user: None,
+                    pid_in_namespace: None,
+                    container: None,
+                })
+            }),
         })
         .collect()
 }

@@ -93,7 +93,7 @@ pub fn text(
             let holders: Vec<String> = row
                 .holders
                 .iter()
-                .map(|h| format!("{} (pid {})", escape_bytes(&h.command), h.pid))
+                .map(|h| format!("{} (pid {})", escape_bytes(h.command()), h.pid))
                 .collect();
             let holders = if holders.is_empty() {
                 if row.holders_hidden {

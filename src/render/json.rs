@@ -2,7 +2,9 @@
 //! stable: fields may be added, never renamed or removed, without a new
 //! `schema_version`.
 
+use std::collections::HashMap;
 use std::fmt::Write;
+use std::io;
 
 use crate::container::Container;
 use crate::netns::NetnsLabel;
@@ -16,11 +18,14 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// --all-netns says otherwise). The top-level `netns` is the first
 /// namespace's; `namespaces` lists them all; every port verdict and
 /// socket names its own.
-pub fn render(reports: &[Report]) -> String {
-    let rows: usize = reports.iter().map(|r| r.rows.len()).sum();
-    let mut out = String::with_capacity(256 + rows * 400);
+///
+/// The document is written to `sink` as it is built, a chunk at a time:
+/// `-a` on a busy host makes hundreds of megabytes, which need not sit in
+/// memory.
+pub fn write(reports: &[Report], sink: &mut impl io::Write) -> io::Result<()> {
+    let mut out = String::with_capacity(2 * CHUNK);
     let Some(first) = reports.first() else {
-        return "{}\n".to_string();
+        return sink.write_all(b"{}\n");
     };
     out.push('{');
     let _ = write!(
@@ -54,18 +59,26 @@ pub fn render(reports: &[Report]) -> String {
     out.push_str("],\"sockets\":[");
     let mut first_socket = true;
     for report in reports {
+        let mut processes = ProcessFields::default();
         for row in &report.rows {
             if !std::mem::take(&mut first_socket) {
                 out.push(',');
             }
-            socket(&mut out, row, &report.netns);
+            socket(&mut out, row, &report.netns, &mut processes);
+            if out.len() >= CHUNK {
+                sink.write_all(out.as_bytes())?;
+                out.clear();
+            }
         }
     }
     let hidden: usize = reports.iter().map(|r| r.hidden_sockets).sum();
     let _ = write!(out, "],\"hidden_holders\":{hidden}}}");
     out.push('\n');
-    out
+    sink.write_all(out.as_bytes())
 }
+
+/// Flush to the writer past this many bytes.
+const CHUNK: usize = 64 * 1024;
 
 /// A namespace's label and its port policy.
 fn namespace_with_policy(out: &mut String, report: &Report) {
@@ -197,7 +210,7 @@ fn optional_string(out: &mut String, text: Option<&String>) {
     }
 }
 
-fn socket(out: &mut String, row: &Row, netns: &NetnsLabel) {
+fn socket(out: &mut String, row: &Row, netns: &NetnsLabel, processes: &mut ProcessFields) {
     let s = &row.socket;
     let _ = write!(
         out,
@@ -232,7 +245,7 @@ fn socket(out: &mut String, row: &Row, netns: &NetnsLabel) {
         if i > 0 {
             out.push(',');
         }
-        holder_entry(out, holder);
+        holder_entry(out, holder, processes);
     }
     let _ = write!(
         out,
@@ -243,38 +256,54 @@ fn socket(out: &mut String, row: &Row, netns: &NetnsLabel) {
     out.push('}');
 }
 
-fn holder_entry(out: &mut String, holder: &Holder) {
-    let _ = write!(out, "{{\"pid\":{},\"command\":", holder.pid);
-    string(out, &String::from_utf8_lossy(&holder.command));
+/// A holder's process fields (command to container) are the same for
+/// every fd of the process: they are escaped once per process, not once
+/// per fd (a busy server holds thousands of sockets).
+#[derive(Default)]
+struct ProcessFields(HashMap<u32, String>);
+
+fn holder_entry(out: &mut String, holder: &Holder, processes: &mut ProcessFields) {
+    let _ = write!(out, "{{\"pid\":{},", holder.pid);
+    let fields = processes
+        .0
+        .entry(holder.pid)
+        .or_insert_with(|| process_fields(holder));
+    out.push_str(fields);
+    let _ = write!(out, ",\"fd\":{}}}", holder.fd);
+}
+
+fn process_fields(holder: &Holder) -> String {
+    let mut out = String::from("\"command\":");
+    string(&mut out, &String::from_utf8_lossy(holder.command()));
     out.push_str(",\"cmdline\":[");
-    for (i, arg) in holder.cmdline.iter().enumerate() {
+    for (i, arg) in holder.cmdline().iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        string(out, &String::from_utf8_lossy(arg));
+        string(&mut out, &String::from_utf8_lossy(arg));
     }
     out.push_str("],\"user\":");
-    match &holder.user {
-        Some(name) => string(out, name),
+    match holder.user() {
+        Some(name) => string(&mut out, name),
         None => out.push_str("null"),
     }
     out.push_str(",\"uid\":");
-    match holder.uid {
+    match holder.uid() {
         Some(uid) => {
             let _ = write!(out, "{uid}");
         }
         None => out.push_str("null"),
     }
-    let _ = write!(out, ",\"fd\":{},\"pid_in_namespace\":", holder.fd);
-    match holder.pid_in_namespace {
+    out.push_str(",\"pid_in_namespace\":");
+    match holder.pid_in_namespace() {
         Some(pid) => {
             let _ = write!(out, "{pid}");
         }
         None => out.push_str("null"),
     }
     out.push_str(",\"container\":");
-    container(out, holder.container.as_ref());
-    out.push('}');
+    container(&mut out, holder.container());
+    out
 }
 
 /// A JSON string: control characters are always escaped, so nothing a

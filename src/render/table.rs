@@ -251,7 +251,7 @@ fn holder_summary(report: &Report, verdict: &PortVerdict) -> String {
             unowned += 1;
         }
         for h in &row.holders {
-            let name = format!("{} (pid {})", escape_bytes(&h.command), h.pid);
+            let name = format!("{} (pid {})", escape_bytes(h.command()), h.pid);
             if !names.contains(&name) {
                 names.push(name);
             }
@@ -414,12 +414,12 @@ fn table(out: &mut String, rows: &[Row], mark_risky: bool, paint: &Paint) {
         }
         for holder in &row.holders {
             let [a, b, c, d, s, e] = socket_cells.clone();
-            let user = match (&holder.user, holder.uid) {
+            let user = match (holder.user(), holder.uid()) {
                 (Some(name), _) => escape_str(name),
                 (None, Some(uid)) => uid.to_string(),
                 (None, None) => "?".to_string(),
             };
-            let args: Vec<String> = holder.cmdline.iter().map(|a| escape_bytes(a)).collect();
+            let args: Vec<String> = holder.cmdline().iter().map(|a| escape_bytes(a)).collect();
             cells.push([
                 a,
                 b,
@@ -428,13 +428,13 @@ fn table(out: &mut String, rows: &[Row], mark_risky: bool, paint: &Paint) {
                 s,
                 e,
                 // A process in another pid namespace: host pid/its own pid.
-                match holder.pid_in_namespace {
+                match holder.pid_in_namespace() {
                     Some(inner) => format!("{}/{inner}", holder.pid),
                     None => holder.pid.to_string(),
                 },
                 user,
                 holder.fd.to_string(),
-                escape_bytes(&holder.command),
+                escape_bytes(holder.command()),
                 args.join(" "),
             ]);
         }

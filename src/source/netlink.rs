@@ -29,6 +29,15 @@ const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 /// sizeof(struct inet_diag_msg): the fixed part of every reply.
 const INET_DIAG_MSG_LEN: usize = 72;
+/// TCPDIAG_GETSOCK, the first inet_diag request. The kernel answers it
+/// for both address families in one walk of its TCP tables (it dumps
+/// with family AF_UNSPEC), where SOCK_DIAG_BY_FAMILY walks them once per
+/// family. On a busy host the walk, not the answer, is the cost: every
+/// connection is visited even when the filter keeps two sockets, and
+/// asking for bound-only sockets adds a walk of the bind table.
+const TCPDIAG_GETSOCK: u16 = 18;
+/// sizeof(struct inet_diag_req), the request of TCPDIAG_GETSOCK.
+const INET_DIAG_REQ_V1_LEN: usize = 60;
 /// The request attribute that carries the filter program.
 const INET_DIAG_REQ_BYTECODE: u16 = 1;
 
@@ -181,8 +190,14 @@ pub fn build_request(request: &DumpRequest, sequence: u32) -> Vec<u8> {
     let mut bytes = vec![0; message.buffer_len()];
     message.serialize(&mut bytes);
 
-    // The crate's request type has no attributes: append the filter as
-    // an INET_DIAG_REQ_BYTECODE attribute and fix the length.
+    // The crate's request type has no attributes.
+    append_filter(&mut bytes, request);
+    bytes
+}
+
+/// Appends the port filter, if any, as an INET_DIAG_REQ_BYTECODE
+/// attribute and fixes the message length.
+fn append_filter(bytes: &mut Vec<u8>, request: &DumpRequest) {
     if !request.ports.is_empty() {
         let program = compile_port_filter(&request.ports, request.match_remote);
         let attribute_len = 4 + program.len();
@@ -192,6 +207,29 @@ pub fn build_request(request: &DumpRequest, sequence: u32) -> Vec<u8> {
         let total = bytes.len() as u32;
         bytes[0..4].copy_from_slice(&total.to_ne_bytes());
     }
+}
+
+/// The bytes of one TCPDIAG_GETSOCK dump request: TCP sockets of both
+/// families in the states and on the ports of `request` (its family is
+/// not used). The crates build only the newer request, so this one is
+/// laid out here: nlmsghdr, then struct inet_diag_req (family, source
+/// and destination prefix lengths, extensions, the 48-byte socket id,
+/// states, tables), all zero but the states.
+pub fn build_both_families_request(request: &DumpRequest, sequence: u32) -> Vec<u8> {
+    let total = NLMSG_HEADER_LEN + INET_DIAG_REQ_V1_LEN;
+    let mut bytes = Vec::with_capacity(total + 4 + 40);
+    bytes.extend_from_slice(&(total as u32).to_ne_bytes());
+    bytes.extend_from_slice(&TCPDIAG_GETSOCK.to_ne_bytes());
+    bytes.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    bytes.extend_from_slice(&sequence.to_ne_bytes());
+    bytes.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
+    bytes.push(AF_INET); // ignored by the kernel for dumps
+    bytes.extend_from_slice(&[0; 3]);
+    bytes.extend_from_slice(&[0; 48]);
+    bytes.extend_from_slice(&request.states.to_ne_bytes());
+    bytes.extend_from_slice(&0u32.to_ne_bytes());
+    debug_assert_eq!(bytes.len(), total);
+    append_filter(&mut bytes, request);
     bytes
 }
 
@@ -237,7 +275,7 @@ pub fn decode_replies(
                     return Ok(Progress::Done);
                 }
             }
-            SOCK_DIAG_BY_FAMILY => match decode_socket(payload, protocol) {
+            SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => match decode_socket(payload, protocol) {
                 Some(socket) => out.push(socket),
                 None => *skipped += 1,
             },
@@ -294,6 +332,24 @@ fn endpoint(address: IpAddr, port: u16) -> Endpoint {
 
 /// Runs one dump against the kernel.
 pub fn dump(request: &DumpRequest, out: &mut Vec<Socket>) -> Result<usize, DumpError> {
+    run(&build_request(request, 1), request.protocol, out)
+}
+
+/// Runs one TCP dump for both families (see TCPDIAG_GETSOCK). On error
+/// `out` is as it was, so that the caller can ask family by family.
+pub fn dump_tcp_both_families(
+    request: &DumpRequest,
+    out: &mut Vec<Socket>,
+) -> Result<usize, DumpError> {
+    let before = out.len();
+    let result = run(&build_both_families_request(request, 1), Protocol::Tcp, out);
+    if result.is_err() {
+        out.truncate(before);
+    }
+    result
+}
+
+fn run(request: &[u8], protocol: Protocol, out: &mut Vec<Socket>) -> Result<usize, DumpError> {
     let mut socket =
         NetlinkSocket::new(NETLINK_SOCK_DIAG).map_err(|e| DumpError::from_io("socket", e))?;
     socket
@@ -302,12 +358,12 @@ pub fn dump(request: &DumpRequest, out: &mut Vec<Socket>) -> Result<usize, DumpE
     socket
         .connect(&SocketAddr::new(0, 0))
         .map_err(|e| DumpError::from_io("connect", e))?;
-    let bytes = build_request(request, 1);
     socket
-        .send(&bytes, 0)
+        .send(request, 0)
         .map_err(|e| DumpError::from_io("send", e))?;
 
-    // The kernel sends dumps in chunks of at most 32 KiB.
+    // The kernel sends dumps in chunks of at most 32 KiB; one buffer is
+    // reused for all of them and replies are decoded in place.
     let mut buffer = vec![0u8; 64 * 1024];
     let mut skipped = 0;
     loop {
@@ -324,9 +380,7 @@ pub fn dump(request: &DumpRequest, out: &mut Vec<Socket>) -> Result<usize, DumpE
                 message: "sock_diag dump ended early".into(),
             });
         }
-        if decode_replies(&buffer[..received], request.protocol, out, &mut skipped)?
-            == Progress::Done
-        {
+        if decode_replies(&buffer[..received], protocol, out, &mut skipped)? == Progress::Done {
             return Ok(skipped);
         }
     }
@@ -476,6 +530,49 @@ mod tests {
             u16::from_ne_bytes(bytes[74..76].try_into().unwrap()),
             INET_DIAG_REQ_BYTECODE
         );
+    }
+
+    #[test]
+    fn the_both_families_request_is_an_inet_diag_req_with_the_filter() {
+        let request = DumpRequest {
+            family: Family::Inet6,
+            protocol: Protocol::Tcp,
+            states: TCP_UNCONNECTED,
+            ports: vec![PortRange::single(60403)],
+            match_remote: false,
+        };
+        let bytes = build_both_families_request(&request, 9);
+        // nlmsghdr (16) + inet_diag_req (60) + attribute header (4) + 16.
+        assert_eq!(bytes.len(), 16 + 60 + 4 + 16);
+        let u32_at = |at: usize| u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap());
+        let u16_at = |at: usize| u16::from_ne_bytes(bytes[at..at + 2].try_into().unwrap());
+        assert_eq!(u32_at(0) as usize, bytes.len());
+        assert_eq!(u16_at(4), TCPDIAG_GETSOCK);
+        assert_eq!(u16_at(6), NLM_F_REQUEST | NLM_F_DUMP);
+        assert_eq!(u32_at(8), 9);
+        assert_eq!(u32_at(16 + 52), TCP_UNCONNECTED, "idiag_states");
+        assert_eq!(u32_at(16 + 56), 0, "idiag_dbs");
+        assert_eq!(u16_at(76), 20, "attribute length");
+        assert_eq!(u16_at(78), INET_DIAG_REQ_BYTECODE);
+        assert_eq!(
+            &bytes[80..],
+            &compile_port_filter(&request.ports, false)[..]
+        );
+        let unfiltered = DumpRequest {
+            ports: Vec::new(),
+            ..request
+        };
+        assert_eq!(build_both_families_request(&unfiltered, 1).len(), 76);
+    }
+
+    #[test]
+    fn replies_to_the_old_request_type_decode_like_the_new() {
+        let mut stream = listen_reply_v6(Some(1));
+        stream[4..6].copy_from_slice(&TCPDIAG_GETSOCK.to_ne_bytes());
+        let (mut out, mut skipped) = (Vec::new(), 0);
+        decode_replies(&stream, Protocol::Tcp, &mut out, &mut skipped).unwrap();
+        assert_eq!((out.len(), skipped), (1, 0));
+        assert_eq!(out[0].local.to_string(), "[::1]:60403");
     }
 
     /// A reply for [::1]:60403 in LISTEN, built field by field.
