@@ -12,26 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MKLOAD=${MKLOAD:-../shared/bench/mkload.py}
 LSPORT=${LSPORT:-target/release/lsport}
 
-work=$(mktemp -d)
-python3 "$MKLOAD" --manifest "$work/load.json" --timeout 300 "$@" >"$work/mkload.log" 2>&1 &
-load=$!
-cleanup() {
-    kill "$load" 2>/dev/null || true
-    wait "$load" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-while [ ! -e "$work/load.json.ready" ]; do
-    if ! kill -0 "$load" 2>/dev/null; then
-        cat "$work/mkload.log" >&2
-        exit 2
-    fi
-    sleep 0.2
-done
+. bench/load.sh
+start_load 300 "$@"
 
 "$LSPORT" --source netlink --json -a >"$work/netlink.json" || [ $? -eq 1 ]
 "$LSPORT" --source proc --json -a >"$work/proc.json" || [ $? -eq 1 ]

@@ -13,30 +13,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MKLOAD=${MKLOAD:-../shared/bench/mkload.py}
 LSPORT=${LSPORT:-$PWD/target/release/lsport}
 RUNS=${RUNS:-20}
 if [ $# -eq 0 ]; then
     set -- -P 500 -E 100000
 fi
 
-work=$(mktemp -d)
-python3 "$MKLOAD" --manifest "$work/load.json" --timeout 600 "$@" >"$work/mkload.log" 2>&1 &
-load=$!
-cleanup() {
-    kill "$load" 2>/dev/null || true
-    wait "$load" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-while [ ! -e "$work/load.json.ready" ]; do
-    if ! kill -0 "$load" 2>/dev/null; then
-        cat "$work/mkload.log" >&2
-        exit 2
-    fi
-    sleep 0.2
-done
+. bench/load.sh
+start_load 600 "$@"
 
 echo "lines: $(cat /proc/net/tcp /proc/net/tcp6 | wc -l) in tcp+tcp6, $(cat /proc/net/tcp /proc/net/tcp6 | wc -c) bytes"
 # lsport exits 1 (port 1 is free): -i keeps hyperfine going.

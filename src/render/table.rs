@@ -272,7 +272,7 @@ fn holder_summary(report: &Report, verdict: &PortVerdict) -> String {
     }
     if unowned > 0 {
         parts.push(format!(
-            "{unowned} held by no process (time-wait, or not yet accepted)"
+            "{unowned} with no holder in sight (time-wait, not yet accepted, or held from another pid namespace)"
         ));
     }
     parts.join("; ")
