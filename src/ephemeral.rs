@@ -211,24 +211,10 @@ pub fn problems(analysis: &Analysis, warn_headroom_percent: f64) -> Vec<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::Setting;
     use crate::socket::{Family, Socket};
 
     fn policy(lo: u16, hi: u16, reserved: Vec<PortRange>) -> KernelPortPolicy {
-        KernelPortPolicy {
-            ephemeral: Setting {
-                value: PortRange { lo, hi },
-                assumed: false,
-            },
-            reserved: Setting {
-                value: reserved,
-                assumed: false,
-            },
-            unprivileged_start: Setting {
-                value: 1024,
-                assumed: false,
-            },
-        }
+        KernelPortPolicy::known(PortRange { lo, hi }, reserved, 1024)
     }
 
     fn row(state: State, role: Role, local: u16, remote: u16, risky: bool) -> Row {

@@ -101,6 +101,25 @@ pub struct KernelPortPolicy {
 }
 
 impl KernelPortPolicy {
+    /// A policy with known values, none assumed (for tests).
+    #[cfg(test)]
+    pub fn known(ephemeral: PortRange, reserved: Vec<PortRange>, unprivileged_start: u32) -> Self {
+        KernelPortPolicy {
+            ephemeral: Setting {
+                value: ephemeral,
+                assumed: false,
+            },
+            reserved: Setting {
+                value: reserved,
+                assumed: false,
+            },
+            unprivileged_start: Setting {
+                value: unprivileged_start,
+                assumed: false,
+            },
+        }
+    }
+
     pub fn read(root: &ProcRoot) -> KernelPortPolicy {
         fn setting<T>(
             text: Option<String>,
@@ -268,23 +287,14 @@ mod tests {
 
     #[test]
     fn facts_follow_the_policy_with_inclusive_ends() {
-        let policy = KernelPortPolicy {
-            ephemeral: Setting {
-                value: PortRange {
-                    lo: 40000,
-                    hi: 40099,
-                },
-                assumed: false,
+        let policy = KernelPortPolicy::known(
+            PortRange {
+                lo: 40000,
+                hi: 40099,
             },
-            reserved: Setting {
-                value: vec![PortRange::single(40050)],
-                assumed: false,
-            },
-            unprivileged_start: Setting {
-                value: 1024,
-                assumed: false,
-            },
-        };
+            vec![PortRange::single(40050)],
+            1024,
+        );
         assert!(policy.may_be_taken_by_outgoing(40000));
         assert!(policy.may_be_taken_by_outgoing(40099));
         assert!(!policy.may_be_taken_by_outgoing(40100));

@@ -470,23 +470,14 @@ mod tests {
 
     #[test]
     fn the_reserved_ports_fix_keeps_what_is_already_reserved() {
-        let policy = KernelPortPolicy {
-            ephemeral: crate::ports::Setting {
-                value: PortRange {
-                    lo: 32768,
-                    hi: 60999,
-                },
-                assumed: false,
+        let policy = KernelPortPolicy::known(
+            PortRange {
+                lo: 32768,
+                hi: 60999,
             },
-            reserved: crate::ports::Setting {
-                value: vec![PortRange { lo: 9000, hi: 9100 }],
-                assumed: false,
-            },
-            unprivileged_start: crate::ports::Setting {
-                value: 1024,
-                assumed: false,
-            },
-        };
+            vec![PortRange { lo: 9000, hi: 9100 }],
+            1024,
+        );
         assert_eq!(
             reserved_ports_with(&policy, &[40000, 9050, 40001]),
             "9000-9100,40000-40001"

@@ -40,26 +40,16 @@ pub fn suggest(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::Setting;
 
     fn policy() -> KernelPortPolicy {
-        KernelPortPolicy {
-            ephemeral: Setting {
-                value: PortRange {
-                    lo: 40000,
-                    hi: 40099,
-                },
-                assumed: false,
+        KernelPortPolicy::known(
+            PortRange {
+                lo: 40000,
+                hi: 40099,
             },
-            reserved: Setting {
-                value: vec![],
-                assumed: false,
-            },
-            unprivileged_start: Setting {
-                value: 1024,
-                assumed: false,
-            },
-        }
+            vec![],
+            1024,
+        )
     }
 
     #[test]
