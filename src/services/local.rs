@@ -14,37 +14,36 @@ pub struct LocalName {
 
 /// Every name and alias on every line that parses.
 pub fn parse(text: &str) -> Vec<LocalName> {
-    text.lines().flat_map(parse_line).collect()
+    let mut names = Vec::new();
+    for line in text.lines() {
+        parse_line(line, &mut names);
+    }
+    names
 }
 
-fn parse_line(line: &str) -> Vec<LocalName> {
+fn parse_line(line: &str, names: &mut Vec<LocalName>) {
     let line = line.split_once('#').map_or(line, |(before, _)| before);
-    let mut words = line.split_whitespace();
+    let mut words = line.split_ascii_whitespace();
     let (Some(name), Some(spec)) = (words.next(), words.next()) else {
-        return Vec::new();
+        return;
     };
     let Some((port, protocol)) = spec.split_once('/') else {
-        return Vec::new();
+        return;
     };
     // Digits only: u16's parser would take "+22".
     if !port.bytes().all(|b| b.is_ascii_digit()) {
-        return Vec::new();
+        return;
     }
-    let Ok(port) = port.parse::<u16>() else {
-        return Vec::new();
+    let (Ok(port), Some(protocols)) = (port.parse::<u16>(), Protocols::named(protocol)) else {
+        return;
     };
-    let Some(protocols) = Protocols::named(protocol) else {
-        return Vec::new();
-    };
-    std::iter::once(name)
-        .chain(words)
-        .filter(|n| valid_name(n))
-        .map(|name| LocalName {
+    for name in std::iter::once(name).chain(words).filter(|n| valid_name(n)) {
+        names.push(LocalName {
             port,
             protocols,
             name: name.to_string(),
-        })
-        .collect()
+        });
+    }
 }
 
 /// Service names are short and printable (RFC 6335 allows letters,
@@ -52,10 +51,10 @@ fn parse_line(line: &str) -> Vec<LocalName> {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.chars().any(|c| c.is_ascii_alphabetic())
+        && name.bytes().any(|b| b.is_ascii_alphabetic())
         && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.+*/".contains(c))
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.+*/".contains(&b))
 }
 
 #[cfg(test)]

@@ -119,12 +119,23 @@ impl Services {
         Services::with_local(&text)
     }
 
-    /// Keeps the local names IANA does not have on the same port and
-    /// protocol, merging protocols per name and port.
+    /// Every local name, by port (stable: the file's order within a
+    /// port), to be binary-searched like IANA's table. Which of them IANA
+    /// already has is decided per lookup: a few names on one port then,
+    /// rather than hundreds at every start.
     fn with_local(text: &str) -> Services {
+        let mut local = local::parse(text);
+        local.sort_by_key(|name| name.port);
+        Services { local }
+    }
+
+    /// The local names on `port` that IANA does not have on the same
+    /// port and protocol, with protocols merged per name.
+    fn local_on(&self, port: u16) -> Vec<local::LocalName> {
+        let start = self.local.partition_point(|l| l.port < port);
         let mut kept: Vec<local::LocalName> = Vec::new();
-        for name in local::parse(text) {
-            let known = iana::on_port(name.port).any(|e| {
+        for name in self.local[start..].iter().take_while(|l| l.port == port) {
+            let known = iana::on_port(port).any(|e| {
                 e.name().eq_ignore_ascii_case(&name.name) && e.protocols().overlaps(name.protocols)
             });
             if known {
@@ -132,16 +143,13 @@ impl Services {
             }
             match kept
                 .iter_mut()
-                .find(|k| k.port == name.port && k.name.eq_ignore_ascii_case(&name.name))
+                .find(|k| k.name.eq_ignore_ascii_case(&name.name))
             {
                 Some(k) => k.protocols.0 |= name.protocols.0,
-                None => kept.push(name),
+                None => kept.push(name.clone()),
             }
         }
-        // By port (stable: the file's order within a port), to be
-        // binary-searched like IANA's table.
-        kept.sort_by_key(|k| k.port);
-        Services { local: kept }
+        kept
     }
 
     /// Everything registered on `port`: IANA's rows in the registry's
@@ -159,17 +167,13 @@ impl Services {
             },
             source: Source::Iana,
         });
-        let start = self.local.partition_point(|l| l.port < port);
-        let local = self.local[start..]
-            .iter()
-            .take_while(|l| l.port == port)
-            .map(|l| Service {
-                name: l.name.clone(),
-                protocols: l.protocols,
-                description: None,
-                ports: PortRange::single(l.port),
-                source: Source::Local,
-            });
+        let local = self.local_on(port).into_iter().map(|l| Service {
+            name: l.name,
+            protocols: l.protocols,
+            description: None,
+            ports: PortRange::single(l.port),
+            source: Source::Local,
+        });
         iana.chain(local).collect()
     }
 
