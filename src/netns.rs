@@ -75,15 +75,25 @@ pub fn discover(root: &ProcRoot) -> Vec<Namespace> {
             }
         }
     }
+    // A file under /run/netns is a namespace only once mounted over:
+    // `ip netns add` creates it empty first. Namespace files all live on
+    // the kernel's nsfs, which our own namespace file tells apart.
+    let nsfs = std::fs::metadata(root.path("thread-self/ns/net"))
+        .ok()
+        .map(|m| m.dev());
     for (dir, docker) in [(IP_NETNS_DIR, false), (DOCKER_NETNS_DIR, true)] {
         let Ok(entries) = std::fs::read_dir(dir) else {
             continue;
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            let Some(inode) = inode_of(&path) else {
+            let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
             };
+            if nsfs.is_some_and(|dev| meta.dev() != dev) {
+                continue;
+            }
+            let inode = meta.ino();
             let file_name = entry.file_name().to_string_lossy().into_owned();
             let namespace = add(&mut found, inode, path.clone());
             // A named file is a steadier handle than a pid that may exit.
@@ -139,19 +149,31 @@ impl From<EnterError> for String {
 
 /// Runs `work` on a new thread inside the namespace that `path` refers
 /// to, and returns its result.
-pub fn run_in<T: Send>(path: &Path, work: impl FnOnce() -> T + Send) -> Result<T, EnterError> {
+/// `expected` is the namespace's inode when the caller found it by
+/// discovery: a file that no longer refers to it (ip netns del unmounts
+/// the file before removing it) means the namespace is gone.
+pub fn run_in<T: Send>(
+    path: &Path,
+    expected: Option<u64>,
+    work: impl FnOnce() -> T + Send,
+) -> Result<T, EnterError> {
     let file = File::open(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => EnterError::Gone,
         _ => EnterError::Refused(format!("opening {}: {e}", escape_path(path))),
     })?;
+    if expected.is_some() && file.metadata().ok().map(|m| m.ino()) != expected {
+        return Err(EnterError::Gone);
+    }
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
                 setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| {
-                    let hint = if e == nix::errno::Errno::EPERM {
-                        " (entering a network namespace needs CAP_SYS_ADMIN: run as root)"
-                    } else {
-                        ""
+                    let hint = match e {
+                        nix::errno::Errno::EPERM => {
+                            " (entering a network namespace needs CAP_SYS_ADMIN: run as root)"
+                        }
+                        nix::errno::Errno::EINVAL => " (not a network namespace file)",
+                        _ => "",
                     };
                     EnterError::Refused(format!(
                         "entering the network namespace of {}: {e}{hint}",

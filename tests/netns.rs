@@ -226,6 +226,15 @@ fn namespaces_that_vanish_during_the_scan_are_skipped_quietly() {
                     .status();
             }
         });
+        // Stops the churn even when an assertion fails, or the scope
+        // would wait for it forever.
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stop = StopOnDrop(&stop);
         for _ in 0..8 {
             let output = lsport(["--all-netns", "--json", &PORT.to_string()]);
             assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
@@ -237,7 +246,6 @@ fn namespaces_that_vanish_during_the_scan_are_skipped_quietly() {
             let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
             assert_eq!(sockets_in(&doc, held.inode).len(), 1);
         }
-        stop.store(true, Ordering::Relaxed);
     });
 }
 
