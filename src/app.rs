@@ -28,9 +28,10 @@ struct Gathered {
 /// /proc scan for all of them.
 pub fn probe(settings: &Settings) -> Result<Probe, String> {
     let root = &settings.proc_root;
-    // The /proc scan runs while the namespaces are dumped (see overlap.rs).
-    let ((gathered, skipped), scan) = overlap::scan_while(root, || {
-        let (gathered, skipped) = gather_namespaces(settings)?;
+    // The /proc scan runs while the namespaces are dumped, from the
+    // first socket found (see overlap.rs).
+    let ((gathered, skipped), scan) = overlap::scan_while(root, |found_some| {
+        let (gathered, skipped) = gather_namespaces(settings, found_some)?;
         let wanted: HashSet<u64> = gathered
             .iter()
             .flat_map(|g| g.collected.sockets.iter().map(|s| s.inode))
@@ -98,16 +99,23 @@ impl Probe {
 /// Sockets and port policy of each namespace asked for, each read from
 /// inside it. With --all-netns a namespace that cannot be entered is
 /// skipped with a reason (its last process exited: quietly).
-fn gather_namespaces(settings: &Settings) -> Result<(Vec<Gathered>, Vec<String>), String> {
+/// `found_some` is called once a namespace has sockets to find holders for.
+fn gather_namespaces(
+    settings: &Settings,
+    found_some: &(dyn Fn() + Sync),
+) -> Result<(Vec<Gathered>, Vec<String>), String> {
     let root = &settings.proc_root;
     match &settings.netns {
-        NetnsChoice::Current => Ok((vec![gather(settings, NetnsLabel::default())?], Vec::new())),
+        NetnsChoice::Current => Ok((
+            vec![gather(settings, NetnsLabel::default(), found_some)?],
+            Vec::new(),
+        )),
         NetnsChoice::One(path) => {
             let label = NetnsLabel {
                 name: name_of_file(path),
                 ..NetnsLabel::default()
             };
-            let gathered = netns::run_in(path, || gather(settings, label))??;
+            let gathered = netns::run_in(path, None, || gather(settings, label, found_some))??;
             Ok((vec![gathered], Vec::new()))
         }
         NetnsChoice::All => {
@@ -122,10 +130,12 @@ fn gather_namespaces(settings: &Settings) -> Result<(Vec<Gathered>, Vec<String>)
                 };
                 // lsport's own namespace needs no setns (nor its privilege).
                 if Some(namespace.inode) == own {
-                    gathered.push(gather(settings, label)?);
+                    gathered.push(gather(settings, label, found_some)?);
                     continue;
                 }
-                match netns::run_in(&namespace.path, || gather(settings, label)) {
+                match netns::run_in(&namespace.path, Some(namespace.inode), || {
+                    gather(settings, label, found_some)
+                }) {
                     Ok(Ok(g)) => gathered.push(g),
                     Ok(Err(message)) => {
                         skipped.push(format!("net:[{}]: {message}", namespace.inode))
@@ -147,13 +157,17 @@ fn gather_namespaces(settings: &Settings) -> Result<(Vec<Gathered>, Vec<String>)
 }
 
 /// One namespace, from a thread inside it.
-fn gather(settings: &Settings, mut netns: NetnsLabel) -> Result<Gathered, String> {
+fn gather(
+    settings: &Settings,
+    mut netns: NetnsLabel,
+    found_some: &(dyn Fn() + Sync),
+) -> Result<Gathered, String> {
     let root = &settings.proc_root;
     netns.inode = netns.inode.or_else(|| root.own_netns_inode());
     Ok(Gathered {
         netns,
         policy: KernelPortPolicy::read(root),
-        collected: collect::sockets(settings)?,
+        collected: collect::sockets(settings, found_some)?,
     })
 }
 

@@ -25,18 +25,28 @@ struct NetlinkFailure {
 }
 
 /// Sockets from the source asked for; with `auto`, from sock_diag, or
-/// from /proc/net where sock_diag is refused or missing.
-pub fn sockets(settings: &Settings) -> Result<Collected, String> {
+/// from /proc/net where sock_diag is refused or missing. `found_some` is
+/// called as soon as some socket is known (and maybe more than once), so
+/// that the search for holders can start.
+pub fn sockets(settings: &Settings, found_some: &dyn Fn()) -> Result<Collected, String> {
+    let collected = from_source(settings, found_some)?;
+    if !collected.sockets.is_empty() {
+        found_some();
+    }
+    Ok(collected)
+}
+
+fn from_source(settings: &Settings, found_some: &dyn Fn()) -> Result<Collected, String> {
     match settings.source {
         SourceChoice::Proc => proc_sockets(settings, None),
-        SourceChoice::Netlink => netlink_sockets(settings).map_err(|f| {
+        SourceChoice::Netlink => netlink_sockets(settings, found_some).map_err(|f| {
             if netlink_unavailable(f.errno) {
                 format!("{}; --source proc reads /proc/net instead", f.message)
             } else {
                 f.message
             }
         }),
-        SourceChoice::Auto => match netlink_sockets(settings) {
+        SourceChoice::Auto => match netlink_sockets(settings, found_some) {
             Ok(collected) => Ok(collected),
             // Whatever netlink gave before it failed is dropped: the
             // answer comes from one source.
@@ -101,46 +111,42 @@ fn wanted_states(settings: &Settings, protocol: Protocol) -> u32 {
     }
 }
 
-/// One dump per family and protocol, asking the kernel only for the
-/// states the view needs.
-fn netlink_sockets(settings: &Settings) -> Result<Collected, NetlinkFailure> {
-    let mut sockets = Vec::new();
-    let mut skipped = 0;
+/// The dumps in order, each a protocol and the states it asks for:
+/// listening TCP and UDP first, then the rest of TCP. The kernel finds
+/// listeners without walking its tables of connections and of bound
+/// ports, walks that cost about a millisecond each on an idle host, so
+/// holders of a listener are looked for while they run. (Splitting the
+/// rest further would cost more: each dump walks the tables anew.)
+fn dump_stages(settings: &Settings) -> Vec<(Protocol, u32)> {
+    let mut stages = Vec::new();
     for &protocol in &settings.protocols {
         let states = wanted_states(settings, protocol);
-        let request = |family| DumpRequest {
-            family,
-            protocol,
-            states,
-            ports: settings.ports.clone(),
-            match_remote: settings.match_remote,
-        };
-        // Both TCP families in one walk of the kernel's tables when the
-        // kernel takes the request; family by family otherwise.
-        if protocol == Protocol::Tcp && settings.families.len() == 2 {
-            if let Ok(n) = netlink::dump_tcp_both_families(&request(Family::Inet), &mut sockets) {
-                skipped += n;
-                continue;
-            }
+        match protocol {
+            Protocol::Tcp => stages.push((protocol, states & netlink::TCP_LISTENING)),
+            Protocol::Udp => stages.push((protocol, states)),
         }
-        for &family in &settings.families {
-            skipped += netlink::dump(&request(family), &mut sockets).map_err(|e| {
-                let hint = match e.errno {
-                    Some(libc::EPROTONOSUPPORT | libc::ENOENT) => {
-                        " (is the kernel's inet_diag / tcp_diag / udp_diag support loaded?)"
-                    }
-                    Some(libc::EPERM | libc::EACCES) => " (netlink sockets are refused here)",
-                    _ => "",
-                };
-                NetlinkFailure {
-                    errno: e.errno,
-                    message: format!(
-                        "{e} while asking for {} {} sockets{hint}",
-                        protocol.name(),
-                        family_name(family)
-                    ),
-                }
-            })?;
+    }
+    if settings.protocols.contains(&Protocol::Tcp) {
+        let states = wanted_states(settings, Protocol::Tcp);
+        stages.push((Protocol::Tcp, states & !netlink::TCP_LISTENING));
+    }
+    stages.retain(|&(_, states)| states != 0);
+    stages
+}
+
+/// Every dump of `dump_stages`, asking the kernel only for the states
+/// the view needs.
+fn netlink_sockets(
+    settings: &Settings,
+    found_some: &dyn Fn(),
+) -> Result<Collected, NetlinkFailure> {
+    let mut sockets = Vec::new();
+    let mut skipped = 0;
+    let mut session = netlink::Session::default();
+    for (protocol, states) in dump_stages(settings) {
+        skipped += dump_stage(&mut session, settings, protocol, states, &mut sockets)?;
+        if !sockets.is_empty() {
+            found_some();
         }
     }
     Ok(Collected {
@@ -151,9 +157,101 @@ fn netlink_sockets(settings: &Settings) -> Result<Collected, NetlinkFailure> {
     })
 }
 
+/// One protocol in the given states, for every family asked.
+fn dump_stage(
+    session: &mut netlink::Session,
+    settings: &Settings,
+    protocol: Protocol,
+    states: u32,
+    sockets: &mut Vec<Socket>,
+) -> Result<usize, NetlinkFailure> {
+    let request = |family| DumpRequest {
+        family,
+        protocol,
+        states,
+        ports: settings.ports.clone(),
+        match_remote: settings.match_remote,
+    };
+    // Both TCP families in one walk of the kernel's tables when the
+    // kernel takes the request; family by family otherwise.
+    if protocol == Protocol::Tcp && settings.families.len() == 2 {
+        if let Ok(skipped) = session.dump_tcp_both_families(&request(Family::Inet), sockets) {
+            return Ok(skipped);
+        }
+    }
+    let mut skipped = 0;
+    for &family in &settings.families {
+        skipped += session.dump(&request(family), sockets).map_err(|e| {
+            let hint = match e.errno {
+                Some(libc::EPROTONOSUPPORT | libc::ENOENT) => {
+                    " (is the kernel's inet_diag / tcp_diag / udp_diag support loaded?)"
+                }
+                Some(libc::EPERM | libc::EACCES) => " (netlink sockets are refused here)",
+                _ => "",
+            };
+            NetlinkFailure {
+                errno: e.errno,
+                message: format!(
+                    "{e} while asking for {} {} sockets{hint}",
+                    protocol.name(),
+                    family_name(family)
+                ),
+            }
+        })?;
+    }
+    Ok(skipped)
+}
+
 fn family_name(family: Family) -> &'static str {
     match family {
         Family::Inet => "IPv4",
         Family::Inet6 => "IPv6",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Args;
+    use clap::Parser;
+
+    fn stages(args: &[&str]) -> Vec<(Protocol, u32)> {
+        let argv = std::iter::once("lsport").chain(args.iter().copied());
+        dump_stages(&Args::parse_from(argv).into_settings().unwrap())
+    }
+
+    const LISTEN: u32 = netlink::TCP_LISTENING;
+
+    #[test]
+    fn listeners_and_udp_come_before_the_walk_of_connections() {
+        let rest = netlink::ALL_STATES & !LISTEN;
+        assert_eq!(
+            stages(&["22"]),
+            vec![
+                (Protocol::Tcp, LISTEN),
+                (Protocol::Udp, netlink::ALL_STATES),
+                (Protocol::Tcp, rest),
+            ]
+        );
+        // Every TCP state is asked for exactly once.
+        assert_eq!(LISTEN | rest, netlink::ALL_STATES);
+        assert_eq!(LISTEN & rest, 0);
+    }
+
+    #[test]
+    fn the_stages_follow_the_view_and_the_protocols() {
+        let bound_only = netlink::TCP_UNCONNECTED & !LISTEN;
+        assert_eq!(
+            stages(&["--tcp"]),
+            vec![(Protocol::Tcp, LISTEN), (Protocol::Tcp, bound_only)]
+        );
+        assert_eq!(
+            stages(&["-u", "53"]),
+            vec![(Protocol::Udp, netlink::ALL_STATES)]
+        );
+        assert_eq!(
+            stages(&["-l", "-t", "80"]),
+            vec![(Protocol::Tcp, LISTEN), (Protocol::Tcp, bound_only)]
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! The /proc scan runs on worker threads while the caller dumps the
-//! sockets, so that the two costs overlap instead of adding up.
+//! sockets, so that the two costs overlap instead of adding up. It starts
+//! when the dump finds its first socket: a port nobody holds is answered
+//! without reading any process's fds.
 //!
 //! Until the dump is done nobody knows which inodes are wanted, so the
 //! workers note every socket fd they see (inode, pid, fd). Once the
@@ -12,9 +14,9 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
+use std::sync::{Mutex, OnceLock};
+use std::thread::{self, Scope, ScopedJoinHandle};
 
 use crate::owners::{self, FdRef, FdScan, FdTable};
 use crate::sys::ProcRoot;
@@ -23,57 +25,106 @@ use crate::sys::ProcRoot;
 /// locks on /proc and the fd tables decide the speed, not the threads.
 const MAX_THREADS: usize = 8;
 
-/// Runs `dump` on the calling thread while worker threads scan
-/// /proc/*/fd; `dump` returns its result and the socket inodes whose
-/// holders are wanted. An error from `dump` stops the workers and is
-/// returned as is.
+/// Runs `dump` on the calling thread; `dump` returns its result and the
+/// socket inodes whose holders are wanted. The /proc scan starts on
+/// worker threads when `dump` calls the start function it is given
+/// (from any thread, as often as it likes: once it found a socket), or
+/// else after `dump` returns, and only if it wants some inode. An error
+/// from `dump` stops the workers and is returned as is.
 pub fn scan_while<T, E>(
     root: &ProcRoot,
-    dump: impl FnOnce() -> Result<(T, HashSet<u64>), E>,
+    dump: impl FnOnce(&(dyn Fn() + Sync)) -> Result<(T, HashSet<u64>), E>,
 ) -> Result<(T, FdScan), E> {
-    let Some(proc_dir) = owners::open_proc(root) else {
-        // No /proc to read: every socket keeps an empty holder list.
-        let (value, _) = dump()?;
-        return Ok((value, FdScan::default()));
-    };
-    let pids = owners::list_pids(root);
-    let shared = Shared {
-        proc_dir: &proc_dir,
-        pids: &pids,
-        next: AtomicUsize::new(0),
-        wanted: OnceLock::new(),
-    };
-    let jobs = thread_count();
+    scan_with(root, &OnceLock::new(), dump)
+}
+
+/// `scan_while`, with the scan's state where a test can see whether it
+/// ever started.
+fn scan_with<T, E>(
+    root: &ProcRoot,
+    shared: &OnceLock<Option<Shared>>,
+    dump: impl FnOnce(&(dyn Fn() + Sync)) -> Result<(T, HashSet<u64>), E>,
+) -> Result<(T, FdScan), E> {
+    let wanted: OnceLock<Option<HashSet<u64>>> = OnceLock::new();
     let (dumped, outputs) = thread::scope(|scope| {
-        let workers: Vec<_> = (0..jobs)
-            .filter_map(|_| {
-                thread::Builder::new()
-                    .spawn_scoped(scope, || shared.work())
-                    .ok()
-            })
-            .collect();
+        let workers = Workers {
+            scope,
+            root,
+            shared,
+            wanted: &wanted,
+            handles: Mutex::new(None),
+        };
         // Publish what to look for, or tell the workers to stop.
-        let dumped = match dump() {
-            Ok((value, wanted)) => {
-                let _ = shared.wanted.set(Some(wanted));
+        let dumped = match dump(&|| workers.start()) {
+            Ok((value, found)) => {
+                let any = !found.is_empty();
+                let _ = wanted.set(Some(found));
+                if any {
+                    workers.start();
+                }
                 Ok(value)
             }
             Err(err) => {
-                let _ = shared.wanted.set(None);
+                let _ = wanted.set(None);
                 Err(err)
             }
         };
-        let mut outputs: Vec<WorkerOutput> =
-            workers.into_iter().filter_map(|w| w.join().ok()).collect();
-        if outputs.is_empty() && dumped.is_ok() {
-            // No thread could be started: scan here instead.
-            outputs.push(shared.work());
-        }
-        (dumped, outputs)
+        (dumped, workers.finish())
     });
     let value = dumped?;
-    let wanted = shared.wanted.into_inner().flatten().unwrap_or_default();
+    let wanted = wanted.into_inner().flatten().unwrap_or_default();
     Ok((value, merge(outputs, &wanted)))
+}
+
+/// The scan's threads, started at most once.
+struct Workers<'scope, 'env> {
+    scope: &'scope Scope<'scope, 'env>,
+    root: &'env ProcRoot,
+    /// The processes to visit, listed when the scan starts; None when
+    /// there is no /proc to read (every socket keeps no holder).
+    shared: &'env OnceLock<Option<Shared>>,
+    wanted: &'env OnceLock<Option<HashSet<u64>>>,
+    /// None until started.
+    handles: Mutex<Option<Vec<ScopedJoinHandle<'scope, WorkerOutput>>>>,
+}
+
+impl<'scope, 'env> Workers<'scope, 'env> {
+    fn start(&self) {
+        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        if handles.is_some() {
+            return;
+        }
+        let root = self.root;
+        let wanted = self.wanted;
+        let Some(shared) = self.shared.get_or_init(|| Shared::open(root)) else {
+            *handles = Some(Vec::new());
+            return;
+        };
+        let started = (0..thread_count())
+            .filter_map(|_| {
+                thread::Builder::new()
+                    .spawn_scoped(self.scope, move || shared.work(wanted))
+                    .ok()
+            })
+            .collect();
+        *handles = Some(started);
+    }
+
+    /// Waits for the workers; scans on this thread if none could start.
+    fn finish(self) -> Vec<WorkerOutput> {
+        let handles = self.handles.into_inner().unwrap_or_else(|e| e.into_inner());
+        let Some(handles) = handles else {
+            return Vec::new(); // never started: nothing wanted
+        };
+        let mut outputs: Vec<WorkerOutput> =
+            handles.into_iter().filter_map(|w| w.join().ok()).collect();
+        if outputs.is_empty() {
+            if let Some(Some(shared)) = self.shared.get() {
+                outputs.push(shared.work(self.wanted));
+            }
+        }
+        outputs
+    }
 }
 
 /// How many threads scan: one per CPU this process may use, capped.
@@ -86,14 +137,21 @@ fn thread_count() -> usize {
     requested.unwrap_or(available).clamp(1, MAX_THREADS)
 }
 
-struct Shared<'a> {
-    proc_dir: &'a File,
-    pids: &'a [u32],
+struct Shared {
+    proc_dir: File,
+    pids: Vec<u32>,
     /// Index of the next pid to scan.
     next: AtomicUsize,
-    /// Set once the dump is done: the wanted inodes, or None when the
-    /// dump failed and the scan is pointless.
-    wanted: OnceLock<Option<HashSet<u64>>>,
+}
+
+impl Shared {
+    fn open(root: &ProcRoot) -> Option<Shared> {
+        Some(Shared {
+            proc_dir: owners::open_proc(root)?,
+            pids: owners::list_pids(root),
+            next: AtomicUsize::new(0),
+        })
+    }
 }
 
 /// What one worker found.
@@ -108,11 +166,13 @@ struct WorkerOutput {
     unreadable: Vec<u32>,
 }
 
-impl Shared<'_> {
-    fn work(&self) -> WorkerOutput {
+impl Shared {
+    /// `wanted` is set once the dump is done: the wanted inodes, or None
+    /// when the dump failed and the scan is pointless.
+    fn work(&self, wanted: &OnceLock<Option<HashSet<u64>>>) -> WorkerOutput {
         let mut out = WorkerOutput::default();
         loop {
-            let wanted = match self.wanted.get() {
+            let wanted = match wanted.get() {
                 Some(None) => break,
                 // Nothing to look for: no socket, so no holder either.
                 Some(Some(set)) if set.is_empty() => break,
@@ -123,12 +183,12 @@ impl Shared<'_> {
                 break;
             };
             let table = match wanted {
-                Some(set) => owners::socket_fds(self.proc_dir, pid, |inode, fd| {
+                Some(set) => owners::socket_fds(&self.proc_dir, pid, |inode, fd| {
                     if set.contains(&inode) {
                         out.found.push((inode, FdRef { pid, fd }));
                     }
                 }),
-                None => owners::socket_fds(self.proc_dir, pid, |inode, fd| {
+                None => owners::socket_fds(&self.proc_dir, pid, |inode, fd| {
                     if let Ok(inode) = u32::try_from(inode) {
                         out.early.push((inode, FdRef { pid, fd }));
                     }
@@ -159,4 +219,76 @@ fn merge(outputs: Vec<WorkerOutput>, wanted: &HashSet<u64>) -> FdScan {
         unreadable.extend(out.unreadable);
     }
     FdScan::new(found, unreadable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// A /proc with two processes, each holding one socket.
+    fn fake_proc() -> std::path::PathBuf {
+        let root = std::env::temp_dir().join(format!(
+            "lsport-overlap-{}-{:?}",
+            std::process::id(),
+            thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        for (pid, fd, inode) in [(10, 3, 777), (11, 4, 888)] {
+            let fds = root.join(format!("{pid}/fd"));
+            std::fs::create_dir_all(&fds).unwrap();
+            symlink(format!("socket:[{inode}]"), fds.join(fd.to_string())).unwrap();
+        }
+        root
+    }
+
+    fn wanted(inodes: &[u64]) -> HashSet<u64> {
+        inodes.iter().copied().collect()
+    }
+
+    #[test]
+    fn nothing_wanted_means_no_process_is_read() {
+        let dir = fake_proc();
+        let root = ProcRoot::new(dir.clone());
+        let shared = OnceLock::new();
+        let (_, scan) = scan_with(&root, &shared, |_| Ok::<_, ()>(((), wanted(&[])))).unwrap();
+        assert!(shared.get().is_none(), "the scan never started");
+        assert!(scan.holders(777).is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn holders_are_the_same_whenever_the_scan_starts() {
+        let dir = fake_proc();
+        let root = ProcRoot::new(dir.clone());
+        let holder = [FdRef { pid: 10, fd: 3 }];
+        // Never started by the dump: the scan runs after it.
+        let shared = OnceLock::new();
+        let (_, after) = scan_with(&root, &shared, |_| Ok::<_, ()>(((), wanted(&[777])))).unwrap();
+        assert!(shared.get().is_some());
+        assert_eq!(after.holders(777), &holder);
+        assert!(after.holders(888).is_empty(), "not wanted, not kept");
+        // Started at once: early notes are filtered against the set.
+        let (_, during) = scan_while(&root, |start| {
+            start();
+            start();
+            Ok::<_, ()>(((), wanted(&[777])))
+        })
+        .unwrap();
+        assert_eq!(during.holders(777), &holder);
+        assert!(during.holders(888).is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_dump_is_returned_after_the_workers_stop() {
+        let dir = fake_proc();
+        let root = ProcRoot::new(dir.clone());
+        let result = scan_while(&root, |start| {
+            start();
+            Err::<((), HashSet<u64>), _>("dump failed")
+        });
+        assert_eq!(result.err(), Some("dump failed"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

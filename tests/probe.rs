@@ -230,6 +230,9 @@ fn an_established_pair_shows_both_ends_with_their_roles() {
     let outgoing = one(sockets_on(&doc, client_port.into()));
     assert_eq!(outgoing["role"], "outgoing");
     assert_eq!(outgoing["remote"]["port"], 40060);
+    // Found only by the last dump (the walk of connections), after the
+    // holders' scan would otherwise have started: its holder is there.
+    assert_eq!(outgoing["holders"][0]["pid"], std::process::id());
 
     // --remote also matches the client end, as lsof -i :PORT does.
     let (doc, _) = lsport_json(&["--remote", "40060"]);

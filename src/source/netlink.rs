@@ -3,8 +3,8 @@
 //! One dump per family and protocol. When ports are asked for, the port
 //! filter runs in the kernel as inet_diag bytecode, so a busy host sends
 //! back only the sockets on those ports. Building the request and
-//! decoding the replies are pure functions over bytes; only `dump` does
-//! I/O.
+//! decoding the replies are pure functions over bytes; only `Session`
+//! does I/O.
 
 use std::io;
 use std::net::IpAddr;
@@ -54,6 +54,8 @@ const INET_DIAG_BC_D_LE: u8 = 5;
 pub const ALL_STATES: u32 = ((1 << 14) - 1) & !1;
 /// Unconnected UDP sockets are in state CLOSE (7).
 pub const UDP_UNCONNECTED: u32 = 1 << 7;
+/// Listening TCP sockets.
+pub const TCP_LISTENING: u32 = 1 << 10;
 /// TCP sockets that hold a port without a connection: LISTEN and
 /// BOUND_INACTIVE.
 pub const TCP_UNCONNECTED: u32 = (1 << 10) | (1 << 13);
@@ -330,26 +332,108 @@ fn endpoint(address: IpAddr, port: u16) -> Endpoint {
     Endpoint { address, port }
 }
 
-/// Runs one dump against the kernel.
-pub fn dump(request: &DumpRequest, out: &mut Vec<Socket>) -> Result<usize, DumpError> {
-    run(&build_request(request, 1), request.protocol, out)
+/// One netlink socket and reply buffer for the dumps of a namespace,
+/// asked one after another. A dump that fails leaves the socket to be
+/// replaced: what the kernel still had to say must not reach the next.
+pub struct Session {
+    socket: Option<NetlinkSocket>,
+    /// The kernel sends dumps in chunks of at most 32 KiB; one buffer is
+    /// reused for all of them and replies are decoded in place.
+    buffer: Vec<u8>,
+    sequence: u32,
 }
 
-/// Runs one TCP dump for both families (see TCPDIAG_GETSOCK). On error
-/// `out` is as it was, so that the caller can ask family by family.
-pub fn dump_tcp_both_families(
-    request: &DumpRequest,
-    out: &mut Vec<Socket>,
-) -> Result<usize, DumpError> {
-    let before = out.len();
-    let result = run(&build_both_families_request(request, 1), Protocol::Tcp, out);
-    if result.is_err() {
-        out.truncate(before);
+impl Default for Session {
+    fn default() -> Session {
+        Session {
+            socket: None,
+            buffer: vec![0u8; 64 * 1024],
+            sequence: 0,
+        }
     }
-    result
 }
 
-fn run(request: &[u8], protocol: Protocol, out: &mut Vec<Socket>) -> Result<usize, DumpError> {
+impl Session {
+    /// Runs one dump against the kernel.
+    pub fn dump(
+        &mut self,
+        request: &DumpRequest,
+        out: &mut Vec<Socket>,
+    ) -> Result<usize, DumpError> {
+        self.sequence += 1;
+        let bytes = build_request(request, self.sequence);
+        self.run(&bytes, request.protocol, out)
+    }
+
+    /// Runs one TCP dump for both families (see TCPDIAG_GETSOCK). On
+    /// error `out` is as it was, so that the caller can ask family by
+    /// family.
+    pub fn dump_tcp_both_families(
+        &mut self,
+        request: &DumpRequest,
+        out: &mut Vec<Socket>,
+    ) -> Result<usize, DumpError> {
+        self.sequence += 1;
+        let bytes = build_both_families_request(request, self.sequence);
+        let before = out.len();
+        let result = self.run(&bytes, Protocol::Tcp, out);
+        if result.is_err() {
+            out.truncate(before);
+        }
+        result
+    }
+
+    fn run(
+        &mut self,
+        request: &[u8],
+        protocol: Protocol,
+        out: &mut Vec<Socket>,
+    ) -> Result<usize, DumpError> {
+        let result = self.exchange(request, protocol, out);
+        if result.is_err() {
+            self.socket = None;
+        }
+        result
+    }
+
+    fn exchange(
+        &mut self,
+        request: &[u8],
+        protocol: Protocol,
+        out: &mut Vec<Socket>,
+    ) -> Result<usize, DumpError> {
+        let socket = match &mut self.socket {
+            Some(socket) => socket,
+            empty => empty.insert(open_socket()?),
+        };
+        socket
+            .send(request, 0)
+            .map_err(|e| DumpError::from_io("send", e))?;
+        let mut skipped = 0;
+        loop {
+            let mut window = &mut self.buffer[..];
+            let received = match socket.recv(&mut window, 0) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(DumpError::from_io("receive", e)),
+            };
+            let received = received.min(self.buffer.len());
+            if received == 0 {
+                return Err(DumpError {
+                    errno: None,
+                    message: "sock_diag dump ended early".into(),
+                });
+            }
+            if decode_replies(&self.buffer[..received], protocol, out, &mut skipped)?
+                == Progress::Done
+            {
+                return Ok(skipped);
+            }
+        }
+    }
+}
+
+fn open_socket() -> Result<NetlinkSocket, DumpError> {
     let mut socket =
         NetlinkSocket::new(NETLINK_SOCK_DIAG).map_err(|e| DumpError::from_io("socket", e))?;
     socket
@@ -358,32 +442,7 @@ fn run(request: &[u8], protocol: Protocol, out: &mut Vec<Socket>) -> Result<usiz
     socket
         .connect(&SocketAddr::new(0, 0))
         .map_err(|e| DumpError::from_io("connect", e))?;
-    socket
-        .send(request, 0)
-        .map_err(|e| DumpError::from_io("send", e))?;
-
-    // The kernel sends dumps in chunks of at most 32 KiB; one buffer is
-    // reused for all of them and replies are decoded in place.
-    let mut buffer = vec![0u8; 64 * 1024];
-    let mut skipped = 0;
-    loop {
-        let mut window = &mut buffer[..];
-        let received = match socket.recv(&mut window, 0) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(DumpError::from_io("receive", e)),
-        };
-        let received = received.min(buffer.len());
-        if received == 0 {
-            return Err(DumpError {
-                errno: None,
-                message: "sock_diag dump ended early".into(),
-            });
-        }
-        if decode_replies(&buffer[..received], protocol, out, &mut skipped)? == Progress::Done {
-            return Ok(skipped);
-        }
-    }
+    Ok(socket)
 }
 
 #[cfg(test)]
