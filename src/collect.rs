@@ -114,9 +114,10 @@ fn wanted_states(settings: &Settings, protocol: Protocol) -> u32 {
 /// The dumps in order, each a protocol and the states it asks for:
 /// listening TCP and UDP first, then the rest of TCP. The kernel finds
 /// listeners without walking its tables of connections and of bound
-/// ports, walks that cost about a millisecond each on an idle host, so
-/// holders of a listener are looked for while they run. (Splitting the
-/// rest further would cost more: each dump walks the tables anew.)
+/// ports, walks that take 2-3 ms even on an idle host, so holders of a
+/// listener are looked for while they run. (Splitting the rest further
+/// would cost more: a dump of bound-only sockets alone still walks the
+/// table of connections.)
 fn dump_stages(settings: &Settings) -> Vec<(Protocol, u32)> {
     let mut stages = Vec::new();
     for &protocol in &settings.protocols {
