@@ -1,17 +1,20 @@
-//! The command line: clap fills `Args`, which is turned once into plain
-//! `Settings`. Nothing below this module knows about clap.
+//! The command line: clap fills `Args`, which is turned once into an
+//! `Invocation`: the library's plain `Query` plus what the binary does
+//! with the answer. Only the binary knows clap.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::netns;
-use crate::ports::PortRange;
-use crate::portspec;
-use crate::services::{self, Services};
-use crate::socket::{Family, Protocol};
-use crate::sys::ProcRoot;
+use lsport::commands::ephemeral::EphemeralOptions;
+use lsport::commands::suggest::SuggestQuery;
+use lsport::error::Error;
+use lsport::query::{HolderDetail, NetnsChoice, Query, SourceChoice as LibSource};
+use lsport::render::columns::{self, ColumnId};
+use lsport::services::{self, Services};
+use lsport::socket::{Family, PortRange, Protocol};
+use lsport::sys::ProcRoot;
+use lsport::{netns, portspec};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -101,6 +104,16 @@ pub struct Args {
     /// When to use colour.
     #[arg(long, value_name = "WHEN", default_value = "auto", global = true)]
     pub color: ColorChoice,
+
+    /// The table's columns, in order, separated by commas
+    /// (`-o proto,local,pid,command`); `-o help` lists them.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "COLUMNS",
+        long_help = columns::long_help()
+    )]
+    pub output: Option<String>,
 
     /// Print nothing; report through the exit status only.
     #[arg(short = 'q', long, global = true)]
@@ -224,33 +237,27 @@ pub enum SourceChoice {
     Proc,
 }
 
-/// Which sockets the user asked about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum View {
-    /// Sockets on the given ports.
-    Ports,
-    /// What is listening (no ports given).
-    Listening,
-    /// Every socket (`-a`).
-    All,
+impl From<SourceChoice> for LibSource {
+    fn from(choice: SourceChoice) -> LibSource {
+        match choice {
+            SourceChoice::Auto => LibSource::Auto,
+            SourceChoice::Netlink => LibSource::Netlink,
+            SourceChoice::Proc => LibSource::Proc,
+        }
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    Table { color: bool },
-    Json,
-    Quiet,
-}
-
-/// Which network namespaces to probe.
+/// How the answer is printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetnsChoice {
-    /// The one lsport runs in.
-    Current,
-    /// The namespace this file refers to.
-    One(PathBuf),
-    /// Every namespace on the host.
-    All,
+pub enum Output {
+    /// The verdict and a table of the chosen columns.
+    Table {
+        color: bool,
+        columns: Vec<ColumnId>,
+    },
+    Json,
+    /// Nothing: the exit status says it all.
+    Quiet,
 }
 
 /// What lsport was asked to do.
@@ -259,63 +266,74 @@ pub enum Task {
     /// Who holds these ports (or what is listening).
     Probe,
     Ephemeral(EphemeralSettings),
-    Suggest(SuggestSettings),
+    Suggest(SuggestQuery),
+    /// `-o help`: the column list.
+    ListColumns,
 }
 
 #[derive(Debug, Clone)]
 pub struct EphemeralSettings {
-    pub planned: Vec<PortRange>,
-    pub warn_headroom_percent: f64,
+    pub options: EphemeralOptions,
     pub format: ReportFormat,
     pub top: usize,
 }
 
+/// The validated command line: what to do, the library's query, and how
+/// to print the answer.
 #[derive(Debug, Clone)]
-pub struct SuggestSettings {
-    pub count: usize,
-    pub near: Option<u16>,
-    pub within: Option<PortRange>,
-    pub allow_privileged: bool,
+pub struct Invocation {
+    pub task: Task,
+    pub query: Query,
+    pub output: Output,
 }
 
-/// The validated query: everything the rest of lsport needs to know.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub task: Task,
-    pub view: View,
-    /// The ports as the user gave them, in order, duplicates removed.
-    pub asked: Vec<PortRange>,
-    /// The same ports, sorted and merged: what the filter matches.
-    pub ports: Vec<PortRange>,
-    pub listening_only: bool,
-    pub protocols: Vec<Protocol>,
-    pub families: Vec<Family>,
-    pub match_remote: bool,
-    pub numeric: bool,
-    pub output: Output,
-    pub source: SourceChoice,
-    pub netns: NetnsChoice,
-    pub proc_root: ProcRoot,
-    /// IANA's registry and the local names it lacks.
-    pub services: Services,
+impl Invocation {
+    /// Another namespace than lsport's own was asked for: the output
+    /// names the namespace of each part.
+    pub fn labels_namespaces(&self) -> bool {
+        self.query.netns != NetnsChoice::Current
+    }
 }
 
 impl Args {
-    pub fn into_settings(self) -> Result<Settings, String> {
-        let services_file = self
-            .services_file
-            .unwrap_or_else(|| services::DEFAULT_SERVICES_FILE.into());
-        let services = Services::load(&services_file);
+    pub fn into_invocation(self) -> Result<Invocation, Error> {
+        let quiet = self.quiet;
+        let output_columns = match self.output.as_deref() {
+            Some(list) if list.trim().eq_ignore_ascii_case("help") => None,
+            Some(list) => Some(columns::parse_list(list)?),
+            None => Some(columns::DEFAULT.to_vec()),
+        };
+        let Some(output_columns) = output_columns else {
+            return Ok(Invocation {
+                task: Task::ListColumns,
+                query: Query::listening(),
+                output: Output::Quiet,
+            });
+        };
+        // /etc/services is read only when something needs it: a port
+        // given by name, or an answer that names services.
+        let names_given = self
+            .ports
+            .iter()
+            .any(|p| p.bytes().any(|b| b.is_ascii_alphabetic()));
+        let services = if names_given || !quiet || self.command.is_some() {
+            let file = self
+                .services_file
+                .clone()
+                .unwrap_or_else(|| services::DEFAULT_SERVICES_FILE.into());
+            Services::load(&file)
+        } else {
+            Services::default()
+        };
         let mut asked: Vec<PortRange> = Vec::new();
         for text in &self.ports {
-            for range in port_arg(text, &services)? {
-                if !asked.contains(&range) {
-                    asked.push(range);
-                }
-            }
+            asked.extend(port_arg(text, &services)?);
         }
-        let ports = portspec::normalize(asked.clone());
-        let proc_root = self.proc_root.map(ProcRoot::new).unwrap_or_default();
+        let proc_root = self
+            .proc_root
+            .clone()
+            .map(ProcRoot::new)
+            .unwrap_or_default();
         let netns = match (&self.netns, self.all_netns) {
             (_, true) => NetnsChoice::All,
             (Some(target), false) => NetnsChoice::One(netns::resolve_target(target, &proc_root)?),
@@ -326,57 +344,60 @@ impl Args {
             Some(Command::Ephemeral(args)) => Task::Ephemeral(args.to_settings(self.json)?),
             Some(Command::Suggest(args)) => Task::Suggest(args.to_settings()?),
         };
-        // The reports look at every socket of the namespace.
-        let view = if !matches!(task, Task::Probe) {
-            View::All
-        } else if !ports.is_empty() {
-            View::Ports
+        let mut query = if !matches!(task, Task::Probe) {
+            // The reports look at every socket of the namespace.
+            Query::all()
+        } else if !asked.is_empty() {
+            Query::ports(asked)
         } else if self.all {
-            View::All
+            Query::all()
         } else {
-            View::Listening
+            Query::listening()
         };
-        let protocols = match (self.tcp, self.udp) {
+        query.listening_only = self.listening;
+        query.protocols = match (self.tcp, self.udp) {
             (true, false) => vec![Protocol::Tcp],
             (false, true) => vec![Protocol::Udp],
             _ => vec![Protocol::Tcp, Protocol::Udp],
         };
-        let families = match (self.ipv4, self.ipv6) {
+        query.families = match (self.ipv4, self.ipv6) {
             (true, false) => vec![Family::Inet],
             (false, true) => vec![Family::Inet6],
             _ => vec![Family::Inet, Family::Inet6],
         };
-        let output = if self.quiet {
+        query.match_remote = self.remote;
+        query.source = self.source.into();
+        query.netns = netns;
+        query.proc_root = proc_root;
+        query.services = services;
+        query.user_names = !self.numeric;
+        // Each command gathers only what it shows: the exit status needs
+        // no holder, and ephemeral and suggest find their own.
+        if quiet || !matches!(task, Task::Probe) {
+            query.holders = HolderDetail::None;
+        }
+        query.stop_at_first_match = quiet && matches!(task, Task::Probe);
+        let output = if quiet {
             Output::Quiet
         } else if self.json {
             Output::Json
         } else {
             Output::Table {
                 color: wants_color(self.color),
+                columns: output_columns,
             }
         };
-        Ok(Settings {
+        Ok(Invocation {
             task,
-            view,
-            asked,
-            ports,
-            listening_only: self.listening,
-            protocols,
-            families,
-            match_remote: self.remote,
-            numeric: self.numeric,
+            query,
             output,
-            source: self.source,
-            netns,
-            proc_root,
-            services,
         })
     }
 }
 
 /// A number or a range as portspec reads it; anything with a letter in
 /// it is a service name, which stands for each of its ports.
-fn port_arg(text: &str, services: &Services) -> Result<Vec<PortRange>, String> {
+fn port_arg(text: &str, services: &Services) -> Result<Vec<PortRange>, Error> {
     match portspec::parse_port_arg(text) {
         Ok(range) => Ok(vec![range]),
         Err(_) if text.bytes().any(|b| b.is_ascii_alphabetic()) => services.resolve(text),
@@ -385,11 +406,16 @@ fn port_arg(text: &str, services: &Services) -> Result<Vec<PortRange>, String> {
 }
 
 impl EphemeralArgs {
-    fn to_settings(&self, json: bool) -> Result<EphemeralSettings, String> {
+    fn to_settings(&self, json: bool) -> Result<EphemeralSettings, Error> {
         if !(0.0..=100.0).contains(&self.warn_headroom) {
-            return Err(format!(
+            return Err(Error::Usage(format!(
                 "invalid --warn-headroom {}: a percentage from 0 to 100",
                 self.warn_headroom
+            )));
+        }
+        if self.top == 0 {
+            return Err(Error::usage(
+                "invalid --top 0: show at least one destination",
             ));
         }
         let planned = self
@@ -403,8 +429,10 @@ impl EphemeralArgs {
             self.format
         };
         Ok(EphemeralSettings {
-            planned,
-            warn_headroom_percent: self.warn_headroom,
+            options: EphemeralOptions {
+                planned,
+                warn_headroom_percent: self.warn_headroom,
+            },
             format,
             top: self.top,
         })
@@ -412,12 +440,14 @@ impl EphemeralArgs {
 }
 
 impl SuggestArgs {
-    fn to_settings(&self) -> Result<SuggestSettings, String> {
+    fn to_settings(&self) -> Result<SuggestQuery, Error> {
         let near = match &self.near {
             Some(text) => {
                 let range = portspec::parse_port_arg(text)?;
                 if range.lo != range.hi {
-                    return Err(format!("invalid --near {text}: one port, not a range"));
+                    return Err(Error::Usage(format!(
+                        "invalid --near {text}: one port, not a range"
+                    )));
                 }
                 Some(range.lo)
             }
@@ -429,9 +459,9 @@ impl SuggestArgs {
             .map(portspec::parse_port_arg)
             .transpose()?;
         if self.count == 0 {
-            return Err("invalid count 0: ask for at least one port".to_string());
+            return Err(Error::usage("invalid count 0: ask for at least one port"));
         }
-        Ok(SuggestSettings {
+        Ok(SuggestQuery {
             count: self.count,
             near,
             within,
@@ -457,6 +487,12 @@ fn wants_color(choice: ColorChoice) -> bool {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use lsport::query::View;
+
+    fn invocation(args: &[&str]) -> Invocation {
+        let argv = std::iter::once("lsport").chain(args.iter().copied());
+        Args::parse_from(argv).into_invocation().unwrap()
+    }
 
     #[test]
     fn the_command_definition_is_consistent() {
@@ -465,49 +501,53 @@ mod tests {
 
     #[test]
     fn no_ports_means_the_listening_view() {
-        let settings = Args::parse_from(["lsport"]).into_settings().unwrap();
-        assert_eq!(settings.view, View::Listening);
-        let settings = Args::parse_from(["lsport", "-a"]).into_settings().unwrap();
-        assert_eq!(settings.view, View::All);
-        let settings = Args::parse_from(["lsport", "-t", "22", "8000-8100", "22"])
-            .into_settings()
-            .unwrap();
-        assert_eq!(settings.view, View::Ports);
-        assert_eq!(settings.asked.len(), 2);
-        assert_eq!(settings.protocols, vec![Protocol::Tcp]);
+        assert_eq!(invocation(&[]).query.view, View::Listening);
+        assert_eq!(invocation(&["-a"]).query.view, View::All);
+        let ports = invocation(&["-t", "22", "8000-8100", "22"]).query;
+        assert_eq!(ports.view, View::Ports);
+        assert_eq!(ports.ports.len(), 2);
+        assert_eq!(ports.protocols, vec![Protocol::Tcp]);
     }
 
     #[test]
     fn the_source_defaults_to_auto() {
-        let settings = Args::parse_from(["lsport"]).into_settings().unwrap();
-        assert_eq!(settings.source, SourceChoice::Auto);
-        let settings = Args::parse_from(["lsport", "--source", "proc"])
-            .into_settings()
-            .unwrap();
-        assert_eq!(settings.source, SourceChoice::Proc);
+        assert_eq!(invocation(&[]).query.source, LibSource::Auto);
+        assert_eq!(
+            invocation(&["--source", "proc"]).query.source,
+            LibSource::Proc
+        );
         assert!(Args::try_parse_from(["lsport", "--source", "ss"]).is_err());
+    }
+
+    #[test]
+    fn each_command_asks_only_for_the_holders_it_shows() {
+        assert_eq!(invocation(&["22"]).query.holders, HolderDetail::Processes);
+        let quiet = invocation(&["-q", "22"]).query;
+        assert_eq!(quiet.holders, HolderDetail::None);
+        assert!(quiet.stop_at_first_match);
+        assert_eq!(
+            invocation(&["suggest", "2"]).query.holders,
+            HolderDetail::None
+        );
+        assert_eq!(invocation(&["ephemeral"]).query.holders, HolderDetail::None);
     }
 
     #[test]
     fn names_stand_for_ports_and_numbers_keep_their_errors() {
         let services = Services::default();
-        assert_eq!(port_arg("SSH", &services), Ok(vec![PortRange::single(22)]));
         assert_eq!(
-            port_arg("6000-6001", &services),
-            Ok(vec![PortRange { lo: 6000, hi: 6001 }])
+            port_arg("SSH", &services).unwrap(),
+            vec![PortRange::single(22)]
         );
+        assert_eq!(
+            port_arg("6000-6001", &services).unwrap(),
+            vec![PortRange { lo: 6000, hi: 6001 }]
+        );
+        let message = |text| port_arg(text, &services).unwrap_err().to_string();
         // No letter: a bad number, not an unknown name.
-        assert!(
-            port_arg("9000-8000", &services)
-                .unwrap_err()
-                .contains("greater")
-        );
-        assert!(
-            port_arg("70000", &services)
-                .unwrap_err()
-                .contains("0 to 65535")
-        );
-        let err = port_arg("no-such-service-x", &services).unwrap_err();
+        assert!(message("9000-8000").contains("greater"));
+        assert!(message("70000").contains("0 to 65535"));
+        let err = message("no-such-service-x");
         assert!(err.starts_with("unknown port or service name"), "{err}");
     }
 }

@@ -2,8 +2,9 @@
 //! sock_diag is refused or missing (`--source auto`), or the one the
 //! user named.
 
-use crate::cli::{Settings, SourceChoice, View};
-use crate::socket::{Family, Protocol, Socket};
+use crate::error::Error;
+use crate::query::{Query, SourceChoice};
+use crate::socket::{Family, PortRange, Protocol, Socket};
 use crate::source::netlink::{self, DumpRequest};
 use crate::source::procfs::{self, Filter};
 use crate::source::{BlindSpot, SourceKind, netlink_unavailable};
@@ -17,65 +18,67 @@ pub struct Collected {
     pub fallback: Option<String>,
 }
 
-/// Why a netlink dump failed: the message for the user, and the errno
-/// that decides whether /proc may stand in.
-struct NetlinkFailure {
-    errno: Option<i32>,
-    message: String,
-}
-
 /// Sockets from the source asked for; with `auto`, from sock_diag, or
 /// from /proc/net where sock_diag is refused or missing. `found_some` is
 /// called as soon as some socket is known (and maybe more than once), so
 /// that the search for holders can start.
-pub fn sockets(settings: &Settings, found_some: &dyn Fn()) -> Result<Collected, String> {
-    let collected = from_source(settings, found_some)?;
+pub fn sockets(query: &Query, found_some: &dyn Fn()) -> Result<Collected, Error> {
+    let ports = query.merged_ports();
+    let collected = from_source(query, &ports, found_some)?;
     if !collected.sockets.is_empty() {
         found_some();
     }
     Ok(collected)
 }
 
-fn from_source(settings: &Settings, found_some: &dyn Fn()) -> Result<Collected, String> {
-    match settings.source {
-        SourceChoice::Proc => proc_sockets(settings, None),
-        SourceChoice::Netlink => netlink_sockets(settings, found_some).map_err(|f| {
-            if netlink_unavailable(f.errno) {
-                format!("{}; --source proc reads /proc/net instead", f.message)
-            } else {
-                f.message
-            }
+fn from_source(
+    query: &Query,
+    ports: &[PortRange],
+    found_some: &dyn Fn(),
+) -> Result<Collected, Error> {
+    match query.source {
+        SourceChoice::Proc => proc_sockets(query, ports, None),
+        SourceChoice::Netlink => netlink_sockets(query, ports, found_some).map_err(|e| match e {
+            Error::Netlink { errno, message } if netlink_unavailable(errno) => Error::Netlink {
+                errno,
+                message: format!("{message}; --source proc reads /proc/net instead"),
+            },
+            other => other,
         }),
-        SourceChoice::Auto => match netlink_sockets(settings, found_some) {
+        SourceChoice::Auto => match netlink_sockets(query, ports, found_some) {
             Ok(collected) => Ok(collected),
             // Whatever netlink gave before it failed is dropped: the
             // answer comes from one source.
-            Err(failure) if netlink_unavailable(failure.errno) => {
-                proc_sockets(settings, Some(failure.message))
+            Err(Error::Netlink { errno, message }) if netlink_unavailable(errno) => {
+                proc_sockets(query, ports, Some(message))
             }
-            Err(failure) => Err(failure.message),
+            Err(other) => Err(other),
         },
     }
 }
 
 /// The /proc/net tables, filtered here as the kernel filters a dump.
-fn proc_sockets(settings: &Settings, fallback: Option<String>) -> Result<Collected, String> {
+fn proc_sockets(
+    query: &Query,
+    ports: &[PortRange],
+    fallback: Option<String>,
+) -> Result<Collected, Error> {
     let mut sockets = Vec::new();
     let mut skipped = 0;
-    for &protocol in &settings.protocols {
-        for &family in &settings.families {
+    for &protocol in &query.protocols {
+        for &family in &query.families {
             let filter = Filter {
-                states: wanted_states(settings, protocol),
-                ports: &settings.ports,
-                match_remote: settings.match_remote,
+                states: wanted_states(query, protocol),
+                ports,
+                match_remote: query.match_remote,
             };
             skipped +=
-                procfs::read_table(&settings.proc_root, family, protocol, &filter, &mut sockets)
-                    .map_err(|e| {
-                        let path = settings
+                procfs::read_table(&query.proc_root, family, protocol, &filter, &mut sockets)
+                    .map_err(|source| Error::Io {
+                        path: query
                             .proc_root
-                            .thread_path(procfs::table_path(family, protocol));
-                        format!("reading {}: {e}", path.display())
+                            .thread_path(procfs::table_path(family, protocol)),
+                        source,
                     })?;
         }
     }
@@ -88,13 +91,13 @@ fn proc_sockets(settings: &Settings, fallback: Option<String>) -> Result<Collect
 }
 
 /// What the answer cannot show, given the source and the query.
-pub fn blind_spots(source: SourceKind, settings: &Settings) -> Vec<BlindSpot> {
+pub fn blind_spots(source: SourceKind, query: &Query) -> Vec<BlindSpot> {
     let mut spots = Vec::new();
     if source == SourceKind::Proc {
-        if settings.protocols.contains(&Protocol::Tcp) {
+        if query.protocols.contains(&Protocol::Tcp) {
             spots.push(BlindSpot::TcpBoundOnly);
         }
-        if settings.families.contains(&Family::Inet6) {
+        if query.families.contains(&Family::Inet6) {
             spots.push(BlindSpot::V6Only);
         }
     }
@@ -102,9 +105,8 @@ pub fn blind_spots(source: SourceKind, settings: &Settings) -> Vec<BlindSpot> {
 }
 
 /// The kernel states the view needs, as a state bitmask.
-fn wanted_states(settings: &Settings, protocol: Protocol) -> u32 {
-    let listening = settings.view == View::Listening || settings.listening_only;
-    match (protocol, listening) {
+fn wanted_states(query: &Query, protocol: Protocol) -> u32 {
+    match (protocol, query.unconnected_only()) {
         (Protocol::Tcp, true) => netlink::TCP_UNCONNECTED,
         (Protocol::Udp, true) => netlink::UDP_UNCONNECTED,
         (_, false) => netlink::ALL_STATES,
@@ -118,17 +120,17 @@ fn wanted_states(settings: &Settings, protocol: Protocol) -> u32 {
 /// listener are looked for while they run. (Splitting the rest further
 /// would cost more: a dump of bound-only sockets alone still walks the
 /// table of connections.)
-fn dump_stages(settings: &Settings) -> Vec<(Protocol, u32)> {
+fn dump_stages(query: &Query) -> Vec<(Protocol, u32)> {
     let mut stages = Vec::new();
-    for &protocol in &settings.protocols {
-        let states = wanted_states(settings, protocol);
+    for &protocol in &query.protocols {
+        let states = wanted_states(query, protocol);
         match protocol {
             Protocol::Tcp => stages.push((protocol, states & netlink::TCP_LISTENING)),
             Protocol::Udp => stages.push((protocol, states)),
         }
     }
-    if settings.protocols.contains(&Protocol::Tcp) {
-        let states = wanted_states(settings, Protocol::Tcp);
+    if query.protocols.contains(&Protocol::Tcp) {
+        let states = wanted_states(query, Protocol::Tcp);
         stages.push((Protocol::Tcp, states & !netlink::TCP_LISTENING));
     }
     stages.retain(|&(_, states)| states != 0);
@@ -136,18 +138,28 @@ fn dump_stages(settings: &Settings) -> Vec<(Protocol, u32)> {
 }
 
 /// Every dump of `dump_stages`, asking the kernel only for the states
-/// the view needs.
+/// the view needs. When the caller needs only to know whether anything
+/// matched, the dumps stop after the first stage that found a socket.
 fn netlink_sockets(
-    settings: &Settings,
+    query: &Query,
+    ports: &[PortRange],
     found_some: &dyn Fn(),
-) -> Result<Collected, NetlinkFailure> {
+) -> Result<Collected, Error> {
     let mut sockets = Vec::new();
     let mut skipped = 0;
     let mut session = netlink::Session::default();
-    for (protocol, states) in dump_stages(settings) {
-        skipped += dump_stage(&mut session, settings, protocol, states, &mut sockets)?;
+    for (protocol, states) in dump_stages(query) {
+        let stage = Stage {
+            protocol,
+            states,
+            ports,
+        };
+        skipped += dump_stage(&mut session, query, &stage, &mut sockets)?;
         if !sockets.is_empty() {
             found_some();
+            if query.stop_at_first_match {
+                break;
+            }
         }
     }
     Ok(Collected {
@@ -158,30 +170,37 @@ fn netlink_sockets(
     })
 }
 
+/// One dump: a protocol in some states, on the merged ports.
+struct Stage<'a> {
+    protocol: Protocol,
+    states: u32,
+    ports: &'a [PortRange],
+}
+
 /// One protocol in the given states, for every family asked.
 fn dump_stage(
     session: &mut netlink::Session,
-    settings: &Settings,
-    protocol: Protocol,
-    states: u32,
+    query: &Query,
+    stage: &Stage<'_>,
     sockets: &mut Vec<Socket>,
-) -> Result<usize, NetlinkFailure> {
+) -> Result<usize, Error> {
+    let protocol = stage.protocol;
     let request = |family| DumpRequest {
         family,
         protocol,
-        states,
-        ports: settings.ports.clone(),
-        match_remote: settings.match_remote,
+        states: stage.states,
+        ports: stage.ports.to_vec(),
+        match_remote: query.match_remote,
     };
     // Both TCP families in one walk of the kernel's tables when the
     // kernel takes the request; family by family otherwise.
-    if protocol == Protocol::Tcp && settings.families.len() == 2 {
+    if protocol == Protocol::Tcp && query.families.len() == 2 {
         if let Ok(skipped) = session.dump_tcp_both_families(&request(Family::Inet), sockets) {
             return Ok(skipped);
         }
     }
     let mut skipped = 0;
-    for &family in &settings.families {
+    for &family in &query.families {
         skipped += session.dump(&request(family), sockets).map_err(|e| {
             let hint = match e.errno {
                 Some(libc::EPROTONOSUPPORT | libc::ENOENT) => {
@@ -190,7 +209,7 @@ fn dump_stage(
                 Some(libc::EPERM | libc::EACCES) => " (netlink sockets are refused here)",
                 _ => "",
             };
-            NetlinkFailure {
+            Error::Netlink {
                 errno: e.errno,
                 message: format!(
                     "{e} while asking for {} {} sockets{hint}",
@@ -213,12 +232,13 @@ fn family_name(family: Family) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Args;
-    use clap::Parser;
+    fn stages(query: Query) -> Vec<(Protocol, u32)> {
+        dump_stages(&query)
+    }
 
-    fn stages(args: &[&str]) -> Vec<(Protocol, u32)> {
-        let argv = std::iter::once("lsport").chain(args.iter().copied());
-        dump_stages(&Args::parse_from(argv).into_settings().unwrap())
+    fn only(mut query: Query, protocol: Protocol) -> Query {
+        query.protocols = vec![protocol];
+        query
     }
 
     const LISTEN: u32 = netlink::TCP_LISTENING;
@@ -227,7 +247,7 @@ mod tests {
     fn listeners_and_udp_come_before_the_walk_of_connections() {
         let rest = netlink::ALL_STATES & !LISTEN;
         assert_eq!(
-            stages(&["22"]),
+            stages(Query::ports([PortRange::single(22)])),
             vec![
                 (Protocol::Tcp, LISTEN),
                 (Protocol::Udp, netlink::ALL_STATES),
@@ -243,15 +263,19 @@ mod tests {
     fn the_stages_follow_the_view_and_the_protocols() {
         let bound_only = netlink::TCP_UNCONNECTED & !LISTEN;
         assert_eq!(
-            stages(&["--tcp"]),
+            stages(only(Query::listening(), Protocol::Tcp)),
             vec![(Protocol::Tcp, LISTEN), (Protocol::Tcp, bound_only)]
         );
         assert_eq!(
-            stages(&["-u", "53"]),
+            stages(only(Query::ports([PortRange::single(53)]), Protocol::Udp)),
             vec![(Protocol::Udp, netlink::ALL_STATES)]
         );
         assert_eq!(
-            stages(&["-l", "-t", "80"]),
+            stages({
+                let mut query = only(Query::ports([PortRange::single(80)]), Protocol::Tcp);
+                query.listening_only = true;
+                query
+            }),
             vec![(Protocol::Tcp, LISTEN), (Protocol::Tcp, bound_only)]
         );
     }

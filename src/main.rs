@@ -1,32 +1,20 @@
-//! lsport: who holds a TCP or UDP port, and what the port is.
+//! The `lsport` command: parse, dispatch one function per command,
+//! print, exit. Everything it prints comes from the library.
 
-mod app;
 mod cli;
-mod collect;
-mod container;
-mod ephemeral;
 mod generate;
-mod netns;
-mod overlap;
-mod owners;
-mod ports;
-mod portspec;
-mod render;
-mod report;
-mod services;
-mod socket;
-mod source;
-mod suggest;
-mod sys;
-mod users;
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Args, Output, ReportFormat, Settings, Task};
-use crate::source::SourceKind;
+use lsport::commands::{ephemeral, suggest};
+use lsport::render::{self, escape::escape_str};
+use lsport::report::Report;
+use lsport::source::SourceKind;
+
+use crate::cli::{Args, Invocation, Output, ReportFormat, Task};
 
 /// grep-style exit statuses.
 const EXIT_MATCH: u8 = 0;
@@ -42,215 +30,191 @@ fn main() -> ExitCode {
     };
     if let Some(what) = args.generate {
         return match generate::render(what) {
-            Ok(bytes) => write_stdout(&bytes),
+            Ok(bytes) => finish(print(|out| out.write_all(&bytes)).map(|()| EXIT_MATCH)),
             Err(message) => fail(&message),
         };
     }
-    let settings = match args.into_settings() {
-        Ok(settings) => settings,
-        Err(message) => return fail(&message),
+    let invocation = match args.into_invocation() {
+        Ok(invocation) => invocation,
+        Err(err) => return fail(&err.to_string()),
     };
-    let probe = match app::probe(&settings) {
-        Ok(probe) => probe,
-        Err(message) => return fail(&message),
+    let status = match &invocation.task {
+        Task::Probe => run_probe(&invocation),
+        Task::Ephemeral(settings) => run_ephemeral(&invocation, settings),
+        Task::Suggest(wanted) => run_suggest(&invocation, wanted),
+        Task::ListColumns => {
+            print(|out| out.write_all(render::columns::list().as_bytes())).map(|()| EXIT_MATCH)
+        }
     };
-    if settings.output != Output::Quiet {
-        warn_about_gaps(&settings, &probe);
+    finish(status)
+}
+
+/// What a command ends with: its exit status, or an error to say.
+type Outcome = Result<u8, Failure>;
+
+/// Why a command could not finish.
+enum Failure {
+    /// The library's error.
+    Lsport(lsport::Error),
+    /// Writing the answer failed.
+    Output(std::io::Error),
+}
+
+impl From<lsport::Error> for Failure {
+    fn from(err: lsport::Error) -> Failure {
+        Failure::Lsport(err)
     }
+}
+
+fn finish(outcome: Outcome) -> ExitCode {
+    match outcome {
+        Ok(status) => ExitCode::from(status),
+        Err(Failure::Lsport(err)) => fail(&err.to_string()),
+        Err(Failure::Output(err)) => fail(&format!("writing output: {err}")),
+    }
+}
+
+/// Runs `write` on a locked stdout and flushes it. A closed pipe
+/// (`lsport | head -1`) is not an error worth a word.
+fn print(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
-    let (written, status) = respond(&settings, &probe, &mut stdout);
-    if let Err(code) = check_written(written.and_then(|()| stdout.flush())) {
-        return code;
-    }
-    ExitCode::from(status)
-}
-
-/// Writes the answer for the task asked; returns how the writing went
-/// and the exit status.
-fn respond(
-    settings: &Settings,
-    probe: &app::Probe,
-    sink: &mut impl Write,
-) -> (std::io::Result<()>, u8) {
-    let quiet = settings.output == Output::Quiet;
-    let reports = &probe.reports;
-    let (text, status) = match &settings.task {
-        Task::Probe => {
-            let status = if probe.any_match() {
-                EXIT_MATCH
-            } else {
-                EXIT_NO_MATCH
-            };
-            let text = match settings.output {
-                Output::Quiet => String::new(),
-                // Streamed: `-a --json` on a busy host is large.
-                Output::Json => return (render::json::write(reports, sink), status),
-                Output::Table { color } => {
-                    let label = settings.netns != cli::NetnsChoice::Current;
-                    render::table::render(reports, label, color)
-                }
-            };
-            (text, status)
-        }
-        Task::Ephemeral(task) => {
-            let analyses: Vec<(ephemeral::Analysis, Vec<String>)> = reports
-                .iter()
-                .map(|report| {
-                    let analysis = ephemeral::analyze(&report.policy, &report.rows, &task.planned);
-                    let problems = ephemeral::problems(&analysis, task.warn_headroom_percent);
-                    (analysis, problems)
-                })
-                .collect();
-            let text = if quiet {
-                String::new()
-            } else {
-                ephemeral_text(task, reports, &analyses)
-            };
-            let healthy = analyses.iter().all(|(_, problems)| problems.is_empty());
-            (text, if healthy { EXIT_MATCH } else { EXIT_UNHEALTHY })
-        }
-        Task::Suggest(task) => {
-            let ports = app::suggest_ports(task, probe, &settings.services);
-            if ports.len() < task.count && !quiet {
-                eprintln!(
-                    "lsport: found {} safe port{} of the {} asked for",
-                    ports.len(),
-                    if ports.len() == 1 { "" } else { "s" },
-                    task.count
-                );
-            }
-            let text = match settings.output {
-                Output::Quiet => String::new(),
-                Output::Json => render::json::suggestions(&ports),
-                Output::Table { .. } => ports.iter().map(|p| format!("{p}\n")).collect(),
-            };
-            let status = if ports.len() == task.count {
-                EXIT_MATCH
-            } else {
-                EXIT_NO_MATCH
-            };
-            (text, status)
-        }
-    };
-    (sink.write_all(text.as_bytes()), status)
-}
-
-/// `lsport ephemeral` for each namespace probed: text sections, one JSON
-/// document (a list of them with several namespaces), or one set of
-/// metrics labelled by namespace.
-fn ephemeral_text(
-    task: &cli::EphemeralSettings,
-    reports: &[report::Report],
-    analyses: &[(ephemeral::Analysis, Vec<String>)],
-) -> String {
-    let each = reports.iter().zip(analyses);
-    match task.format {
-        ReportFormat::Prometheus => {
-            let namespaces: Vec<render::ephemeral::NamespaceAnalysis<'_>> = each
-                .map(
-                    |(report, (analysis, problems))| render::ephemeral::NamespaceAnalysis {
-                        analysis,
-                        netns: report.netns.inode,
-                        problems,
-                    },
-                )
-                .collect();
-            render::ephemeral::prometheus(&namespaces, task.top)
-        }
-        ReportFormat::Json => {
-            let documents: Vec<String> = each
-                .map(|(report, (analysis, problems))| {
-                    let netns = report.netns.inode;
-                    render::ephemeral::json_document(
-                        analysis,
-                        &report.policy,
-                        netns,
-                        task.top,
-                        problems,
-                    )
-                })
-                .collect();
-            if documents.len() == 1 {
-                documents.concat()
-            } else {
-                let trimmed: Vec<&str> = documents.iter().map(|d| d.trim_end()).collect();
-                format!("[{}]\n", trimmed.join(","))
-            }
-        }
-        ReportFormat::Text => each
-            .map(|(report, (analysis, problems))| {
-                render::ephemeral::text(
-                    analysis,
-                    &report.policy,
-                    report.netns.inode,
-                    task.top,
-                    problems,
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
-    }
-}
-
-/// One line on stderr for each thing the answer could not cover.
-fn warn_about_gaps(settings: &Settings, probe: &app::Probe) {
-    let hidden: usize = probe.reports.iter().map(|r| r.hidden_sockets).sum();
-    if hidden > 0 {
-        eprintln!(
-            "lsport: {hidden} socket{} ha{} holders hidden from this user; run as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see them",
-            if hidden == 1 { "" } else { "s" },
-            if hidden == 1 { "s" } else { "ve" },
-        );
-    }
-    for report in &probe.reports {
-        if report.skipped_replies > 0 {
-            let what = match report.source {
-                SourceKind::Netlink => "sock_diag replies",
-                SourceKind::Proc => "/proc/net lines",
-            };
-            eprintln!(
-                "lsport: {} {what} could not be decoded and were skipped",
-                report.skipped_replies
-            );
-        }
-        if let (Some(reason), Output::Table { .. }) = (&report.fallback, settings.output) {
-            eprintln!("lsport: sock_diag is not available ({reason}); reading /proc/net instead");
-        }
-    }
-    if !probe.skipped.is_empty() {
-        eprintln!(
-            "lsport: skipped {} network namespace{}: {}",
-            probe.skipped.len(),
-            if probe.skipped.len() == 1 { "" } else { "s" },
-            probe.skipped.join("; ")
-        );
-    }
-}
-
-fn write_stdout(bytes: &[u8]) -> ExitCode {
-    match write_all(bytes) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(code) => code,
-    }
-}
-
-fn write_all(bytes: &[u8]) -> Result<(), ExitCode> {
-    let mut stdout = std::io::stdout().lock();
-    check_written(stdout.write_all(bytes).and_then(|()| stdout.flush()))
-}
-
-fn check_written(written: std::io::Result<()>) -> Result<(), ExitCode> {
-    match written {
-        // A closed pipe (`lsport | head -1`) is not an error worth a word.
-        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(fail(&format!("writing output: {err}")))
-        }
+    match write(&mut stdout).and_then(|()| stdout.flush()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::Output(err)),
         _ => Ok(()),
     }
 }
 
+/// `lsport [PORT...]`: who holds the ports, or what is listening.
+fn run_probe(invocation: &Invocation) -> Outcome {
+    let report = lsport::probe(&invocation.query)?;
+    let status = if report.any_match() {
+        EXIT_MATCH
+    } else {
+        EXIT_NO_MATCH
+    };
+    if invocation.output == Output::Quiet {
+        return Ok(status);
+    }
+    warn_about_gaps(invocation, &report);
+    print(|out| match &invocation.output {
+        Output::Json => render::json::write_probe(&report, out),
+        Output::Table { color, columns } => {
+            let options = render::table::TableOptions {
+                label_namespaces: invocation.labels_namespaces(),
+                color: *color,
+                columns: columns.clone(),
+            };
+            render::table::write(&report, &options, out)
+        }
+        Output::Quiet => Ok(()),
+    })?;
+    Ok(status)
+}
+
+/// `lsport ephemeral`: the ephemeral range under load.
+fn run_ephemeral(invocation: &Invocation, settings: &cli::EphemeralSettings) -> Outcome {
+    let report = ephemeral::run(&invocation.query, &settings.options)?;
+    let status = if report.healthy() {
+        EXIT_MATCH
+    } else {
+        EXIT_UNHEALTHY
+    };
+    if invocation.output == Output::Quiet {
+        return Ok(status);
+    }
+    warn_hidden(report.hidden_holders);
+    warn_skipped(&report.skipped);
+    print(|out| match settings.format {
+        ReportFormat::Json => render::json::write_ephemeral(&report, settings.top, out),
+        ReportFormat::Prometheus => {
+            out.write_all(render::ephemeral::prometheus(&report, settings.top).as_bytes())
+        }
+        ReportFormat::Text => {
+            out.write_all(render::ephemeral::text(&report, settings.top).as_bytes())
+        }
+    })?;
+    Ok(status)
+}
+
+/// `lsport suggest`: ports safe for a new service.
+fn run_suggest(invocation: &Invocation, wanted: &suggest::SuggestQuery) -> Outcome {
+    let ports = suggest::run(&invocation.query, wanted)?;
+    let status = if ports.len() == wanted.count {
+        EXIT_MATCH
+    } else {
+        EXIT_NO_MATCH
+    };
+    if invocation.output == Output::Quiet {
+        return Ok(status);
+    }
+    if ports.len() < wanted.count {
+        say(&format!(
+            "found {} safe port{} of the {} asked for",
+            ports.len(),
+            if ports.len() == 1 { "" } else { "s" },
+            wanted.count
+        ));
+    }
+    print(|out| match invocation.output {
+        Output::Json => render::json::write_suggestions(&ports, out),
+        _ => ports.iter().try_for_each(|p| writeln!(out, "{p}")),
+    })?;
+    Ok(status)
+}
+
+/// One line on stderr for each thing the answer could not cover.
+fn warn_about_gaps(invocation: &Invocation, report: &Report) {
+    warn_hidden(report.hidden_sockets());
+    for namespace in &report.namespaces {
+        if namespace.skipped_replies > 0 {
+            let what = match namespace.source {
+                SourceKind::Netlink => "sock_diag replies",
+                SourceKind::Proc => "/proc/net lines",
+            };
+            say(&format!(
+                "{} {what} could not be decoded and were skipped",
+                namespace.skipped_replies
+            ));
+        }
+        if let (Some(reason), Output::Table { .. }) = (&namespace.fallback, &invocation.output) {
+            say(&format!(
+                "sock_diag is not available ({reason}); reading /proc/net instead"
+            ));
+        }
+    }
+    warn_skipped(&report.skipped);
+}
+
+fn warn_hidden(hidden: usize) {
+    if hidden > 0 {
+        say(&format!(
+            "{hidden} socket{} ha{} holders hidden from this user; run as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see them",
+            if hidden == 1 { "" } else { "s" },
+            if hidden == 1 { "s" } else { "ve" },
+        ));
+    }
+}
+
+fn warn_skipped(skipped: &[String]) {
+    if !skipped.is_empty() {
+        say(&format!(
+            "skipped {} network namespace{}: {}",
+            skipped.len(),
+            if skipped.len() == 1 { "" } else { "s" },
+            skipped.join("; ")
+        ));
+    }
+}
+
+/// One line on stderr, escaped: messages quote arguments, paths and
+/// names that may hold anything. A stderr that cannot be written loses
+/// the line, never the exit status.
+fn say(message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "lsport: {}", escape_str(message));
+}
+
 fn fail(message: &str) -> ExitCode {
-    eprintln!("lsport: {message}");
+    say(message);
     ExitCode::from(EXIT_ERROR)
 }
 

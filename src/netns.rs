@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use nix::sched::{CloneFlags, setns};
 
 use crate::container::Container;
+use crate::error::Error;
 use crate::sys::ProcRoot;
 
 /// Where ip-netns(8) keeps its named namespaces.
@@ -116,7 +117,7 @@ pub fn inode_of(path: &Path) -> Option<u64> {
 }
 
 /// What TARGET in `--netns TARGET` means: a pid, a path, or an ip-netns name.
-pub fn resolve_target(target: &str, root: &ProcRoot) -> Result<PathBuf, String> {
+pub fn resolve_target(target: &str, root: &ProcRoot) -> Result<PathBuf, Error> {
     if !target.is_empty() && target.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(root.path(&format!("{target}/ns/net")));
     }
@@ -124,7 +125,7 @@ pub fn resolve_target(target: &str, root: &ProcRoot) -> Result<PathBuf, String> 
         return Ok(PathBuf::from(target));
     }
     if target.is_empty() || target == "." || target == ".." {
-        return Err("empty network namespace name".to_string());
+        return Err(Error::usage("empty network namespace name"));
     }
     Ok(Path::new(IP_NETNS_DIR).join(target))
 }
@@ -138,13 +139,31 @@ pub enum EnterError {
     Refused(String),
 }
 
-impl From<EnterError> for String {
-    fn from(err: EnterError) -> String {
-        match err {
-            EnterError::Gone => "the network namespace is gone".to_string(),
+impl EnterError {
+    /// The error for a namespace the user named by its file: a pid that
+    /// does not exist, or a name with no file, is said as such.
+    pub fn into_error(self, path: &Path) -> Error {
+        let reason = match self {
+            EnterError::Gone => match pid_of_file(path) {
+                Some(pid) => format!("no such process {pid}"),
+                None => "no such network namespace".to_string(),
+            },
             EnterError::Refused(message) => message,
+        };
+        Error::Netns {
+            target: path.display().to_string(),
+            reason,
         }
     }
+}
+
+/// The pid in a `/proc/PID/ns/net` path, if it is one.
+fn pid_of_file(path: &Path) -> Option<u32> {
+    let ns_dir = path.parent()?;
+    let pid_dir = ns_dir.parent()?;
+    (path.file_name()? == "net" && ns_dir.file_name()? == "ns")
+        .then(|| pid_dir.file_name()?.to_str()?.parse().ok())
+        .flatten()
 }
 
 /// Runs `work` on a new thread inside the namespace that `path` refers
@@ -159,7 +178,7 @@ pub fn run_in<T: Send>(
 ) -> Result<T, EnterError> {
     let file = File::open(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => EnterError::Gone,
-        _ => EnterError::Refused(format!("opening {}: {e}", escape_path(path))),
+        _ => EnterError::Refused(format!("opening {}: {e}", path.display())),
     })?;
     if expected.is_some() && file.metadata().ok().map(|m| m.ino()) != expected {
         return Err(EnterError::Gone);
@@ -177,7 +196,7 @@ pub fn run_in<T: Send>(
                     };
                     EnterError::Refused(format!(
                         "entering the network namespace of {}: {e}{hint}",
-                        escape_path(path)
+                        path.display()
                     ))
                 })?;
                 Ok(work())
@@ -185,8 +204,4 @@ pub fn run_in<T: Send>(
             .join()
             .unwrap_or_else(|_| Err(EnterError::Refused("a namespace worker panicked".into())))
     })
-}
-
-fn escape_path(path: &Path) -> String {
-    crate::render::escape::escape_bytes(path.as_os_str().as_encoded_bytes())
 }

@@ -3,6 +3,7 @@
 //! network namespace probed.
 
 use crate::services::{Service, Services};
+use crate::socket::PortRange;
 use crate::sys::ProcRoot;
 
 /// The kernel's default `ip_local_port_range` (since Linux 2.6.x).
@@ -12,33 +13,6 @@ pub const DEFAULT_EPHEMERAL: PortRange = PortRange {
 };
 /// The kernel's default `ip_unprivileged_port_start`.
 pub const DEFAULT_UNPRIVILEGED_START: u32 = 1024;
-
-/// An inclusive range of ports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PortRange {
-    pub lo: u16,
-    pub hi: u16,
-}
-
-impl PortRange {
-    pub fn single(port: u16) -> PortRange {
-        PortRange { lo: port, hi: port }
-    }
-
-    pub fn contains(&self, port: u16) -> bool {
-        self.lo <= port && port <= self.hi
-    }
-}
-
-impl std::fmt::Display for PortRange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.lo == self.hi {
-            write!(f, "{}", self.lo)
-        } else {
-            write!(f, "{}-{}", self.lo, self.hi)
-        }
-    }
-}
 
 /// IANA's three ranges (RFC 6335, section 6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,62 +1,58 @@
 //! Parsing what the user typed as a port: `22`, `8000-8100`.
 
-use crate::ports::PortRange;
+use crate::error::Error;
+use crate::socket::PortRange;
 
 /// Parses one command-line port argument. The error is one line, meant
-/// for the user.
-pub fn parse_port_arg(text: &str) -> Result<PortRange, String> {
+/// for the user; it quotes the argument unescaped (whoever prints it
+/// escapes it).
+pub fn parse_port_arg(text: &str) -> Result<PortRange, Error> {
     if text.is_empty() {
-        return Err("empty port argument".to_string());
+        return Err(Error::usage("empty port argument"));
     }
     if text.starts_with('-') {
-        return Err(format!(
+        return Err(Error::Usage(format!(
             "invalid port '{}': ports go from 0 to 65535",
-            escape_arg(text)
-        ));
+            text
+        )));
     }
     match text.split_once('-') {
         None => parse_port(text, text).map(PortRange::single),
         Some((lo, hi)) => {
             if lo.is_empty() || hi.is_empty() || hi.contains('-') {
-                return Err(format!(
+                return Err(Error::Usage(format!(
                     "invalid port range '{}': expected LOW-HIGH, e.g. 8000-8100",
-                    escape_arg(text)
-                ));
+                    text
+                )));
             }
             let range = PortRange {
                 lo: parse_port(lo, text)?,
                 hi: parse_port(hi, text)?,
             };
             if range.lo > range.hi {
-                return Err(format!(
+                return Err(Error::Usage(format!(
                     "invalid port range '{text}': {} is greater than {}",
                     range.lo, range.hi
-                ));
+                )));
             }
             Ok(range)
         }
     }
 }
 
-fn parse_port(text: &str, whole: &str) -> Result<u16, String> {
+fn parse_port(text: &str, whole: &str) -> Result<u16, Error> {
     if !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
+        return Err(Error::Usage(format!(
             "invalid port '{}': not a number",
-            escape_arg(whole)
-        ));
+            whole
+        )));
     }
-    match text.parse::<u32>() {
-        Ok(n) if n <= 65535 => Ok(n as u16),
-        _ => Err(format!(
-            "invalid port '{}': ports go from 0 to 65535",
-            escape_arg(whole)
-        )),
-    }
-}
-
-/// The user's own argument, echoed back with control characters escaped.
-fn escape_arg(text: &str) -> String {
-    crate::render::escape::escape_str(text)
+    // Digits only: the parse fails just for numbers past u32, and
+    // try_from for those past u16; both are out of range.
+    text.parse::<u32>()
+        .ok()
+        .and_then(|n| u16::try_from(n).ok())
+        .ok_or_else(|| Error::Usage(format!("invalid port '{whole}': ports go from 0 to 65535")))
 }
 
 /// Sorts ranges and merges the ones that overlap or touch.
@@ -80,12 +76,12 @@ mod tests {
 
     #[test]
     fn accepts_ports_and_ranges() {
-        assert_eq!(parse_port_arg("22"), Ok(PortRange::single(22)));
-        assert_eq!(parse_port_arg("0"), Ok(PortRange::single(0)));
-        assert_eq!(parse_port_arg("65535"), Ok(PortRange::single(65535)));
+        assert_eq!(parse_port_arg("22").unwrap(), PortRange::single(22));
+        assert_eq!(parse_port_arg("0").unwrap(), PortRange::single(0));
+        assert_eq!(parse_port_arg("65535").unwrap(), PortRange::single(65535));
         assert_eq!(
-            parse_port_arg("8000-8100"),
-            Ok(PortRange { lo: 8000, hi: 8100 })
+            parse_port_arg("8000-8100").unwrap(),
+            PortRange { lo: 8000, hi: 8100 }
         );
     }
 
@@ -103,11 +99,21 @@ mod tests {
             " 5",
             "99999999999999999999",
         ] {
-            let err = parse_port_arg(bad).unwrap_err();
+            let err = parse_port_arg(bad).unwrap_err().to_string();
             assert!(!err.contains('\n'), "{bad}: {err}");
         }
-        assert!(parse_port_arg("70000").unwrap_err().contains("0 to 65535"));
-        assert!(parse_port_arg("9000-8000").unwrap_err().contains("greater"));
+        assert!(
+            parse_port_arg("70000")
+                .unwrap_err()
+                .to_string()
+                .contains("0 to 65535")
+        );
+        assert!(
+            parse_port_arg("9000-8000")
+                .unwrap_err()
+                .to_string()
+                .contains("greater")
+        );
     }
 
     #[test]

@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
 
-use crate::cli::View;
 use crate::container::Container;
 use crate::netns::NetnsLabel;
 use crate::owners::{FdScan, ProcessInfo};
-use crate::ports::{KernelPortPolicy, PortFacts, PortRange};
+use crate::ports::{KernelPortPolicy, PortFacts};
+use crate::query::{HolderDetail, Query, View};
 use crate::services::{Service, Services};
-use crate::socket::{Family, Protocol, Socket, State};
+use crate::socket::{Family, PortRange, Protocol, Socket, State};
 use crate::source::{BlindSpot, SourceKind};
 use crate::users::UserNames;
 
@@ -128,8 +128,33 @@ impl PortVerdict {
     }
 }
 
+/// A probe's answer: one report per network namespace probed.
 #[derive(Debug)]
 pub struct Report {
+    /// One per namespace, in the order probed.
+    pub namespaces: Vec<NamespaceReport>,
+    /// The namespaces that could not be probed, each with the reason.
+    pub skipped: Vec<String>,
+    /// How much was learnt about holders: with [`HolderDetail::None`]
+    /// every row has no holder because none was looked for.
+    pub holders: HolderDetail,
+}
+
+impl Report {
+    /// Whether any socket matched in any namespace.
+    pub fn any_match(&self) -> bool {
+        self.namespaces.iter().any(NamespaceReport::any_match)
+    }
+
+    /// Sockets whose holders could not be seen, over every namespace.
+    pub fn hidden_sockets(&self) -> usize {
+        self.namespaces.iter().map(|r| r.hidden_sockets).sum()
+    }
+}
+
+/// What one network namespace holds on the ports asked for.
+#[derive(Debug)]
+pub struct NamespaceReport {
     pub view: View,
     /// The network namespace the sockets and port facts belong to.
     pub netns: NetnsLabel,
@@ -149,21 +174,16 @@ pub struct Report {
     pub fallback: Option<String>,
 }
 
-impl Report {
+impl NamespaceReport {
     pub fn any_match(&self) -> bool {
         !self.rows.is_empty()
     }
 }
 
 /// Everything the join needs.
-pub struct Inputs<'a> {
-    pub view: View,
-    pub asked: &'a [PortRange],
-    pub ports: &'a [PortRange],
-    pub match_remote: bool,
-    pub listening_only: bool,
-    pub protocols: &'a [Protocol],
-    pub families: &'a [Family],
+pub(crate) struct Inputs<'a> {
+    /// What was asked: the view, the ports, the filters.
+    pub query: &'a Query,
     /// The network namespace the sockets and port facts belong to.
     pub netns: NetnsLabel,
     pub policy: KernelPortPolicy,
@@ -171,30 +191,29 @@ pub struct Inputs<'a> {
     pub scan: &'a FdScan,
     pub processes: &'a HashMap<u32, ProcessInfo>,
     pub users: &'a UserNames,
-    pub services: &'a Services,
     pub skipped_replies: usize,
     pub source: SourceKind,
     pub blind_spots: Vec<BlindSpot>,
     pub fallback: Option<String>,
 }
 
-pub fn build(inputs: Inputs<'_>) -> Report {
+pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
+    let query = inputs.query;
+    let services = &query.services;
+    let ports = query.merged_ports();
     let listeners = listener_index(&inputs.sockets);
     let shared = shared_processes(inputs.processes, inputs.users);
-    let in_ports = |port: u16| inputs.ports.iter().any(|range| range.contains(port));
+    let in_ports = |port: u16| in_ranges(&ports, port);
     let mut sockets = inputs.sockets;
     sockets.retain(|s| {
-        let shown = match inputs.view {
+        let shown = match query.view {
             View::Ports => {
-                in_ports(s.local.port) || (inputs.match_remote && in_ports(s.remote.port))
+                in_ports(s.local.port) || (query.match_remote && in_ports(s.remote.port))
             }
             View::Listening => s.is_unconnected(),
             View::All => true,
         };
-        shown
-            && inputs.protocols.contains(&s.protocol)
-            && inputs.families.contains(&s.family)
-            && (!inputs.listening_only || s.is_unconnected())
+        shown && query.wants(s.protocol, s.family) && (!query.listening_only || s.is_unconnected())
     });
     // The sockets move into rows from the back, and their vector gives
     // its memory back as it empties: with `-a` on a busy host, a full
@@ -212,7 +231,7 @@ pub fn build(inputs: Inputs<'_>) -> Report {
         // each port and protocol up once.
         let service = service_names
             .entry((socket.local.port, socket.protocol))
-            .or_insert_with(|| inputs.services.name_for(socket.local.port, socket.protocol))
+            .or_insert_with(|| services.name_for(socket.local.port, socket.protocol))
             .clone();
         rows.push(Row {
             socket,
@@ -231,32 +250,47 @@ pub fn build(inputs: Inputs<'_>) -> Report {
     // memory, gives the one order.
     rows.sort_unstable_by_key(sort_key);
 
-    let ports = inputs
-        .asked
+    let ports = query
+        .ports
         .iter()
-        .map(|asked| {
-            verdict(
-                *asked,
-                &rows,
-                inputs.match_remote,
-                &inputs.policy,
-                inputs.services,
-            )
-        })
+        .map(|asked| verdict(*asked, &rows, query.match_remote, &inputs.policy, services))
         .collect();
     let hidden_sockets = rows.iter().filter(|r| r.holders_hidden).count();
-    Report {
-        view: inputs.view,
+    NamespaceReport {
+        view: query.view,
         netns: inputs.netns,
         policy: inputs.policy,
         ports,
         rows,
-        protocols: inputs.protocols.to_vec(),
+        protocols: query.protocols.clone(),
         hidden_sockets,
         skipped_replies: inputs.skipped_replies,
         source: inputs.source,
         blind_spots: inputs.blind_spots,
         fallback: inputs.fallback,
+    }
+}
+
+/// Whether `port` is in one of `ranges` (sorted and merged): a binary
+/// search, as a query may hold thousands of ranges.
+fn in_ranges(ranges: &[PortRange], port: u16) -> bool {
+    let after = ranges.partition_point(|r| r.hi < port);
+    ranges.get(after).is_some_and(|r| r.contains(port))
+}
+
+/// Fills in the holders of rows built without them, from a later scan.
+pub(crate) fn attach_holders(
+    rows: &mut [Row],
+    scan: &FdScan,
+    processes: &HashMap<u32, ProcessInfo>,
+    users: &UserNames,
+) {
+    let shared = shared_processes(processes, users);
+    for row in rows {
+        row.holders = holders_of(&row.socket, scan, &shared);
+        row.holders_hidden = row.holders.is_empty()
+            && row.socket.inode != 0
+            && !scan.unreadable_processes.is_empty();
     }
 }
 

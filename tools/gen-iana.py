@@ -124,7 +124,10 @@ def render(updated, digest, entries):
     w(f"// (registry updated {updated}, sha256 {digest}).")
     w("// Do not edit: run `python3 tools/gen-iana.py` instead.")
     w("")
-    w("use super::iana::{Entry, entry};")
+    # The table imports nothing: it defines the entry type it fills, and
+    # the reader (services/iana.rs) imports from it, never the other way.
+    for line in ENTRY_TYPE.strip("\n").split("\n"):
+        w(line)
     w("")
     w("/// The date of the registry this table was made from.")
     w(f"pub const UPDATED: &str = {rust_str(updated)};")
@@ -163,6 +166,44 @@ def render(updated, digest, entries):
         w("    " + " ".join(f"{i}," for i in by_name[start : start + 12]))
     w("];")
     return "\n".join(out) + "\n"
+
+
+ENTRY_TYPE = """
+/// One registration in 12 bytes: strings are byte ranges of NAMES and
+/// DESCRIPTIONS, so the table holds no pointers.
+#[derive(Debug)]
+pub struct Entry {
+    pub lo: u16,
+    pub hi: u16,
+    pub protocols: u8,
+    pub name_len: u8,
+    pub name_at: u16,
+    /// The description's offset (24 bits) and length (8 bits) in one
+    /// word, which saves the padding a separate length would cost.
+    pub description: u32,
+}
+
+/// The constructor the entries below call, kept short for the table's size.
+const fn entry(
+    lo: u16,
+    hi: u16,
+    protocols: u8,
+    name_at: u16,
+    name_len: u8,
+    description_at: u32,
+    description_len: u8,
+) -> Entry {
+    assert!(description_at < 1 << 24, "descriptions outgrew 24 bits");
+    Entry {
+        lo,
+        hi,
+        protocols,
+        name_len,
+        name_at,
+        description: description_at << 8 | description_len as u32,
+    }
+}
+"""
 
 
 def main(argv):

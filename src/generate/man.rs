@@ -16,7 +16,7 @@ pub const DATE: &str = "2026-11-26";
 /// rendered from the definitions goes; lines starting `.\"#` are notes
 /// for the template's editors and stay out of the page.
 const TEMPLATE: &str = include_str!("../../man/lsport.1.in");
-const PARTS: [&str; 4] = ["TITLE", "SYNOPSIS", "OPTIONS", "COMMANDS"];
+const PARTS: [&str; 5] = ["TITLE", "SYNOPSIS", "OPTIONS", "COMMANDS", "COLUMNS"];
 
 pub fn page(mut command: Command) -> Result<String, String> {
     // Building adds --help and --version, which the page lists too.
@@ -40,6 +40,7 @@ pub fn page(mut command: Command) -> Result<String, String> {
             "SYNOPSIS" => synopsis(&mut out, &command),
             "OPTIONS" => options(&mut out, &command),
             "COMMANDS" => commands(&mut out, &command),
+            "COLUMNS" => columns(&mut out),
             other => return Err(format!("man/lsport.1.in: unknown part @{other}@")),
         }
         seen.push(part);
@@ -53,6 +54,32 @@ pub fn page(mut command: Command) -> Result<String, String> {
         }
     }
     Ok(out)
+}
+
+/// The table's columns, from the same registry as the table and `-o help`.
+fn columns(out: &mut String) {
+    out.push_str(".SH COLUMNS\n");
+    push_filled(
+        out,
+        &escape(
+            "-o takes these names, in any order, separated by commas; the default columns are marked *. Each entry also says where the same value is found in a socket of the JSON document.",
+        ),
+    );
+    for column in &lsport::render::columns::COLUMNS {
+        let mark = if lsport::render::columns::DEFAULT.contains(&column.id) {
+            " *"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, ".TP\n.B {}{mark}", escape(column.name));
+        push_filled(
+            out,
+            &escape(&format!(
+                "{} ({}). JSON: {}.",
+                column.help, column.header, column.json_key
+            )),
+        );
+    }
 }
 
 fn title(out: &mut String) {

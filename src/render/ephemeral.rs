@@ -2,14 +2,14 @@
 
 use std::fmt::Write;
 
-use crate::ephemeral::{Analysis, Destination};
-use crate::ports::{KernelPortPolicy, PortRange};
+use crate::commands::ephemeral::{Analysis, Destination, EphemeralReport, StateCounts};
+use crate::ports::KernelPortPolicy;
 use crate::render::escape::escape_bytes;
-use crate::render::json;
 use crate::report::reserved_ports_with;
+use crate::socket::PortRange;
 
 /// Where `lsport ephemeral` suggests the persistent fix goes.
-const SYSCTL_D_FILE: &str = "/etc/sysctl.d/90-lsport-reserved-ports.conf";
+pub const SYSCTL_D_FILE: &str = "/etc/sysctl.d/90-lsport-reserved-ports.conf";
 
 /// The ports to reserve so that no risky listener and no planned range
 /// can lose a port to an outgoing connection, merged with what is
@@ -31,7 +31,17 @@ fn range_text(range: PortRange) -> String {
     format!("{}-{}", range.lo, range.hi)
 }
 
-pub fn text(
+/// The report for people: one section per namespace.
+pub fn text(report: &EphemeralReport, top: usize) -> String {
+    let sections: Vec<String> = report
+        .namespaces
+        .iter()
+        .map(|n| section(&n.analysis, &n.policy, n.netns.inode, top, &n.problems))
+        .collect();
+    sections.join("\n")
+}
+
+fn section(
     analysis: &Analysis,
     policy: &KernelPortPolicy,
     netns: Option<u64>,
@@ -206,133 +216,15 @@ fn destinations_table(out: &mut String, destinations: &[Destination]) {
     }
 }
 
-pub fn json_document(
-    analysis: &Analysis,
-    policy: &KernelPortPolicy,
-    netns: Option<u64>,
-    top: usize,
-    problems: &[String],
-) -> String {
-    let a = analysis;
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "{{\"schema_version\":{},\"netns\":{{\"inode\":",
-        json::SCHEMA_VERSION
-    );
-    match netns {
-        Some(inode) => {
-            let _ = write!(out, "{inode}");
-        }
-        None => out.push_str("null"),
-    }
-    let _ = write!(
-        out,
-        "}},\"range\":[{},{}],\"range_assumed\":{},\"size\":{},\"reserved_in_range\":{},\"same_parity\":{},\"usable\":{},",
-        a.range.lo,
-        a.range.hi,
-        a.range_assumed,
-        a.size,
-        a.reserved_in_range,
-        a.same_parity,
-        a.usable
-    );
-    let ports: Vec<String> = a.hard_bound_ports.iter().map(ToString::to_string).collect();
-    let _ = write!(out, "\"hard_bound_ports\":[{}],", ports.join(","));
-    let _ = write!(
-        out,
-        "\"in_use\":{{\"established\":{},\"closing\":{},\"time_wait\":{}}},\"destinations\":[",
-        a.in_use.established, a.in_use.closing, a.in_use.time_wait
-    );
-    for (i, d) in a.destinations.iter().take(top).enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(
-            out,
-            "{{\"address\":\"{}\",\"port\":{},\"established\":{},\"closing\":{},\"time_wait\":{},\"headroom\":{},\"headroom_percent\":{:.2}}}",
-            d.remote.address,
-            d.remote.port,
-            d.in_use.established,
-            d.in_use.closing,
-            d.in_use.time_wait,
-            d.headroom,
-            d.headroom_percent
-        );
-    }
-    out.push_str("],\"risky_listeners\":[");
-    for (i, row) in a.risky.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(
-            out,
-            "{{\"protocol\":\"{}\",\"role\":\"{}\",\"address\":\"{}\",\"port\":{},\"pids\":[{}]}}",
-            row.socket.protocol.name(),
-            row.role.name(),
-            row.socket.local.readable_address(),
-            row.socket.local.port,
-            row.holders
-                .iter()
-                .map(|h| h.pid.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-    }
-    out.push_str("],\"overlaps\":[");
-    for (i, o) in a.overlaps.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let overlap = o
-            .overlap
-            .map_or_else(|| "null".to_string(), |r| format!("[{},{}]", r.lo, r.hi));
-        let _ = write!(
-            out,
-            "{{\"planned\":[{},{}],\"overlap\":{overlap},\"unreserved\":{}}}",
-            o.planned.lo, o.planned.hi, o.unreserved
-        );
-    }
-    out.push_str("],\"fix\":");
-    match reserved_fix(a, policy) {
-        Some(ports) => {
-            out.push_str("{\"reserved_ports\":");
-            json::string(&mut out, &ports);
-            out.push_str(",\"now\":");
-            json::string(
-                &mut out,
-                &format!("sysctl -w net.ipv4.ip_local_reserved_ports={ports}"),
-            );
-            out.push_str(",\"persistent_file\":");
-            json::string(&mut out, SYSCTL_D_FILE);
-            out.push_str(",\"persistent_line\":");
-            json::string(
-                &mut out,
-                &format!("net.ipv4.ip_local_reserved_ports = {ports}"),
-            );
-            out.push('}');
-        }
-        None => out.push_str("null"),
-    }
-    out.push_str(",\"problems\":[");
-    for (i, p) in problems.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        json::string(&mut out, p);
-    }
-    let _ = writeln!(out, "],\"healthy\":{}}}", problems.is_empty());
-    out
-}
-
 /// The Prometheus text exposition format, for node_exporter's textfile
 /// collector. Every series carries the namespace inode as `netns`.
-pub fn prometheus(namespaces: &[NamespaceAnalysis<'_>], top: usize) -> String {
-    let per_namespace: Vec<(String, Vec<MetricFamily>)> = namespaces
+pub fn prometheus(report: &EphemeralReport, top: usize) -> String {
+    let per_namespace: Vec<(String, Vec<MetricFamily>)> = report
+        .namespaces
         .iter()
         .map(|n| {
-            let netns = n.netns.map_or_else(String::new, |i| i.to_string());
-            (netns, families(n.analysis, top, n.problems))
+            let netns = n.netns.inode.map_or_else(String::new, |i| i.to_string());
+            (netns, families(&n.analysis, top, &n.problems))
         })
         .collect();
     let mut out = String::new();
@@ -350,13 +242,6 @@ pub fn prometheus(namespaces: &[NamespaceAnalysis<'_>], top: usize) -> String {
         }
     }
     out
-}
-
-/// One namespace's analysis, for the metrics.
-pub struct NamespaceAnalysis<'a> {
-    pub analysis: &'a Analysis,
-    pub netns: Option<u64>,
-    pub problems: &'a [String],
 }
 
 /// A metric family: name (after `lsport_`), help, and samples as
@@ -405,7 +290,7 @@ fn families(analysis: &Analysis, top: usize, problems: &[String]) -> Vec<MetricF
         "1 when both ends of the range have the same parity (the kernel warns).",
         &plain(if a.same_parity { 1.0 } else { 0.0 }),
     );
-    let states = |c: &crate::ephemeral::StateCounts, extra: &str| {
+    let states = |c: &StateCounts, extra: &str| {
         vec![
             (
                 format!("{extra},state=\"established\""),

@@ -42,15 +42,42 @@ fn escape_into(out: &mut String, text: &str) {
     }
 }
 
-/// C1 controls, and the Unicode format characters that reorder or hide
-/// text on a terminal.
+/// C1 controls, and the Unicode characters that reorder, hide or break
+/// text on a terminal: format characters (Cf: bidi controls, zero-width
+/// characters, the soft hyphen, interlinear annotations, tag characters)
+/// and the line and paragraph separators (Zl, Zp).
 fn is_invisible_or_control(c: char) -> bool {
     matches!(c as u32,
         0x80..=0x9f
+        | 0xad
+        | 0x600..=0x605
+        | 0x61c
+        | 0x6dd
+        | 0x70f
+        | 0x890..=0x891
+        | 0x8e2
+        | 0x180e
         | 0x200b..=0x200f
-        | 0x202a..=0x202e
-        | 0x2066..=0x2069
-        | 0xfeff)
+        | 0x2028..=0x202e
+        | 0x2060..=0x2064
+        | 0x2066..=0x206f
+        | 0xfeff
+        | 0xfff9..=0xfffb
+        | 0x110bd
+        | 0x110cd
+        | 0x13430..=0x1343f
+        | 0x1bca0..=0x1bca3
+        | 0x1d173..=0x1d17a
+        | 0xe0001
+        | 0xe0020..=0xe007f)
+}
+
+/// Characters that JSON may carry as they are but that lsport writes as
+/// `\uXXXX`, so that a terminal showing the JSON obeys none of them:
+/// DEL and everything [`escape_str`] makes visible. (serde_json already
+/// escapes C0 controls, quotes and backslashes.)
+pub fn needs_escape_in_json(c: char) -> bool {
+    c == '\x7f' || is_invisible_or_control(c)
 }
 
 #[cfg(test)]
@@ -67,6 +94,18 @@ mod tests {
             escape_bytes("evil\u{202e}txt".as_bytes()),
             "evil\\u{202e}txt"
         );
+        for hidden in [
+            '\u{61c}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{ad}',
+            '\u{2060}',
+            '\u{e0041}',
+            '\u{fffa}',
+        ] {
+            let escaped = escape_str(&format!("a{hidden}b"));
+            assert_eq!(escaped, format!("a\\u{{{:x}}}b", hidden as u32));
+        }
         assert_eq!(
             escape_bytes("nginx: worker ü".as_bytes()),
             "nginx: worker ü"

@@ -1,339 +1,527 @@
-//! The `--json` document. Its shape is documented in the README and is
-//! stable: fields may be added, never renamed or removed, without a new
-//! `schema_version`.
+//! The JSON documents, through serde. Each is a tree of small structs
+//! that borrow from the report, so its shape is written down once, here,
+//! and matches the committed schemas (doc/schema/). Documented fields may
+//! be added, never renamed or removed, without a new `schema_version`.
+//!
+//! Strings from other processes are escaped by serde_json, and then some:
+//! [`TerminalSafe`] also escapes C1 controls and the invisible characters
+//! that reorder text, so that no JSON viewer on a terminal obeys them.
 
-use std::collections::HashMap;
-use std::fmt::Write;
+use std::borrow::Cow;
 use std::io;
 
+use serde::Serialize;
+use serde::ser::{SerializeSeq, Serializer};
+
+use crate::commands::ephemeral::{EphemeralReport, NamespaceAnalysis};
 use crate::container::Container;
 use crate::netns::NetnsLabel;
-use crate::ports::PortRange;
-use crate::report::{Holder, PortVerdict, Report, Row};
+use crate::render::ephemeral::{SYSCTL_D_FILE, reserved_fix};
+use crate::render::escape::needs_escape_in_json;
+use crate::report::{Holder, NamespaceReport, PortVerdict, Report, Row};
 use crate::services::{Service, Services};
+use crate::socket::{Endpoint, PortRange};
 
+/// The version every document carries.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// One document for the namespaces probed (one, unless --netns or
-/// --all-netns says otherwise). The top-level `netns` is the first
-/// namespace's; `namespaces` lists them all; every port verdict and
-/// socket names its own.
-///
-/// The document is written to `sink` as it is built, a chunk at a time:
-/// `-a` on a busy host makes hundreds of megabytes, which need not sit in
-/// memory.
-pub fn write(reports: &[Report], sink: &mut impl io::Write) -> io::Result<()> {
-    let mut out = String::with_capacity(2 * CHUNK);
-    let Some(first) = reports.first() else {
+/// Writes the probe's document to `sink`, as it is made: `-a` on a busy
+/// host makes hundreds of megabytes, which need not sit in memory. The
+/// top-level `netns` is the first namespace's; `namespaces` lists them
+/// all; every port verdict and socket names its own.
+pub fn write_probe(report: &Report, sink: &mut dyn io::Write) -> io::Result<()> {
+    let Some(first) = report.namespaces.first() else {
         return sink.write_all(b"{}\n");
     };
-    out.push('{');
-    let _ = write!(
-        out,
-        "\"schema_version\":{SCHEMA_VERSION},\"source\":\"{}\",\"iana_registry_updated\":\"{}\",\"blind_spots\":[",
-        first.source.name(),
-        Services::iana_updated()
-    );
-    for (i, spot) in first.blind_spots.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(out, "\"{}\"", spot.id());
-    }
-    out.push_str("],\"netns\":");
-    namespace_with_policy(&mut out, first);
-    out.push_str(",\"namespaces\":[");
-    for (i, report) in reports.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        namespace_with_policy(&mut out, report);
-    }
-    out.push_str("],\"ports\":[");
-    let mut first_port = true;
-    for report in reports {
-        for verdict in &report.ports {
-            port_entries(&mut out, verdict, &report.netns, &mut first_port);
-        }
-    }
-    out.push_str("],\"sockets\":[");
-    let mut first_socket = true;
-    for report in reports {
-        let mut processes = ProcessFields::default();
-        for row in &report.rows {
-            if !std::mem::take(&mut first_socket) {
-                out.push(',');
-            }
-            socket(&mut out, row, &report.netns, &mut processes);
-            if out.len() >= CHUNK {
-                sink.write_all(out.as_bytes())?;
-                out.clear();
-            }
-        }
-    }
-    let hidden: usize = reports.iter().map(|r| r.hidden_sockets).sum();
-    let _ = write!(out, "],\"hidden_holders\":{hidden}}}");
-    out.push('\n');
-    sink.write_all(out.as_bytes())
-}
-
-/// Flush to the writer past this many bytes.
-const CHUNK: usize = 64 * 1024;
-
-/// A namespace's label and its port policy.
-fn namespace_with_policy(out: &mut String, report: &Report) {
-    netns_fields(out, &report.netns);
-    let policy = &report.policy;
-    let range = policy.ephemeral.value;
-    let _ = write!(out, ",\"ephemeral_range\":[{},{}]", range.lo, range.hi);
-    let _ = write!(
-        out,
-        ",\"ephemeral_range_assumed\":{}",
-        policy.ephemeral.assumed
-    );
-    out.push_str(",\"reserved_ports\":");
-    ranges(out, &policy.reserved.value);
-    let _ = write!(
-        out,
-        ",\"unprivileged_port_start\":{}}}",
-        policy.unprivileged_start.value
-    );
-}
-
-/// `{"inode":..,"name":..,"container":..}`, left open for more fields.
-fn netns_fields(out: &mut String, netns: &NetnsLabel) {
-    out.push_str("{\"inode\":");
-    match netns.inode {
-        Some(inode) => {
-            let _ = write!(out, "{inode}");
-        }
-        None => out.push_str("null"),
-    }
-    out.push_str(",\"name\":");
-    optional_string(out, netns.name.as_ref());
-    out.push_str(",\"container\":");
-    container(out, netns.container.as_ref());
-}
-
-fn netns_object(out: &mut String, netns: &NetnsLabel) {
-    netns_fields(out, netns);
-    out.push('}');
-}
-
-fn container(out: &mut String, container: Option<&Container>) {
-    let Some(c) = container else {
-        out.push_str("null");
-        return;
+    let document = ProbeDocument {
+        schema_version: SCHEMA_VERSION,
+        source: first.source.name(),
+        iana_registry_updated: Services::iana_updated(),
+        blind_spots: first.blind_spots.iter().map(|s| s.id()).collect(),
+        netns: NamespaceWithPolicy::of(first),
+        namespaces: report
+            .namespaces
+            .iter()
+            .map(NamespaceWithPolicy::of)
+            .collect(),
+        ports: PortEntries(&report.namespaces),
+        sockets: Sockets(&report.namespaces),
+        hidden_holders: report.hidden_sockets(),
     };
-    let _ = write!(out, "{{\"runtime\":\"{}\",\"id\":", c.runtime);
-    string(out, &c.id);
-    out.push_str(",\"name\":");
-    optional_string(out, c.name.as_ref());
-    out.push_str(",\"pod_uid\":");
-    optional_string(out, c.pod_uid.as_ref());
-    out.push('}');
+    write_document(&document, sink)
+}
+
+/// `lsport ephemeral --json`: one document, or a list of them when
+/// several namespaces were probed.
+pub fn write_ephemeral(
+    report: &EphemeralReport,
+    top: usize,
+    sink: &mut dyn io::Write,
+) -> io::Result<()> {
+    let documents: Vec<EphemeralDocument<'_>> = report
+        .namespaces
+        .iter()
+        .map(|n| EphemeralDocument::of(n, top))
+        .collect();
+    match documents.as_slice() {
+        [one] => write_document(one, sink),
+        several => write_document(&several, sink),
+    }
 }
 
 /// `lsport suggest --json`.
-pub fn suggestions(ports: &[u16]) -> String {
-    let list: Vec<String> = ports.iter().map(ToString::to_string).collect();
-    format!(
-        "{{\"schema_version\":{SCHEMA_VERSION},\"ports\":[{}]}}\n",
-        list.join(",")
-    )
-}
-
-fn ranges(out: &mut String, list: &[PortRange]) {
-    out.push('[');
-    for (i, r) in list.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(out, "[{},{}]", r.lo, r.hi);
+pub fn write_suggestions(ports: &[u16], sink: &mut dyn io::Write) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct Suggestions<'a> {
+        schema_version: u32,
+        ports: &'a [u16],
     }
-    out.push(']');
+    let document = Suggestions {
+        schema_version: SCHEMA_VERSION,
+        ports,
+    };
+    write_document(&document, sink)
 }
 
-/// One entry per port the verdict speaks for: the port asked, or each
-/// port of an asked range that is in use.
-fn port_entries(out: &mut String, verdict: &PortVerdict, netns: &NetnsLabel, first: &mut bool) {
-    for facts in &verdict.facts {
-        if !std::mem::take(first) {
-            out.push(',');
+/// One document and a newline, through a buffer.
+fn write_document(document: &impl Serialize, sink: &mut dyn io::Write) -> io::Result<()> {
+    let mut buffered = io::BufWriter::with_capacity(64 * 1024, sink);
+    let mut serializer = serde_json::Serializer::with_formatter(&mut buffered, TerminalSafe);
+    document
+        .serialize(&mut serializer)
+        .map_err(io::Error::from)?;
+    io::Write::write_all(&mut buffered, b"\n")?;
+    io::Write::flush(&mut buffered)
+}
+
+/// serde_json's compact output, with the characters a terminal would
+/// obey escaped as `\uXXXX`.
+struct TerminalSafe;
+
+impl serde_json::ser::Formatter for TerminalSafe {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut start = 0;
+        for (at, c) in fragment.char_indices() {
+            if needs_escape_in_json(c) {
+                writer.write_all(&fragment.as_bytes()[start..at])?;
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    write!(writer, "\\u{unit:04x}")?;
+                }
+                start = at + c.len_utf8();
+            }
         }
-        let in_use = verdict.in_use_ports.contains(&facts.port);
-        let _ = write!(
-            out,
-            "{{\"port\":{},\"iana_range\":\"{}\",\"ephemeral\":{},\"reserved\":{},\"privileged\":{},\"in_use\":{},\"services\":[",
-            facts.port,
-            facts.iana_range.name(),
-            facts.ephemeral,
-            facts.reserved,
-            facts.privileged,
-            in_use
-        );
-        let mut first_service = true;
-        for service in &facts.services {
-            service_entries(out, service, &mut first_service);
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+}
+
+#[derive(Serialize)]
+struct ProbeDocument<'a> {
+    schema_version: u32,
+    source: &'static str,
+    iana_registry_updated: &'static str,
+    blind_spots: Vec<&'static str>,
+    netns: NamespaceWithPolicy<'a>,
+    namespaces: Vec<NamespaceWithPolicy<'a>>,
+    ports: PortEntries<'a>,
+    sockets: Sockets<'a>,
+    hidden_holders: usize,
+}
+
+/// A `[lo, hi]` pair.
+fn pair(range: PortRange) -> [u16; 2] {
+    [range.lo, range.hi]
+}
+
+#[derive(Serialize)]
+struct NetnsView<'a> {
+    inode: Option<u64>,
+    name: Option<&'a str>,
+    container: Option<ContainerView<'a>>,
+}
+
+impl<'a> NetnsView<'a> {
+    fn of(netns: &'a NetnsLabel) -> NetnsView<'a> {
+        NetnsView {
+            inode: netns.inode,
+            name: netns.name.as_deref(),
+            container: netns.container.as_ref().map(ContainerView::of),
         }
-        out.push_str("],\"netns\":");
-        netns_object(out, netns);
-        out.push('}');
+    }
+}
+
+#[derive(Serialize)]
+struct NamespaceWithPolicy<'a> {
+    #[serde(flatten)]
+    netns: NetnsView<'a>,
+    ephemeral_range: [u16; 2],
+    ephemeral_range_assumed: bool,
+    reserved_ports: Vec<[u16; 2]>,
+    unprivileged_port_start: u32,
+}
+
+impl<'a> NamespaceWithPolicy<'a> {
+    fn of(report: &'a NamespaceReport) -> NamespaceWithPolicy<'a> {
+        let policy = &report.policy;
+        NamespaceWithPolicy {
+            netns: NetnsView::of(&report.netns),
+            ephemeral_range: pair(policy.ephemeral.value),
+            ephemeral_range_assumed: policy.ephemeral.assumed,
+            reserved_ports: policy.reserved.value.iter().copied().map(pair).collect(),
+            unprivileged_port_start: policy.unprivileged_start.value,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ContainerView<'a> {
+    runtime: &'static str,
+    id: &'a str,
+    name: Option<&'a str>,
+    pod_uid: Option<&'a str>,
+}
+
+impl<'a> ContainerView<'a> {
+    fn of(container: &'a Container) -> ContainerView<'a> {
+        ContainerView {
+            runtime: container.runtime,
+            id: &container.id,
+            name: container.name.as_deref(),
+            pod_uid: container.pod_uid.as_deref(),
+        }
+    }
+}
+
+/// Every port verdict of every namespace: one entry per port a verdict
+/// speaks for (the port asked, or each port of an asked range that is
+/// in use).
+struct PortEntries<'a>(&'a [NamespaceReport]);
+
+impl Serialize for PortEntries<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(None)?;
+        for report in self.0 {
+            for verdict in &report.ports {
+                for entry in PortEntry::all(verdict, &report.netns) {
+                    seq.serialize_element(&entry)?;
+                }
+            }
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct PortEntry<'a> {
+    port: u16,
+    iana_range: &'static str,
+    ephemeral: bool,
+    reserved: bool,
+    privileged: bool,
+    in_use: bool,
+    services: Vec<ServiceEntry<'a>>,
+    netns: NetnsView<'a>,
+}
+
+impl<'a> PortEntry<'a> {
+    fn all(verdict: &'a PortVerdict, netns: &'a NetnsLabel) -> impl Iterator<Item = PortEntry<'a>> {
+        verdict.facts.iter().map(move |facts| PortEntry {
+            port: facts.port,
+            iana_range: facts.iana_range.name(),
+            ephemeral: facts.ephemeral,
+            reserved: facts.reserved,
+            privileged: facts.privileged,
+            in_use: verdict.in_use_ports.contains(&facts.port),
+            services: facts.services.iter().flat_map(ServiceEntry::all).collect(),
+            netns: NetnsView::of(netns),
+        })
     }
 }
 
 /// One entry per protocol of a registration, as a JSON consumer filters
 /// by protocol: ssh on tcp and udp gives two.
-fn service_entries(out: &mut String, service: &Service, first: &mut bool) {
-    for protocol in service.protocols.names() {
-        if !std::mem::take(first) {
-            out.push(',');
-        }
-        out.push_str("{\"name\":");
-        optional_string(out, Some(&service.name).filter(|n| !n.is_empty()));
-        let _ = write!(out, ",\"protocol\":\"{protocol}\",\"description\":");
-        optional_string(out, service.description.as_ref());
-        let _ = write!(
-            out,
-            ",\"ports\":[{},{}],\"source\":\"{}\"}}",
-            service.ports.lo,
-            service.ports.hi,
-            service.source.name()
-        );
+#[derive(Serialize)]
+struct ServiceEntry<'a> {
+    name: Option<&'a str>,
+    protocol: &'static str,
+    description: Option<&'a str>,
+    ports: [u16; 2],
+    source: &'static str,
+}
+
+impl<'a> ServiceEntry<'a> {
+    fn all(service: &'a Service) -> impl Iterator<Item = ServiceEntry<'a>> {
+        service.protocols.names().map(move |protocol| ServiceEntry {
+            name: Some(service.name.as_str()).filter(|n| !n.is_empty()),
+            protocol,
+            description: service.description.as_deref(),
+            ports: pair(service.ports),
+            source: service.source.name(),
+        })
     }
 }
 
-fn optional_string(out: &mut String, text: Option<&String>) {
-    match text {
-        Some(text) => string(out, text),
-        None => out.push_str("null"),
-    }
-}
+/// Every socket of every namespace, serialized one at a time.
+struct Sockets<'a>(&'a [NamespaceReport]);
 
-fn socket(out: &mut String, row: &Row, netns: &NetnsLabel, processes: &mut ProcessFields) {
-    let s = &row.socket;
-    let _ = write!(
-        out,
-        "{{\"protocol\":\"{}\",\"family\":\"{}\",\"state\":\"{}\",\"role\":\"{}\",",
-        s.protocol.name(),
-        s.family.name(),
-        s.state.kernel_name(),
-        row.role.name()
-    );
-    let _ = write!(
-        out,
-        "\"local\":{{\"address\":\"{}\",\"port\":{}}},\"remote\":{{\"address\":\"{}\",\"port\":{}}},",
-        s.local.readable_address(),
-        s.local.port,
-        s.remote.readable_address(),
-        s.remote.port
-    );
-    match s.v6only {
-        Some(flag) => {
-            let _ = write!(out, "\"v6only\":{flag},");
-        }
-        None => out.push_str("\"v6only\":null,"),
-    }
-    out.push_str("\"service\":");
-    optional_string(out, row.service.as_ref());
-    let _ = write!(
-        out,
-        ",\"uid\":{},\"inode\":{},\"risky\":{},\"holders\":[",
-        s.uid, s.inode, row.risky
-    );
-    for (i, holder) in row.holders.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        holder_entry(out, holder, processes);
-    }
-    let _ = write!(
-        out,
-        "],\"holders_hidden\":{},\"netns\":",
-        row.holders_hidden
-    );
-    netns_object(out, netns);
-    out.push('}');
-}
-
-/// A holder's process fields (command to container) are the same for
-/// every fd of the process: they are escaped once per process, not once
-/// per fd (a busy server holds thousands of sockets).
-#[derive(Default)]
-struct ProcessFields(HashMap<u32, String>);
-
-fn holder_entry(out: &mut String, holder: &Holder, processes: &mut ProcessFields) {
-    let _ = write!(out, "{{\"pid\":{},", holder.pid);
-    let fields = processes
-        .0
-        .entry(holder.pid)
-        .or_insert_with(|| process_fields(holder));
-    out.push_str(fields);
-    let _ = write!(out, ",\"fd\":{}}}", holder.fd);
-}
-
-fn process_fields(holder: &Holder) -> String {
-    let mut out = String::from("\"command\":");
-    string(&mut out, &String::from_utf8_lossy(holder.command()));
-    out.push_str(",\"cmdline\":[");
-    for (i, arg) in holder.cmdline().iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        string(&mut out, &String::from_utf8_lossy(arg));
-    }
-    out.push_str("],\"user\":");
-    match holder.user() {
-        Some(name) => string(&mut out, name),
-        None => out.push_str("null"),
-    }
-    out.push_str(",\"uid\":");
-    match holder.uid() {
-        Some(uid) => {
-            let _ = write!(out, "{uid}");
-        }
-        None => out.push_str("null"),
-    }
-    out.push_str(",\"pid_in_namespace\":");
-    match holder.pid_in_namespace() {
-        Some(pid) => {
-            let _ = write!(out, "{pid}");
-        }
-        None => out.push_str("null"),
-    }
-    out.push_str(",\"container\":");
-    container(&mut out, holder.container());
-    out
-}
-
-/// A JSON string: control characters are always escaped, so nothing a
-/// process named itself can reach a terminal that shows the JSON.
-pub fn string(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || (0x7f..=0x9f).contains(&(c as u32)) => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+impl Serialize for Sockets<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(None)?;
+        for report in self.0 {
+            for row in &report.rows {
+                seq.serialize_element(&SocketEntry::of(row, &report.netns))?;
             }
-            c => out.push(c),
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct EndpointView {
+    address: std::net::IpAddr,
+    port: u16,
+}
+
+impl EndpointView {
+    fn of(endpoint: &Endpoint) -> EndpointView {
+        EndpointView {
+            address: endpoint.readable_address(),
+            port: endpoint.port,
         }
     }
-    out.push('"');
+}
+
+#[derive(Serialize)]
+struct SocketEntry<'a> {
+    protocol: &'static str,
+    family: &'static str,
+    state: String,
+    role: &'static str,
+    local: EndpointView,
+    remote: EndpointView,
+    v6only: Option<bool>,
+    service: Option<&'a str>,
+    uid: u32,
+    inode: u64,
+    risky: bool,
+    holders: Vec<HolderEntry<'a>>,
+    holders_hidden: bool,
+    netns: NetnsView<'a>,
+}
+
+impl<'a> SocketEntry<'a> {
+    fn of(row: &'a Row, netns: &'a NetnsLabel) -> SocketEntry<'a> {
+        let s = &row.socket;
+        SocketEntry {
+            protocol: s.protocol.name(),
+            family: s.family.name(),
+            state: s.state.kernel_name(),
+            role: row.role.name(),
+            local: EndpointView::of(&s.local),
+            remote: EndpointView::of(&s.remote),
+            v6only: s.v6only,
+            service: row.service.as_deref(),
+            uid: s.uid,
+            inode: s.inode,
+            risky: row.risky,
+            holders: row.holders.iter().map(HolderEntry::of).collect(),
+            holders_hidden: row.holders_hidden,
+            netns: NetnsView::of(netns),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct HolderEntry<'a> {
+    pid: u32,
+    command: Cow<'a, str>,
+    cmdline: Vec<Cow<'a, str>>,
+    user: Option<&'a str>,
+    uid: Option<u32>,
+    pid_in_namespace: Option<u32>,
+    container: Option<ContainerView<'a>>,
+    fd: u32,
+}
+
+impl<'a> HolderEntry<'a> {
+    fn of(holder: &'a Holder) -> HolderEntry<'a> {
+        HolderEntry {
+            pid: holder.pid,
+            command: String::from_utf8_lossy(holder.command()),
+            cmdline: holder
+                .cmdline()
+                .iter()
+                .map(|arg| String::from_utf8_lossy(arg))
+                .collect(),
+            user: holder.user(),
+            uid: holder.uid(),
+            pid_in_namespace: holder.pid_in_namespace(),
+            container: holder.container().map(ContainerView::of),
+            fd: holder.fd,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct EphemeralDocument<'a> {
+    schema_version: u32,
+    netns: EphemeralNetns,
+    range: [u16; 2],
+    range_assumed: bool,
+    size: u32,
+    reserved_in_range: u32,
+    same_parity: bool,
+    usable: u32,
+    hard_bound_ports: &'a [u16],
+    in_use: StateCountsView,
+    destinations: Vec<DestinationEntry>,
+    risky_listeners: Vec<RiskyEntry>,
+    overlaps: Vec<OverlapEntry>,
+    fix: Option<FixEntry>,
+    problems: &'a [String],
+    healthy: bool,
+}
+
+#[derive(Serialize)]
+struct EphemeralNetns {
+    inode: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct StateCountsView {
+    established: u32,
+    closing: u32,
+    time_wait: u32,
+}
+
+#[derive(Serialize)]
+struct DestinationEntry {
+    address: std::net::IpAddr,
+    port: u16,
+    established: u32,
+    closing: u32,
+    time_wait: u32,
+    headroom: u32,
+    /// Rounded to two decimals.
+    headroom_percent: f64,
+}
+
+#[derive(Serialize)]
+struct RiskyEntry {
+    protocol: &'static str,
+    role: &'static str,
+    address: std::net::IpAddr,
+    port: u16,
+    pids: Vec<u32>,
+}
+
+#[derive(Serialize)]
+struct OverlapEntry {
+    planned: [u16; 2],
+    overlap: Option<[u16; 2]>,
+    unreserved: u32,
+}
+
+#[derive(Serialize)]
+struct FixEntry {
+    reserved_ports: String,
+    now: String,
+    persistent_file: &'static str,
+    persistent_line: String,
+}
+
+impl<'a> EphemeralDocument<'a> {
+    fn of(namespace: &'a NamespaceAnalysis, top: usize) -> EphemeralDocument<'a> {
+        let a = &namespace.analysis;
+        let counts = |c: &crate::commands::ephemeral::StateCounts| StateCountsView {
+            established: c.established,
+            closing: c.closing,
+            time_wait: c.time_wait,
+        };
+        EphemeralDocument {
+            schema_version: SCHEMA_VERSION,
+            netns: EphemeralNetns {
+                inode: namespace.netns.inode,
+            },
+            range: pair(a.range),
+            range_assumed: a.range_assumed,
+            size: a.size,
+            reserved_in_range: a.reserved_in_range,
+            same_parity: a.same_parity,
+            usable: a.usable,
+            hard_bound_ports: &a.hard_bound_ports,
+            in_use: counts(&a.in_use),
+            destinations: a
+                .destinations
+                .iter()
+                .take(top)
+                .map(|d| DestinationEntry {
+                    address: d.remote.address,
+                    port: d.remote.port,
+                    established: d.in_use.established,
+                    closing: d.in_use.closing,
+                    time_wait: d.in_use.time_wait,
+                    headroom: d.headroom,
+                    headroom_percent: (d.headroom_percent * 100.0).round() / 100.0,
+                })
+                .collect(),
+            risky_listeners: a
+                .risky
+                .iter()
+                .map(|row| RiskyEntry {
+                    protocol: row.socket.protocol.name(),
+                    role: row.role.name(),
+                    address: row.socket.local.readable_address(),
+                    port: row.socket.local.port,
+                    pids: row.holders.iter().map(|h| h.pid).collect(),
+                })
+                .collect(),
+            overlaps: a
+                .overlaps
+                .iter()
+                .map(|o| OverlapEntry {
+                    planned: pair(o.planned),
+                    overlap: o.overlap.map(pair),
+                    unreserved: o.unreserved,
+                })
+                .collect(),
+            fix: reserved_fix(a, &namespace.policy).map(|ports| FixEntry {
+                now: format!("sysctl -w net.ipv4.ip_local_reserved_ports={ports}"),
+                persistent_file: SYSCTL_D_FILE,
+                persistent_line: format!("net.ipv4.ip_local_reserved_ports = {ports}"),
+                reserved_ports: ports,
+            }),
+            problems: &namespace.problems,
+            healthy: namespace.problems.is_empty(),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn json_string(text: &str) -> String {
+        let mut out = Vec::new();
+        let mut serializer = serde_json::Serializer::with_formatter(&mut out, TerminalSafe);
+        text.serialize(&mut serializer).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
-    fn strings_escape_control_characters() {
-        let mut out = String::new();
-        string(&mut out, "a\"b\\c\x1b[2J\u{9b}");
-        assert_eq!(out, r#""a\"b\\c\u001b[2J\u009b""#);
+    fn strings_escape_every_character_a_terminal_obeys() {
+        assert_eq!(
+            json_string("a\"b\\c\x1b[2J\u{9b}\u{7f}"),
+            r#""a\"b\\c\u001b[2J\u009b\u007f""#
+        );
+        assert_eq!(json_string("evil\u{202e}txt"), r#""evil\u202etxt""#);
+        assert_eq!(json_string("nginx: worker ü"), "\"nginx: worker ü\"");
+        // Still JSON: the escapes read back as the same text.
+        let back: String = serde_json::from_str(&json_string("x\u{9b}\u{2028}y")).unwrap();
+        assert_eq!(back, "x\u{9b}\u{2028}y");
     }
 }

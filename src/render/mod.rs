@@ -1,5 +1,7 @@
-//! The only code that turns a report into text.
+//! The only code that turns answers into text: tables for people, JSON
+//! documents through serde, Prometheus metrics.
 
+pub mod columns;
 pub mod ephemeral;
 pub mod escape;
 pub mod json;

@@ -2,15 +2,28 @@
 //! table of sockets and holders.
 
 use std::fmt::Write;
+use std::io;
 
-use crate::cli::View;
 use crate::container::Container;
 use crate::netns::NetnsLabel;
 use crate::ports::{IanaRange, KernelPortPolicy, PortFacts};
+use crate::query::View;
+use crate::render::columns::{CellSource, ColumnId, protocol_label};
 use crate::render::escape::{escape_bytes, escape_str};
-use crate::report::{PortVerdict, Report, Row, reserved_ports_with};
-use crate::socket::{Family, Protocol, State};
+use crate::report::{NamespaceReport, PortVerdict, Report, Row, reserved_ports_with};
+use crate::socket::Protocol;
 use crate::source::BlindSpot;
+
+/// How the table is printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableOptions {
+    /// Start each namespace with a line that names it.
+    pub label_namespaces: bool,
+    /// Colour the verdicts (for a terminal).
+    pub color: bool,
+    /// The table's columns, in order.
+    pub columns: Vec<ColumnId>,
+}
 
 struct Paint {
     on: bool,
@@ -38,15 +51,16 @@ impl Paint {
     }
 }
 
-/// Every namespace probed, one after the other. With `label` (another
-/// namespace than lsport's own was asked for), each starts with a line
-/// that names it. With several, the port view leaves out the
-/// namespaces where nothing matched and says how many there were.
-pub fn render(reports: &[Report], label: bool, color: bool) -> String {
-    let paint = Paint { on: color };
-    let mut out = String::new();
+/// Every namespace probed, one after the other, written to `sink`. With
+/// `label_namespaces` each starts with a line that names it. With
+/// several, the port view leaves out the namespaces where nothing
+/// matched and says how many there were. The table is written a line at
+/// a time: `-a` on a busy host has hundreds of thousands of rows.
+pub fn write(report: &Report, options: &TableOptions, sink: &mut dyn io::Write) -> io::Result<()> {
+    let paint = Paint { on: options.color };
+    let reports = &report.namespaces;
     let several = reports.len() > 1;
-    let mut shown: Vec<&Report> = reports
+    let mut shown: Vec<&NamespaceReport> = reports
         .iter()
         .filter(|r| !several || r.view != View::Ports || r.any_match())
         .collect();
@@ -55,7 +69,8 @@ pub fn render(reports: &[Report], label: bool, color: bool) -> String {
         shown.extend(reports.first());
     }
     for (i, report) in shown.iter().enumerate() {
-        if label {
+        let mut out = String::new();
+        if options.label_namespaces {
             if i > 0 {
                 out.push('\n');
             }
@@ -68,20 +83,28 @@ pub fn render(reports: &[Report], label: bool, color: bool) -> String {
                 ))
             );
         }
-        render_one(&mut out, report, &paint);
+        write_one(&mut out, report, options, &paint, sink)?;
     }
     let free = reports.len() - shown.len();
     if free > 0 {
-        let _ = writeln!(
-            out,
+        writeln!(
+            sink,
             "\nNo socket matched in the {free} other network namespace{} probed.",
             plural(free)
-        );
+        )?;
     }
-    out
+    Ok(())
 }
 
-fn render_one(out: &mut String, report: &Report, paint: &Paint) {
+/// One namespace: `out` holds what comes before it, the verdict is added,
+/// then the table is streamed after it.
+fn write_one(
+    out: &mut String,
+    report: &NamespaceReport,
+    options: &TableOptions,
+    paint: &Paint,
+    sink: &mut dyn io::Write,
+) -> io::Result<()> {
     match report.view {
         View::Ports => {
             for verdict in &report.ports {
@@ -106,17 +129,26 @@ fn render_one(out: &mut String, report: &Report, paint: &Paint) {
     }
     if !report.rows.is_empty() {
         out.push('\n');
+        sink.write_all(out.as_bytes())?;
+        out.clear();
         // The port view states the ephemeral verdict in its facts; the
         // other views mark risky listeners and explain the mark below.
         let mark_risky = report.view != View::Ports;
-        table(out, &report.rows, mark_risky, paint);
+        let table = Table {
+            rows: &report.rows,
+            netns: &report.netns,
+            columns: &options.columns,
+            mark_risky,
+        };
+        table.write(paint, sink)?;
         legend(out, report, mark_risky, paint);
     }
     blind_spots(out, report, paint);
+    sink.write_all(out.as_bytes())
 }
 
 /// Said whenever the source that answered cannot see everything.
-fn blind_spots(out: &mut String, report: &Report, paint: &Paint) {
+fn blind_spots(out: &mut String, report: &NamespaceReport, paint: &Paint) {
     if report.blind_spots.is_empty() {
         return;
     }
@@ -166,7 +198,7 @@ fn container_label(container: &Container) -> String {
     label
 }
 
-fn protocols_label(report: &Report) -> &'static str {
+fn protocols_label(report: &NamespaceReport) -> &'static str {
     match report.protocols.as_slice() {
         [Protocol::Tcp] => "TCP",
         [Protocol::Udp] => "UDP",
@@ -174,7 +206,7 @@ fn protocols_label(report: &Report) -> &'static str {
     }
 }
 
-fn port_verdict(out: &mut String, verdict: &PortVerdict, report: &Report, paint: &Paint) {
+fn port_verdict(out: &mut String, verdict: &PortVerdict, report: &NamespaceReport, paint: &Paint) {
     let asked = verdict.asked;
     let single = asked.lo == asked.hi;
     let subject = if single {
@@ -235,7 +267,7 @@ fn port_verdict(out: &mut String, verdict: &PortVerdict, report: &Report, paint:
     }
 }
 
-fn holder_summary(report: &Report, verdict: &PortVerdict) -> String {
+fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
     let asked = verdict.asked;
     let mut names: Vec<String> = Vec::new();
     let mut hidden = 0;
@@ -349,124 +381,80 @@ fn range_facts(out: &mut String, verdict: &PortVerdict, policy: &KernelPortPolic
     }
 }
 
-/// The protocol column: tcp/udp for IPv4, tcp6/udp6 for IPv6, and
-/// tcp46/udp46 for an IPv6 wildcard socket that also takes IPv4.
-fn protocol_label(row: &Row) -> String {
-    let s = &row.socket;
-    let suffix = match (s.family, s.v6only) {
-        (Family::Inet, _) => "",
-        (Family::Inet6, Some(false)) if s.local.is_unspecified() => "46",
-        (Family::Inet6, _) => "6",
-    };
-    format!("{}{suffix}", s.protocol.name())
+/// The socket table: one line per holder, or one for a socket without
+/// a visible holder.
+struct Table<'a> {
+    rows: &'a [Row],
+    netns: &'a NetnsLabel,
+    columns: &'a [ColumnId],
+    mark_risky: bool,
 }
 
-fn state_label(row: &Row) -> String {
-    match (row.socket.protocol, row.socket.state) {
-        (Protocol::Udp, State::Close) => "UNCONN".to_string(),
-        (_, state) => state.kernel_name(),
+impl Table<'_> {
+    /// Two passes over the rows: the first measures the columns, the
+    /// second writes each line as it is made, so that no formatted row
+    /// is kept.
+    fn write(&self, paint: &Paint, sink: &mut dyn io::Write) -> io::Result<()> {
+        let mut widths: Vec<usize> = self
+            .columns
+            .iter()
+            .map(|id| id.column().header.len())
+            .collect();
+        self.each_line(|cells| {
+            for (w, cell) in widths.iter_mut().zip(cells) {
+                *w = (*w).max(cell.chars().count());
+            }
+            Ok(())
+        })?;
+        let headers: Vec<String> = self
+            .columns
+            .iter()
+            .map(|id| id.column().header.to_string())
+            .collect();
+        writeln!(sink, "{}", paint.bold(&format_line(&headers, &widths)))?;
+        self.each_line(|cells| writeln!(sink, "{}", format_line(cells, &widths)))
     }
-}
 
-const HEADERS: [&str; 11] = [
-    "PROTO", "STATE", "ROLE", "LOCAL", "SERVICE", "REMOTE", "PID", "USER", "FD", "COMMAND", "ARGS",
-];
-
-fn table(out: &mut String, rows: &[Row], mark_risky: bool, paint: &Paint) {
-    let mut cells: Vec<[String; 11]> = Vec::new();
-    for row in rows {
-        let role = if row.risky && mark_risky {
-            format!("{}!", row.role.name())
-        } else {
-            row.role.name().to_string()
-        };
-        let socket_cells = [
-            protocol_label(row),
-            state_label(row),
-            role,
-            row.socket.local.to_string(),
-            row.service.as_deref().map_or("-".to_string(), escape_str),
-            row.socket.remote.to_string(),
-        ];
-        if row.holders.is_empty() {
-            let what = if row.holders_hidden { "(hidden)" } else { "-" };
-            let [a, b, c, d, s, e] = socket_cells;
-            let uid = row.socket.uid.to_string();
-            let user = if row.holders_hidden {
-                uid
+    /// Calls `line` with the cells of each line in turn.
+    fn each_line(&self, mut line: impl FnMut(&[String]) -> io::Result<()>) -> io::Result<()> {
+        let mut cells: Vec<String> = Vec::with_capacity(self.columns.len());
+        for row in self.rows {
+            let holders: Vec<Option<_>> = if row.holders.is_empty() {
+                vec![None]
             } else {
-                "-".to_string()
+                row.holders.iter().map(Some).collect()
             };
-            cells.push([
-                a,
-                b,
-                c,
-                d,
-                s,
-                e,
-                "-".into(),
-                user,
-                "-".into(),
-                what.into(),
-                String::new(),
-            ]);
-            continue;
+            for holder in holders {
+                let source = CellSource {
+                    row,
+                    holder,
+                    netns: self.netns,
+                    mark_risky: self.mark_risky,
+                };
+                cells.clear();
+                cells.extend(self.columns.iter().map(|id| (id.column().cell)(&source)));
+                line(&cells)?;
+            }
         }
-        for holder in &row.holders {
-            let [a, b, c, d, s, e] = socket_cells.clone();
-            let user = match (holder.user(), holder.uid()) {
-                (Some(name), _) => escape_str(name),
-                (None, Some(uid)) => uid.to_string(),
-                (None, None) => "?".to_string(),
-            };
-            let args: Vec<String> = holder.cmdline().iter().map(|a| escape_bytes(a)).collect();
-            cells.push([
-                a,
-                b,
-                c,
-                d,
-                s,
-                e,
-                // A process in another pid namespace: host pid/its own pid.
-                match holder.pid_in_namespace() {
-                    Some(inner) => format!("{}/{inner}", holder.pid),
-                    None => holder.pid.to_string(),
-                },
-                user,
-                holder.fd.to_string(),
-                escape_bytes(holder.command()),
-                args.join(" "),
-            ]);
-        }
-    }
-    let mut widths = HEADERS.map(str::len);
-    for line in &cells {
-        for (w, cell) in widths.iter_mut().zip(line) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let header = format_line(&HEADERS.map(str::to_string), &widths);
-    let _ = writeln!(out, "{}", paint.bold(&header));
-    for line in &cells {
-        let _ = writeln!(out, "{}", format_line(line, &widths));
+        Ok(())
     }
 }
 
-fn format_line(cells: &[String; 11], widths: &[usize; 11]) -> String {
+/// Cells padded to their column's width, two spaces apart; the last
+/// column is not padded.
+fn format_line(cells: &[String], widths: &[usize]) -> String {
     let mut line = String::new();
     for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
-        if i + 1 == cells.len() {
-            line.push_str(cell);
-        } else {
+        line.push_str(cell);
+        if i + 1 < cells.len() {
             let pad = width - cell.chars().count();
-            line.push_str(cell);
             line.extend(std::iter::repeat_n(' ', pad + 2));
         }
     }
     line.trim_end().to_string()
 }
 
-fn legend(out: &mut String, report: &Report, mark_risky: bool, paint: &Paint) {
+fn legend(out: &mut String, report: &NamespaceReport, mark_risky: bool, paint: &Paint) {
     let rows = &report.rows;
     if rows.iter().any(|r| protocol_label(r).ends_with("46")) {
         let _ = writeln!(

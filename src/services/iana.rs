@@ -3,42 +3,7 @@
 //! binary-search sorted static arrays.
 
 use super::Protocols;
-use super::iana_table::{BY_NAME, BY_PORT, DESCRIPTIONS, ENTRIES, NAMES};
-
-/// One registration in 12 bytes: strings are byte ranges of the
-/// table's NAMES and DESCRIPTIONS, so the table holds no pointers.
-#[derive(Debug)]
-pub struct Entry {
-    lo: u16,
-    hi: u16,
-    protocols: u8,
-    name_len: u8,
-    name_at: u16,
-    /// The description's offset (24 bits) and length (8 bits) in one
-    /// word, which saves the padding a separate length would cost.
-    description: u32,
-}
-
-/// The constructor the generated table calls, kept short for its size.
-pub const fn entry(
-    lo: u16,
-    hi: u16,
-    protocols: u8,
-    name_at: u16,
-    name_len: u8,
-    description_at: u32,
-    description_len: u8,
-) -> Entry {
-    assert!(description_at < 1 << 24, "descriptions outgrew 24 bits");
-    Entry {
-        lo,
-        hi,
-        protocols,
-        name_len,
-        name_at,
-        description: description_at << 8 | description_len as u32,
-    }
-}
+use super::iana_table::{BY_NAME, BY_PORT, DESCRIPTIONS, ENTRIES, Entry, NAMES};
 
 impl Entry {
     pub fn ports(&self) -> (u16, u16) {

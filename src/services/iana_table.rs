@@ -2,7 +2,40 @@
 // (registry updated 2026-08-17, sha256 4bbf00ef4dd194ea3098d090b42a832c0f8aef704699956a4a7e24576a49631b).
 // Do not edit: run `python3 tools/gen-iana.py` instead.
 
-use super::iana::{Entry, entry};
+/// One registration in 12 bytes: strings are byte ranges of NAMES and
+/// DESCRIPTIONS, so the table holds no pointers.
+#[derive(Debug)]
+pub struct Entry {
+    pub lo: u16,
+    pub hi: u16,
+    pub protocols: u8,
+    pub name_len: u8,
+    pub name_at: u16,
+    /// The description's offset (24 bits) and length (8 bits) in one
+    /// word, which saves the padding a separate length would cost.
+    pub description: u32,
+}
+
+/// The constructor the entries below call, kept short for the table's size.
+const fn entry(
+    lo: u16,
+    hi: u16,
+    protocols: u8,
+    name_at: u16,
+    name_len: u8,
+    description_at: u32,
+    description_len: u8,
+) -> Entry {
+    assert!(description_at < 1 << 24, "descriptions outgrew 24 bits");
+    Entry {
+        lo,
+        hi,
+        protocols,
+        name_len,
+        name_at,
+        description: description_at << 8 | description_len as u32,
+    }
+}
 
 /// The date of the registry this table was made from.
 pub const UPDATED: &str = "2026-08-17";

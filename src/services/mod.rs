@@ -6,11 +6,11 @@ mod iana;
 #[rustfmt::skip]
 mod iana_table;
 mod local;
-mod suggest;
 
 use std::path::Path;
 
-use crate::ports::PortRange;
+use crate::error::Error;
+use crate::socket::PortRange;
 use crate::socket::Protocol;
 
 /// The default local services file; LSPORT_SERVICES_FILE overrides it.
@@ -188,7 +188,7 @@ impl Services {
 
     /// The ports of a service name, over every protocol, without regard
     /// to case. The error is one line, with up to three suggestions.
-    pub fn resolve(&self, name: &str) -> Result<Vec<PortRange>, String> {
+    pub fn resolve(&self, name: &str) -> Result<Vec<PortRange>, Error> {
         let mut ports: Vec<PortRange> = iana::named(name)
             .map(|e| PortRange {
                 lo: e.ports().0,
@@ -206,18 +206,18 @@ impl Services {
         if !ports.is_empty() {
             return Ok(ports);
         }
-        let shown = crate::render::escape::escape_str(name);
+        let shown = name;
         let mut names: Vec<&str> = iana::names().collect();
         names.extend(self.local.iter().map(|l| l.name.as_str()));
-        let close = suggest::closest(name, names.into_iter(), 3);
-        Err(if close.is_empty() {
+        let close = crate::closest::closest(name, names.into_iter(), 3);
+        Err(Error::Usage(if close.is_empty() {
             format!("unknown port or service name '{shown}'")
         } else {
             format!(
                 "unknown port or service name '{shown}' (did you mean: {}?)",
                 close.join(", ")
             )
-        })
+        }))
     }
 
     pub fn iana_updated() -> &'static str {
@@ -307,14 +307,17 @@ mod tests {
     #[test]
     fn names_resolve_without_regard_to_case_over_every_protocol() {
         let services = Services::default();
-        assert_eq!(services.resolve("SSH"), Ok(vec![PortRange::single(22)]));
         assert_eq!(
-            services.resolve("msp"),
-            Ok(vec![PortRange::single(18), PortRange::single(2438)])
+            services.resolve("SSH").unwrap(),
+            vec![PortRange::single(22)]
         );
         assert_eq!(
-            services.resolve("x11"),
-            Ok(vec![PortRange { lo: 6000, hi: 6063 }])
+            services.resolve("msp").unwrap(),
+            vec![PortRange::single(18), PortRange::single(2438)]
+        );
+        assert_eq!(
+            services.resolve("x11").unwrap(),
+            vec![PortRange { lo: 6000, hi: 6063 }]
         );
         let http_alt: Vec<u16> = services
             .resolve("http-alt")
@@ -323,7 +326,7 @@ mod tests {
             .map(|r| r.lo)
             .collect();
         assert_eq!(http_alt, vec![591, 8008, 8080]);
-        let err = services.resolve("postgress").unwrap_err();
+        let err = services.resolve("postgress").unwrap_err().to_string();
         assert!(err.contains("did you mean: postgresql"), "{err}");
         assert!(!err.contains('\n'));
     }
@@ -344,8 +347,8 @@ mod tests {
             Source::Local
         )));
         assert_eq!(
-            services.resolve("MY-APP"),
-            Ok(vec![PortRange::single(40123)])
+            services.resolve("MY-APP").unwrap(),
+            vec![PortRange::single(40123)]
         );
     }
 }

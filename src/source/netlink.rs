@@ -20,7 +20,7 @@ use netlink_packet_sock_diag::inet::{
 };
 use netlink_sys::{Socket as NetlinkSocket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
 
-use crate::ports::PortRange;
+use crate::socket::PortRange;
 use crate::socket::{Endpoint, Family, Protocol, Socket, State};
 
 const NLMSG_HEADER_LEN: usize = 16;

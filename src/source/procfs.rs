@@ -13,7 +13,7 @@
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::ports::PortRange;
+use crate::socket::PortRange;
 use crate::socket::{Endpoint, Family, Protocol, Socket, State};
 use crate::sys::ProcRoot;
 

@@ -2,15 +2,53 @@
 //! (so no outgoing connection can take them while the service is down),
 //! not registered with IANA, not in use, and unprivileged unless asked.
 
-use crate::ports::{KernelPortPolicy, PortRange};
+use std::collections::HashSet;
 
+use crate::error::Error;
+use crate::ports::KernelPortPolicy;
+use crate::probe::probe;
+use crate::query::{HolderDetail, Query, View};
+use crate::socket::PortRange;
+
+/// What `lsport suggest` looks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SuggestQuery {
+    /// How many ports.
     pub count: usize,
     /// Prefer ports close to this one.
     pub near: Option<u16>,
     /// Search only here.
     pub within: Option<PortRange>,
+    /// Also suggest ports below ip_unprivileged_port_start.
     pub allow_privileged: bool,
+}
+
+/// Ports safe for a new service in the namespaces `query` names: a port
+/// in use in any of them is not safe, and the first namespace's policy
+/// (lsport's own, or the one asked for) decides what is ephemeral. Reads
+/// no process's fds: who holds a port does not matter here.
+pub fn run(query: &Query, wanted: &SuggestQuery) -> Result<Vec<u16>, Error> {
+    let mut everything = query.clone();
+    everything.view = View::All;
+    everything.holders = HolderDetail::None;
+    everything.stop_at_first_match = false;
+    let report = probe(&everything)?;
+    let in_use: HashSet<u16> = report
+        .namespaces
+        .iter()
+        .flat_map(|r| r.rows.iter().map(|row| row.socket.local.port))
+        .collect();
+    let Some(first) = report.namespaces.first() else {
+        return Ok(Vec::new());
+    };
+    let services = &query.services;
+    Ok(suggest(
+        wanted,
+        &first.policy,
+        &|p| in_use.contains(&p),
+        // IANA's registrations, "Reserved" included, and local names.
+        &|p| !services.on_port(p).is_empty(),
+    ))
 }
 
 /// Up to `query.count` ports, nearest to `near` first (ties to the lower

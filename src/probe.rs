@@ -1,17 +1,18 @@
-//! The stages in order: sources -> model -> join -> render.
+//! The probe: sources -> model -> join. Sockets and port facts come
+//! from inside each network namespace asked for; holders come from one
+//! /proc scan for all of them, and only when the query wants them.
 
 use std::collections::{HashMap, HashSet};
 
-use crate::cli::{NetnsChoice, Settings, SuggestSettings};
 use crate::collect::{self, Collected};
 use crate::container::{self, Container};
+use crate::error::Error;
 use crate::netns::{self, NetnsLabel};
 use crate::overlap;
-use crate::owners;
+use crate::owners::{self, FdScan};
 use crate::ports::KernelPortPolicy;
-use crate::report::{self, Inputs, Report};
-use crate::services::Services;
-use crate::suggest::{self, SuggestQuery};
+use crate::query::{HolderDetail, NetnsChoice, Query};
+use crate::report::{self, Inputs, Report, Row};
 use crate::sys::ProcRoot;
 use crate::users::UserNames;
 
@@ -23,34 +24,26 @@ struct Gathered {
     collected: Collected,
 }
 
-/// The probe, one report per network namespace asked for. Sockets and
-/// port facts come from inside each namespace; holders come from one
-/// /proc scan for all of them.
-pub fn probe(settings: &Settings) -> Result<Probe, String> {
-    let root = &settings.proc_root;
-    // The /proc scan runs while the namespaces are dumped, from the
-    // first socket found (see overlap.rs).
-    let ((gathered, skipped), scan) = overlap::scan_while(root, |found_some| {
-        let (gathered, skipped) = gather_namespaces(settings, found_some)?;
-        let wanted: HashSet<u64> = gathered
-            .iter()
-            .flat_map(|g| g.collected.sockets.iter().map(|s| s.inode))
-            .filter(|i| *i != 0)
-            .collect();
-        Ok::<_, String>(((gathered, skipped), wanted))
-    })?;
-    let pids = scan.holding_pids();
-    let processes: HashMap<u32, owners::ProcessInfo> = pids
-        .into_iter()
-        .map(|pid| (pid, owners::process_info(root, pid)))
-        .collect();
-    let users = if settings.numeric || processes.is_empty() {
-        UserNames::none()
-    } else {
-        UserNames::load("/etc/passwd")
+/// Answers `query`: one report per network namespace asked for, with
+/// the namespaces that could not be probed.
+pub fn probe(query: &Query) -> Result<Report, Error> {
+    let root = &query.proc_root;
+    let ((gathered, skipped), scan) = match query.holders {
+        HolderDetail::None => (gather_namespaces(query, &|| {})?, FdScan::default()),
+        // The /proc scan runs while the namespaces are dumped, from the
+        // first socket found (see overlap.rs).
+        HolderDetail::Processes => overlap::scan_while(root, |found_some| {
+            let (gathered, skipped) = gather_namespaces(query, found_some)?;
+            let wanted: HashSet<u64> = gathered
+                .iter()
+                .flat_map(|g| g.collected.sockets.iter().map(|s| s.inode))
+                .filter(|i| *i != 0)
+                .collect();
+            Ok::<_, Error>(((gathered, skipped), wanted))
+        })?,
     };
-
-    let reports = gathered
+    let holders = HolderNames::of(query, &scan);
+    let namespaces = gathered
         .into_iter()
         .map(|g| {
             let Collected {
@@ -60,39 +53,67 @@ pub fn probe(settings: &Settings) -> Result<Probe, String> {
                 fallback,
             } = g.collected;
             report::build(Inputs {
-                view: settings.view,
-                asked: &settings.asked,
-                ports: &settings.ports,
-                match_remote: settings.match_remote,
-                listening_only: settings.listening_only,
-                protocols: &settings.protocols,
-                families: &settings.families,
+                query,
                 netns: g.netns,
                 policy: g.policy,
                 sockets,
                 scan: &scan,
-                processes: &processes,
-                users: &users,
-                services: &settings.services,
+                processes: &holders.processes,
+                users: &holders.users,
                 skipped_replies,
                 source,
-                blind_spots: collect::blind_spots(source, settings),
+                blind_spots: collect::blind_spots(source, query),
                 fallback,
             })
         })
         .collect();
-    Ok(Probe { reports, skipped })
+    Ok(Report {
+        namespaces,
+        skipped,
+        holders: query.holders,
+    })
 }
 
-/// The reports, and the namespaces that could not be probed.
-pub struct Probe {
-    pub reports: Vec<Report>,
-    pub skipped: Vec<String>,
+/// Finds the holders of `rows` that a probe made without them
+/// ([`HolderDetail::None`]): one /proc scan for just their sockets. A
+/// command that shows holders for a few sockets of many (`lsport
+/// ephemeral` names those of its risky listeners) reads no more than it
+/// shows.
+pub fn find_holders(query: &Query, rows: &mut [Row]) {
+    let wanted: HashSet<u64> = rows
+        .iter()
+        .map(|r| r.socket.inode)
+        .filter(|i| *i != 0)
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let Ok(((), scan)) = overlap::scan_while(&query.proc_root, |_| {
+        Ok::<_, std::convert::Infallible>(((), wanted))
+    });
+    let holders = HolderNames::of(query, &scan);
+    report::attach_holders(rows, &scan, &holders.processes, &holders.users);
 }
 
-impl Probe {
-    pub fn any_match(&self) -> bool {
-        self.reports.iter().any(Report::any_match)
+/// What is known about the processes a scan found, and their users.
+struct HolderNames {
+    processes: HashMap<u32, owners::ProcessInfo>,
+    users: UserNames,
+}
+
+impl HolderNames {
+    fn of(query: &Query, scan: &FdScan) -> HolderNames {
+        let processes: HashMap<u32, owners::ProcessInfo> = scan
+            .holding_pids()
+            .into_iter()
+            .map(|pid| (pid, owners::process_info(&query.proc_root, pid)))
+            .collect();
+        let users = if !query.user_names || processes.is_empty() {
+            UserNames::none()
+        } else {
+            UserNames::load("/etc/passwd")
+        };
+        HolderNames { processes, users }
     }
 }
 
@@ -101,13 +122,13 @@ impl Probe {
 /// skipped with a reason (its last process exited: quietly).
 /// `found_some` is called once a namespace has sockets to find holders for.
 fn gather_namespaces(
-    settings: &Settings,
+    query: &Query,
     found_some: &(dyn Fn() + Sync),
-) -> Result<(Vec<Gathered>, Vec<String>), String> {
-    let root = &settings.proc_root;
-    match &settings.netns {
+) -> Result<(Vec<Gathered>, Vec<String>), Error> {
+    let root = &query.proc_root;
+    match &query.netns {
         NetnsChoice::Current => Ok((
-            vec![gather(settings, NetnsLabel::default(), found_some)?],
+            vec![gather(query, NetnsLabel::default(), found_some)?],
             Vec::new(),
         )),
         NetnsChoice::One(path) => {
@@ -115,7 +136,8 @@ fn gather_namespaces(
                 name: name_of_file(path),
                 ..NetnsLabel::default()
             };
-            let gathered = netns::run_in(path, None, || gather(settings, label, found_some))??;
+            let gathered = netns::run_in(path, None, || gather(query, label, found_some))
+                .map_err(|e| e.into_error(path))??;
             Ok((vec![gathered], Vec::new()))
         }
         NetnsChoice::All => {
@@ -130,11 +152,11 @@ fn gather_namespaces(
                 };
                 // lsport's own namespace needs no setns (nor its privilege).
                 if Some(namespace.inode) == own {
-                    gathered.push(gather(settings, label, found_some)?);
+                    gathered.push(gather(query, label, found_some)?);
                     continue;
                 }
                 match netns::run_in(&namespace.path, Some(namespace.inode), || {
-                    gather(settings, label, found_some)
+                    gather(query, label, found_some)
                 }) {
                     Ok(Ok(g)) => gathered.push(g),
                     Ok(Err(message)) => {
@@ -146,10 +168,10 @@ fn gather_namespaces(
             }
             let root_user = nix::unistd::geteuid().is_root();
             if !root_user && gathered.len() <= 1 {
-                return Err(format!(
+                return Err(Error::usage(format!(
                     "--all-netns needs root (CAP_SYS_ADMIN to enter other network namespaces, CAP_SYS_PTRACE to find them); {} could not be entered",
                     skipped.len()
-                ));
+                )));
             }
             Ok((gathered, skipped))
         }
@@ -158,16 +180,16 @@ fn gather_namespaces(
 
 /// One namespace, from a thread inside it.
 fn gather(
-    settings: &Settings,
+    query: &Query,
     mut netns: NetnsLabel,
     found_some: &(dyn Fn() + Sync),
-) -> Result<Gathered, String> {
-    let root = &settings.proc_root;
+) -> Result<Gathered, Error> {
+    let root = &query.proc_root;
     netns.inode = netns.inode.or_else(|| root.own_netns_inode());
     Ok(Gathered {
         netns,
         policy: KernelPortPolicy::read(root),
-        collected: collect::sockets(settings, found_some)?,
+        collected: collect::sockets(query, found_some)?,
     })
 }
 
@@ -185,32 +207,4 @@ fn first_container(root: &ProcRoot, pids: &[u32]) -> Option<Container> {
         let text = std::fs::read_to_string(root.path(&format!("{pid}/cgroup"))).ok()?;
         container::from_proc_cgroup(&text)
     })
-}
-
-/// Ports safe for a new service, given every socket of the namespace.
-/// With several namespaces, a port in use in any of them is not safe,
-/// and the first namespace's policy (lsport's own, or the one asked
-/// for) decides what is ephemeral.
-pub fn suggest_ports(task: &SuggestSettings, probe: &Probe, services: &Services) -> Vec<u16> {
-    let in_use: HashSet<u16> = probe
-        .reports
-        .iter()
-        .flat_map(|r| r.rows.iter().map(|row| row.socket.local.port))
-        .collect();
-    let Some(report) = probe.reports.first() else {
-        return Vec::new();
-    };
-    let query = SuggestQuery {
-        count: task.count,
-        near: task.near,
-        within: task.within,
-        allow_privileged: task.allow_privileged,
-    };
-    suggest::suggest(
-        &query,
-        &report.policy,
-        &|p| in_use.contains(&p),
-        // IANA's registrations, "Reserved" included, and local names.
-        &|p| !services.on_port(p).is_empty(),
-    )
 }

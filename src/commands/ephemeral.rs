@@ -5,9 +5,85 @@
 
 use std::collections::HashMap;
 
-use crate::ports::{KernelPortPolicy, PortRange};
+use crate::error::Error;
+use crate::netns::NetnsLabel;
+use crate::ports::KernelPortPolicy;
+use crate::probe::{find_holders, probe};
+use crate::query::{HolderDetail, Query, View};
 use crate::report::{Role, Row};
-use crate::socket::{Endpoint, Protocol, State};
+use crate::socket::{Endpoint, PortRange, Protocol, State};
+
+/// What `lsport ephemeral` checks beyond the range itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EphemeralOptions {
+    /// Planned port ranges (a NodePort range, say) to check against the
+    /// ephemeral range.
+    pub planned: Vec<PortRange>,
+    /// A destination with less than this share of its local ports left
+    /// is a problem.
+    pub warn_headroom_percent: f64,
+}
+
+/// One namespace's analysis, with what it needs to be shown.
+#[derive(Debug)]
+pub struct NamespaceAnalysis {
+    /// The namespace.
+    pub netns: NetnsLabel,
+    /// Its port policy.
+    pub policy: KernelPortPolicy,
+    /// What was found.
+    pub analysis: Analysis,
+    /// What needs attention, in plain words; empty when healthy.
+    pub problems: Vec<String>,
+}
+
+/// `lsport ephemeral` over every namespace probed.
+#[derive(Debug)]
+pub struct EphemeralReport {
+    /// One per namespace probed.
+    pub namespaces: Vec<NamespaceAnalysis>,
+    /// The namespaces that could not be probed, each with the reason.
+    pub skipped: Vec<String>,
+    /// Risky listeners whose holders could not be seen.
+    pub hidden_holders: usize,
+}
+
+impl EphemeralReport {
+    /// No namespace has a problem.
+    pub fn healthy(&self) -> bool {
+        self.namespaces.iter().all(|n| n.problems.is_empty())
+    }
+}
+
+/// Probes every socket of the namespaces `query` names, analyses each
+/// namespace's ephemeral range, and then names the holders of the risky
+/// listeners only: the one part of the answer that shows processes.
+pub fn run(query: &Query, options: &EphemeralOptions) -> Result<EphemeralReport, Error> {
+    let mut everything = query.clone();
+    everything.view = View::All;
+    everything.holders = HolderDetail::None;
+    everything.stop_at_first_match = false;
+    let report = probe(&everything)?;
+    let mut namespaces = Vec::with_capacity(report.namespaces.len());
+    let mut hidden_holders = 0;
+    for namespace in report.namespaces {
+        let mut analysis = analyze(&namespace.policy, &namespace.rows, &options.planned);
+        find_holders(query, &mut analysis.risky);
+        hidden_holders += analysis.risky.iter().filter(|r| r.holders_hidden).count();
+        let problems = problems(&analysis, options.warn_headroom_percent);
+        namespaces.push(NamespaceAnalysis {
+            netns: namespace.netns,
+            policy: namespace.policy,
+            analysis,
+            problems,
+        });
+    }
+    Ok(EphemeralReport {
+        namespaces,
+        skipped: report.skipped,
+        hidden_holders,
+    })
+}
 
 /// Sockets counted by the kind of state that keeps their port busy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,0 +1,156 @@
+//! What to probe: plain data that the command line (or another program)
+//! fills in, and that every command reads. Nothing here does I/O.
+
+use std::path::PathBuf;
+
+use crate::portspec;
+use crate::services::Services;
+use crate::socket::{Family, PortRange, Protocol};
+use crate::sys::ProcRoot;
+
+/// Which sockets a probe reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Sockets on the ports of [`Query::ports`].
+    Ports,
+    /// What is listening: TCP listeners, bound-only TCP sockets and
+    /// unconnected UDP sockets.
+    Listening,
+    /// Every socket, in every state.
+    All,
+}
+
+/// Where sockets come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceChoice {
+    /// sock_diag, or the /proc/net tables where sock_diag is refused or
+    /// missing.
+    Auto,
+    /// sock_diag only: an error where it is not available.
+    Netlink,
+    /// The /proc/net tables only, which cannot see bound-only TCP sockets.
+    Proc,
+}
+
+/// Which network namespaces to probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetnsChoice {
+    /// The one the calling thread runs in.
+    Current,
+    /// The namespace this file refers to (`/proc/PID/ns/net`,
+    /// `/run/netns/NAME`).
+    One(PathBuf),
+    /// Every namespace on the host (needs root).
+    All,
+}
+
+/// How much a probe learns about the processes that hold each socket.
+/// Each level costs more than the one before it: `Processes` opens every
+/// `/proc/PID/fd` on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HolderDetail {
+    /// No holders: only the sockets and the port facts. Reads no
+    /// process's fds.
+    None,
+    /// Each holder's pid and fd, and what its process is: command,
+    /// arguments, user, container.
+    Processes,
+}
+
+/// A probe's question: which sockets, from where, and how much to learn
+/// about them. Build one with [`Query::ports`], [`Query::listening`] or
+/// [`Query::all`], then adjust its fields.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// Which sockets are reported.
+    pub view: View,
+    /// The ports asked for, in the order given, duplicates removed. Used
+    /// by [`View::Ports`]; each gets its own verdict in the report.
+    pub ports: Vec<PortRange>,
+    /// Keep only sockets that are not connected (listeners, bound-only
+    /// TCP sockets, unconnected UDP sockets), whatever the view.
+    pub listening_only: bool,
+    /// The protocols to look at.
+    pub protocols: Vec<Protocol>,
+    /// The address families to look at.
+    pub families: Vec<Family>,
+    /// Also match sockets whose remote port is one of [`Query::ports`].
+    pub match_remote: bool,
+    /// Where sockets come from.
+    pub source: SourceChoice,
+    /// Which network namespaces to probe.
+    pub netns: NetnsChoice,
+    /// How much to learn about the holders.
+    pub holders: HolderDetail,
+    /// Name holders' users from `/etc/passwd` (off: numbers only).
+    pub user_names: bool,
+    /// The caller needs only to know whether any socket matched: the
+    /// probe may stop at the first one it finds, and reports only those
+    /// it found by then.
+    pub stop_at_first_match: bool,
+    /// Where `/proc` is (a test fixture may stand in for it).
+    pub proc_root: ProcRoot,
+    /// IANA's registry and the local names it lacks.
+    pub services: Services,
+}
+
+impl Query {
+    fn with_view(view: View, ports: Vec<PortRange>) -> Query {
+        let mut asked: Vec<PortRange> = Vec::with_capacity(ports.len());
+        let mut seen = std::collections::HashSet::with_capacity(ports.len());
+        for range in ports {
+            if seen.insert(range) {
+                asked.push(range);
+            }
+        }
+        Query {
+            view,
+            ports: asked,
+            listening_only: false,
+            protocols: vec![Protocol::Tcp, Protocol::Udp],
+            families: vec![Family::Inet, Family::Inet6],
+            match_remote: false,
+            source: SourceChoice::Auto,
+            netns: NetnsChoice::Current,
+            holders: HolderDetail::Processes,
+            user_names: true,
+            stop_at_first_match: false,
+            proc_root: ProcRoot::default(),
+            services: Services::default(),
+        }
+    }
+
+    /// Every socket whose local port is in `ports`, over TCP and UDP,
+    /// IPv4 and IPv6, with its holders. Duplicates are dropped; the order
+    /// is kept.
+    pub fn ports(ports: impl IntoIterator<Item = PortRange>) -> Query {
+        Query::with_view(View::Ports, ports.into_iter().collect())
+    }
+
+    /// What is listening, with holders.
+    pub fn listening() -> Query {
+        Query::with_view(View::Listening, Vec::new())
+    }
+
+    /// Every socket in every state, with holders.
+    pub fn all() -> Query {
+        Query::with_view(View::All, Vec::new())
+    }
+
+    /// The ports asked for, sorted and merged: what the kernel's filter
+    /// matches.
+    pub fn merged_ports(&self) -> Vec<PortRange> {
+        portspec::normalize(self.ports.clone())
+    }
+
+    /// Whether a socket of this protocol and family is asked for.
+    pub fn wants(&self, protocol: Protocol, family: Family) -> bool {
+        self.protocols.contains(&protocol) && self.families.contains(&family)
+    }
+
+    /// Whether only unconnected sockets are wanted, by the view or by
+    /// [`Query::listening_only`].
+    pub fn unconnected_only(&self) -> bool {
+        self.view == View::Listening || self.listening_only
+    }
+}

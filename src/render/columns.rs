@@ -1,0 +1,393 @@
+//! The table's columns, one registry entry each: the name `-o` takes,
+//! the header, where the same value sits in the JSON document, the help
+//! text, and how a cell is made. The table, `-o help`, `--help` and the
+//! man page all read this list, so a column is added in one place.
+
+use crate::closest::closest;
+use crate::error::Error;
+use crate::netns::NetnsLabel;
+use crate::render::escape::{escape_bytes, escape_str};
+use crate::report::{Holder, Row};
+use crate::socket::{Family, Protocol, State};
+
+/// A column of the socket table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnId {
+    /// tcp, udp, tcp6, udp6, tcp46 or udp46.
+    Proto,
+    /// The kernel's state name.
+    State,
+    /// What the socket does with its port.
+    Role,
+    /// Local address and port.
+    Local,
+    /// The service registered on the local port.
+    Service,
+    /// Remote address and port.
+    Remote,
+    /// The holder's pid.
+    Pid,
+    /// The holder's user.
+    User,
+    /// The holder's fd.
+    Fd,
+    /// The holder's command name.
+    Command,
+    /// The holder's command line.
+    Args,
+    /// The uid the kernel records as the socket's owner.
+    Uid,
+    /// The socket's inode.
+    Inode,
+    /// The network namespace's inode.
+    Netns,
+    /// The container the holder runs in.
+    Container,
+}
+
+/// What one cell is made from: a socket row, one of its holders (none
+/// for a socket without a visible holder), and its namespace.
+pub struct CellSource<'a> {
+    /// The socket.
+    pub row: &'a Row,
+    /// The holder this line is for, if the socket has any.
+    pub holder: Option<&'a Holder>,
+    /// The namespace the socket lives in.
+    pub netns: &'a NetnsLabel,
+    /// Mark risky listeners with `!` in the ROLE column.
+    pub mark_risky: bool,
+}
+
+/// One entry of the registry.
+pub struct Column {
+    /// Which column this is.
+    pub id: ColumnId,
+    /// The name `-o` takes (lower case).
+    pub name: &'static str,
+    /// The table's header.
+    pub header: &'static str,
+    /// Where the same value is found in a socket of `--json`.
+    pub json_key: &'static str,
+    /// One line for `-o help`, `--help` and the man page.
+    pub help: &'static str,
+    /// Makes the cell's text, escaped for a terminal.
+    pub cell: fn(&CellSource<'_>) -> String,
+}
+
+/// Every column, in the order `-o help` lists them.
+pub static COLUMNS: [Column; 15] = [
+    Column {
+        id: ColumnId::Proto,
+        name: "proto",
+        header: "PROTO",
+        json_key: "protocol, family, v6only",
+        help: "tcp or udp; 6 for IPv6, 46 for an IPv6 wildcard socket that also takes IPv4",
+        cell: |c| protocol_label(c.row),
+    },
+    Column {
+        id: ColumnId::State,
+        name: "state",
+        header: "STATE",
+        json_key: "state",
+        help: "the kernel's state (UNCONN for an unconnected UDP socket)",
+        cell: |c| state_label(c.row),
+    },
+    Column {
+        id: ColumnId::Role,
+        name: "role",
+        header: "ROLE",
+        json_key: "role, risky",
+        help: "listener, bound-only, accepted, outgoing or time-wait; ! marks a port an outgoing connection may take",
+        cell: |c| {
+            let name = c.row.role.name();
+            if c.mark_risky && c.row.risky {
+                format!("{name}!")
+            } else {
+                name.to_string()
+            }
+        },
+    },
+    Column {
+        id: ColumnId::Local,
+        name: "local",
+        header: "LOCAL",
+        json_key: "local",
+        help: "local address and port",
+        cell: |c| c.row.socket.local.to_string(),
+    },
+    Column {
+        id: ColumnId::Service,
+        name: "service",
+        header: "SERVICE",
+        json_key: "service",
+        help: "the service registered on the local port for this protocol",
+        cell: |c| c.row.service.as_deref().map_or("-".to_string(), escape_str),
+    },
+    Column {
+        id: ColumnId::Remote,
+        name: "remote",
+        header: "REMOTE",
+        json_key: "remote",
+        help: "remote address and port (*:* when not connected)",
+        cell: |c| c.row.socket.remote.to_string(),
+    },
+    Column {
+        id: ColumnId::Pid,
+        name: "pid",
+        header: "PID",
+        json_key: "holders[].pid, holders[].pid_in_namespace",
+        help: "the holding process; HOST/INNER for a process in another pid namespace",
+        cell: |c| match c.holder {
+            Some(h) => match h.pid_in_namespace() {
+                Some(inner) => format!("{}/{inner}", h.pid),
+                None => h.pid.to_string(),
+            },
+            None => "-".to_string(),
+        },
+    },
+    Column {
+        id: ColumnId::User,
+        name: "user",
+        header: "USER",
+        json_key: "holders[].user, holders[].uid",
+        help: "the holder's user (the socket's owner when the holder is hidden)",
+        cell: |c| match c.holder {
+            Some(h) => match (h.user(), h.uid()) {
+                (Some(name), _) => escape_str(name),
+                (None, Some(uid)) => uid.to_string(),
+                (None, None) => "?".to_string(),
+            },
+            None if c.row.holders_hidden => c.row.socket.uid.to_string(),
+            None => "-".to_string(),
+        },
+    },
+    Column {
+        id: ColumnId::Fd,
+        name: "fd",
+        header: "FD",
+        json_key: "holders[].fd",
+        help: "the holder's file descriptor for the socket",
+        cell: |c| c.holder.map_or("-".to_string(), |h| h.fd.to_string()),
+    },
+    Column {
+        id: ColumnId::Command,
+        name: "command",
+        header: "COMMAND",
+        json_key: "holders[].command",
+        help: "the holder's command name; (hidden) when this user may not see it",
+        cell: |c| match c.holder {
+            Some(h) => escape_bytes(h.command()),
+            None if c.row.holders_hidden => "(hidden)".to_string(),
+            None => "-".to_string(),
+        },
+    },
+    Column {
+        id: ColumnId::Args,
+        name: "args",
+        header: "ARGS",
+        json_key: "holders[].cmdline",
+        help: "the holder's command line",
+        cell: |c| match c.holder {
+            Some(h) => {
+                let args: Vec<String> = h.cmdline().iter().map(|a| escape_bytes(a)).collect();
+                args.join(" ")
+            }
+            None => String::new(),
+        },
+    },
+    Column {
+        id: ColumnId::Uid,
+        name: "uid",
+        header: "UID",
+        json_key: "uid",
+        help: "the uid the kernel records as the socket's owner",
+        cell: |c| c.row.socket.uid.to_string(),
+    },
+    Column {
+        id: ColumnId::Inode,
+        name: "inode",
+        header: "INODE",
+        json_key: "inode",
+        help: "the socket's inode (0 for sockets no file refers to)",
+        cell: |c| c.row.socket.inode.to_string(),
+    },
+    Column {
+        id: ColumnId::Netns,
+        name: "netns",
+        header: "NETNS",
+        json_key: "netns.inode",
+        help: "the inode of the socket's network namespace",
+        cell: |c| c.netns.inode.map_or("-".to_string(), |i| i.to_string()),
+    },
+    Column {
+        id: ColumnId::Container,
+        name: "container",
+        header: "CONTAINER",
+        json_key: "holders[].container",
+        help: "the container the holder runs in, from its cgroup",
+        cell: |c| {
+            c.holder
+                .and_then(Holder::container)
+                .map_or("-".to_string(), |k| {
+                    let name = k
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| k.id.chars().take(12).collect());
+                    format!("{}:{}", k.runtime, escape_str(&name))
+                })
+        },
+    },
+];
+
+/// The columns shown without `-o`.
+pub const DEFAULT: [ColumnId; 11] = [
+    ColumnId::Proto,
+    ColumnId::State,
+    ColumnId::Role,
+    ColumnId::Local,
+    ColumnId::Service,
+    ColumnId::Remote,
+    ColumnId::Pid,
+    ColumnId::User,
+    ColumnId::Fd,
+    ColumnId::Command,
+    ColumnId::Args,
+];
+
+impl ColumnId {
+    /// The column's registry entry.
+    pub fn column(self) -> &'static Column {
+        COLUMNS
+            .iter()
+            .find(|c| c.id == self)
+            .expect("every column id has an entry")
+    }
+
+    /// Whether the column shows something of the holding process.
+    pub fn is_about_holders(self) -> bool {
+        matches!(
+            self,
+            ColumnId::Pid
+                | ColumnId::User
+                | ColumnId::Fd
+                | ColumnId::Command
+                | ColumnId::Args
+                | ColumnId::Container
+        )
+    }
+}
+
+/// Reads `-o`'s list: names separated by commas, any case. An unknown
+/// name is an error that lists the close ones.
+pub fn parse_list(list: &str) -> Result<Vec<ColumnId>, Error> {
+    let mut chosen = Vec::new();
+    for name in list.split(',').map(str::trim) {
+        if name.is_empty() {
+            return Err(Error::Usage(format!(
+                "invalid column list '{list}': an empty column name ('-o help' lists them)"
+            )));
+        }
+        let found = COLUMNS.iter().find(|c| c.name.eq_ignore_ascii_case(name));
+        match found {
+            Some(column) => chosen.push(column.id),
+            None => {
+                let close = closest(name, COLUMNS.iter().map(|c| c.name), 3);
+                let hint = if close.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (did you mean: {}?)", close.join(", "))
+                };
+                return Err(Error::Usage(format!(
+                    "unknown column '{name}'{hint}; '-o help' lists the columns"
+                )));
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+/// `-o help`: each column's name, header, help and JSON key.
+pub fn list() -> String {
+    let width = COLUMNS.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    let mut out = String::from("Columns for -o (the default ones marked *):\n");
+    for c in &COLUMNS {
+        let mark = if DEFAULT.contains(&c.id) { '*' } else { ' ' };
+        out.push_str(&format!(
+            "  {mark} {:width$}  {}. JSON: {}\n",
+            c.name, c.help, c.json_key
+        ));
+    }
+    out
+}
+
+/// `-o`'s long help, with the column list: `--help` and the man page
+/// print it.
+pub fn long_help() -> String {
+    let names: Vec<&str> = COLUMNS.iter().map(|c| c.name).collect();
+    let defaults: Vec<&str> = DEFAULT.iter().map(|id| id.column().name).collect();
+    format!(
+        "The table's columns, in order, separated by commas (`-o proto,local,pid,command`); `-o help` describes each. Columns: {}. The default: {}. JSON output always has every field.",
+        names.join(", "),
+        defaults.join(",")
+    )
+}
+
+/// The protocol column: tcp/udp for IPv4, tcp6/udp6 for IPv6, and
+/// tcp46/udp46 for an IPv6 wildcard socket that also takes IPv4.
+pub fn protocol_label(row: &Row) -> String {
+    let s = &row.socket;
+    let suffix = match (s.family, s.v6only) {
+        (Family::Inet, _) => "",
+        (Family::Inet6, Some(false)) if s.local.is_unspecified() => "46",
+        (Family::Inet6, _) => "6",
+    };
+    format!("{}{suffix}", s.protocol.name())
+}
+
+fn state_label(row: &Row) -> String {
+    match (row.socket.protocol, row.socket.state) {
+        (Protocol::Udp, State::Close) => "UNCONN".to_string(),
+        (_, state) => state.kernel_name(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_column_has_one_entry_and_a_unique_name() {
+        for (i, c) in COLUMNS.iter().enumerate() {
+            assert_eq!(c.id.column().name, c.name);
+            assert!(COLUMNS[i + 1..].iter().all(|o| o.name != c.name));
+            assert_eq!(c.header, c.name.to_ascii_uppercase());
+        }
+    }
+
+    #[test]
+    fn lists_are_read_in_order_and_unknown_names_get_close_ones() {
+        assert_eq!(
+            parse_list("proto,LOCAL, pid,command").unwrap(),
+            vec![
+                ColumnId::Proto,
+                ColumnId::Local,
+                ColumnId::Pid,
+                ColumnId::Command
+            ]
+        );
+        let err = parse_list("proto,comand").unwrap_err().to_string();
+        assert!(err.contains("unknown column 'comand'"), "{err}");
+        assert!(err.contains("did you mean: command"), "{err}");
+        assert!(parse_list("proto,,pid").is_err());
+    }
+
+    #[test]
+    fn the_help_names_every_column() {
+        let help = long_help();
+        let listing = list();
+        for c in &COLUMNS {
+            assert!(help.contains(c.name), "{}", c.name);
+            assert!(listing.contains(c.help), "{}", c.name);
+        }
+    }
+}
