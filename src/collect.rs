@@ -11,8 +11,11 @@ use crate::source::{BlindSpot, SourceKind, netlink_unavailable};
 
 /// The sockets one source gave.
 pub struct Collected {
+    /// The sockets on the ports and in the states asked for.
     pub sockets: Vec<Socket>,
+    /// Replies (or /proc/net lines) that could not be decoded.
     pub skipped: usize,
+    /// The source that answered.
     pub source: SourceKind,
     /// Why sock_diag was given up for /proc, when it was.
     pub fallback: Option<String>,

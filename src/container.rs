@@ -1,5 +1,5 @@
 //! Which container a process runs in, read from its cgroup path
-//! (/proc/[pid]/cgroup). Container runtimes name the cgroups they create
+//! (/proc/PID/cgroup). Container runtimes name the cgroups they create
 //! after the container, each in its own format; this module knows those
 //! formats and nothing else. Pure functions over text.
 
@@ -17,7 +17,7 @@ pub struct Container {
     pub pod_uid: Option<String>,
 }
 
-/// The container of a process, from the whole text of /proc/[pid]/cgroup.
+/// The container of a process, from the whole text of /proc/PID/cgroup.
 /// The unified (cgroup v2) line `0::PATH` is preferred; on cgroup v1 the
 /// first line that names a container wins.
 pub fn from_proc_cgroup(text: &str) -> Option<Container> {

@@ -1,7 +1,7 @@
 //! Network namespaces: finding every one on the host, and running work
 //! inside one.
 //!
-//! Namespaces are found through /proc/[pid]/ns/net (de-duplicated by
+//! Namespaces are found through /proc/PID/ns/net (de-duplicated by
 //! inode), the bind mounts of ip-netns under /run/netns, and the ones
 //! Docker keeps under /var/run/docker/netns. Work runs inside a
 //! namespace on a thread of its own that calls setns(2) first: a network
@@ -27,6 +27,9 @@ pub const DOCKER_NETNS_DIR: &str = "/var/run/docker/netns";
 /// How a report names the network namespace it speaks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetnsLabel {
+    /// The namespace's inode, the INODE of `net:[INODE]`; known only when
+    /// every namespace is probed
+    /// ([`NetnsChoice::All`](crate::query::NetnsChoice::All)).
     pub inode: Option<u64>,
     /// The ip-netns name, or Docker's sandbox id, where one is known.
     pub name: Option<String>,
@@ -37,6 +40,8 @@ pub struct NetnsLabel {
 /// One network namespace and what is known about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {
+    /// The namespace's inode, the INODE of `net:[INODE]`: what tells one
+    /// namespace from another.
     pub inode: u64,
     /// A file that refers to it, to open and setns(2) into.
     pub path: PathBuf,

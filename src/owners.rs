@@ -28,7 +28,9 @@ use crate::sys::ProcRoot;
 /// One process's descriptor for a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FdRef {
+    /// The process holding the descriptor.
     pub pid: u32,
+    /// The descriptor's number in `/proc/PID/fd`.
     pub fd: u32,
 }
 
@@ -186,10 +188,13 @@ pub fn socket_inode(target: &[u8]) -> Option<u64> {
 /// What lsport shows about a process that holds a socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessInfo {
+    /// The pid, as seen from lsport's pid namespace.
     pub pid: u32,
     /// The kernel's command name (comm), raw bytes: it is whatever the
     /// process chose, escape sequences included.
     pub command: Vec<u8>,
+    /// The command line, one raw argument each; empty for kernel threads
+    /// and when it could not be read.
     pub cmdline: Vec<Vec<u8>>,
     /// Effective uid, or None when the process exited before we looked.
     pub uid: Option<u32>,

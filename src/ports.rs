@@ -17,12 +17,17 @@ pub const DEFAULT_UNPRIVILEGED_START: u32 = 1024;
 /// IANA's three ranges (RFC 6335, section 6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IanaRange {
+    /// Ports 0-1023, assigned by IANA through IETF review.
     System,
+    /// Ports 1024-49151, registered with IANA on request.
     User,
+    /// Ports 49152-65535, never registered: free for private and
+    /// temporary use.
     Dynamic,
 }
 
 impl IanaRange {
+    /// The range the port falls in.
     pub fn of(port: u16) -> IanaRange {
         [IanaRange::System, IanaRange::User]
             .into_iter()
@@ -39,6 +44,8 @@ impl IanaRange {
         }
     }
 
+    /// The range's name as JSON output gives it: `system`, `user` or
+    /// `dynamic`.
     pub fn name(self) -> &'static str {
         match self {
             IanaRange::System => "system",
@@ -47,6 +54,8 @@ impl IanaRange {
         }
     }
 
+    /// The range in words with its bounds, as the table output prints
+    /// it, e.g. "user port (1024-49151)".
     pub fn describe(self) -> &'static str {
         match self {
             IanaRange::System => "system port (0-1023)",
@@ -60,15 +69,25 @@ impl IanaRange {
 /// be read (and then marked as assumed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting<T> {
+    /// The value read, or the kernel default when `assumed`.
     pub value: T,
+    /// True when the file could not be read or parsed and `value` is
+    /// the kernel default, which the namespace may not use.
     pub assumed: bool,
 }
 
 /// The port policy of one network namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelPortPolicy {
+    /// `ip_local_port_range`: the ports the kernel picks from for
+    /// outgoing connections and for binds to port 0.
     pub ephemeral: Setting<PortRange>,
+    /// `ip_local_reserved_ports`: ports the kernel never picks on its own
+    /// (an explicit bind still gets them); empty when none.
     pub reserved: Setting<Vec<PortRange>>,
+    /// `ip_unprivileged_port_start`: the first port a process without
+    /// CAP_NET_BIND_SERVICE may bind.
+    ///
     /// 0..=65536 in the kernel; kept wide so 65536 ("none privileged"
     /// is 0, "all privileged" is 65536) fits.
     pub unprivileged_start: Setting<u32>,
@@ -94,6 +113,8 @@ impl KernelPortPolicy {
         }
     }
 
+    /// Reads the three sysctls under `sys/net/ipv4` of `root`; a file that
+    /// cannot be read or parsed gives the kernel default, marked assumed.
     pub fn read(root: &ProcRoot) -> KernelPortPolicy {
         fn setting<T>(
             text: Option<String>,
@@ -131,14 +152,18 @@ impl KernelPortPolicy {
         }
     }
 
+    /// True when the port lies in the ephemeral range (reserved or not).
     pub fn is_ephemeral(&self, port: u16) -> bool {
         self.ephemeral.value.contains(port)
     }
 
+    /// True when the port is in `ip_local_reserved_ports`.
     pub fn is_reserved(&self, port: u16) -> bool {
         self.reserved.value.iter().any(|range| range.contains(port))
     }
 
+    /// True when binding the port takes CAP_NET_BIND_SERVICE: it lies
+    /// below `ip_unprivileged_port_start`.
     pub fn is_privileged(&self, port: u16) -> bool {
         u32::from(port) < self.unprivileged_start.value
     }
@@ -187,16 +212,23 @@ pub fn parse_reserved_ports(text: &str) -> Option<Vec<PortRange>> {
 /// Everything lsport says about what one port is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortFacts {
+    /// The port these facts are about.
     pub port: u16,
+    /// IANA's range the port falls in.
     pub iana_range: IanaRange,
+    /// The port lies in the namespace's ephemeral range.
     pub ephemeral: bool,
+    /// The port is in the namespace's `ip_local_reserved_ports`.
     pub reserved: bool,
+    /// Binding the port takes CAP_NET_BIND_SERVICE in the namespace.
     pub privileged: bool,
     /// What is registered on it: IANA's rows, then local names.
     pub services: Vec<Service>,
 }
 
 impl PortFacts {
+    /// Joins the port's IANA range, where it stands against `policy`, and
+    /// what `services` registers on it.
     pub fn of(port: u16, policy: &KernelPortPolicy, services: &Services) -> PortFacts {
         PortFacts {
             port,

@@ -26,10 +26,14 @@ pub enum Role {
     Accepted,
     /// A client end of a connection.
     Outgoing,
+    /// A closed TCP connection the kernel keeps in TIME_WAIT for a while;
+    /// no process holds it, yet it keeps its port pair.
     TimeWait,
 }
 
 impl Role {
+    /// The role's name in the table and JSON output: `listener`,
+    /// `bound-only`, `accepted`, `outgoing` or `time-wait`.
     pub fn name(self) -> &'static str {
         match self {
             Role::Listener => "listener",
@@ -47,7 +51,9 @@ impl Role {
 /// line for each one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
+    /// The process's pid, as seen from lsport's pid namespace.
     pub pid: u32,
+    /// The fd number that refers to the socket in `/proc/PID/fd`.
     pub fd: u32,
     process: Rc<HolderProcess>,
 }
@@ -68,6 +74,8 @@ impl Holder {
         &self.process.command
     }
 
+    /// The command line, one raw argument each (escape before showing);
+    /// empty for kernel threads and when it could not be read.
     pub fn cmdline(&self) -> &[Vec<u8>] {
         &self.process.cmdline
     }
@@ -77,6 +85,8 @@ impl Holder {
         self.process.uid
     }
 
+    /// The name of the effective uid; None when the uid is unknown, has
+    /// no `/etc/passwd` entry, or [`Query::user_names`] is off.
     pub fn user(&self) -> Option<&str> {
         self.process.user.as_deref()
     }
@@ -92,10 +102,15 @@ impl Holder {
     }
 }
 
+/// One socket of the report, with what it does and who holds it.
 #[derive(Debug, Clone)]
 pub struct Row {
+    /// The socket as the source reported it.
     pub socket: Socket,
+    /// What the socket is doing with its local port.
     pub role: Role,
+    /// The processes holding the socket, one per fd; empty when none was
+    /// seen or none was looked for ([`HolderDetail::None`]).
     pub holders: Vec<Holder>,
     /// The socket has an inode but no holder we could see, and some
     /// processes' fds were unreadable: its holder may be among them.
@@ -111,11 +126,15 @@ pub struct Row {
 /// The verdict on one port, or on one range as the user asked for it.
 #[derive(Debug, Clone)]
 pub struct PortVerdict {
+    /// The port or range as asked.
     pub asked: PortRange,
     /// The facts of each port this verdict speaks for: the single port
     /// asked, or each port of a range that is in use.
     pub facts: Vec<PortFacts>,
+    /// How many sockets of the report are on the port or range.
     pub sockets: usize,
+    /// The ports of the range that a matching socket uses, sorted, each
+    /// once.
     pub in_use_ports: Vec<u16>,
     /// For a range: the registrations that span exactly that range, as
     /// `lsport x11` asks for 6000-6063.
@@ -123,6 +142,7 @@ pub struct PortVerdict {
 }
 
 impl PortVerdict {
+    /// Whether any socket is on the port or range.
     pub fn in_use(&self) -> bool {
         self.sockets > 0
     }
@@ -155,12 +175,18 @@ impl Report {
 /// What one network namespace holds on the ports asked for.
 #[derive(Debug)]
 pub struct NamespaceReport {
+    /// Which sockets the query asked for.
     pub view: View,
     /// The network namespace the sockets and port facts belong to.
     pub netns: NetnsLabel,
+    /// The namespace's ephemeral range, reserved and privileged ports.
     pub policy: KernelPortPolicy,
+    /// One verdict per port or range of [`Query::ports`], in that order.
     pub ports: Vec<PortVerdict>,
+    /// The sockets shown, ordered by local port, protocol, family, role
+    /// and addresses.
     pub rows: Vec<Row>,
+    /// The protocols the query looked at.
     pub protocols: Vec<Protocol>,
     /// Sockets whose holders could not be seen.
     pub hidden_sockets: usize,
@@ -175,6 +201,7 @@ pub struct NamespaceReport {
 }
 
 impl NamespaceReport {
+    /// Whether any socket matched in this namespace.
     pub fn any_match(&self) -> bool {
         !self.rows.is_empty()
     }

@@ -4,13 +4,17 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// The transport protocol of a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Protocol {
+    /// TCP.
     Tcp,
+    /// UDP.
     Udp,
 }
 
 impl Protocol {
+    /// The protocol's name as ss prints it: `tcp` or `udp`.
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Tcp => "tcp",
@@ -19,13 +23,17 @@ impl Protocol {
     }
 }
 
+/// The address family of a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Family {
+    /// IPv4 (AF_INET).
     Inet,
+    /// IPv6 (AF_INET6), which also carries IPv4-mapped addresses.
     Inet6,
 }
 
 impl Family {
+    /// The family's name as ss prints it: `inet` or `inet6`.
     pub fn name(self) -> &'static str {
         match self {
             Family::Inet => "inet",
@@ -40,23 +48,43 @@ impl Family {
 /// a whole dump or a whole /proc file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum State {
+    /// A connected socket (1); for UDP, a connected socket.
     Established,
+    /// A TCP connect in progress: SYN sent, no answer yet (2).
     SynSent,
+    /// A TCP handshake answered with SYN-ACK, waiting for the final ACK (3).
     SynRecv,
+    /// This side closed first and sent its FIN (4).
     FinWait1,
+    /// This side's FIN was acknowledged; waiting for the peer's FIN (5).
     FinWait2,
+    /// Closed on both sides; the port pair is kept a while so late
+    /// segments are not taken for a new connection (6).
     TimeWait,
+    /// Not connected and not listening (7): for UDP, an unconnected
+    /// socket; for TCP, a closed socket or one bound on an older kernel.
     Close,
+    /// The peer closed first; this side has not closed yet (8).
     CloseWait,
+    /// The peer closed first, then this side; waiting for the last ACK (9).
     LastAck,
+    /// A TCP listener (10).
     Listen,
+    /// Both sides closed at the same time (11).
     Closing,
+    /// A request socket: a connection whose handshake is still under way
+    /// on a listener (12).
     NewSynRecv,
+    /// A TCP socket that is bound but neither listening nor connected
+    /// (13, reported since Linux 6.5).
     BoundInactive,
+    /// A number this version does not know, kept as the kernel gave it.
     Other(u8),
 }
 
 impl State {
+    /// The state for the kernel's number; an unknown number gives
+    /// [`State::Other`].
     pub fn from_kernel(code: u8) -> State {
         match code {
             1 => State::Established,
@@ -122,11 +150,16 @@ impl State {
 /// One end of a socket: address and port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Endpoint {
+    /// The address as the source gave it; unspecified (0.0.0.0 or ::)
+    /// for a socket bound to every address or with no peer.
     pub address: IpAddr,
+    /// The port; 0 where none is bound or there is no peer.
     pub port: u16,
 }
 
 impl Endpoint {
+    /// Whether the address is the wildcard 0.0.0.0 or ::, that is every
+    /// local address (or, for a remote end, no peer).
     pub fn is_unspecified(&self) -> bool {
         self.address.is_unspecified()
     }
@@ -163,17 +196,22 @@ impl fmt::Display for Endpoint {
 /// A socket as a source reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Socket {
+    /// TCP or UDP.
     pub protocol: Protocol,
+    /// IPv4 or IPv6.
     pub family: Family,
+    /// The kernel's state for the socket.
     pub state: State,
+    /// The local end: the address and port the socket is bound to.
     pub local: Endpoint,
+    /// The peer; the unspecified address and port 0 when not connected.
     pub remote: Endpoint,
     /// IPV6_V6ONLY for IPv6 sockets; None for IPv4 sockets and where the
     /// source does not say.
     pub v6only: Option<bool>,
     /// The uid that created the socket, as the kernel records it.
     pub uid: u32,
-    /// The socket's inode: the N in /proc/[pid]/fd/* -> socket:[N].
+    /// The socket's inode: the N in `/proc/PID/fd/* -> socket:[N]`.
     /// Zero for sockets no file refers to (TIME_WAIT, request sockets,
     /// connections not yet accepted).
     pub inode: u64,
@@ -196,15 +234,19 @@ impl Socket {
 /// An inclusive range of ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PortRange {
+    /// The first port of the range.
     pub lo: u16,
+    /// The last port of the range, included; equal to `lo` for one port.
     pub hi: u16,
 }
 
 impl PortRange {
+    /// The range holding only `port`.
     pub fn single(port: u16) -> PortRange {
         PortRange { lo: port, hi: port }
     }
 
+    /// Whether `port` lies in the range, both ends included.
     pub fn contains(&self, port: u16) -> bool {
         self.lo <= port && port <= self.hi
     }

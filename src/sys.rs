@@ -5,6 +5,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// Where /proc is: `/proc` itself by default, or a directory laid out
+/// like it (a test fixture).
 #[derive(Debug, Clone)]
 pub struct ProcRoot {
     base: PathBuf,
@@ -17,10 +19,12 @@ impl Default for ProcRoot {
 }
 
 impl ProcRoot {
+    /// A root at `base` instead of `/proc`.
     pub fn new(base: impl Into<PathBuf>) -> ProcRoot {
         ProcRoot { base: base.into() }
     }
 
+    /// The directory that stands for `/proc`.
     pub fn base(&self) -> &Path {
         &self.base
     }
@@ -30,6 +34,7 @@ impl ProcRoot {
         self.base.join(relative)
     }
 
+    /// Reads a file below the root, e.g. a sysctl under `sys/`, as text.
     pub fn read_to_string(&self, relative: &str) -> io::Result<String> {
         std::fs::read_to_string(self.path(relative))
     }

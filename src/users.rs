@@ -3,17 +3,20 @@
 
 use std::collections::HashMap;
 
+/// User names by uid.
 pub struct UserNames {
     names: HashMap<u32, String>,
 }
 
 impl UserNames {
+    /// No names: every user shows as a number.
     pub fn none() -> UserNames {
         UserNames {
             names: HashMap::new(),
         }
     }
 
+    /// The names of a passwd file; none when it cannot be read.
     pub fn load(path: &str) -> UserNames {
         let text = std::fs::read(path).unwrap_or_default();
         UserNames {
@@ -21,6 +24,7 @@ impl UserNames {
         }
     }
 
+    /// The name of `uid`; None when the file has no entry for it.
     pub fn name(&self, uid: u32) -> Option<&str> {
         self.names.get(&uid).map(String::as_str)
     }

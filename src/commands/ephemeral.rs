@@ -92,10 +92,12 @@ pub struct StateCounts {
     pub established: u32,
     /// FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING.
     pub closing: u32,
+    /// TIME_WAIT: closed connections whose port the kernel still keeps.
     pub time_wait: u32,
 }
 
 impl StateCounts {
+    /// Every socket counted, whatever its state: the ports they take.
     pub fn total(&self) -> u32 {
         self.established + self.closing + self.time_wait
     }
@@ -119,7 +121,10 @@ impl StateCounts {
 /// starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Destination {
+    /// The remote address and port (an IPv4-mapped address as IPv4).
     pub remote: Endpoint,
+    /// The outgoing TCP sockets toward it whose local port is in the
+    /// range, TIME_WAIT included.
     pub in_use: StateCounts,
     /// Local ports left for new connections to this destination.
     pub headroom: u32,
@@ -130,6 +135,7 @@ pub struct Destination {
 /// A planned port range (`--check-range`) against the ephemeral range.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Overlap {
+    /// The planned range as given.
     pub planned: PortRange,
     /// The part of the planned range inside the ephemeral range.
     pub overlap: Option<PortRange>,
@@ -137,11 +143,16 @@ pub struct Overlap {
     pub unreserved: u32,
 }
 
+/// One namespace's ephemeral range against the sockets it holds.
 #[derive(Debug, Clone)]
 pub struct Analysis {
+    /// The ephemeral range, `ip_local_port_range`.
     pub range: PortRange,
+    /// The range could not be read: it is the kernel default.
     pub range_assumed: bool,
+    /// How many ports the range holds, both ends included.
     pub size: u32,
+    /// How many ports of the range are in `ip_local_reserved_ports`.
     pub reserved_in_range: u32,
     /// Both ends of the range have the same parity: the kernel warns,
     /// as it prefers even ports for connect() and odd ones for bind(0).
@@ -158,9 +169,14 @@ pub struct Analysis {
     /// Listening or bound-only sockets (TCP, and unconnected UDP) whose
     /// port is inside the range and not reserved.
     pub risky: Vec<Row>,
+    /// Each planned range against the ephemeral range, in the order
+    /// given.
     pub overlaps: Vec<Overlap>,
 }
 
+/// Analyses the ephemeral range of `policy` against `rows`, a report's
+/// rows (every socket, for true counts), and checks each `planned` range
+/// against it.
 pub fn analyze(policy: &KernelPortPolicy, rows: &[Row], planned: &[PortRange]) -> Analysis {
     let range = policy.ephemeral.value;
     let in_range = |port: u16| range.contains(port);

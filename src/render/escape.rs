@@ -18,6 +18,8 @@ pub fn escape_bytes(raw: &[u8]) -> String {
     out
 }
 
+/// Escapes text already known to be UTF-8 the same way as
+/// [`escape_bytes`], e.g. a path or a name read from a file.
 pub fn escape_str(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     escape_into(&mut out, text);

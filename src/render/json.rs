@@ -4,8 +4,9 @@
 //! be added, never renamed or removed, without a new `schema_version`.
 //!
 //! Strings from other processes are escaped by serde_json, and then some:
-//! [`TerminalSafe`] also escapes C1 controls and the invisible characters
-//! that reorder text, so that no JSON viewer on a terminal obeys them.
+//! `TerminalSafe`, the formatter, also escapes C1 controls and the
+//! invisible characters that reorder text, so that no JSON viewer on a
+//! terminal obeys them.
 
 use std::borrow::Cow;
 use std::io;

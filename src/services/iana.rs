@@ -6,10 +6,12 @@ use super::Protocols;
 use super::iana_table::{BY_NAME, BY_PORT, DESCRIPTIONS, ENTRIES, Entry, NAMES};
 
 impl Entry {
+    /// The registration's first and last port.
     pub fn ports(&self) -> (u16, u16) {
         (self.lo, self.hi)
     }
 
+    /// The protocols the registration is for.
     pub fn protocols(&self) -> Protocols {
         Protocols(self.protocols)
     }
@@ -20,6 +22,7 @@ impl Entry {
         &NAMES[at..at + usize::from(self.name_len)]
     }
 
+    /// IANA's description; empty for the rows that have none.
     pub fn description(&self) -> &'static str {
         let at = (self.description >> 8) as usize;
         let len = (self.description & 0xff) as usize;
@@ -69,6 +72,7 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     })
 }
 
+/// The date of the registry the table was made from, `YYYY-MM-DD`.
 pub fn updated() -> &'static str {
     super::iana_table::UPDATED
 }

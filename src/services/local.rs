@@ -7,8 +7,12 @@ use super::Protocols;
 /// One name from the file, on one port and protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalName {
+    /// The port the line names.
     pub port: u16,
+    /// The line's protocol; several once the lines of one name are
+    /// merged.
     pub protocols: Protocols,
+    /// The service name or one of its aliases, as the file spells it.
     pub name: String,
 }
 

@@ -42,6 +42,7 @@ impl Protocols {
             .map(|(bit, _)| Protocols(*bit))
     }
 
+    /// The set holding only a socket's protocol.
     pub fn of(protocol: Protocol) -> Protocols {
         match protocol {
             Protocol::Tcp => Protocols(1),
@@ -67,19 +68,24 @@ impl Protocols {
             .map(|(_, name)| name)
     }
 
-    /// "tcp, udp"
+    /// The names joined with commas, e.g. "tcp, udp".
     pub fn label(self) -> String {
         self.names().collect::<Vec<_>>().join(", ")
     }
 }
 
+/// Where a service registration comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
+    /// IANA's registry, as carried in the binary.
     Iana,
+    /// The local services file (`/etc/services` by default), for a name
+    /// IANA does not have on that port and protocol.
     Local,
 }
 
 impl Source {
+    /// The source's name in JSON output: `iana` or `local`.
     pub fn name(self) -> &'static str {
         match self {
             Source::Iana => "iana",
@@ -93,12 +99,14 @@ impl Source {
 pub struct Service {
     /// Empty for IANA rows without a name, such as "Reserved".
     pub name: String,
+    /// The protocols the registration is for.
     pub protocols: Protocols,
     /// IANA's description; None for local names and for the few IANA
     /// rows that have none.
     pub description: Option<String>,
     /// The registration's ports: x11 covers 6000-6063.
     pub ports: PortRange,
+    /// IANA's registry or the local services file.
     pub source: Source,
 }
 
@@ -220,6 +228,8 @@ impl Services {
         }))
     }
 
+    /// The date of the IANA registry carried in the binary, as
+    /// `YYYY-MM-DD`.
     pub fn iana_updated() -> &'static str {
         iana::updated()
     }

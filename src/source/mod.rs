@@ -7,11 +7,14 @@ pub mod procfs;
 /// The source that answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
+    /// sock_diag over netlink.
     Netlink,
+    /// The /proc/net tables (tcp, tcp6, udp, udp6).
     Proc,
 }
 
 impl SourceKind {
+    /// The source's name in JSON output: `netlink` or `proc`.
     pub fn name(self) -> &'static str {
         match self {
             SourceKind::Netlink => "netlink",
@@ -39,6 +42,7 @@ impl BlindSpot {
         }
     }
 
+    /// What cannot be seen, in one line for the user.
     pub fn describe(self) -> &'static str {
         match self {
             BlindSpot::TcpBoundOnly => {

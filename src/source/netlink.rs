@@ -63,7 +63,9 @@ pub const TCP_UNCONNECTED: u32 = (1 << 10) | (1 << 13);
 /// What one dump asks the kernel for.
 #[derive(Debug, Clone)]
 pub struct DumpRequest {
+    /// The address family to dump.
     pub family: Family,
+    /// The protocol to dump.
     pub protocol: Protocol,
     /// Bit N set asks for sockets in kernel state N.
     pub states: u32,
@@ -77,7 +79,10 @@ pub struct DumpRequest {
 /// back to /proc.
 #[derive(Debug)]
 pub struct DumpError {
+    /// The errno of the failed call or of the kernel's answer (positive);
+    /// None when the replies themselves were malformed.
     pub errno: Option<i32>,
+    /// What failed, in one line for the user.
     pub message: String,
 }
 
@@ -238,7 +243,9 @@ pub fn build_both_families_request(request: &DumpRequest, sequence: u32) -> Vec<
 /// Where a stream of replies stands after one buffer.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Progress {
+    /// The dump is not finished: read another buffer.
     More,
+    /// The kernel ended the dump (NLMSG_DONE).
     Done,
 }
 

@@ -70,6 +70,7 @@ pub enum Line {
     Header,
     /// Nothing but whitespace.
     Blank,
+    /// A socket, read whole.
     Socket(Socket),
     /// Not a line the kernel writes: skipped and counted.
     Bad,
