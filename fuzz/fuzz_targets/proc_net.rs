@@ -5,9 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lsport_fuzz::ports::PortRange;
-use lsport_fuzz::socket::{Family, Protocol};
-use lsport_fuzz::source::procfs::{Filter, parse_table};
+use lsport::socket::{Family, PortRange, Protocol};
+use lsport::source::procfs::{Filter, parse_table};
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks the table and the filter; the rest is the text.

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lsport_fuzz::socket::Protocol;
-use lsport_fuzz::source::netlink::decode_replies;
+use lsport::socket::Protocol;
+use lsport::source::netlink::decode_replies;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, bytes)) = data.split_first() else {
