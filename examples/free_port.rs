@@ -24,7 +24,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
         Err(err) => {
-            eprintln!("free_port: {}", lsport::render::escape::escape_str(&err.to_string()));
+            eprintln!(
+                "free_port: {}",
+                lsport::render::escape::escape_str(&err.to_string())
+            );
             return ExitCode::from(2);
         }
     };
