@@ -2,8 +2,8 @@
 //! made by tools/gen-iana.py). Nothing is parsed at start-up: lookups
 //! binary-search sorted static arrays.
 
-use super::Protocols;
 use super::iana_table::{BY_NAME, BY_PORT, DESCRIPTIONS, ENTRIES, Entry, NAMES};
+use super::protocols::Protocols;
 
 impl Entry {
     /// The registration's first and last port.

@@ -2,7 +2,7 @@
 //! [aliases...] [# comment]`. It is optional; a line that does not parse,
 //! or names a protocol lsport does not know (ddp), is skipped.
 
-use super::Protocols;
+use super::protocols::Protocols;
 
 /// One name from the file, on one port and protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
