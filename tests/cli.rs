@@ -17,6 +17,11 @@ fn bad_input_gets_one_clear_line_and_exit_2() {
         &["65536"],
         &["--color=sometimes", "22"],
         &["--no-such-flag"],
+        &["-o", "proto,comand", "22"],
+        &["-o", "proto,,pid", "22"],
+        &["-o", "", "22"],
+        &["ephemeral", "--top", "0"],
+        &["suggest", "0"],
     ];
     for args in cases {
         let output = lsport(*args);
@@ -40,4 +45,63 @@ fn help_and_version_exit_0() {
         stdout(&version).trim(),
         format!("lsport {}", env!("CARGO_PKG_VERSION"))
     );
+}
+
+#[test]
+fn an_unknown_column_names_the_close_ones() {
+    let output = lsport(["-o", "proto,comand", "22"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(err.contains("unknown column 'comand'"), "{err}");
+    assert!(err.contains("did you mean: command"), "{err}");
+}
+
+#[test]
+fn column_help_lists_every_column_with_its_json_key() {
+    let output = lsport(["-o", "help"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    for name in [
+        "proto",
+        "state",
+        "role",
+        "local",
+        "service",
+        "remote",
+        "pid",
+        "user",
+        "fd",
+        "command",
+        "args",
+        "uid",
+        "inode",
+        "netns",
+        "container",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start_matches([' ', '*']).starts_with(name)),
+            "-o help lacks {name}: {text}"
+        );
+    }
+    assert!(text.contains("JSON: holders[].pid"), "{text}");
+    // --help carries the same list, from the same registry.
+    let help = stdout(&lsport(["--help"]));
+    assert!(help.contains("Columns: proto, state, role"), "{help}");
+}
+
+#[test]
+fn an_unwritable_stderr_loses_the_message_not_the_status() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"SKIPPED an_unwritable_stderr_loses_the_message_not_the_status: no /dev/full\n",
+        );
+        return;
+    };
+    let output = lsport_command(["99999"])
+        .stderr(full)
+        .output()
+        .expect("running lsport");
+    assert_eq!(output.status.code(), Some(2));
 }

@@ -532,3 +532,47 @@ fn unreadable_sysctls_fall_back_to_the_kernel_defaults_marked_assumed() {
     );
     assert!(text.contains("assumed"), "{text}");
 }
+
+#[test]
+fn chosen_columns_in_the_order_given() {
+    if !setup("chosen_columns_in_the_order_given") {
+        return;
+    }
+    let listener = tcp4_listener(40020);
+    let holder = hold(&[listener.as_raw_fd()]);
+    drop(listener);
+
+    let output = lsport(["-o", "proto,local,pid,command", "40020"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    let table: Vec<Vec<&str>> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("PROTO"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        table,
+        vec![
+            vec!["PROTO", "LOCAL", "PID", "COMMAND"],
+            vec!["tcp", "127.0.0.1:40020", &holder.pid().to_string(), "sleep"],
+        ],
+        "{text}"
+    );
+
+    // Columns beyond the default ones, in another order.
+    let output = lsport(["-o", "inode,uid,netns,role", "40020"]);
+    let text = stdout(&output);
+    let last: Vec<&str> = text.lines().last().unwrap().split_whitespace().collect();
+    let (doc, _) = lsport_json(&["40020"]);
+    let socket = one(sockets_on(&doc, 40020));
+    assert_eq!(
+        last,
+        vec![
+            socket["inode"].to_string(),
+            "0".to_string(),
+            netns_inode().to_string(),
+            "listener".to_string()
+        ],
+        "{text}"
+    );
+}
