@@ -215,6 +215,14 @@ pub struct Socket {
     /// Zero for sockets no file refers to (TIME_WAIT, request sockets,
     /// connections not yet accepted).
     pub inode: u64,
+    /// The kernel's cookie for the socket, which names it while it lives
+    /// (SOCK_DESTROY and the destroy notifications use it). Zero where the
+    /// source does not say (/proc/net).
+    pub cookie: u64,
+    /// Milliseconds left on the socket's timer, where one runs: for a
+    /// TIME_WAIT socket, until it goes. None where no timer runs or the
+    /// source does not say (/proc/net).
+    pub timer_ms: Option<u32>,
 }
 
 impl Socket {

@@ -327,6 +327,8 @@ mod tests {
                 v6only: None,
                 uid: 0,
                 inode: 1,
+                cookie: 0,
+                timer_ms: None,
             },
             role,
             holders: Vec::new(),

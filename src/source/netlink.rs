@@ -332,7 +332,34 @@ pub fn decode_socket(payload: &[u8], protocol: Protocol) -> Option<Socket> {
         v6only,
         uid: header.uid,
         inode: u64::from(header.inode),
+        cookie: cookie_of(payload),
+        timer_ms: timer_of(payload),
     })
+}
+
+/// idiag_cookie: two native-endian u32s at bytes 44..52 of
+/// inet_diag_msg, the low half first.
+fn cookie_of(payload: &[u8]) -> u64 {
+    let half = |at: usize| {
+        payload
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u32::from_ne_bytes)
+    };
+    u64::from(half(44)) | u64::from(half(48)) << 32
+}
+
+/// idiag_expires (bytes 52..56), when idiag_timer (byte 2) says a timer
+/// runs: the milliseconds left on it (for TIME_WAIT, until the socket
+/// goes).
+fn timer_of(payload: &[u8]) -> Option<u32> {
+    if *payload.get(2)? == 0 {
+        return None;
+    }
+    payload
+        .get(52..56)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_ne_bytes)
 }
 
 fn endpoint(address: IpAddr, port: u16) -> Endpoint {
@@ -642,6 +669,31 @@ mod tests {
     }
 
     /// A reply for [::1]:60403 in LISTEN, built field by field.
+    #[test]
+    fn the_cookie_and_the_time_wait_timer_are_kept() {
+        let mut msg = Vec::new();
+        msg.extend_from_slice(&[AF_INET, 6, 3, 0]); // TIME_WAIT, timer 3 (time-wait)
+        msg.extend_from_slice(&8080u16.to_be_bytes());
+        msg.extend_from_slice(&40000u16.to_be_bytes());
+        msg.extend_from_slice(&[127, 0, 0, 1]);
+        msg.extend_from_slice(&[0u8; 12]);
+        msg.extend_from_slice(&[127, 0, 0, 1]);
+        msg.extend_from_slice(&[0u8; 12]);
+        msg.extend_from_slice(&0u32.to_ne_bytes()); // interface
+        msg.extend_from_slice(&0x0000_1234u32.to_ne_bytes()); // cookie, low half
+        msg.extend_from_slice(&0x0000_0001u32.to_ne_bytes()); // cookie, high half
+        for value in [42_000u32, 0, 0, 0, 0] {
+            msg.extend_from_slice(&value.to_ne_bytes()); // expires, rqueue, wqueue, uid, inode
+        }
+        let socket = decode_socket(&msg, Protocol::Tcp).unwrap();
+        assert_eq!(socket.state, State::TimeWait);
+        assert_eq!(socket.cookie, 0x1_0000_1234);
+        assert_eq!(socket.timer_ms, Some(42_000));
+        // No timer running: no figure, whatever idiag_expires holds.
+        msg[2] = 0;
+        assert_eq!(decode_socket(&msg, Protocol::Tcp).unwrap().timer_ms, None);
+    }
+
     fn listen_reply_v6(with_v6only: Option<u8>) -> Vec<u8> {
         let mut msg = Vec::new();
         msg.extend_from_slice(&[AF_INET6, 10, 0, 0]); // family, state LISTEN, timer, retransmits

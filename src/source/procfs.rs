@@ -124,6 +124,10 @@ fn parse_fields<'a>(
         v6only: None,
         uid,
         inode,
+        // Neither the cookie nor the timer in milliseconds is printed
+        // (the timer is in jiffies, whose length lsport cannot know).
+        cookie: 0,
+        timer_ms: None,
     })
 }
 
