@@ -186,13 +186,19 @@ fn warn_about_gaps(invocation: &Invocation, report: &Report) {
 }
 
 fn warn_hidden(hidden: usize) {
-    if hidden > 0 {
-        say(&format!(
-            "{hidden} socket{} ha{} holders hidden from this user; run as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see them",
-            if hidden == 1 { "" } else { "s" },
-            if hidden == 1 { "s" } else { "ve" },
-        ));
+    if hidden == 0 {
+        return;
     }
+    let why = if nix::unistd::geteuid().is_root() {
+        "lsport could not read the file descriptors of some processes (it needs CAP_SYS_PTRACE and free file descriptors, and /proc without hidepid)"
+    } else {
+        "run as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) to see them"
+    };
+    say(&format!(
+        "{hidden} socket{} ha{} holders hidden from this user; {why}",
+        if hidden == 1 { "" } else { "s" },
+        if hidden == 1 { "s" } else { "ve" },
+    ));
 }
 
 fn warn_skipped(skipped: &[String]) {

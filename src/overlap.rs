@@ -72,6 +72,10 @@ fn scan_with<T, E>(
         (dumped, workers.finish())
     });
     let value = dumped?;
+    // Started, and /proc could not be read: every holder is unknown.
+    if matches!(shared.get(), Some(None)) {
+        return Ok((value, FdScan::blind()));
+    }
     let wanted = wanted.into_inner().flatten().unwrap_or_default();
     Ok((value, merge(outputs, &wanted)))
 }
@@ -148,7 +152,7 @@ impl Shared {
     fn open(root: &ProcRoot) -> Option<Shared> {
         Some(Shared {
             proc_dir: owners::open_proc(root)?,
-            pids: owners::list_pids(root),
+            pids: owners::list_pids(root)?,
             next: AtomicUsize::new(0),
         })
     }

@@ -11,7 +11,7 @@
 //! This module reads one process at a time; `overlap` runs it on
 //! several threads while the sockets are being dumped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd};
@@ -45,6 +45,8 @@ pub struct FdScan {
     index: HashMap<u64, (u32, u32)>,
     /// Processes whose fd table we were not allowed to read.
     pub unreadable_processes: Vec<u32>,
+    /// /proc itself could not be read: no holder is known at all.
+    pub blind: bool,
 }
 
 impl FdScan {
@@ -64,6 +66,36 @@ impl FdScan {
             refs,
             index,
             unreadable_processes,
+            blind: false,
+        }
+    }
+
+    /// A scan that could not read /proc at all.
+    pub fn blind() -> FdScan {
+        FdScan {
+            blind: true,
+            ..FdScan::default()
+        }
+    }
+
+    /// Whether a socket without a holder in this scan may still have one
+    /// that lsport could not see.
+    pub fn may_hide_holders(&self) -> bool {
+        self.blind || !self.unreadable_processes.is_empty()
+    }
+
+    /// Adds holders found by a later pass ([`scan_threads`]) for inodes
+    /// the first pass did not find.
+    pub fn add(&mut self, mut found: Vec<(u64, FdRef)>) {
+        found.sort_unstable();
+        found.dedup();
+        for group in found.chunk_by(|a, b| a.0 == b.0) {
+            if self.index.contains_key(&group[0].0) {
+                continue;
+            }
+            let start = self.refs.len() as u32;
+            self.refs.extend(group.iter().map(|(_, r)| *r));
+            self.index.insert(group[0].0, (start, self.refs.len() as u32));
         }
     }
 
@@ -85,15 +117,16 @@ impl FdScan {
 }
 
 /// The numeric entries of /proc: one per process (thread-group leader).
-pub fn list_pids(root: &ProcRoot) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir(root.base()) else {
-        return Vec::new();
-    };
-    let mut pids: Vec<u32> = entries
-        .filter_map(|entry| parse_decimal(entry.ok()?.file_name().as_encoded_bytes()))
-        .collect();
+/// None when /proc cannot be listed (missing, or no fd left to list it
+/// with): then no holder can be known.
+pub fn list_pids(root: &ProcRoot) -> Option<Vec<u32>> {
+    let entries = std::fs::read_dir(root.base()).ok()?;
+    let mut pids: Vec<u32> = Vec::new();
+    for entry in entries {
+        pids.extend(parse_decimal(entry.ok()?.file_name().as_encoded_bytes()));
+    }
     pids.sort_unstable();
-    pids
+    Some(pids)
 }
 
 /// Opens /proc (or the root tests point at) as a directory to open each
@@ -119,8 +152,20 @@ pub enum FdTable {
 /// Calls `found(inode, fd)` for every fd of `pid` that is a socket.
 /// The link target goes into a stack buffer and only the `socket:[`
 /// prefix and the digits are looked at: no allocation and no stat per fd.
-pub fn socket_fds(proc_dir: &impl AsFd, pid: u32, mut found: impl FnMut(u64, u32)) -> FdTable {
-    let path = format!("{pid}/fd");
+///
+/// A table we could not read whole is `Unreadable`, never `Read`: the
+/// directory may open while each link is refused (root without
+/// CAP_SYS_PTRACE, as in Docker's default set), and running out of file
+/// descriptors (EMFILE) hides holders just the same. Its sockets are then
+/// reported with hidden holders rather than with none.
+pub fn socket_fds(proc_dir: &impl AsFd, pid: u32, found: impl FnMut(u64, u32)) -> FdTable {
+    socket_fds_at(proc_dir, &pid.to_string(), found)
+}
+
+/// [`socket_fds`] for the fd table under `dir` (`PID` or `PID/task/TID`,
+/// relative to `proc_dir`).
+fn socket_fds_at(proc_dir: &impl AsFd, dir: &str, mut found: impl FnMut(u64, u32)) -> FdTable {
+    let path = format!("{dir}/fd");
     let mut dir = match Dir::openat(
         proc_dir,
         path.as_str(),
@@ -128,13 +173,23 @@ pub fn socket_fds(proc_dir: &impl AsFd, pid: u32, mut found: impl FnMut(u64, u32
         Mode::empty(),
     ) {
         Ok(dir) => dir,
-        Err(Errno::EACCES | Errno::EPERM) => return FdTable::Unreadable,
-        // ENOENT: the process exited; anything else: nothing to learn.
-        Err(_) => return FdTable::Gone,
+        // The process exited, or the entry is no process at all.
+        Err(Errno::ENOENT | Errno::ESRCH | Errno::ENOTDIR) => return FdTable::Gone,
+        // EACCES, EPERM, EMFILE, ENFILE, ENOMEM...: it is there, unseen.
+        Err(_) => return FdTable::Unreadable,
     };
     let dir_fd = dir.as_raw_fd();
     let mut link = [0u8; 64];
-    for entry in dir.iter().flatten() {
+    let mut refused = false;
+    for entry in dir.iter() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(Errno::ENOENT | Errno::ESRCH) => break, // it exited meanwhile
+            Err(_) => {
+                refused = true;
+                break;
+            }
+        };
         let name: &CStr = entry.file_name();
         let Some(fd) = parse_decimal(name.to_bytes()) else {
             continue;
@@ -144,14 +199,62 @@ pub fn socket_fds(proc_dir: &impl AsFd, pid: u32, mut found: impl FnMut(u64, u32
         let n = unsafe {
             libc::readlinkat(dir_fd, name.as_ptr(), link.as_mut_ptr().cast(), link.len())
         };
-        if n <= 0 {
+        let Ok(len) = usize::try_from(n) else {
+            // The fd closed meanwhile (ENOENT) is nothing; a refusal is.
+            refused |= !matches!(Errno::last(), Errno::ENOENT | Errno::ESRCH);
             continue;
-        }
-        if let Some(inode) = socket_inode(&link[..n as usize]) {
+        };
+        if let Some(inode) = socket_inode(&link[..len]) {
             found(inode, fd);
         }
     }
-    FdTable::Read
+    if refused {
+        FdTable::Unreadable
+    } else {
+        FdTable::Read
+    }
+}
+
+/// The second pass, for sockets the first found no holder of: the fd
+/// tables of each process's other threads (`/proc/PID/task/TID/fd`). A
+/// thread has a table of its own after `unshare(CLONE_FILES)`, and when
+/// the thread-group leader has exited its `/proc/PID/fd` is empty while
+/// the other threads still hold their fds. Visiting every thread costs a
+/// walk as long as the first pass per thread, so it runs only when some
+/// socket is left without a holder.
+pub fn scan_threads(
+    root: &ProcRoot,
+    wanted: &HashSet<u64>,
+    unreadable: &[u32],
+) -> Vec<(u64, FdRef)> {
+    let mut found = Vec::new();
+    let Some(proc_dir) = open_proc(root) else {
+        return found;
+    };
+    for pid in list_pids(root).unwrap_or_default() {
+        // Its threads' tables are as closed to us as its own.
+        if unreadable.binary_search(&pid).is_ok() {
+            continue;
+        }
+        let Ok(tasks) = std::fs::read_dir(root.path(&format!("{pid}/task"))) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Some(tid) = parse_decimal(task.file_name().as_encoded_bytes()) else {
+                continue;
+            };
+            if tid == pid {
+                continue; // the leader's table is /proc/PID/fd, read already
+            }
+            let table = format!("{pid}/task/{tid}");
+            socket_fds_at(&proc_dir, &table, |inode, fd| {
+                if wanted.contains(&inode) {
+                    found.push((inode, FdRef { pid, fd }));
+                }
+            });
+        }
+    }
+    found
 }
 
 /// A decimal u32 (a pid or an fd number), without sign or spaces.

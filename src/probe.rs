@@ -13,6 +13,7 @@ use crate::owners::{self, FdScan};
 use crate::ports::KernelPortPolicy;
 use crate::query::{HolderDetail, NetnsChoice, Query};
 use crate::report::{self, Inputs, Report, Row};
+use crate::socket::{Socket, State};
 use crate::sys::ProcRoot;
 use crate::users::UserNames;
 
@@ -42,6 +43,17 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
             Ok::<_, Error>(((gathered, skipped), wanted))
         })?,
     };
+    let mut scan = scan;
+    if query.holders == HolderDetail::Processes {
+        let leftover = sockets_without_holders(
+            gathered.iter().flat_map(|g| g.collected.sockets.iter()),
+            &scan,
+        );
+        if !leftover.is_empty() {
+            let more = owners::scan_threads(root, &leftover, &scan.unreadable_processes);
+            scan.add(more);
+        }
+    }
     let holders = HolderNames::of(query, &scan);
     let namespaces = gathered
         .into_iter()
@@ -88,11 +100,30 @@ pub fn find_holders(query: &Query, rows: &mut [Row]) {
     if wanted.is_empty() {
         return;
     }
-    let Ok(((), scan)) = overlap::scan_while(&query.proc_root, |_| {
+    let Ok(((), mut scan)) = overlap::scan_while(&query.proc_root, |_| {
         Ok::<_, std::convert::Infallible>(((), wanted))
     });
+    let leftover = sockets_without_holders(rows.iter().map(|r| &r.socket), &scan);
+    if !leftover.is_empty() {
+        let more =
+            owners::scan_threads(&query.proc_root, &leftover, &scan.unreadable_processes);
+        scan.add(more);
+    }
     let holders = HolderNames::of(query, &scan);
     report::attach_holders(rows, &scan, &holders.processes, &holders.users);
+}
+
+/// Sockets a file refers to (TIME_WAIT and request sockets have none)
+/// that the scan found no holder of.
+fn sockets_without_holders<'a>(
+    sockets: impl Iterator<Item = &'a Socket>,
+    scan: &FdScan,
+) -> HashSet<u64> {
+    sockets
+        .filter(|s| s.inode != 0 && s.state != State::TimeWait)
+        .filter(|s| scan.holders(s.inode).is_empty())
+        .map(|s| s.inode)
+        .collect()
 }
 
 /// What is known about the processes a scan found, and their users.

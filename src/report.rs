@@ -251,7 +251,7 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
         let role = role_of(&socket, &listeners);
         let holders = holders_of(&socket, inputs.scan, &shared);
         let holders_hidden =
-            holders.is_empty() && socket.inode != 0 && !inputs.scan.unreadable_processes.is_empty();
+            holders.is_empty() && socket.inode != 0 && inputs.scan.may_hide_holders();
         let risky = matches!(role, Role::Listener | Role::BoundOnly)
             && inputs.policy.may_be_taken_by_outgoing(socket.local.port);
         // Many sockets share a port (connections to one listener): look
@@ -315,9 +315,8 @@ pub(crate) fn attach_holders(
     let shared = shared_processes(processes, users);
     for row in rows {
         row.holders = holders_of(&row.socket, scan, &shared);
-        row.holders_hidden = row.holders.is_empty()
-            && row.socket.inode != 0
-            && !scan.unreadable_processes.is_empty();
+        row.holders_hidden =
+            row.holders.is_empty() && row.socket.inode != 0 && scan.may_hide_holders();
     }
 }
 

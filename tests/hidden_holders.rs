@@ -1,0 +1,129 @@
+//! Holders lsport cannot see are reported hidden, never dropped: fds
+//! that even root may not read, a process out of file descriptors, and a
+//! socket that only one thread's own fd table holds.
+
+mod common;
+
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn setup(test: &str) -> bool {
+    private_netns(test)
+}
+
+fn only_socket(doc: &Value, port: u64) -> Value {
+    let sockets = sockets_on(doc, port);
+    assert_eq!(sockets.len(), 1, "{sockets:#?}");
+    sockets.into_iter().next().unwrap()
+}
+
+#[test]
+fn fds_root_may_not_read_make_the_holder_hidden() {
+    if !setup("fds_root_may_not_read_make_the_holder_hidden") {
+        return;
+    }
+    let listener = tcp4_listener(7401);
+    let _holder = hold(&[listener.as_raw_fd()]);
+    drop(listener);
+    // Root without CAP_SYS_PTRACE, as in Docker's default set: /proc/PID/fd
+    // opens, but each link is refused.
+    let output = Command::new("setpriv")
+        .args(["--bounding-set", "-sys_ptrace", "--inh-caps", "-sys_ptrace", "--"])
+        .arg(lsport_path())
+        .args(["--json", "7401"])
+        .env_clear()
+        .output()
+        .expect("running setpriv");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let socket = only_socket(&doc, 7401);
+    assert_eq!(socket["holders"], json!([]));
+    assert_eq!(socket["holders_hidden"], true, "{socket}");
+    assert_eq!(doc["hidden_holders"], 1);
+    let err = stderr(&output);
+    assert!(err.contains("1 socket has holders hidden"), "{err}");
+    assert!(err.contains("CAP_SYS_PTRACE"), "{err}");
+}
+
+#[test]
+fn running_out_of_file_descriptors_hides_holders_rather_than_losing_them() {
+    if !setup("running_out_of_file_descriptors_hides_holders_rather_than_losing_them") {
+        return;
+    }
+    let listener = tcp4_listener(7402);
+    let _holder = hold(&[listener.as_raw_fd()]);
+    drop(listener);
+    let mut command = lsport_command(["--json", "7402"]);
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 5,
+                rlim_max: 5,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let output = command.output().expect("running lsport");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let socket = only_socket(&doc, 7402);
+    let named = !socket["holders"].as_array().unwrap().is_empty();
+    assert!(
+        named || socket["holders_hidden"] == true,
+        "the holder is either found or hidden, never silently absent: {socket}"
+    );
+}
+
+#[test]
+fn a_socket_only_one_thread_holds_is_found_in_that_threads_table() {
+    if !setup("a_socket_only_one_thread_holds_is_found_in_that_threads_table") {
+        return;
+    }
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    // A thread of this test process unshares its fd table, then opens
+    // the listener: only /proc/PID/task/TID/fd refers to it.
+    let thread = std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_FILES).expect("unshare(CLONE_FILES)");
+        let listener = TcpListener::bind("127.0.0.1:7403").unwrap();
+        let tid = nix::unistd::gettid().as_raw();
+        ready_tx.send((tid, listener.as_raw_fd())).unwrap();
+        let _ = done_rx.recv();
+        drop(listener);
+    });
+    let (tid, fd) = ready_rx.recv().unwrap();
+    let pid = std::process::id();
+    assert!(
+        std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+            .map(|l| !l.to_string_lossy().starts_with("socket:"))
+            .unwrap_or(true),
+        "the process's own table must not hold it, or the test proves nothing"
+    );
+    assert!(
+        std::fs::read_link(format!("/proc/{pid}/task/{tid}/fd/{fd}"))
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("socket:")
+    );
+
+    let (doc, output) = lsport_json(&["7403"]);
+    done_tx.send(()).unwrap();
+    thread.join().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let socket = only_socket(&doc, 7403);
+    assert_eq!(
+        socket["holders"][0]["pid"],
+        pid,
+        "the thread's process holds it: {socket}"
+    );
+    assert_eq!(socket["holders"][0]["fd"], fd);
+}
