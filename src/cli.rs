@@ -285,6 +285,9 @@ pub struct Invocation {
     pub task: Task,
     pub query: Query,
     pub output: Output,
+    /// Things to say on stderr before the answer: input lsport goes on
+    /// without.
+    pub warnings: Vec<String>,
 }
 
 impl Invocation {
@@ -308,10 +311,12 @@ impl Args {
                 task: Task::ListColumns,
                 query: Query::listening(),
                 output: Output::Quiet,
+                warnings: Vec::new(),
             });
         };
         // /etc/services is read only when something needs it: a port
         // given by name, or an answer that names services.
+        let mut warnings = Vec::new();
         let names_given = self
             .ports
             .iter()
@@ -321,7 +326,10 @@ impl Args {
                 .services_file
                 .clone()
                 .unwrap_or_else(|| services::DEFAULT_SERVICES_FILE.into());
-            Services::load(&file)
+            Services::load(&file).unwrap_or_else(|err| {
+                warnings.push(format!("{err}; going on without local service names"));
+                Services::default()
+            })
         } else {
             Services::default()
         };
@@ -391,6 +399,7 @@ impl Args {
             task,
             query,
             output,
+            warnings,
         })
     }
 }

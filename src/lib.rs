@@ -44,6 +44,7 @@ mod collect;
 pub mod commands;
 pub mod container;
 pub mod error;
+mod files;
 pub mod netns;
 mod overlap;
 mod owners;

@@ -38,6 +38,9 @@ fn main() -> ExitCode {
         Ok(invocation) => invocation,
         Err(err) => return fail(&err.to_string()),
     };
+    if invocation.output != Output::Quiet {
+        invocation.warnings.iter().for_each(|w| say(w));
+    }
     let status = match &invocation.task {
         Task::Probe => run_probe(&invocation),
         Task::Ephemeral(settings) => run_ephemeral(&invocation, settings),

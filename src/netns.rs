@@ -9,7 +9,6 @@
 //! run.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -181,7 +180,8 @@ pub fn run_in<T: Send>(
     expected: Option<u64>,
     work: impl FnOnce() -> T + Send,
 ) -> Result<T, EnterError> {
-    let file = File::open(path).map_err(|e| match e.kind() {
+    // Non-blocking, and only a namespace: a fifo here must not hang.
+    let file = crate::files::open_namespace_file(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => EnterError::Gone,
         _ => EnterError::Refused(format!("opening {}: {e}", path.display())),
     })?;

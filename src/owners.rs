@@ -95,7 +95,8 @@ impl FdScan {
             }
             let start = self.refs.len() as u32;
             self.refs.extend(group.iter().map(|(_, r)| *r));
-            self.index.insert(group[0].0, (start, self.refs.len() as u32));
+            self.index
+                .insert(group[0].0, (start, self.refs.len() as u32));
         }
     }
 
@@ -200,9 +201,13 @@ fn socket_fds_at(proc_dir: &impl AsFd, dir: &str, mut found: impl FnMut(u64, u32
             libc::readlinkat(dir_fd, name.as_ptr(), link.as_mut_ptr().cast(), link.len())
         };
         let Ok(len) = usize::try_from(n) else {
-            // The fd closed meanwhile (ENOENT) is nothing; a refusal is.
-            refused |= !matches!(Errno::last(), Errno::ENOENT | Errno::ESRCH);
-            continue;
+            // The fd closed meanwhile (ENOENT) is nothing; a refusal is,
+            // and the next link would be refused just the same.
+            if matches!(Errno::last(), Errno::ENOENT | Errno::ESRCH) {
+                continue;
+            }
+            refused = true;
+            break;
         };
         if let Some(inode) = socket_inode(&link[..len]) {
             found(inode, fd);

@@ -105,8 +105,7 @@ pub fn find_holders(query: &Query, rows: &mut [Row]) {
     });
     let leftover = sockets_without_holders(rows.iter().map(|r| &r.socket), &scan);
     if !leftover.is_empty() {
-        let more =
-            owners::scan_threads(&query.proc_root, &leftover, &scan.unreadable_processes);
+        let more = owners::scan_threads(&query.proc_root, &leftover, &scan.unreadable_processes);
         scan.add(more);
     }
     let holders = HolderNames::of(query, &scan);
@@ -235,7 +234,9 @@ fn name_of_file(path: &std::path::Path) -> Option<String> {
 /// few of them that name one.
 fn first_container(root: &ProcRoot, pids: &[u32]) -> Option<Container> {
     pids.iter().take(16).find_map(|pid| {
-        let text = std::fs::read_to_string(root.path(&format!("{pid}/cgroup"))).ok()?;
+        let path = root.path(&format!("{pid}/cgroup"));
+        let bytes = crate::files::read_at_most(&path, 64 << 10).ok()?;
+        let text = String::from_utf8_lossy(&bytes);
         container::from_proc_cgroup(&text)
     })
 }

@@ -34,9 +34,11 @@ impl ProcRoot {
         self.base.join(relative)
     }
 
-    /// Reads a file below the root, e.g. a sysctl under `sys/`, as text.
+    /// Reads a file below the root, e.g. a sysctl under `sys/`, as text:
+    /// at most a megabyte, and only from a regular or procfs file.
     pub fn read_to_string(&self, relative: &str) -> io::Result<String> {
-        std::fs::read_to_string(self.path(relative))
+        let bytes = crate::files::read_bounded(&self.path(relative), crate::files::SYSCTL_LIMIT)?;
+        String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
     /// A per-task file of the calling thread, `thread-self/RELATIVE`;

@@ -16,9 +16,11 @@ impl UserNames {
         }
     }
 
-    /// The names of a passwd file; none when it cannot be read.
+    /// The names of a passwd file; none when it cannot be read, is not
+    /// a regular file, or is larger than 16 MiB.
     pub fn load(path: &str) -> UserNames {
-        let text = std::fs::read(path).unwrap_or_default();
+        let text = crate::files::read_bounded(path.as_ref(), crate::files::TABLE_FILE_LIMIT)
+            .unwrap_or_default();
         UserNames {
             names: parse_passwd(&String::from_utf8_lossy(&text)),
         }

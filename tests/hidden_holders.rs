@@ -33,7 +33,13 @@ fn fds_root_may_not_read_make_the_holder_hidden() {
     // Root without CAP_SYS_PTRACE, as in Docker's default set: /proc/PID/fd
     // opens, but each link is refused.
     let output = Command::new("setpriv")
-        .args(["--bounding-set", "-sys_ptrace", "--inh-caps", "-sys_ptrace", "--"])
+        .args([
+            "--bounding-set",
+            "-sys_ptrace",
+            "--inh-caps",
+            "-sys_ptrace",
+            "--",
+        ])
         .arg(lsport_path())
         .args(["--json", "7401"])
         .env_clear()
@@ -121,8 +127,7 @@ fn a_socket_only_one_thread_holds_is_found_in_that_threads_table() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let socket = only_socket(&doc, 7403);
     assert_eq!(
-        socket["holders"][0]["pid"],
-        pid,
+        socket["holders"][0]["pid"], pid,
         "the thread's process holds it: {socket}"
     );
     assert_eq!(socket["holders"][0]["fd"], fd);

@@ -63,13 +63,19 @@ pub struct Services {
 }
 
 impl Services {
-    /// IANA's table with the local names read from `path`. A missing or
-    /// unreadable file adds nothing: it is never required.
-    pub fn load(path: &Path) -> Services {
-        let text = std::fs::read(path)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default();
-        Services::with_local(&text)
+    /// IANA's table with the local names read from `path`. A missing
+    /// file adds nothing: it is never required. One that cannot be read,
+    /// is not a regular file, or is larger than 16 MiB is an error, for
+    /// the caller to mention and go on without.
+    pub fn load(path: &Path) -> Result<Services, Error> {
+        match crate::files::read_bounded(path, crate::files::TABLE_FILE_LIMIT) {
+            Ok(bytes) => Ok(Services::with_local(&String::from_utf8_lossy(&bytes))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Services::default()),
+            Err(source) => Err(Error::Io {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
     }
 
     /// Every local name, by port (stable: the file's order within a

@@ -226,7 +226,8 @@ pub fn read_table(
     out: &mut Vec<Socket>,
 ) -> io::Result<usize> {
     let path = root.thread_path(table_path(family, protocol));
-    let file = match std::fs::File::open(&path) {
+    // A fifo or a device in place of the table must not hang the read.
+    let file = match crate::files::open_data_file(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound && family == Family::Inet6 => return Ok(0),
         Err(e) => return Err(e),
