@@ -1,0 +1,818 @@
+//! The JSON lsport prints, checked against the JSON Schemas of
+//! doc/schema/: the probe (`--json`), `ephemeral --json` and
+//! `suggest --json`. The documents come from the real binary, run against
+//! real sockets in a private network namespace; the schemas are also
+//! checked for what they promise as documentation (a description on every
+//! field, no field left unlisted), and the validator is shown to reject
+//! a document with a field renamed or of the wrong type, so that a pass
+//! means something.
+
+mod common;
+
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::*;
+use jsonschema::Validator;
+use serde_json::{Value, json};
+
+const SCHEMAS: [&str; 3] = ["probe", "ephemeral", "suggest"];
+
+fn schema_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("doc/schema")
+        .join(format!("{name}.schema.json"))
+}
+
+fn schema(name: &str) -> Value {
+    let path = schema_path(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is no JSON: {e}", path.display()))
+}
+
+/// One schema of doc/schema/, compiled.
+struct Schema {
+    name: &'static str,
+    validator: Validator,
+}
+
+/// A draft 2020-12 validator for one schema, with `format` asserted
+/// rather than only noted.
+fn validator(name: &'static str) -> Schema {
+    Schema {
+        name,
+        validator: compile(name, &schema(name)),
+    }
+}
+
+fn compile(name: &str, schema: &Value) -> Validator {
+    jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(schema)
+        .unwrap_or_else(|e| panic!("{name}.schema.json does not compile: {e}"))
+}
+
+impl Schema {
+    /// Why `doc` does not match. A schema whose top level is a `oneOf`
+    /// would only say that no branch matched: each branch is tried on
+    /// its own instead, and says what it found wrong.
+    fn explain(&self, doc: &Value) -> String {
+        let whole = schema(self.name);
+        let branches = match whole.get("oneOf") {
+            Some(Value::Array(branches)) => branches.clone(),
+            _ => vec![json!({})],
+        };
+        let mut out = String::new();
+        for (i, branch) in branches.iter().enumerate() {
+            let mut alone = whole.clone();
+            let map = alone.as_object_mut().unwrap();
+            map.remove("oneOf");
+            for (key, value) in branch.as_object().unwrap() {
+                map.insert(key.clone(), value.clone());
+            }
+            let validator = compile(self.name, &alone);
+            if branches.len() > 1 {
+                out.push_str(&format!("as branch {i} of oneOf, {branch}:\n"));
+            }
+            for error in validator.iter_errors(doc) {
+                out.push_str(&format!("  {error} (at {})\n", error.instance_path()));
+            }
+        }
+        out
+    }
+}
+
+fn assert_valid(schema: &Schema, doc: &Value, what: &str) {
+    assert!(
+        schema.validator.is_valid(doc),
+        "{what}: the document does not match {}.schema.json:\n{}document: {doc:#}",
+        schema.name,
+        schema.explain(doc)
+    );
+}
+
+fn assert_invalid(schema: &Schema, doc: &Value, what: &str) {
+    assert!(
+        !schema.validator.is_valid(doc),
+        "{what}: {}.schema.json accepts a document it should reject: {doc:#}",
+        schema.name
+    );
+}
+
+/// A change to make to a document, and what it does.
+type Mutation<'a> = (&'a str, &'a dyn Fn(&mut Value));
+
+/// Each change made to a valid document; every one must be rejected.
+fn assert_mutations_rejected(schema: &Schema, doc: &Value, what: &str, mutations: &[Mutation<'_>]) {
+    assert_valid(schema, doc, what);
+    for (change, mutate) in mutations {
+        let mut changed = doc.clone();
+        mutate(&mut changed);
+        assert_ne!(&changed, doc, "{what}: '{change}' changed nothing");
+        assert_invalid(schema, &changed, &format!("{what}, {change}"));
+    }
+}
+
+/// Renames a field of an object, keeping its value.
+fn rename(object: &mut Value, from: &str, to: &str) {
+    let map = object.as_object_mut().expect("an object");
+    let value = map
+        .remove(from)
+        .unwrap_or_else(|| panic!("no field {from}"));
+    map.insert(to.to_string(), value);
+}
+
+// ---------------------------------------------------------------------
+// The schemas themselves.
+
+/// Every subschema of a schema document, with its JSON pointer.
+fn subschemas<'a>(pointer: String, value: &'a Value, out: &mut Vec<(String, &'a Value)>) {
+    match value {
+        Value::Object(map) => {
+            out.push((pointer.clone(), value));
+            for (key, child) in map {
+                // `properties` and `$defs` hold names, not keywords: their
+                // members are schemas all the same.
+                subschemas(format!("{pointer}/{key}"), child, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                subschemas(format!("{pointer}/{i}"), child, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn the_schemas_are_strict_draft_2020_12_documents_that_describe_every_field() {
+    for name in SCHEMAS {
+        let doc = schema(name);
+        if let Err(e) = jsonschema::draft202012::meta::validate(&doc) {
+            panic!("{name}.schema.json is no valid draft 2020-12 schema: {e}");
+        }
+        assert_eq!(
+            doc["$schema"], "https://json-schema.org/draft/2020-12/schema",
+            "{name}"
+        );
+        assert_eq!(
+            doc["$id"],
+            format!("https://lsport.invalid/schema/{name}.schema.json"),
+            "{name}"
+        );
+        for key in ["title", "description"] {
+            assert!(doc[key].is_string(), "{name}.schema.json has no {key}");
+        }
+        let mut all = Vec::new();
+        subschemas(String::new(), &doc, &mut all);
+        for (pointer, subschema) in all {
+            if let Some(definitions) = subschema.get("$defs").and_then(Value::as_object) {
+                for (def, body) in definitions {
+                    assert!(
+                        body["description"].is_string(),
+                        "{name}.schema.json#{pointer}/$defs/{def} has no description"
+                    );
+                }
+            }
+            let Some(properties) = subschema.get("properties").and_then(Value::as_object) else {
+                continue;
+            };
+            let here = format!("{name}.schema.json#{pointer}");
+            for (field, body) in properties {
+                assert!(
+                    body["description"].is_string(),
+                    "{here}: property {field} has no description"
+                );
+            }
+            // lsport writes every field of an object every time: each is
+            // required, and no other may appear.
+            assert_eq!(
+                subschema["additionalProperties"],
+                Value::Bool(false),
+                "{here}: additionalProperties is not false"
+            );
+            let mut required: Vec<&str> = subschema["required"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{here}: no required list"))
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            let mut listed: Vec<&str> = properties.keys().map(String::as_str).collect();
+            required.sort_unstable();
+            listed.sort_unstable();
+            assert_eq!(required, listed, "{here}: required differs from properties");
+        }
+    }
+}
+
+/// Small documents written by hand, shaped as lsport writes them: the
+/// schemas accept them, and reject them once a field is renamed, of the
+/// wrong type or out of range. This runs where no namespace can be had.
+#[test]
+fn the_validator_rejects_renamed_and_mistyped_fields() {
+    let netns = json!({"inode": 4026531840u64, "name": null, "container": null});
+    let probe = json!({
+        "schema_version": 1,
+        "source": "netlink",
+        "iana_registry_updated": "2026-08-17",
+        "blind_spots": [],
+        "netns": {"inode": 4026531840u64, "name": "blue", "container": null,
+                  "ephemeral_range": [32768, 60999], "ephemeral_range_assumed": false,
+                  "reserved_ports": [[9000, 9100]], "unprivileged_port_start": 1024},
+        "namespaces": [{"inode": 4026531840u64, "name": "blue", "container": null,
+                        "ephemeral_range": [32768, 60999], "ephemeral_range_assumed": false,
+                        "reserved_ports": [[9000, 9100]], "unprivileged_port_start": 1024}],
+        "ports": [{"port": 22, "iana_range": "system", "ephemeral": false, "reserved": false,
+                   "privileged": true, "in_use": true,
+                   "services": [{"name": "ssh", "protocol": "tcp",
+                                 "description": "The Secure Shell (SSH) Protocol",
+                                 "ports": [22, 22], "source": "iana"}],
+                   "netns": netns}],
+        "sockets": [{"protocol": "tcp", "family": "inet6", "state": "LISTEN", "role": "listener",
+                     "local": {"address": "::", "port": 22},
+                     "remote": {"address": "::", "port": 0},
+                     "v6only": false, "service": "ssh", "uid": 0, "inode": 5396, "risky": false,
+                     "holders": [{"pid": 870, "command": "sshd", "cmdline": ["sshd", "-D"],
+                                  "user": "root", "uid": 0, "pid_in_namespace": 1,
+                                  "container": {"runtime": "docker", "id": "d0b3604b67ac",
+                                                "name": null, "pod_uid": null},
+                                  "fd": 3}],
+                     "holders_hidden": false, "netns": netns}],
+        "hidden_holders": 0
+    });
+    let probe_schema = validator("probe");
+    assert_valid(&probe_schema, &json!({}), "the empty probe document");
+    assert_mutations_rejected(
+        &probe_schema,
+        &probe,
+        "a hand-written probe document",
+        &[
+            ("schema_version 2", &|d| d["schema_version"] = json!(2)),
+            ("sockets[0].role renamed", &|d| {
+                rename(&mut d["sockets"][0], "role", "kind")
+            }),
+            ("sockets[0].local.port a string", &|d| {
+                d["sockets"][0]["local"]["port"] = json!("22")
+            }),
+            ("a port past 65535", &|d| {
+                d["ports"][0]["port"] = json!(65536)
+            }),
+            ("an unknown state name", &|d| {
+                d["sockets"][0]["state"] = json!("LISTENING")
+            }),
+            ("a state number lsport knows", &|d| {
+                d["sockets"][0]["state"] = json!("10")
+            }),
+            ("an unknown role", &|d| {
+                d["sockets"][0]["role"] = json!("server")
+            }),
+            ("v6only a string", &|d| {
+                d["sockets"][0]["v6only"] = json!("no")
+            }),
+            ("a holder's uid a string", &|d| {
+                d["sockets"][0]["holders"][0]["uid"] = json!("0")
+            }),
+            ("an unknown container runtime", &|d| {
+                d["sockets"][0]["holders"][0]["container"]["runtime"] = json!("rkt")
+            }),
+            ("a container without pod_uid", &|d| {
+                d["sockets"][0]["holders"][0]["container"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("pod_uid");
+            }),
+            ("an unknown blind spot", &|d| {
+                d["blind_spots"] = json!(["udp_everything"])
+            }),
+            ("an unknown iana_range", &|d| {
+                d["ports"][0]["iana_range"] = json!("private")
+            }),
+            ("a service source neither iana nor local", &|d| {
+                d["ports"][0]["services"][0]["source"] = json!("etc")
+            }),
+            ("a three-port range", &|d| {
+                d["netns"]["reserved_ports"] = json!([[9000, 9050, 9100]])
+            }),
+            ("an extra top-level field", &|d| d["extra"] = json!(true)),
+            ("hidden_holders missing", &|d| {
+                d.as_object_mut().unwrap().remove("hidden_holders");
+            }),
+            ("no namespaces", &|d| d["namespaces"] = json!([])),
+            ("a date that is no date", &|d| {
+                d["iana_registry_updated"] = json!("2026-13-45")
+            }),
+            ("an address that is no address", &|d| {
+                d["sockets"][0]["local"]["address"] = json!("localhost")
+            }),
+        ],
+    );
+
+    let ephemeral = json!({
+        "schema_version": 1, "netns": {"inode": null}, "range": [40000, 40099],
+        "range_assumed": false, "size": 100, "reserved_in_range": 1, "same_parity": false,
+        "usable": 98, "hard_bound_ports": [40090],
+        "in_use": {"established": 1, "closing": 0, "time_wait": 2},
+        "destinations": [{"address": "127.0.0.1", "port": 30000, "established": 1,
+                          "closing": 0, "time_wait": 2, "headroom": 95,
+                          "headroom_percent": 96.94}],
+        "risky_listeners": [{"protocol": "tcp", "role": "listener", "address": "127.0.0.1",
+                             "port": 40090, "pids": [19162]}],
+        "overlaps": [{"planned": [30000, 32767], "overlap": null, "unreserved": 0}],
+        "fix": {"reserved_ports": "40050,40090",
+                "now": "sysctl -w net.ipv4.ip_local_reserved_ports=40050,40090",
+                "persistent_file": "/etc/sysctl.d/90-lsport-reserved-ports.conf",
+                "persistent_line": "net.ipv4.ip_local_reserved_ports = 40050,40090"},
+        "problems": ["1 listening or bound-only socket inside the ephemeral range and not reserved"],
+        "healthy": false
+    });
+    let ephemeral_schema = validator("ephemeral");
+    assert_valid(
+        &ephemeral_schema,
+        &json!([ephemeral, ephemeral]),
+        "a list of ephemeral documents",
+    );
+    assert_mutations_rejected(
+        &ephemeral_schema,
+        &ephemeral,
+        "a hand-written ephemeral document",
+        &[
+            ("usable renamed", &|d| rename(d, "usable", "usable_ports")),
+            ("headroom_percent a string", &|d| {
+                d["destinations"][0]["headroom_percent"] = json!("96.94")
+            }),
+            ("headroom_percent past 100", &|d| {
+                d["destinations"][0]["headroom_percent"] = json!(100.5)
+            }),
+            ("fix a string", &|d| d["fix"] = json!("none")),
+            ("a risky time-wait socket", &|d| {
+                d["risky_listeners"][0]["role"] = json!("time-wait")
+            }),
+            ("netns with a name", &|d| d["netns"]["name"] = json!("blue")),
+            ("the list form holding a number", &|d| {
+                *d = json!([d.clone(), 1])
+            }),
+        ],
+    );
+
+    let suggest_schema = validator("suggest");
+    assert_mutations_rejected(
+        &suggest_schema,
+        &json!({"schema_version": 1, "ports": [7996, 7995, 7994]}),
+        "a hand-written suggest document",
+        &[
+            ("ports renamed", &|d| rename(d, "ports", "port")),
+            ("a port as a string", &|d| d["ports"][0] = json!("7996")),
+            ("port 0", &|d| d["ports"][0] = json!(0)),
+            ("a port twice", &|d| d["ports"][1] = json!(7996)),
+            ("schema_version a string", &|d| {
+                d["schema_version"] = json!("1")
+            }),
+        ],
+    );
+}
+
+// ---------------------------------------------------------------------
+// The real binary.
+
+/// A namespace with a known port policy: ephemeral range 40000-40099,
+/// 40050 reserved, ports below 1024 privileged.
+fn setup(test: &str) -> bool {
+    if !private_netns(test) {
+        return false;
+    }
+    sysctl("net.ipv4.ip_local_port_range", "40000 40099");
+    sysctl("net.ipv4.ip_local_reserved_ports", "40050");
+    sysctl("net.ipv4.ip_unprivileged_port_start", "1024");
+    true
+}
+
+/// A local services file naming a port IANA leaves unnamed for TCP, so
+/// that `"source": "local"` shows up.
+struct ServicesFile(OpenTempDir);
+
+const LOCAL_PORT: u16 = 8095;
+const LOCAL_NAME: &str = "lsport-schema-check";
+
+impl ServicesFile {
+    /// `test` keeps the files of tests running at once apart.
+    fn new(test: &str) -> ServicesFile {
+        let dir = OpenTempDir::new(&format!("schema-{test}"));
+        std::fs::write(
+            dir.path.join("services"),
+            format!("{LOCAL_NAME}\t{LOCAL_PORT}/tcp\n"),
+        )
+        .unwrap();
+        ServicesFile(dir)
+    }
+
+    fn path(&self) -> PathBuf {
+        self.0.path.join("services")
+    }
+}
+
+/// Runs lsport with `args`, checks its exit status is one of `statuses`,
+/// and parses what it printed.
+fn run(services: &ServicesFile, args: &[&str], statuses: &[i32]) -> Value {
+    let output: Output = lsport_command(args)
+        .env("LSPORT_SERVICES_FILE", services.path())
+        .output()
+        .expect("running lsport");
+    let code = output.status.code();
+    assert!(
+        code.is_some_and(|c| statuses.contains(&c)),
+        "lsport {args:?} exited {code:?}, not one of {statuses:?}: {}",
+        stderr(&output)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "lsport {args:?} printed no JSON ({e}): {}{}",
+            stdout(&output),
+            stderr(&output)
+        )
+    })
+}
+
+fn sockets(doc: &Value) -> &Vec<Value> {
+    doc["sockets"].as_array().expect("a sockets list")
+}
+
+/// The distinct values of one field over a document's sockets.
+fn values_of(doc: &Value, field: &str) -> Vec<Value> {
+    let mut seen: Vec<Value> = Vec::new();
+    for socket in sockets(doc) {
+        if !seen.contains(&socket[field]) {
+            seen.push(socket[field].clone());
+        }
+    }
+    seen
+}
+
+fn assert_has(values: &[Value], wanted: &[Value], what: &str) {
+    for value in wanted {
+        assert!(
+            values.contains(value),
+            "{what}: no {value} among {values:?}"
+        );
+    }
+}
+
+#[test]
+fn every_json_document_lsport_prints_matches_its_schema() {
+    let test = "every_json_document_lsport_prints_matches_its_schema";
+    if !setup(test) {
+        return;
+    }
+    let services = ServicesFile::new("every");
+
+    // A TCP listener in the ephemeral range (risky), held by a `sleep`
+    // and by this process, with a connection to it: its outgoing end has
+    // a local port of the range, its accepted end the listener's port.
+    let listener = TcpListener::from(tcp4_listener(40010));
+    let sleep = hold(&[listener.as_raw_fd()]);
+    let outgoing = TcpStream::connect("127.0.0.1:40010").unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    // A connection this end closes first: it stays in TIME_WAIT, held by
+    // no process (inode 0).
+    {
+        let closer = TcpStream::connect("127.0.0.1:40010").unwrap();
+        let (other, _) = listener.accept().unwrap();
+        drop(closer);
+        drop(other);
+    }
+    // TCP that is only bound, IPv6 with and without IPV6_V6ONLY, UDP
+    // unconnected (risky, in the range) and connected, and the ssh port.
+    let bound_only = tcp4_bound_only(8001);
+    let dual_stack = tcp6_socket(8080, false, false, true);
+    let v6_only = tcp6_socket(LOCAL_PORT, true, true, true);
+    let udp = UdpSocket::bind("127.0.0.1:40020").unwrap();
+    let udp6 = UdpSocket::bind("[::1]:8053").unwrap();
+    let udp_connected = UdpSocket::bind("127.0.0.1:8054").unwrap();
+    udp_connected.connect("127.0.0.1:40020").unwrap();
+    let ssh = tcp4_listener(22);
+
+    let probe = validator("probe");
+    let check = |args: &[&str], statuses: &[i32]| {
+        let doc = run(&services, args, statuses);
+        assert_valid(&probe, &doc, &format!("lsport {}", args.join(" ")));
+        doc
+    };
+
+    // One port, and the listening view.
+    let port = check(&["--json", "40010"], &[0]);
+    assert_eq!(port["ports"][0]["in_use"], true);
+    assert_has(
+        &values_of(&port, "role"),
+        &[json!("listener"), json!("accepted")],
+        "--json 40010",
+    );
+    let listening = check(&["--json"], &[0]);
+    assert_has(
+        &values_of(&listening, "role"),
+        &[json!("listener"), json!("bound-only")],
+        "--json",
+    );
+    assert_eq!(listening["ports"], json!([]));
+
+    // Every socket: each role, family, kind of v6only and state made above.
+    let all = check(&["-a", "--json"], &[0]);
+    assert_has(
+        &values_of(&all, "role"),
+        &[
+            "listener",
+            "bound-only",
+            "accepted",
+            "outgoing",
+            "time-wait",
+        ]
+        .map(|r| json!(r)),
+        "-a --json",
+    );
+    assert_has(
+        &values_of(&all, "state"),
+        &[
+            "LISTEN",
+            "ESTABLISHED",
+            "BOUND_INACTIVE",
+            "TIME_WAIT",
+            "CLOSE",
+        ]
+        .map(|s| json!(s)),
+        "-a --json",
+    );
+    assert_has(
+        &values_of(&all, "v6only"),
+        &[json!(true), json!(false), Value::Null],
+        "-a --json",
+    );
+    assert_has(
+        &values_of(&all, "protocol"),
+        &[json!("tcp"), json!("udp")],
+        "-a --json",
+    );
+    assert_has(
+        &values_of(&all, "family"),
+        &[json!("inet"), json!("inet6")],
+        "-a --json",
+    );
+    assert_has(
+        &values_of(&all, "risky"),
+        &[json!(true), json!(false)],
+        "-a --json",
+    );
+    assert!(
+        sockets(&all)
+            .iter()
+            .any(|s| s["inode"] == 0 && s["holders"] == json!([])),
+        "-a --json: no socket without holders"
+    );
+
+    // The /proc/net tables, with their blind spots.
+    let proc = check(&["--json", "--source", "proc", "40010"], &[0]);
+    assert_eq!(proc["source"], "proc");
+    assert_eq!(proc["blind_spots"], json!(["tcp_bound_only", "v6only"]));
+    let proc_all = check(&["-a", "--json", "--source=proc"], &[0]);
+    assert!(
+        sockets(&proc_all).iter().all(|s| s["v6only"].is_null()),
+        "--source proc: a v6only that is not null"
+    );
+
+    // A range, with names from IANA and from the local services file.
+    let range = check(&["--json", "8000-8100"], &[0]);
+    let ports: Vec<Value> = range["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].clone())
+        .collect();
+    assert_has(
+        &ports,
+        &[8001, 8053, 8054, 8080, LOCAL_PORT].map(|p| json!(p)),
+        "--json 8000-8100",
+    );
+    let sources: Vec<Value> = range["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["services"].as_array().unwrap().iter())
+        .map(|s| s["source"].clone())
+        .collect();
+    assert_has(
+        &sources,
+        &[json!("iana"), json!("local")],
+        "--json 8000-8100",
+    );
+
+    // A service name, and ports that are free.
+    let by_name = check(&["--json", "ssh"], &[0]);
+    assert_eq!(by_name["ports"][0]["port"], 22);
+    assert_eq!(by_name["ports"][0]["services"][0]["name"], "ssh");
+    check(&["--json", "40050", "65000", "1"], &[1]);
+
+    // Other namespaces: this one by its holder's pid, and every one.
+    let pid = sleep.pid().to_string();
+    check(&["--json", "--netns", &pid, "40010"], &[0]);
+    check(&["--json", "--all-netns", "40010"], &[0, 1]);
+
+    // lsport ephemeral, as one document and as a list.
+    let ephemeral = validator("ephemeral");
+    let check_ephemeral = |args: &[&str]| {
+        let doc = run(&services, args, &[0, 3]);
+        assert_valid(&ephemeral, &doc, &format!("lsport {}", args.join(" ")));
+        doc
+    };
+    let report = check_ephemeral(&["ephemeral", "--json"]);
+    assert!(report.is_object(), "one namespace, one document");
+    assert_eq!(report["healthy"], false, "{report:#}");
+    assert!(report["fix"].is_object(), "{report:#}");
+    assert!(
+        report["destinations"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty()),
+        "{report:#}"
+    );
+    let planned = check_ephemeral(&[
+        "ephemeral",
+        "--format",
+        "json",
+        "--check-range",
+        "40000-40010",
+        "--check-range",
+        "30000-32767",
+    ]);
+    assert!(planned["overlaps"][0]["overlap"].is_array(), "{planned:#}");
+    assert!(planned["overlaps"][1]["overlap"].is_null(), "{planned:#}");
+    check_ephemeral(&["ephemeral", "--json", "--all-netns"]);
+
+    // lsport suggest.
+    let suggest = validator("suggest");
+    for args in [
+        &["suggest", "3", "--json"][..],
+        &["suggest", "3", "--json", "--near", "8080"],
+    ] {
+        let doc = run(&services, args, &[0]);
+        assert_valid(&suggest, &doc, &format!("lsport {}", args.join(" ")));
+        assert_eq!(doc["ports"].as_array().map(Vec::len), Some(3), "{doc}");
+    }
+
+    // The same validators reject the real documents once changed.
+    assert_mutations_rejected(
+        &probe,
+        &all,
+        "lsport -a --json",
+        &[
+            ("a socket's role renamed", &|d| {
+                rename(&mut d["sockets"][0], "role", "roles")
+            }),
+            ("a socket's local port a string", &|d| {
+                let port = d["sockets"][0]["local"]["port"].to_string();
+                d["sockets"][0]["local"]["port"] = json!(port);
+            }),
+            ("a holder's pid renamed", &|d| {
+                let socket = sockets(d)
+                    .iter()
+                    .position(|s| s["holders"] != json!([]))
+                    .unwrap();
+                rename(&mut d["sockets"][socket]["holders"][0], "pid", "process");
+            }),
+            ("the namespace's inode a string", &|d| {
+                d["netns"]["inode"] = json!("4026531840")
+            }),
+        ],
+    );
+    assert_mutations_rejected(
+        &ephemeral,
+        &report,
+        "lsport ephemeral --json",
+        &[
+            ("hard_bound_ports renamed", &|d| {
+                rename(d, "hard_bound_ports", "bound_ports")
+            }),
+            ("size a string", &|d| d["size"] = json!("100")),
+        ],
+    );
+
+    drop((
+        outgoing, accepted, listener, bound_only, dual_stack, v6_only,
+    ));
+    drop((udp, udp6, udp_connected, ssh));
+}
+
+/// A cgroup of the v1 `pids` hierarchy that a process is moved into,
+/// named as a container runtime names its containers' cgroups. Dropping
+/// it moves the process back and removes the directories made.
+struct ContainerCgroup {
+    /// Outermost first.
+    dirs: Vec<PathBuf>,
+    pid: u32,
+}
+
+const PIDS_HIERARCHY: &str = "/sys/fs/cgroup/pids";
+
+impl ContainerCgroup {
+    /// `path` is relative to the hierarchy; every directory of it is
+    /// made here (none is shared with other tests). None when the
+    /// hierarchy is missing or refuses.
+    fn enter(path: &str, pid: u32) -> Option<ContainerCgroup> {
+        let mut cgroup = ContainerCgroup {
+            dirs: Vec::new(),
+            pid,
+        };
+        let mut dir = PathBuf::from(PIDS_HIERARCHY);
+        for component in path.split('/') {
+            dir.push(component);
+            std::fs::create_dir(&dir).ok()?;
+            cgroup.dirs.push(dir.clone());
+        }
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string()).ok()?;
+        Some(cgroup)
+    }
+}
+
+impl Drop for ContainerCgroup {
+    fn drop(&mut self) {
+        let procs = Path::new(PIDS_HIERARCHY).join("cgroup.procs");
+        let _ = std::fs::write(procs, self.pid.to_string());
+        for dir in self.dirs.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// The container object, as a holder's and as a namespace's, with its
+/// optional fields filled: a containerd container of a Kubernetes pod
+/// (pod_uid) and an LXC container (name). Where no cgroup v1 `pids`
+/// hierarchy can be written, it is skipped as the namespace tests are.
+#[test]
+fn container_fields_match_the_schema() {
+    let test = "container_fields_match_the_schema";
+    if !setup(test) {
+        return;
+    }
+    let pod_listener = tcp4_listener(40030);
+    let lxc_listener = tcp4_listener(40031);
+    let pod_holder = hold(&[pod_listener.as_raw_fd()]);
+    let lxc_holder = hold(&[lxc_listener.as_raw_fd()]);
+    drop((pod_listener, lxc_listener));
+
+    let me = std::process::id();
+    let pod_uid = format!("{me:08x}-5c4e-4d00-8000-{:012x}", u64::from(me));
+    let id = format!("{:064x}", u128::from(me) << 64 | 0x5c4e);
+    let lxc_name = format!("lsport-schema-{me}");
+    let pod_path = format!(
+        "kubepods-besteffort-pod{}.slice/cri-containerd-{id}.scope",
+        pod_uid.replace('-', "_")
+    );
+    let lxc_path = format!("lxc.payload.{lxc_name}");
+    let cgroups = ContainerCgroup::enter(&pod_path, pod_holder.pid())
+        .zip(ContainerCgroup::enter(&lxc_path, lxc_holder.pid()));
+    if cgroups.is_none() {
+        if std::env::var_os("LSPORT_REQUIRE_NETNS").is_some() {
+            panic!("{test}: no writable cgroup v1 pids hierarchy");
+        }
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test}: no writable cgroup v1 pids hierarchy"
+        );
+        return;
+    }
+    let services = ServicesFile::new("container");
+    let one = run(&services, &["--json", "40030-40031"], &[0]);
+    let every = run(&services, &["--json", "--all-netns", "40030-40031"], &[0]);
+    drop(cgroups);
+
+    let probe = validator("probe");
+    assert_valid(&probe, &one, "lsport --json 40030-40031");
+    assert_valid(&probe, &every, "lsport --json --all-netns 40030-40031");
+    let container_on = |port: u16| {
+        let socket = sockets(&one)
+            .iter()
+            .find(|s| s["local"]["port"] == port)
+            .unwrap_or_else(|| panic!("no socket on {port}: {one:#}"));
+        socket["holders"][0]["container"].clone()
+    };
+    assert_eq!(
+        container_on(40030),
+        json!({"runtime": "containerd", "id": id, "name": null, "pod_uid": pod_uid})
+    );
+    assert_eq!(
+        container_on(40031),
+        json!({"runtime": "lxc", "id": lxc_name, "name": lxc_name, "pod_uid": null})
+    );
+    let inode = netns_inode();
+    assert!(
+        every["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["inode"] == inode && n["container"].is_object()),
+        "--all-netns does not name the namespace's container: {every:#}"
+    );
+    let mut changed = one.clone();
+    changed["sockets"][0]["holders"][0]["container"]["pod_uid"] = json!(7);
+    assert_invalid(&probe, &changed, "a container whose pod_uid is a number");
+}
