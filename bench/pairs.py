@@ -4,7 +4,16 @@
 Every round runs each command once, in the same order, so that a burst of
 other work on the machine slows all of them alike; medians and the
 per-round (paired) ratios to lsport come from those rounds. Each command
-must first find the fixture's known answer, or the benchmark stops.
+must first find the fixture's known answer, or the benchmark stops; the
+commands whose answer is their exit status (`lsport -q PORT`) must give it
+in every timed run too.
+
+With --lsport-before, every lsport command also runs with a second binary
+(the "before" of a change) in the same rounds, beside the one of
+--lsport (the "after"); the two of a pair swap places every other round.
+A second table gives paired ratios: `lsport -q PORT` to `ss -Htan 'sport =
+:PORT'` (ss without -p, so neither reads any process's fds), and, with two
+binaries, after to before for each lsport command.
 """
 import argparse
 import json
@@ -20,6 +29,8 @@ def parse_args():
     p = argparse.ArgumentParser()
     for name in ("lsport", "floor", "manifest", "label", "out"):
         p.add_argument("--" + name, required=True)
+    p.add_argument("--lsport-before", default=None,
+                   help="a second lsport binary, timed beside --lsport in the same rounds")
     p.add_argument("--port", type=int, default=60403)
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--slow-runs", type=int, default=3)
@@ -28,30 +39,61 @@ def parse_args():
 
 class Command:
     """argv, the lsport command it is compared with, and whether it is
-    one of the slow full listings that run in fewer rounds."""
+    one of the slow full listings that run in fewer rounds. An lsport
+    command has a key (which lsport command it is, whatever the binary)
+    and, with two binaries, a tag ("before" or "after"). expect: the exit
+    status every timed run must have (None: not checked while timing)."""
 
-    def __init__(self, argv, ref, slow=False, show=None):
+    def __init__(self, argv, ref, slow=False, show=None, key=None, tag=None,
+                 expect=None):
         self.argv = argv
         self.ref = ref
         self.slow = slow
         self.show = show or " ".join(argv)
+        self.key = key
+        self.tag = tag
+        self.expect = expect
         self.times = {}  # round -> seconds
         self.rss_kib = 0
 
+    def cell(self):
+        return f"`{self.show}`" + (f" ({self.tag})" if self.tag else "")
 
-def commands(a):
+
+LP, LA, LL, LQ = "lsport PORT", "lsport -a --json", "lsport", "lsport -q PORT"
+
+
+def binaries(a):
+    """(tag, path) of each lsport binary; the first is the one compared with."""
+    if a.lsport_before:
+        return [("after", a.lsport), ("before", a.lsport_before)]
+    return [(None, a.lsport)]
+
+
+def port_held(man):
+    return bool(man["target"]["sockets"])
+
+
+def commands(a, man):
     port = str(a.port)
-    lp, la, ll = "lsport PORT", "lsport -a --json", "lsport"
-    cmds = [
-        Command([a.lsport, port], lp, show=f"lsport {port}"),
-        Command([a.lsport, "-a", "--json"], la, show="lsport -a --json > /dev/null"),
-        Command([a.lsport], ll, show="lsport"),
-        Command(["ss", "-Htanp", f"sport = :{port}"], lp, show=f"ss -Htanp 'sport = :{port}'"),
-        Command(["ss", "-Htanp"], la, slow=True),
-        Command(["fuser", "-n", "tcp", port], lp),
-        Command(["lsof", "-nP", f"-iTCP:{port}"], lp),
+    q_status = 0 if port_held(man) else 1
+    cmds = []
+    for key, args, show, expect in (
+            (LP, [port], f"lsport {port}", None),
+            (LA, ["-a", "--json"], "lsport -a --json > /dev/null", None),
+            (LL, [], "lsport", None),
+            (LQ, ["-q", port], f"lsport -q {port}", q_status)):
+        for tag, exe in binaries(a):
+            cmds.append(Command([exe] + args, key, show=show, key=key, tag=tag,
+                                expect=expect))
+    cmds += [
+        Command(["ss", "-Htanp", f"sport = :{port}"], LP, show=f"ss -Htanp 'sport = :{port}'"),
+        Command(["ss", "-Htan", f"sport = :{port}"], LQ, show=f"ss -Htan 'sport = :{port}'"),
+        Command(["ss", "-Htanp"], LA, slow=True),
+        Command(["fuser", "-n", "tcp", port], LP),
+        Command(["lsof", "-nP", f"-iTCP:{port}"], LP),
     ]
-    for mode, ref in (("all", lp), ("listen", ll)):
+    for mode, ref in (("all", LP), ("listen", LL)):
         for jobs in ([], ["-j2"]):
             cmds.append(Command([a.floor, port, mode] + jobs, ref,
                                 show=" ".join(["floor", port, mode] + jobs)))
@@ -73,13 +115,26 @@ def output_of(argv):
     return subprocess.run(argv, capture_output=True, text=True).stdout
 
 
-def check(cmds, a, man):
-    """Every command must report the fixture's known answer."""
+def free_port(man):
+    """A port below the ephemeral range that no socket of the fixture has
+    as its local port (connections get their client ports from inside the
+    range, their server ports from listeners), confirmed free by ss."""
+    low = man["kernel"]["ip_local_port_range"][0]
+    used = {int(s["local"].rsplit(":", 1)[1])
+            for s in man["listeners"] + man["udp"] + man["target"]["sockets"]}
+    for port in range(low - 1, 1024, -1):
+        if port not in used and not output_of(["ss", "-Htuan", f"sport = :{port}"]).strip():
+            return port
+    return None
+
+
+def check_lsport(exe, tag, a, man, problems):
+    """lsport (one binary): the fixture's known answer."""
     target = set(man["target"]["pids"])
     port = a.port
-    problems = []
+    name = f"lsport ({tag})" if tag else "lsport"
 
-    def pids_in_json(doc, want_inodes=None):
+    def pids_in_json(doc):
         found = {}
         for s in doc["sockets"]:
             for h in s["holders"]:
@@ -87,36 +142,84 @@ def check(cmds, a, man):
         return found
 
     # lsport PORT: exactly the target's holders, for exactly its sockets.
-    doc = json.loads(output_of([a.lsport, str(port), "--json"]))
+    doc = json.loads(output_of([exe, str(port), "--json"]))
     holders = {h["pid"] for s in doc["sockets"] for h in s["holders"]}
     if holders != target:
-        problems.append(f"lsport {port}: holders {sorted(holders)} != {sorted(target)}")
+        problems.append(f"{name} {port}: holders {sorted(holders)} != {sorted(target)}")
     inodes = {s["inode"] for s in doc["sockets"] if s["state"] == "LISTEN"}
     want = {s["inode"] for s in man["target"]["sockets"] if s["state"] == "LISTEN"}
     if inodes != want:
-        problems.append(f"lsport {port}: listener inodes {inodes} != {want}")
-    if not all(re.search(rf"\b{p}\b", output_of([a.lsport, str(port)])) for p in target):
-        problems.append(f"lsport {port}: table lacks a target pid")
+        problems.append(f"{name} {port}: listener inodes {inodes} != {want}")
+    if not all(re.search(rf"\b{p}\b", output_of([exe, str(port)])) for p in target):
+        problems.append(f"{name} {port}: table lacks a target pid")
 
     # lsport (listening) and lsport -a: every listener and UDP socket of
     # the fixture, each with its holder.
     known = man["listeners"] + man["udp"] + man["target"]["sockets"]
-    for argv in ([a.lsport, "--json"], [a.lsport, "-a", "--json"]):
-        found = pids_in_json(json.loads(output_of(argv)))
+    for args in (["--json"], ["-a", "--json"]):
+        found = pids_in_json(json.loads(output_of([exe] + args)))
         missing = [s for s in known if s["pid"] not in found.get(s["inode"], set())]
         if missing:
-            problems.append(f"{' '.join(argv[1:]) or '(listening)'}: {len(missing)} "
+            problems.append(f"{name} {' '.join(args)}: {len(missing)} "
                             f"of {len(known)} known sockets lack their holder, "
                             f"e.g. {missing[0]}")
-    if len(json.loads(output_of([a.lsport, "-a", "--json"]))["sockets"]) < \
+    if len(json.loads(output_of([exe, "-a", "--json"]))["sockets"]) < \
             man["totals"]["tcp_sockets_total"] + man["totals"]["udp"]["total"]:
-        problems.append("lsport -a: fewer sockets than the fixture made")
+        problems.append(f"{name} -a: fewer sockets than the fixture made")
 
-    # Everything else: each target pid named in the output.
+    # lsport -q: the answer is the exit status alone (0: the port is held,
+    # as the manifest says; 1: free), and nothing is printed. A port the
+    # fixture leaves free must give 1, so that a constant 0 cannot pass.
+    asked = [(port, 0 if port_held(man) else 1)]
+    free = free_port(man)
+    if free is None:
+        problems.append("no free port below the ephemeral range to check lsport -q with")
+    else:
+        asked.append((free, 1))
+    for p, want_status in asked:
+        r = subprocess.run([exe, "-q", str(p)], capture_output=True, text=True)
+        if r.returncode != want_status:
+            problems.append(f"{name} -q {p}: exit status {r.returncode}, want {want_status} "
+                            f"(port {'held' if want_status == 0 else 'free'} in the fixture)")
+        if r.stdout or r.stderr:
+            problems.append(f"{name} -q {p}: printed {(r.stdout + r.stderr)[:80]!r}")
+
+
+def ss_sockets(text):
+    """(state, local, remote) of each line of `ss -Htan`; remote is None
+    for listeners (ss prints a wildcard there)."""
+    states = {"ESTAB": "ESTABLISHED"}
+    found = []
+    for line in text.splitlines():
+        f = line.split()
+        if not f:
+            continue
+        state = states.get(f[0], f[0])
+        found.append((state, f[3], None if state == "LISTEN" else f[4]))
+    return sorted(found)
+
+
+def check(cmds, a, man):
+    """Every command must report the fixture's known answer."""
+    target = set(man["target"]["pids"])
+    problems = []
+    for tag, exe in binaries(a):
+        check_lsport(exe, tag, a, man, problems)
+
+    # Everything else: each target pid named in the output; ss without -p
+    # names no pid: it must list exactly the target's sockets.
+    want_socks = sorted((s["state"], s["local"],
+                         None if s["state"] == "LISTEN" else s.get("remote"))
+                        for s in man["target"]["sockets"])
     for c in cmds:
-        if c.argv[0] == a.lsport:
+        if c.key is not None:
             continue
         text = output_of(c.argv)
+        if c.argv[:2] == ["ss", "-Htan"]:
+            got = ss_sockets(text)
+            if got != want_socks:
+                problems.append(f"{c.show}: sockets {got} != {want_socks}")
+            continue
         if c.argv[0] == "fuser":
             text += subprocess.run(c.argv, capture_output=True, text=True).stderr
         if c.argv[0] == a.floor and c.argv[2] == "listen":
@@ -153,25 +256,77 @@ def machine():
     return f"{os.cpu_count()} CPUs ({cpu}), {mem} MiB RAM, Linux {os.uname().release}"
 
 
+def binary_info(path):
+    """Size in bytes, and whether the ELF file is stripped (no .symtab)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    stripped = None
+    if data[:4] == b"\x7fELF" and data[4] == 2 and data[5] == 1:  # ELF64, little-endian
+        shoff = int.from_bytes(data[0x28:0x30], "little")
+        shentsize = int.from_bytes(data[0x3a:0x3c], "little")
+        shnum = int.from_bytes(data[0x3c:0x3e], "little")
+        types = [int.from_bytes(data[o + 4:o + 8], "little")
+                 for o in range(shoff, shoff + shnum * shentsize, shentsize)]
+        stripped = 2 not in types  # SHT_SYMTAB
+    return {"path": os.path.abspath(path), "bytes": len(data), "stripped": stripped}
+
+
+def round_order(cmds, r):
+    """The commands of round r: the same order every round, except that
+    the before and after runs of one lsport command swap places every
+    other round, so that neither always follows the other."""
+    order = list(cmds)
+    if r % 2:
+        for i in range(len(order) - 1):
+            if order[i].tag == "after" and order[i + 1].tag == "before":
+                order[i], order[i + 1] = order[i + 1], order[i]
+    return order
+
+
+def ratio(num, den):
+    """Median of the per-round ratios num/den, ratio of the medians, rounds."""
+    rounds = [r for r in num.times if r in den.times]
+    paired = statistics.median(num.times[r] / den.times[r] for r in rounds)
+    of_medians = statistics.median(num.times.values()) / statistics.median(den.times.values())
+    return paired, of_medians, len(rounds)
+
+
 def main():
     a = parse_args()
     man = json.load(open(a.manifest))
-    cmds = commands(a)
+    cmds = commands(a, man)
     check(cmds, a, man)
     for c in cmds:  # warm-up: caches, page cache, dentries (the check
         if not c.slow:  # above has run the slow ones already)
             run_once(c.argv)
     for r in range(a.runs):
-        for c in cmds:
+        for c in round_order(cmds, r):
             if c.slow and r >= a.slow_runs:
                 continue
-            c.times[r] = run_once(c.argv)[0]
+            c.times[r], _, status = run_once(c.argv)
+            if c.expect is not None and status != c.expect:
+                print(f"bench: {c.cell()} exited {status} in round {r + 1}, want "
+                      f"{c.expect}: wrong answer, stopping", file=sys.stderr)
+                sys.exit(1)
         print(f"round {r + 1}/{a.runs} done", file=sys.stderr)
     for c in cmds:
         c.rss_kib = max(peak_rss(c.argv) for _ in range(1 if c.slow else 3))
 
-    by_show = {c.show: c for c in cmds}
-    refs = {"lsport PORT": cmds[0], "lsport -a --json": cmds[1], "lsport": cmds[2]}
+    tags = binaries(a)
+    first = tags[0][0]
+    refs = {c.key: c for c in cmds if c.key is not None and c.tag == first}
+    sizes = {tag: binary_info(exe) for tag, exe in tags}
+
+    def size_text(info):
+        strip = {True: "stripped", False: "not stripped", None: "?"}[info["stripped"]]
+        return f"{info['bytes']:,} bytes ({strip})"
+
+    if a.lsport_before:
+        size_line = (f"Binary size: after {size_text(sizes['after'])}, before "
+                     f"{size_text(sizes['before'])}; after/before "
+                     f"{sizes['after']['bytes'] / sizes['before']['bytes']:.3f}.")
+    else:
+        size_line = f"Binary size: lsport {size_text(sizes[None])}."
     t = man["totals"]
     lines = [
         f"### {a.label}: {t['fds_in_holders']} sockets in {len(man['holders'])} holders "
@@ -181,25 +336,57 @@ def main():
         f"processes on the host. {a.runs} alternating rounds "
         f"(`ss -Htanp`: {min(a.slow_runs, a.runs)}).",
         "",
+        size_line,
+        "",
         "| command | median ms | min ms | runs | x lsport (medians) | x lsport (paired) | compared with | peak RSS MiB |",
         "|---|---:|---:|---:|---:|---:|---|---:|",
     ]
-    result = {"label": a.label, "machine": machine(), "commands": []}
+    result = {"label": a.label, "machine": machine(),
+              "binaries": {tag or "lsport": info for tag, info in sizes.items()},
+              "commands": [], "ratios": []}
     for c in cmds:
-        ref = refs[c.ref]
+        ref = refs[c.ref]  # a before row: its after row
         times = list(c.times.values())
         med = statistics.median(times)
-        paired = [c.times[r] / ref.times[r] for r in c.times if r in ref.times]
-        ratio = med / statistics.median(ref.times.values())
+        paired, of_medians, _ = ratio(c, ref)
         same = ref is c
         lines.append(
-            f"| `{c.show}` | {fmt_ms(med)} | {fmt_ms(min(times))} | {len(times)} | "
-            f"{'' if same else f'{ratio:.2f}'} | "
-            f"{'' if same else f'{statistics.median(paired):.2f}'} | "
-            f"{'' if same else '`' + ref.show + '`'} | {c.rss_kib / 1024:.1f} |")
-        result["commands"].append({"command": c.show, "times": times, "median": med,
-                                   "paired_ratio": statistics.median(paired),
-                                   "ref": ref.show, "rss_kib": c.rss_kib})
+            f"| {c.cell()} | {fmt_ms(med)} | {fmt_ms(min(times))} | {len(times)} | "
+            f"{'' if same else f'{of_medians:.2f}'} | "
+            f"{'' if same else f'{paired:.2f}'} | "
+            f"{'' if same else ref.cell()} | {c.rss_kib / 1024:.1f} |")
+        result["commands"].append({"command": c.show, "binary": c.tag, "argv": c.argv,
+                                   "times": times, "median": med,
+                                   "paired_ratio": paired,
+                                   "ref": ref.show, "ref_binary": ref.tag,
+                                   "rss_kib": c.rss_kib})
+
+    # Paired ratios: lsport -q to ss without -p (per binary), and after to
+    # before for each lsport command.
+    ss_q = next(c for c in cmds if c.argv[:2] == ["ss", "-Htan"])
+    pairs = [(c, ss_q, "≤ 1.2") for c in cmds if c.key == LQ]
+    if a.lsport_before:
+        after = {c.key: c for c in cmds if c.tag == "after"}
+        pairs += [(after[c.key], c, "") for c in cmds if c.tag == "before"]
+    lines += [
+        "",
+        "Paired ratios (median of the per-round ratios; ratio of the medians beside it):",
+        "",
+        "| ratio | paired | of medians | rounds | peak RSS ratio | target |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for num, den, target in pairs:
+        paired, of_medians, n = ratio(num, den)
+        if num.key == den.key:  # after / before of one lsport command
+            name = f"`{num.show}`: after / before"
+        else:
+            name = f"{num.cell()} / {den.cell()}"
+        rss = num.rss_kib / den.rss_kib if den.rss_kib else float("nan")
+        lines.append(f"| {name} | {paired:.2f} | {of_medians:.2f} | {n} | {rss:.2f} | {target} |")
+        result["ratios"].append({"num": num.show, "num_binary": num.tag,
+                                 "den": den.show, "den_binary": den.tag,
+                                 "paired": paired, "of_medians": of_medians, "rounds": n,
+                                 "rss_ratio": rss, "target": target or None})
     table = "\n".join(lines) + "\n"
     print(table)
     open(a.out + ".md", "w").write(table)
