@@ -29,7 +29,7 @@
 //! the kernel spends about log2(ranges) + 3 ops on a socket, where a list
 //! of clauses tried one after another spends up to two per range.
 
-use crate::ports::PortRange;
+use crate::socket::PortRange;
 
 // inet_diag bytecode operations (include/uapi/linux/inet_diag.h).
 pub const INET_DIAG_BC_JMP: u8 = 1;

@@ -23,13 +23,9 @@ use netlink_packet_sock_diag::inet::{
 };
 use netlink_sys::{Socket as NetlinkSocket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
 
+use super::bytecode;
 use crate::socket::PortRange;
 use crate::socket::{Endpoint, Family, Protocol, Socket, State};
-
-// Named by path so that it resolves the same wherever this file is
-// compiled from (the fuzz targets include it by path).
-#[path = "bytecode.rs"]
-mod bytecode;
 
 const NLMSG_HEADER_LEN: usize = 16;
 const NLMSG_NOOP: u16 = 1;
@@ -690,6 +686,8 @@ mod tests {
             v6only: None,
             uid: 0,
             inode: u64::from(local) << 16 | u64::from(remote),
+            cookie: 0,
+            timer_ms: None,
         }
     }
 
