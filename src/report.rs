@@ -139,6 +139,8 @@ pub struct PortVerdict {
     /// For a range: the registrations that span exactly that range, as
     /// `lsport x11` asks for 6000-6063.
     pub range_services: Vec<Service>,
+    /// Where those sockets are in the report's rows, in order.
+    pub rows: Vec<usize>,
 }
 
 impl PortVerdict {
@@ -277,10 +279,11 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
     // memory, gives the one order.
     rows.sort_unstable_by_key(sort_key);
 
+    let by_remote = remote_index(&rows, query.match_remote);
     let ports = query
         .ports
         .iter()
-        .map(|asked| verdict(*asked, &rows, query.match_remote, &inputs.policy, services))
+        .map(|asked| verdict(*asked, &rows, &by_remote, &inputs.policy, services))
         .collect();
     let hidden_sockets = rows.iter().filter(|r| r.holders_hidden).count();
     NamespaceReport {
@@ -323,18 +326,25 @@ pub(crate) fn attach_holders(
 fn verdict(
     asked: PortRange,
     rows: &[Row],
-    match_remote: bool,
+    by_remote: &[(u16, usize)],
     policy: &KernelPortPolicy,
     services: &Services,
 ) -> PortVerdict {
-    let matches = |row: &&Row| {
-        asked.contains(row.socket.local.port)
-            || (match_remote && asked.contains(row.socket.remote.port))
-    };
-    let matching: Vec<&Row> = rows.iter().filter(matches).collect();
+    // Rows are sorted by local port first, and `by_remote` by remote
+    // port: both are binary searches, so thousands of ports asked cost
+    // no scan of every socket each.
+    let local_start = rows.partition_point(|r| r.socket.local.port < asked.lo);
+    let local_end = rows.partition_point(|r| r.socket.local.port <= asked.hi);
+    let remote_start = by_remote.partition_point(|(port, _)| *port < asked.lo);
+    let remote_end = by_remote.partition_point(|(port, _)| *port <= asked.hi);
+    let mut matching: Vec<usize> = (local_start..local_end)
+        .chain(by_remote[remote_start..remote_end].iter().map(|(_, i)| *i))
+        .collect();
+    matching.sort_unstable();
+    matching.dedup();
     let mut in_use_ports: Vec<u16> = matching
         .iter()
-        .flat_map(|row| [row.socket.local.port, row.socket.remote.port])
+        .flat_map(|&i| [rows[i].socket.local.port, rows[i].socket.remote.port])
         .filter(|port| asked.contains(*port) && *port != 0)
         .collect();
     in_use_ports.sort_unstable();
@@ -360,7 +370,22 @@ fn verdict(
         sockets: matching.len(),
         in_use_ports,
         range_services,
+        rows: matching,
     }
+}
+
+/// With `--remote`: (remote port, row) for every row, sorted by port.
+fn remote_index(rows: &[Row], match_remote: bool) -> Vec<(u16, usize)> {
+    if !match_remote {
+        return Vec::new();
+    }
+    let mut index: Vec<(u16, usize)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.socket.remote.port, i))
+        .collect();
+    index.sort_unstable();
+    index
 }
 
 /// Listening TCP sockets by port, to tell accepted connections from

@@ -268,15 +268,10 @@ fn port_verdict(out: &mut String, verdict: &PortVerdict, report: &NamespaceRepor
 }
 
 fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
-    let asked = verdict.asked;
     let mut names: Vec<String> = Vec::new();
     let mut hidden = 0;
     let mut unowned = 0;
-    for row in report
-        .rows
-        .iter()
-        .filter(|r| asked.contains(r.socket.local.port) || asked.contains(r.socket.remote.port))
-    {
+    for row in verdict.rows.iter().map(|&i| &report.rows[i]) {
         if row.holders_hidden {
             hidden += 1;
         } else if row.holders.is_empty() {
