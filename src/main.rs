@@ -23,7 +23,26 @@ const EXIT_ERROR: u8 = 2;
 /// `lsport ephemeral` found something that needs attention.
 const EXIT_UNHEALTHY: u8 = 3;
 
+/// The stack lsport's work runs on. clap's derived parser alone builds
+/// every flag in one frame of about 25 KB, so under a small
+/// `ulimit -s` (40 KB) the main thread overflowed before `--version`
+/// could answer. A thread's stack is mapped at the size asked for,
+/// whatever RLIMIT_STACK says, so the main thread only starts it.
+const WORK_STACK: usize = 8 << 20;
+
 fn main() -> ExitCode {
+    match std::thread::Builder::new()
+        .name("lsport".into())
+        .stack_size(WORK_STACK)
+        .spawn(run)
+    {
+        Ok(work) => work.join().unwrap_or(ExitCode::from(EXIT_ERROR)),
+        // No thread to be had: do the work here.
+        Err(_) => run(),
+    }
+}
+
+fn run() -> ExitCode {
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(err) => return clap_error(err),

@@ -105,3 +105,31 @@ fn an_unwritable_stderr_loses_the_message_not_the_status() {
         .expect("running lsport");
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn a_small_stack_limit_still_answers() {
+    use std::os::unix::process::CommandExt;
+    for args in [&["--version"][..], &["-q", "9"], &["--json", "-a"]] {
+        let mut command = lsport_command(args);
+        // SAFETY: setrlimit is async-signal-safe. 40 KB, as `ulimit -s 40`.
+        unsafe {
+            command.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 40 << 10,
+                    rlim_max: 40 << 10,
+                };
+                if libc::setrlimit(libc::RLIMIT_STACK, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let output = command.output().expect("running lsport");
+        assert!(
+            matches!(output.status.code(), Some(0 | 1)),
+            "{args:?} under a 40 KB stack: {:?} {}",
+            output.status,
+            stderr(&output)
+        );
+    }
+}
