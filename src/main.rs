@@ -97,13 +97,32 @@ fn finish(outcome: Outcome) -> ExitCode {
 }
 
 /// Runs `write` on a locked stdout and flushes it. A closed pipe
-/// (`lsport | head -1`) is not an error worth a word.
+/// (`lsport | head -1`) is not an error worth a word; a stdout that is
+/// closed or read-only is (Rust's stdout would drop the answer
+/// silently).
 fn print(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), Failure> {
+    stdout_writable().map_err(Failure::Output)?;
     let mut stdout = std::io::stdout().lock();
     match write(&mut stdout).and_then(|()| stdout.flush()) {
         Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::Output(err)),
         _ => Ok(()),
     }
+}
+
+/// Whether fd 1 is open for writing. (A closed fd 1 is /dev/null by
+/// now: Rust's runtime opens it there before `main`.)
+fn stdout_writable() -> std::io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+
+    let flags = fcntl(std::io::stdout(), FcntlArg::F_GETFL)?;
+    let mode = OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE;
+    if mode == OFlag::O_RDONLY {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "standard output is open for reading only",
+        ));
+    }
+    Ok(())
 }
 
 /// `lsport [PORT...]`: who holds the ports, or what is listening.
@@ -246,9 +265,11 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(EXIT_ERROR)
 }
 
-/// clap's own errors are several lines long; lsport says one.
+/// clap's own errors are several lines long; lsport says one. clap also
+/// strips escape sequences from the value it quotes: the value is put
+/// back as given, and escaped visibly like every message.
 fn clap_error(err: clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
     if matches!(
         err.kind(),
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
@@ -256,8 +277,23 @@ fn clap_error(err: clap::Error) -> ExitCode {
         let _ = err.print();
         return ExitCode::SUCCESS;
     }
-    let rendered = err.render().to_string();
-    let first = rendered.lines().next().unwrap_or("invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    fail(&format!("{first} (see 'lsport --help')"))
+    let value = match err.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(value)) => Some(value.as_str()),
+        _ => None,
+    };
+    let arg = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => Some(arg.as_str()),
+        _ => None,
+    };
+    let message = match (err.kind(), value, arg) {
+        (ErrorKind::InvalidValue, Some(value), Some(arg)) => {
+            format!("invalid value '{value}' for '{arg}'")
+        }
+        _ => {
+            let rendered = err.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            first.strip_prefix("error: ").unwrap_or(first).to_string()
+        }
+    };
+    fail(&format!("{message} (see 'lsport --help')"))
 }

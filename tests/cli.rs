@@ -133,3 +133,24 @@ fn a_small_stack_limit_still_answers() {
         );
     }
 }
+
+#[test]
+fn a_read_only_stdout_is_an_error_and_bad_values_are_escaped_not_stripped() {
+    let read_only = std::fs::File::open("/dev/null").unwrap();
+    let output = lsport_command(["-a"])
+        .stdout(read_only)
+        .output()
+        .expect("running lsport");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("writing output: standard output is open for reading only"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = lsport(["--color", "x\x1b[31my", "22"]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(!err.contains('\x1b'), "{err:?}");
+    assert!(err.contains("invalid value 'x\\x1b[31my'"), "{err}");
+}
