@@ -113,6 +113,17 @@ pub fn discover(root: &ProcRoot) -> Vec<Namespace> {
     found.into_values().collect()
 }
 
+/// The ip-netns name of the namespace with this inode, if it has one:
+/// `--netns PID` and `ip netns exec NAME lsport` name it as
+/// `--netns NAME` does.
+pub fn ip_netns_name(inode: u64) -> Option<String> {
+    std::fs::read_dir(IP_NETNS_DIR)
+        .ok()?
+        .flatten()
+        .find(|entry| inode_of(&entry.path()) == Some(inode))
+        .and_then(|entry| entry.file_name().to_str().map(str::to_string))
+}
+
 /// The namespace inode behind a namespace file (`/proc/PID/ns/net` or a
 /// bind mount of one).
 pub fn inode_of(path: &Path) -> Option<u64> {

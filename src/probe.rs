@@ -138,7 +138,9 @@ impl HolderNames {
             .into_iter()
             .map(|pid| (pid, owners::process_info(&query.proc_root, pid)))
             .collect();
-        let users = if !query.user_names || processes.is_empty() {
+        // Names for the holders, and for the owners of sockets whose
+        // holders may be hidden.
+        let users = if !query.user_names || (processes.is_empty() && !scan.may_hide_holders()) {
             UserNames::none()
         } else {
             UserNames::load("/etc/passwd")
@@ -216,6 +218,9 @@ fn gather(
 ) -> Result<Gathered, Error> {
     let root = &query.proc_root;
     netns.inode = netns.inode.or_else(|| root.own_netns_inode());
+    if netns.name.is_none() {
+        netns.name = netns.inode.and_then(netns::ip_netns_name);
+    }
     Ok(Gathered {
         netns,
         policy: KernelPortPolicy::read(root),

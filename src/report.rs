@@ -121,6 +121,9 @@ pub struct Row {
     /// The service name registered on the local port for this socket's
     /// protocol.
     pub service: Option<String>,
+    /// For a socket whose holders are hidden: its owner's user name (the
+    /// uid the kernel records), where the user database has one.
+    pub owner_name: Option<String>,
 }
 
 /// The verdict on one port, or on one range as the user asked for it.
@@ -262,6 +265,9 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
             .entry((socket.local.port, socket.protocol))
             .or_insert_with(|| services.name_for(socket.local.port, socket.protocol))
             .clone();
+        let owner_name = holders_hidden
+            .then(|| inputs.users.name(socket.uid).map(str::to_string))
+            .flatten();
         rows.push(Row {
             socket,
             role,
@@ -269,6 +275,7 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
             holders_hidden,
             risky,
             service,
+            owner_name,
         });
         if sockets.len() < sockets.capacity() / 2 {
             sockets.shrink_to_fit();
@@ -320,6 +327,10 @@ pub(crate) fn attach_holders(
         row.holders = holders_of(&row.socket, scan, &shared);
         row.holders_hidden =
             row.holders.is_empty() && row.socket.inode != 0 && scan.may_hide_holders();
+        row.owner_name = row
+            .holders_hidden
+            .then(|| users.name(row.socket.uid).map(str::to_string))
+            .flatten();
     }
 }
 

@@ -335,6 +335,7 @@ mod tests {
             holders_hidden: false,
             service: None,
             risky,
+            owner_name: None,
         }
     }
 

@@ -157,7 +157,11 @@ pub static COLUMNS: [Column; 15] = [
                 (None, Some(uid)) => uid.to_string(),
                 (None, None) => "?".to_string(),
             },
-            None if c.row.holders_hidden => c.row.socket.uid.to_string(),
+            None if c.row.holders_hidden => c
+                .row
+                .owner_name
+                .as_deref()
+                .map_or_else(|| c.row.socket.uid.to_string(), escape_str),
             None => "-".to_string(),
         },
     },

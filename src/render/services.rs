@@ -5,13 +5,13 @@ use std::fmt::Write;
 use crate::ports::{IanaRange, PortFacts};
 use crate::render::escape::escape_str;
 use crate::report::PortVerdict;
-use crate::services::{Service, Source};
+use crate::services::{Protocols, Service, Source};
 
-/// One line per registration, or one line saying there is none.
+/// One line per registered name, or one line saying there is none.
 pub fn lines(out: &mut String, facts: &PortFacts) {
     let port = facts.port;
-    for service in &facts.services {
-        let _ = writeln!(out, "  {port}: {}.", describe(service));
+    for service in merged(&facts.services) {
+        let _ = writeln!(out, "  {port}: {}.", describe(&service));
     }
     if facts.services.iter().any(|s| s.source == Source::Iana) {
         return;
@@ -28,9 +28,29 @@ pub fn lines(out: &mut String, facts: &PortFacts) {
 
 /// For a range asked by name (`lsport x11`): what spans it.
 pub fn range_lines(out: &mut String, verdict: &PortVerdict) {
-    for service in &verdict.range_services {
-        let _ = writeln!(out, "  {}: {}.", verdict.asked, describe(service));
+    for service in merged(&verdict.range_services) {
+        let _ = writeln!(out, "  {}: {}.", verdict.asked, describe(&service));
     }
+}
+
+/// IANA registers a name once per protocol (http on tcp, udp and sctp,
+/// the last with a shorter description): one line per name and ports,
+/// with the protocols together and the first description.
+fn merged(services: &[Service]) -> Vec<Service> {
+    let mut lines: Vec<Service> = Vec::new();
+    for service in services {
+        let same = lines.iter_mut().find(|l| {
+            !l.name.is_empty()
+                && l.name.eq_ignore_ascii_case(&service.name)
+                && l.ports == service.ports
+                && l.source == service.source
+        });
+        match same {
+            Some(line) => line.protocols = Protocols(line.protocols.0 | service.protocols.0),
+            None => lines.push(service.clone()),
+        }
+    }
+    lines
 }
 
 fn describe(service: &Service) -> String {

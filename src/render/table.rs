@@ -11,7 +11,7 @@ use crate::query::View;
 use crate::render::columns::{CellSource, ColumnId, protocol_label};
 use crate::render::escape::{escape_bytes, escape_str};
 use crate::report::{NamespaceReport, PortVerdict, Report, Row, reserved_ports_with};
-use crate::socket::Protocol;
+use crate::socket::{Protocol, State};
 use crate::source::BlindSpot;
 
 /// How the table is printed.
@@ -117,13 +117,20 @@ fn write_one(
             } else {
                 "Sockets"
             };
+            // The table has a line per holder: say so when the counts differ.
+            let lines: usize = report.rows.iter().map(|r| r.holders.len().max(1)).sum();
+            let sockets = report.rows.len();
+            let lines_note = if lines == sockets {
+                String::new()
+            } else {
+                format!(" in {lines} lines, one per holder")
+            };
             let _ = writeln!(
                 out,
-                "{} in network namespace {}: {} socket{}.",
+                "{} in network namespace {}: {sockets} socket{}{lines_note}.",
                 paint.bold(what),
                 netns_label(&report.netns),
-                report.rows.len(),
-                plural(report.rows.len())
+                plural(sockets)
             );
         }
     }
@@ -131,17 +138,16 @@ fn write_one(
         out.push('\n');
         sink.write_all(out.as_bytes())?;
         out.clear();
-        // The port view states the ephemeral verdict in its facts; the
-        // other views mark risky listeners and explain the mark below.
-        let mark_risky = report.view != View::Ports;
+        // Risky listeners are marked in every view; the port view gives
+        // the fix in its facts already.
         let table = Table {
             rows: &report.rows,
             netns: &report.netns,
             columns: &options.columns,
-            mark_risky,
+            mark_risky: true,
         };
         table.write(paint, sink)?;
-        legend(out, report, mark_risky, paint);
+        legend(out, report, report.view != View::Ports, paint);
     }
     blind_spots(out, report, paint);
     sink.write_all(out.as_bytes())
@@ -270,12 +276,17 @@ fn port_verdict(out: &mut String, verdict: &PortVerdict, report: &NamespaceRepor
 fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
     let mut names: Vec<String> = Vec::new();
     let mut hidden = 0;
-    let mut unowned = 0;
+    let mut time_wait = 0;
+    let mut unaccepted = 0;
+    let mut no_process = 0;
     for row in verdict.rows.iter().map(|&i| &report.rows[i]) {
-        if row.holders_hidden {
-            hidden += 1;
-        } else if row.holders.is_empty() {
-            unowned += 1;
+        match (row.holders.is_empty(), row.holders_hidden, row.socket.inode) {
+            (false, _, _) => {}
+            (true, true, _) => hidden += 1,
+            // No file refers to it: nothing to hold.
+            (true, false, 0) if row.socket.state == State::TimeWait => time_wait += 1,
+            (true, false, 0) => unaccepted += 1,
+            (true, false, _) => no_process += 1,
         }
         for h in &row.holders {
             let name = format!("{} (pid {})", escape_bytes(h.command()), h.pid);
@@ -297,9 +308,18 @@ fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
     if hidden > 0 {
         parts.push(format!("{hidden} with holders hidden from this user"));
     }
-    if unowned > 0 {
+    if time_wait > 0 {
+        parts.push(format!("{time_wait} in TIME_WAIT, which no process holds"));
+    }
+    if unaccepted > 0 {
         parts.push(format!(
-            "{unowned} with no holder in sight (time-wait, not yet accepted, or held from another pid namespace)"
+            "{unaccepted} not yet accepted by {}listener",
+            if unaccepted == 1 { "its " } else { "their " }
+        ));
+    }
+    if no_process > 0 {
+        parts.push(format!(
+            "{no_process} that no process in sight has open (the kernel's own, such as a tunnel's port; in flight over a unix socket; or held from outside this pid namespace)"
         ));
     }
     parts.join("; ")
@@ -449,16 +469,13 @@ fn format_line(cells: &[String], widths: &[usize]) -> String {
     line.trim_end().to_string()
 }
 
-fn legend(out: &mut String, report: &NamespaceReport, mark_risky: bool, paint: &Paint) {
+fn legend(out: &mut String, report: &NamespaceReport, with_fix: bool, paint: &Paint) {
     let rows = &report.rows;
     if rows.iter().any(|r| protocol_label(r).ends_with("46")) {
         let _ = writeln!(
             out,
             "\ntcp46/udp46: an IPv6 wildcard socket that also takes IPv4 (v6only off)."
         );
-    }
-    if !mark_risky {
-        return;
     }
     let mut risky: Vec<u16> = rows
         .iter()
@@ -477,10 +494,12 @@ fn legend(out: &mut String, report: &NamespaceReport, mark_risky: bool, paint: &
             plural(risky.len()),
             if risky.len() == 1 { "it" } else { "them" },
         );
-        let _ = writeln!(
-            out,
-            "Fix: sysctl -w net.ipv4.ip_local_reserved_ports={}",
-            reserved_ports_with(&report.policy, &risky)
-        );
+        if with_fix {
+            let _ = writeln!(
+                out,
+                "Fix: sysctl -w net.ipv4.ip_local_reserved_ports={}",
+                reserved_ports_with(&report.policy, &risky)
+            );
+        }
     }
 }

@@ -1,0 +1,161 @@
+//! What a new user notices first: names rather than numbers, counts
+//! that match the table, the risky mark wherever a risky socket shows.
+
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::process::Command;
+
+use common::*;
+
+fn setup(test: &str) -> bool {
+    if !private_netns(test) {
+        return false;
+    }
+    sysctl("net.ipv4.ip_local_port_range", "40000 40099");
+    sysctl("net.ipv4.ip_local_reserved_ports", "");
+    true
+}
+
+#[test]
+fn a_risky_listener_is_marked_in_the_port_view_too() {
+    if !setup("a_risky_listener_is_marked_in_the_port_view_too") {
+        return;
+    }
+    let listener = tcp4_listener(40010);
+    let _holder = hold(&[listener.as_raw_fd()]);
+    drop(listener);
+    for args in [&["40010"][..], &[]] {
+        let text = stdout(&lsport(args));
+        let row = text
+            .lines()
+            .find(|l| l.contains("127.0.0.1:40010"))
+            .unwrap_or_else(|| panic!("{args:?}: {text}"));
+        assert!(row.contains("listener!"), "{args:?}: {text}");
+        assert!(text.contains("(marked !)"), "{args:?}: {text}");
+    }
+}
+
+#[test]
+fn the_count_says_when_the_table_has_a_line_per_holder() {
+    if !setup("the_count_says_when_the_table_has_a_line_per_holder") {
+        return;
+    }
+    let listener = tcp4_listener(8080);
+    let _first = hold(&[listener.as_raw_fd()]);
+    let _second = hold(&[listener.as_raw_fd()]);
+    drop(listener);
+    let text = stdout(&lsport(["-t"]));
+    assert!(
+        text.contains(": 1 socket in 2 lines, one per holder."),
+        "{text}"
+    );
+    let table_lines = text
+        .lines()
+        .filter(|l| l.contains("127.0.0.1:8080"))
+        .count();
+    assert_eq!(table_lines, 2, "{text}");
+}
+
+#[test]
+fn a_hidden_holders_owner_is_named() {
+    if !setup("a_hidden_holders_owner_is_named") {
+        return;
+    }
+    let listener = tcp4_listener(8081);
+    let _holder = hold(&[listener.as_raw_fd()]);
+    drop(listener);
+    // Root without CAP_SYS_PTRACE cannot read the holder's fds.
+    let output = Command::new("setpriv")
+        .args([
+            "--bounding-set",
+            "-sys_ptrace",
+            "--inh-caps",
+            "-sys_ptrace",
+            "--",
+        ])
+        .arg(lsport_path())
+        .args(["-o", "local,user,command", "8081"])
+        .env_clear()
+        .output()
+        .expect("running setpriv");
+    let text = stdout(&output);
+    let row: Vec<&str> = text
+        .lines()
+        .find(|l| l.contains(":8081"))
+        .unwrap_or_else(|| panic!("{text}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row, ["127.0.0.1:8081", "root", "(hidden)"], "{text}");
+    // -n keeps the number.
+    let output = Command::new("setpriv")
+        .args([
+            "--bounding-set",
+            "-sys_ptrace",
+            "--inh-caps",
+            "-sys_ptrace",
+            "--",
+        ])
+        .arg(lsport_path())
+        .args(["-n", "-o", "local,user", "8081"])
+        .env_clear()
+        .output()
+        .expect("running setpriv");
+    assert!(
+        stdout(&output)
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["127.0.0.1:8081", "0"]),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn a_namespace_entered_by_pid_or_by_ip_netns_exec_is_named() {
+    if !nix::unistd::geteuid().is_root() {
+        if std::env::var_os("LSPORT_REQUIRE_NETNS").is_some() {
+            panic!("needs root for ip netns add, and LSPORT_REQUIRE_NETNS is set");
+        }
+        eprintln!("SKIPPED a_namespace_entered_by_pid_or_by_ip_netns_exec_is_named: needs root");
+        return;
+    }
+    let name = format!("lsport-test-{}", std::process::id());
+    let added = Command::new("ip")
+        .args(["netns", "add", &name])
+        .status()
+        .unwrap();
+    assert!(added.success());
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _remove = Remove(name.clone());
+    let output = Command::new("ip")
+        .args(["netns", "exec", &name])
+        .arg(lsport_path())
+        .args(["--json", "9"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(doc["netns"]["name"], name.as_str(), "inside ip netns exec");
+
+    let mut sleeper = Command::new("ip")
+        .args(["netns", "exec", &name, "sleep", "30"])
+        .spawn()
+        .unwrap();
+    // Wait until the sleeper is inside the namespace.
+    let pid = sleeper.id();
+    for _ in 0..200 {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "sleep" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let (doc, _) = lsport_json(&["--netns", &pid.to_string(), "9"]);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert_eq!(doc["netns"]["name"], name.as_str(), "--netns PID");
+}
