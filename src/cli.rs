@@ -115,6 +115,11 @@ pub struct Args {
     )]
     pub output: Option<String>,
 
+    /// Do not cut table lines to the terminal's width (they are cut only
+    /// on a terminal).
+    #[arg(short = 'W', long)]
+    pub wide: bool,
+
     /// Print nothing; report through the exit status only.
     #[arg(short = 'q', long, global = true)]
     pub quiet: bool,
@@ -254,6 +259,8 @@ pub enum Output {
     Table {
         color: bool,
         columns: Vec<ColumnId>,
+        /// The terminal's width, to cut lines to; None for whole lines.
+        width: Option<usize>,
     },
     Json,
     /// Nothing: the exit status says it all.
@@ -393,6 +400,7 @@ impl Args {
             Output::Table {
                 color: wants_color(self.color),
                 columns: output_columns,
+                width: if self.wide { None } else { terminal_width() },
             }
         };
         Ok(Invocation {
@@ -477,6 +485,18 @@ impl SuggestArgs {
             allow_privileged: self.privileged,
         })
     }
+}
+
+/// The width of the terminal stdout is, if it is one.
+fn terminal_width() -> Option<usize> {
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    // SAFETY: winsize is plain data that TIOCGWINSZ fills in.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: fd 1 is open (a terminal) and `size` is writable.
+    let done = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut size) } == 0;
+    (done && size.ws_col > 0).then_some(usize::from(size.ws_col))
 }
 
 /// NO_COLOR (https://no-color.org): any non-empty value turns colour off

@@ -139,11 +139,16 @@ fn run_probe(invocation: &Invocation) -> Outcome {
     warn_about_gaps(invocation, &report);
     print(|out| match &invocation.output {
         Output::Json => render::json::write_probe(&report, out),
-        Output::Table { color, columns } => {
+        Output::Table {
+            color,
+            columns,
+            width,
+        } => {
             let options = render::table::TableOptions {
                 label_namespaces: invocation.labels_namespaces(),
                 color: *color,
                 columns: columns.clone(),
+                width: *width,
             };
             render::table::write(&report, &options, out)
         }

@@ -159,3 +159,49 @@ fn a_namespace_entered_by_pid_or_by_ip_netns_exec_is_named() {
     let _ = sleeper.wait();
     assert_eq!(doc["netns"]["name"], name.as_str(), "--netns PID");
 }
+
+#[test]
+fn on_a_terminal_lines_fit_its_width_and_wide_shows_them_whole() {
+    if !setup("on_a_terminal_lines_fit_its_width_and_wide_shows_them_whole") {
+        return;
+    }
+    let listener = tcp4_listener(8082);
+    // A long command line: sleep adds up all its arguments.
+    let zeros: Vec<&str> = std::iter::repeat_n("0", 60).collect();
+    let mut args = vec!["300"];
+    args.extend(&zeros);
+    let _holder = hold_running(
+        std::path::Path::new("sleep"),
+        &args,
+        &[listener.as_raw_fd()],
+    );
+    drop(listener);
+    // script(1) gives lsport a terminal 60 columns wide.
+    let on_terminal = |extra: &str| {
+        let inner = format!(
+            "stty cols 60; {} --color never {extra} 8082",
+            lsport_path().display()
+        );
+        let output = Command::new("script")
+            .args(["-qfec", &inner, "/dev/null"])
+            .output()
+            .expect("running script(1)");
+        String::from_utf8_lossy(&output.stdout).replace('\r', "")
+    };
+    let text = on_terminal("");
+    let row = text
+        .lines()
+        .find(|l| l.contains("127.0.0.1:8082"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(row.chars().count(), 60, "{text}");
+    assert!(row.ends_with('…'), "{text}");
+    let text = on_terminal("-W");
+    let row = text
+        .lines()
+        .find(|l| l.contains("127.0.0.1:8082"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(row.ends_with(&zeros.join(" ")), "{text}");
+    // Not on a terminal: whole lines.
+    let piped = stdout(&lsport(["8082"]));
+    assert!(piped.contains(&zeros.join(" ")), "{piped}");
+}

@@ -23,6 +23,9 @@ pub struct TableOptions {
     pub color: bool,
     /// The table's columns, in order.
     pub columns: Vec<ColumnId>,
+    /// Cut each table line to this many characters (a terminal's width,
+    /// as `ps` does); None for whole lines.
+    pub width: Option<usize>,
 }
 
 struct Paint {
@@ -145,6 +148,7 @@ fn write_one(
             netns: &report.netns,
             columns: &options.columns,
             mark_risky: true,
+            width: options.width,
         };
         table.write(paint, sink)?;
         legend(out, report, report.view != View::Ports, paint);
@@ -403,6 +407,7 @@ struct Table<'a> {
     netns: &'a NetnsLabel,
     columns: &'a [ColumnId],
     mark_risky: bool,
+    width: Option<usize>,
 }
 
 impl Table<'_> {
@@ -426,8 +431,12 @@ impl Table<'_> {
             .iter()
             .map(|id| id.column().header.to_string())
             .collect();
-        writeln!(sink, "{}", paint.bold(&format_line(&headers, &widths)))?;
-        self.each_line(|cells| writeln!(sink, "{}", format_line(cells, &widths)))
+        let fit = |line: String| match self.width {
+            Some(width) => cut(line, width),
+            None => line,
+        };
+        writeln!(sink, "{}", paint.bold(&fit(format_line(&headers, &widths))))?;
+        self.each_line(|cells| writeln!(sink, "{}", fit(format_line(cells, &widths))))
     }
 
     /// Calls `line` with the cells of each line in turn.
@@ -453,6 +462,16 @@ impl Table<'_> {
         }
         Ok(())
     }
+}
+
+/// A line cut to `width` characters, its last one `…` when cut.
+fn cut(line: String, width: usize) -> String {
+    if line.chars().count() <= width || width == 0 {
+        return line;
+    }
+    let mut cut: String = line.chars().take(width - 1).collect();
+    cut.push('…');
+    cut
 }
 
 /// Cells padded to their column's width, two spaces apart; the last
