@@ -2,9 +2,11 @@
 //! sock_diag is refused or missing (`--source auto`), or the one the
 //! user named.
 
+use std::collections::HashSet;
+
 use crate::error::Error;
-use crate::query::{Query, SourceChoice};
-use crate::socket::{Family, PortRange, Protocol, Socket};
+use crate::query::{Query, SourceChoice, View};
+use crate::socket::{Family, PortRange, Protocol, Socket, State};
 use crate::source::netlink::{self, DumpRequest};
 use crate::source::procfs::{self, Filter};
 use crate::source::{BlindSpot, SourceKind, netlink_unavailable};
@@ -103,6 +105,7 @@ pub fn blind_spots(source: SourceKind, query: &Query) -> Vec<BlindSpot> {
         if query.families.contains(&Family::Inet6) {
             spots.push(BlindSpot::V6Only);
         }
+        spots.push(BlindSpot::AutoBound);
     }
     spots
 }
@@ -156,6 +159,7 @@ fn netlink_sockets(
             protocol,
             states,
             ports,
+            autobound_only: false,
         };
         skipped += dump_stage(&mut session, query, &stage, &mut sockets)?;
         if !sockets.is_empty() {
@@ -164,6 +168,9 @@ fn netlink_sockets(
                 break;
             }
         }
+    }
+    if !query.stop_at_first_match {
+        mark_autobound(&mut session, query, ports, &mut sockets);
     }
     Ok(Collected {
         sockets,
@@ -178,6 +185,85 @@ struct Stage<'a> {
     protocol: Protocol,
     states: u32,
     ports: &'a [PortRange],
+    /// Only the sockets whose port the kernel chose.
+    autobound_only: bool,
+}
+
+/// TCP states of a connection, whichever side opened it.
+const TCP_CONNECTED: u32 = (1 << 1) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 9) | (1 << 11);
+
+/// Asks the kernel which sockets had their port chosen by it, where the
+/// answer decides a role: every UDP socket (an unconnected one whose port
+/// the kernel chose is a client, not a listener), and, when ports were
+/// asked, the TCP connections with no listener on their port (one that
+/// keeps its port lock is a client that bound its port on purpose). One
+/// more dump each, filtered to those sockets' ports; a failed one leaves
+/// the answer unknown.
+fn mark_autobound(
+    session: &mut netlink::Session,
+    query: &Query,
+    ports: &[PortRange],
+    sockets: &mut [Socket],
+) {
+    if sockets.iter().any(|s| s.protocol == Protocol::Udp) {
+        let stage = Stage {
+            protocol: Protocol::Udp,
+            states: wanted_states(query, Protocol::Udp),
+            ports,
+            autobound_only: true,
+        };
+        let chosen = cookies(session, query, &stage);
+        for socket in sockets.iter_mut().filter(|s| s.protocol == Protocol::Udp) {
+            socket.autobound = chosen.as_ref().map(|c| c.contains(&socket.cookie));
+        }
+    }
+    if query.view != View::Ports {
+        // Every outgoing connection would be in question: the walk would
+        // cost as much as the probe. Roles keep to the port rules.
+        return;
+    }
+    let listening: HashSet<u16> = sockets
+        .iter()
+        .filter(|s| s.protocol == Protocol::Tcp && s.state == State::Listen)
+        .map(|s| s.local.port)
+        .collect();
+    let in_question = |s: &Socket| {
+        s.protocol == Protocol::Tcp
+            && TCP_CONNECTED & (1 << s.state.code()) != 0
+            && !listening.contains(&s.local.port)
+    };
+    let their_ports: Vec<PortRange> = sockets
+        .iter()
+        .filter(|s| in_question(s))
+        .map(|s| PortRange::single(s.local.port))
+        .collect();
+    if their_ports.is_empty() {
+        return;
+    }
+    let their_ports = crate::portspec::normalize(their_ports);
+    let mut local_only = query.clone();
+    local_only.match_remote = false;
+    let stage = Stage {
+        protocol: Protocol::Tcp,
+        states: TCP_CONNECTED,
+        ports: &their_ports,
+        autobound_only: true,
+    };
+    let chosen = cookies(session, &local_only, &stage);
+    for socket in sockets.iter_mut().filter(|s| in_question(s)) {
+        socket.autobound = chosen.as_ref().map(|c| c.contains(&socket.cookie));
+    }
+}
+
+/// The cookies of the sockets one stage finds; None if its dump failed.
+fn cookies(
+    session: &mut netlink::Session,
+    query: &Query,
+    stage: &Stage<'_>,
+) -> Option<HashSet<u64>> {
+    let mut found = Vec::new();
+    dump_stage(session, query, stage, &mut found).ok()?;
+    Some(found.iter().map(|s| s.cookie).collect())
 }
 
 /// One protocol in the given states, for every family asked.
@@ -194,6 +280,7 @@ fn dump_stage(
         states: stage.states,
         ports: stage.ports.to_vec(),
         match_remote: query.match_remote,
+        autobound_only: stage.autobound_only,
     };
     // Both TCP families in one walk of the kernel's tables when the
     // kernel takes the request; family by family otherwise.

@@ -242,7 +242,7 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
             View::Ports => {
                 in_ports(s.local.port) || (query.match_remote && in_ports(s.remote.port))
             }
-            View::Listening => s.is_unconnected(),
+            View::Listening => s.is_listening(),
             View::All => true,
         };
         shown && query.wants(s.protocol, s.family) && (!query.listening_only || s.is_unconnected())
@@ -253,7 +253,7 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
     let mut rows: Vec<Row> = Vec::with_capacity(sockets.len());
     let mut service_names: HashMap<(u16, Protocol), Option<String>> = HashMap::new();
     while let Some(socket) = sockets.pop() {
-        let role = role_of(&socket, &listeners);
+        let role = role_of(&socket, &listeners, &inputs.policy);
         let holders = holders_of(&socket, inputs.scan, &shared);
         let holders_hidden =
             holders.is_empty() && socket.inode != 0 && inputs.scan.may_hide_holders();
@@ -414,7 +414,15 @@ fn listener_index(sockets: &[Socket]) -> HashMap<u16, Vec<IpAddr>> {
     index
 }
 
-fn role_of(socket: &Socket, listeners: &HashMap<u16, Vec<IpAddr>>) -> Role {
+/// What a socket does with its port. The rules (also in the man page):
+/// the state decides where it can; a connection is accepted when a local
+/// listener takes its address and port; without one, and for UDP, it
+/// depends on who chose the port (see `without_listener`).
+fn role_of(
+    socket: &Socket,
+    listeners: &HashMap<u16, Vec<IpAddr>>,
+    policy: &KernelPortPolicy,
+) -> Role {
     match (socket.protocol, socket.state) {
         (Protocol::Tcp, State::Listen) => Role::Listener,
         (Protocol::Tcp, State::BoundInactive | State::Close) => Role::BoundOnly,
@@ -425,18 +433,56 @@ fn role_of(socket: &Socket, listeners: &HashMap<u16, Vec<IpAddr>>) -> Role {
             // The kernel does not record which side opened a connection;
             // a connection whose local port has a matching local listener
             // was accepted by it.
-            let address = socket.local.readable_address();
-            let accepted = listeners
-                .get(&socket.local.port)
-                .is_some_and(|addrs| addrs.iter().any(|a| a.is_unspecified() || *a == address));
-            if accepted {
+            let listens_at = |endpoint: &crate::socket::Endpoint| {
+                let address = endpoint.readable_address();
+                listeners
+                    .get(&endpoint.port)
+                    .is_some_and(|addrs| addrs.iter().any(|a| a.is_unspecified() || *a == address))
+            };
+            if listens_at(&socket.local) {
                 Role::Accepted
-            } else {
+            } else if listens_at(&socket.remote) {
+                // The client end of a connection to a local listener.
                 Role::Outgoing
+            } else {
+                without_listener(socket, policy)
             }
         }
+        // An unconnected UDP socket whose port the kernel chose (sendto()
+        // without bind()) is a client: it receives only replies.
+        (Protocol::Udp, State::Close) if socket.autobound == Some(true) => Role::Outgoing,
         (Protocol::Udp, State::Close) => Role::Listener,
-        (Protocol::Udp, _) => Role::Outgoing,
+        (Protocol::Udp, _) => without_listener(socket, policy),
+    }
+}
+
+/// A connected socket with no listener behind it.
+///
+/// TCP: the kernel's "chose the port" test cannot tell a client from an
+/// accepted connection (an accepted socket never keeps its listener's
+/// port lock), but a connection that does keep the lock was bound on
+/// purpose by a client (an NFS mount from a reserved port). Otherwise the
+/// port decides: connect() takes ports only inside the ephemeral range,
+/// so a connection on a port outside it is a server's whose listener has
+/// gone (sshd's sessions after it stopped).
+///
+/// UDP has no accept(): a socket bound on purpose to a port outside the
+/// ephemeral range and connected to a peer whose port looks chosen by
+/// its kernel is the server's side (a `socat UDP-LISTEN,fork` child); one
+/// connected to a service port is a client that bound its own (an NTP
+/// client on 123).
+fn without_listener(socket: &Socket, policy: &KernelPortPolicy) -> Role {
+    let local_is_ephemeral = policy.is_ephemeral(socket.local.port);
+    let server_side = match (socket.protocol, socket.autobound) {
+        (Protocol::Tcp, Some(false)) => false,
+        (Protocol::Tcp, _) => !local_is_ephemeral,
+        (Protocol::Udp, Some(true)) => false,
+        (Protocol::Udp, _) => !local_is_ephemeral && policy.is_ephemeral(socket.remote.port),
+    };
+    if server_side {
+        Role::Accepted
+    } else {
+        Role::Outgoing
     }
 }
 
@@ -541,6 +587,7 @@ mod tests {
             inode: 1,
             cookie: 0,
             timer_ms: None,
+            autobound: None,
         }
     }
 
@@ -552,18 +599,85 @@ mod tests {
             tcp(State::Established, "127.0.0.1:40001", "127.0.0.1:8080"),
         ];
         let index = listener_index(&sockets);
-        let roles: Vec<Role> = sockets.iter().map(|s| role_of(s, &index)).collect();
+        let policy = KernelPortPolicy::known(
+            PortRange {
+                lo: 32768,
+                hi: 60999,
+            },
+            Vec::new(),
+            1024,
+        );
+        let roles: Vec<Role> = sockets
+            .iter()
+            .map(|s| role_of(s, &index, &policy))
+            .collect();
         assert_eq!(roles, vec![Role::Listener, Role::Accepted, Role::Outgoing]);
     }
 
     #[test]
     fn a_listener_on_another_address_does_not_make_a_connection_accepted() {
         let sockets = vec![
-            tcp(State::Listen, "127.0.0.2:8080", "0.0.0.0:0"),
-            tcp(State::Established, "127.0.0.1:8080", "127.0.0.1:40001"),
+            tcp(State::Listen, "127.0.0.2:40001", "0.0.0.0:0"),
+            tcp(State::Established, "127.0.0.1:40001", "127.0.0.1:22"),
         ];
         let index = listener_index(&sockets);
-        assert_eq!(role_of(&sockets[1], &index), Role::Outgoing);
+        let policy = KernelPortPolicy::known(
+            PortRange {
+                lo: 32768,
+                hi: 60999,
+            },
+            Vec::new(),
+            1024,
+        );
+        assert_eq!(role_of(&sockets[1], &index, &policy), Role::Outgoing);
+    }
+
+    #[test]
+    fn without_a_listener_who_chose_the_port_decides_the_role() {
+        let policy = KernelPortPolicy::known(
+            PortRange {
+                lo: 32768,
+                hi: 60999,
+            },
+            Vec::new(),
+            1024,
+        );
+        let none = HashMap::new();
+        let with = |mut socket: Socket, autobound| {
+            socket.autobound = autobound;
+            role_of(&socket, &none, &policy)
+        };
+        // sshd's session after its listener stopped: an accepted socket
+        // looks kernel-bound, but 22 is outside the ephemeral range.
+        let session = tcp(State::Established, "10.0.0.1:22", "10.0.0.2:50000");
+        assert_eq!(with(session.clone(), Some(true)), Role::Accepted);
+        assert_eq!(with(session, None), Role::Accepted);
+        // A client whose port the kernel chose.
+        let client = tcp(State::Established, "10.0.0.2:50000", "10.0.0.1:22");
+        assert_eq!(with(client.clone(), Some(true)), Role::Outgoing);
+        assert_eq!(with(client, None), Role::Outgoing);
+        // A client bound to a reserved port to reach a service (NFS).
+        let nfs = tcp(State::Established, "10.0.0.2:800", "10.0.0.1:2049");
+        assert_eq!(with(nfs, Some(false)), Role::Outgoing);
+        // UDP: a sendto() client is no listener; a socat fork child is the server's side.
+        let mut udp = tcp(State::Close, "0.0.0.0:40000", "0.0.0.0:0");
+        udp.protocol = Protocol::Udp;
+        assert_eq!(with(udp.clone(), Some(true)), Role::Outgoing);
+        assert!(
+            !Socket {
+                autobound: Some(true),
+                ..udp.clone()
+            }
+            .is_listening()
+        );
+        assert_eq!(with(udp.clone(), Some(false)), Role::Listener);
+        assert_eq!(with(udp, None), Role::Listener);
+        let mut child = tcp(State::Established, "127.0.0.1:5353", "127.0.0.1:45000");
+        child.protocol = Protocol::Udp;
+        assert_eq!(with(child, Some(false)), Role::Accepted);
+        let mut ntp = tcp(State::Established, "10.0.0.2:123", "10.0.0.1:123");
+        ntp.protocol = Protocol::Udp;
+        assert_eq!(with(ntp, Some(false)), Role::Outgoing);
     }
 
     #[test]

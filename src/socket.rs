@@ -223,9 +223,20 @@ pub struct Socket {
     /// TIME_WAIT socket, until it goes. None where no timer runs or the
     /// source does not say (/proc/net).
     pub timer_ms: Option<u32>,
+    /// Whether the kernel chose the socket's port (no bind() to a port:
+    /// a client's connect(), or sendto() on an unbound UDP socket).
+    /// None where it was not asked or the source cannot say (/proc/net).
+    pub autobound: Option<bool>,
 }
 
 impl Socket {
+    /// A socket that waits for others on its port: a TCP listener or
+    /// bound-only socket, or an unconnected UDP socket that was bound on
+    /// purpose (one whose port the kernel chose is a client).
+    pub fn is_listening(&self) -> bool {
+        self.is_unconnected() && !(self.protocol == Protocol::Udp && self.autobound == Some(true))
+    }
+
     /// A socket that is not connected: a TCP listener or a bound-only TCP
     /// socket, or an unconnected UDP socket.
     pub fn is_unconnected(&self) -> bool {

@@ -105,7 +105,7 @@ fn auto_falls_back_to_proc_when_netlink_sockets_are_refused() {
     assert_eq!(doc["source"], "proc");
     assert_eq!(
         doc["blind_spots"],
-        serde_json::json!(["tcp_bound_only", "v6only"])
+        serde_json::json!(["tcp_bound_only", "v6only", "autobound"])
     );
     let mut answer: Vec<(String, String, Holders)> = doc["sockets"]
         .as_array()

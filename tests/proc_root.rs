@@ -111,7 +111,10 @@ fn a_fixture_tree_answers_who_holds_a_port() {
     );
     let doc = json(&output);
     assert_eq!(doc["source"], "proc");
-    assert_eq!(doc["blind_spots"], json!(["tcp_bound_only", "v6only"]));
+    assert_eq!(
+        doc["blind_spots"],
+        json!(["tcp_bound_only", "v6only", "autobound"])
+    );
     assert_eq!(
         doc["netns"],
         json!({"inode": 4026599999u64, "name": null, "container": null,

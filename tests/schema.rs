@@ -573,7 +573,10 @@ fn every_json_document_lsport_prints_matches_its_schema() {
     // The /proc/net tables, with their blind spots.
     let proc = check(&["--json", "--source", "proc", "40010"], &[0]);
     assert_eq!(proc["source"], "proc");
-    assert_eq!(proc["blind_spots"], json!(["tcp_bound_only", "v6only"]));
+    assert_eq!(
+        proc["blind_spots"],
+        json!(["tcp_bound_only", "v6only", "autobound"])
+    );
     let proc_all = check(&["-a", "--json", "--source=proc"], &[0]);
     assert!(
         sockets(&proc_all).iter().all(|s| s["v6only"].is_null()),

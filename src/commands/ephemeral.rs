@@ -329,6 +329,7 @@ mod tests {
                 inode: 1,
                 cookie: 0,
                 timer_ms: None,
+                autobound: None,
             },
             role,
             holders: Vec::new(),

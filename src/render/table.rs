@@ -151,7 +151,7 @@ fn write_one(
             width: options.width,
         };
         table.write(paint, sink)?;
-        legend(out, report, report.view != View::Ports, paint);
+        legend(out, report, options, paint);
     }
     blind_spots(out, report, paint);
     sink.write_all(out.as_bytes())
@@ -488,13 +488,20 @@ fn format_line(cells: &[String], widths: &[usize]) -> String {
     line.trim_end().to_string()
 }
 
-fn legend(out: &mut String, report: &NamespaceReport, with_fix: bool, paint: &Paint) {
+/// What the marks in the shown columns mean. The port view gives the
+/// fix in its facts already.
+fn legend(out: &mut String, report: &NamespaceReport, options: &TableOptions, paint: &Paint) {
     let rows = &report.rows;
-    if rows.iter().any(|r| protocol_label(r).ends_with("46")) {
+    let with_fix = report.view != View::Ports;
+    let shows = |id| options.columns.contains(&id);
+    if shows(ColumnId::Proto) && rows.iter().any(|r| protocol_label(r).ends_with("46")) {
         let _ = writeln!(
             out,
             "\ntcp46/udp46: an IPv6 wildcard socket that also takes IPv4 (v6only off)."
         );
+    }
+    if !shows(ColumnId::Role) {
+        return;
     }
     let mut risky: Vec<u16> = rows
         .iter()

@@ -37,6 +37,9 @@ pub const INET_DIAG_BC_S_GE: u8 = 2;
 pub const INET_DIAG_BC_S_LE: u8 = 3;
 pub const INET_DIAG_BC_D_GE: u8 = 4;
 pub const INET_DIAG_BC_D_LE: u8 = 5;
+/// True for a socket whose port the kernel chose (no SOCK_BINDPORT_LOCK):
+/// iproute2's `autobound`.
+pub const INET_DIAG_BC_AUTO: u8 = 6;
 
 /// sizeof(struct inet_diag_bc_op), and the size of a jump.
 const JUMP_LEN: u8 = 4;
@@ -323,6 +326,19 @@ impl Builder {
     }
 }
 
+/// `program` (or every socket, for None) narrowed to the sockets whose
+/// port the kernel chose: one AUTO op in front, whose "no" jumps past
+/// the end, which rejects the socket.
+pub fn autobound_only(program: Option<Vec<u8>>) -> Result<Vec<u8>, ProgramTooLong> {
+    let rest = program.unwrap_or_default();
+    let reject = u16::try_from(usize::from(JUMP_LEN) + rest.len() + usize::from(JUMP_LEN))
+        .map_err(|_| ProgramTooLong { len: rest.len() })?;
+    let mut out = Vec::with_capacity(rest.len() + usize::from(JUMP_LEN));
+    push_op(&mut out, INET_DIAG_BC_AUTO, JUMP_LEN, reject);
+    out.extend_from_slice(&rest);
+    Ok(out)
+}
+
 fn push_op(program: &mut Vec<u8>, code: u8, yes: u8, no: u16) {
     program.push(code);
     program.push(yes);
@@ -337,6 +353,11 @@ pub mod kernel {
     /// Runs a program the way inet_diag_bc_run does. Returns whether the
     /// socket is kept, and how many ops the kernel ran.
     pub fn run(program: &[u8], sport: u16, dport: u16) -> (bool, usize) {
+        run_auto(program, sport, dport, false)
+    }
+
+    /// `run` for a socket whose port the kernel chose (`auto`) or not.
+    pub fn run_auto(program: &[u8], sport: u16, dport: u16, auto: bool) -> (bool, usize) {
         let mut at = 0usize;
         let mut len = program.len() as isize;
         let mut ops = 0;
@@ -348,6 +369,7 @@ pub mod kernel {
             let arg = || u16::from_ne_bytes([program[at + 6], program[at + 7]]);
             let taken = match code {
                 INET_DIAG_BC_JMP => false,
+                INET_DIAG_BC_AUTO => auto,
                 INET_DIAG_BC_S_GE => sport >= arg(),
                 INET_DIAG_BC_S_LE => sport <= arg(),
                 INET_DIAG_BC_D_GE => dport >= arg(),
@@ -402,7 +424,7 @@ pub mod kernel {
         while len > 0 {
             let code = program[at];
             let min_len = match code {
-                INET_DIAG_BC_JMP => 4,
+                INET_DIAG_BC_JMP | INET_DIAG_BC_AUTO => 4,
                 INET_DIAG_BC_S_GE | INET_DIAG_BC_S_LE | INET_DIAG_BC_D_GE | INET_DIAG_BC_D_LE => {
                     if len < 8 {
                         return None;
@@ -707,5 +729,36 @@ mod tests {
         let inside: Vec<u16> = (0..30).filter(|&p| contains(&ranges, p)).collect();
         assert_eq!(inside, [5, 6, 7, 8, 9, 20]);
         assert!(!contains(&[], 0));
+    }
+
+    #[test]
+    fn an_autobound_prefix_keeps_only_kernel_chosen_ports_and_passes_the_checker() {
+        use super::kernel::{audit, run_auto};
+        let ports = [
+            PortRange {
+                lo: 40000,
+                hi: 40099,
+            },
+            PortRange::single(53),
+        ];
+        for program in [
+            autobound_only(None).unwrap(),
+            autobound_only(Some(compile(&ports, false).unwrap())).unwrap(),
+            autobound_only(Some(compile(&ports, true).unwrap())).unwrap(),
+        ] {
+            assert!(audit(&program).is_some(), "the kernel's checker takes it");
+            assert!(
+                !run_auto(&program, 53, 0, false).0,
+                "explicitly bound: dropped"
+            );
+        }
+        let filtered = autobound_only(Some(compile(&ports, false).unwrap())).unwrap();
+        assert!(run_auto(&filtered, 40050, 80, true).0);
+        assert!(run_auto(&filtered, 53, 80, true).0);
+        assert!(
+            !run_auto(&filtered, 41000, 80, true).0,
+            "the ports still apply"
+        );
+        assert!(run_auto(&autobound_only(None).unwrap(), 1, 2, true).0);
     }
 }

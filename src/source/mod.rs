@@ -32,6 +32,9 @@ pub enum BlindSpot {
     TcpBoundOnly,
     /// /proc/net/tcp6 and udp6 do not show IPV6_V6ONLY.
     V6Only,
+    /// /proc/net does not say whether the kernel chose a socket's port:
+    /// an unconnected UDP client looks like a listener.
+    AutoBound,
 }
 
 impl BlindSpot {
@@ -40,6 +43,7 @@ impl BlindSpot {
         match self {
             BlindSpot::TcpBoundOnly => "tcp_bound_only",
             BlindSpot::V6Only => "v6only",
+            BlindSpot::AutoBound => "autobound",
         }
     }
 
@@ -51,6 +55,9 @@ impl BlindSpot {
             }
             BlindSpot::V6Only => {
                 "whether an IPv6 socket also takes IPv4 (IPV6_V6ONLY) cannot be seen"
+            }
+            BlindSpot::AutoBound => {
+                "whether the kernel chose a socket's port cannot be seen: an unconnected UDP client (sendto() without bind()) is shown as a listener, and roles without a listener follow the port alone"
             }
         }
     }

@@ -72,6 +72,8 @@ pub struct DumpRequest {
     pub ports: Vec<PortRange>,
     /// Also match sockets whose remote port is in `ports`.
     pub match_remote: bool,
+    /// Only sockets whose port the kernel chose (no bind() to a port).
+    pub autobound_only: bool,
 }
 
 /// Why a dump failed. `errno` lets the caller decide whether to fall
@@ -159,8 +161,14 @@ pub fn build_request(request: &DumpRequest, sequence: u32) -> Vec<u8> {
 /// length would not fit in 16 bits is left out rather than sent with a
 /// length that wrapped (bytecode::compile never makes one).
 fn append_filter(bytes: &mut Vec<u8>, request: &DumpRequest) {
-    let Some(program) = compile_port_filter(&request.ports, request.match_remote) else {
-        return;
+    let ports = compile_port_filter(&request.ports, request.match_remote);
+    let program = match (request.autobound_only, ports) {
+        (true, ports) => match bytecode::autobound_only(ports) {
+            Ok(program) => program,
+            Err(_) => return,
+        },
+        (false, Some(program)) => program,
+        (false, None) => return,
     };
     let Ok(attribute_len) = u16::try_from(bytecode::ATTRIBUTE_HEADER_LEN + program.len()) else {
         return;
@@ -355,6 +363,7 @@ pub fn decode_socket(payload: &[u8], protocol: Protocol) -> Option<Socket> {
         inode: u64::from(header.inode),
         cookie: cookie_of(payload),
         timer_ms: timer_of(payload),
+        autobound: None,
     })
 }
 
@@ -461,6 +470,7 @@ impl Session {
                     states: request.states,
                     ports: Vec::new(),
                     match_remote: request.match_remote,
+                    autobound_only: request.autobound_only,
                 };
                 self.sequence = self.sequence.wrapping_add(1);
                 let bytes = build(&every_port, self.sequence);
@@ -555,6 +565,7 @@ mod tests {
             states: ALL_STATES,
             ports: vec![PortRange::single(60403)],
             match_remote: false,
+            autobound_only: false,
         };
         let bytes = build_request(&request, 7);
         // nlmsghdr (16) + inet_diag_req_v2 (56) + attribute header (4) + 20.
@@ -588,6 +599,7 @@ mod tests {
             states: TCP_UNCONNECTED,
             ports: vec![PortRange::single(60403)],
             match_remote: false,
+            autobound_only: false,
         };
         let bytes = build_both_families_request(&request, 9);
         // nlmsghdr (16) + inet_diag_req (60) + attribute header (4) + 20.
@@ -643,6 +655,7 @@ mod tests {
                     states: ALL_STATES,
                     ports: ports.clone(),
                     match_remote,
+                    autobound_only: false,
                 };
                 for (bytes, header_len) in [
                     (build_request(&request, 1), 56),
@@ -688,6 +701,7 @@ mod tests {
             inode: u64::from(local) << 16 | u64::from(remote),
             cookie: 0,
             timer_ms: None,
+            autobound: None,
         }
     }
 
@@ -699,6 +713,7 @@ mod tests {
             states: ALL_STATES,
             ports: odd_ports(65535),
             match_remote,
+            autobound_only: false,
         };
         let mut out = vec![socket_on(2, 2)];
         out.extend((0..=20).map(|p| socket_on(p, 40000 + p)));
@@ -740,6 +755,7 @@ mod tests {
             states: TCP_LISTENING,
             ports: vec![PortRange::single(port)],
             match_remote: false,
+            autobound_only: false,
         };
         let exact = PortMatch::new(&request);
         let mut session = Session::default();
