@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use lsport::commands::ephemeral::EphemeralOptions;
 use lsport::commands::suggest::SuggestQuery;
+use lsport::commands::why::{self, BindSpec, TrialUser, WhyOptions};
 use lsport::error::Error;
 use lsport::query::{HolderDetail, NetnsChoice, Query, SourceChoice as LibSource};
 use lsport::render::columns::{self, ColumnId};
@@ -34,14 +35,16 @@ use lsport::{netns, portspec};
         refused or missing, from /proc/net, which cannot see bound-only TCP \
         sockets (see --source).\n\n\
         Exit status: 0 when a socket matched, 1 when none did, 2 on error; \
-        lsport ephemeral: 3 when something needs attention.",
+        lsport ephemeral: 3 when something needs attention; \
+        lsport why: 4 when the bind would fail.",
     after_help = "Examples:\n  lsport 8080            who holds port 8080, and what the port is\n  \
         lsport 22 443 8000-8100\n  lsport ssh             the ports registered for ssh\n  \
         lsport                 what is listening\n  \
         lsport -a --json       every socket, as JSON\n  \
         lsport --all-netns 80  port 80 in every network namespace\n  \
         lsport ephemeral       the ephemeral range under load\n  \
-        lsport suggest 3       three ports safe for a new service"
+        lsport suggest 3       three ports safe for a new service\n  \
+        lsport why 8080        would a server's bind on 8080 succeed, and if not, why"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -172,6 +175,54 @@ pub enum Command {
     /// Suggest ports that are safe for a new service: outside the
     /// ephemeral range, not registered with IANA, not in use.
     Suggest(SuggestArgs),
+    /// Try the bind a server would make (socket, options, bind and for
+    /// TCP listen, then close) in the network namespace probed, and say
+    /// whether it would succeed; if not, which sockets stand in the way
+    /// and by which kernel rule, and what to do. Exit status 0 when it
+    /// would succeed, 4 when it would fail.
+    Why(WhyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WhyArgs {
+    /// The bind to try: PORT, ADDRESS:PORT or [IPV6-ADDRESS]:PORT; without
+    /// an address, the wildcard 0.0.0.0 (or [::] with -6).
+    #[arg(value_name = "[ADDRESS:]PORT")]
+    pub target: String,
+
+    /// Try a UDP bind instead of a TCP one.
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+
+    /// Without an address: bind the IPv6 wildcard [::] instead of 0.0.0.0.
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+
+    /// Set SO_REUSEADDR, as most servers do (the default).
+    #[arg(long, overrides_with = "no_reuseaddr")]
+    pub reuseaddr: bool,
+
+    /// Do not set SO_REUSEADDR.
+    #[arg(long, overrides_with = "reuseaddr")]
+    pub no_reuseaddr: bool,
+
+    /// Set SO_REUSEPORT.
+    #[arg(long)]
+    pub reuseport: bool,
+
+    /// IPv6: set IPV6_V6ONLY, so that the socket takes IPv6 only.
+    #[arg(long, conflicts_with = "dual_stack")]
+    pub v6only: bool,
+
+    /// IPv6: clear IPV6_V6ONLY, so that the socket also takes IPv4.
+    /// Without either, the namespace's default (net.ipv6.bindv6only).
+    #[arg(long)]
+    pub dual_stack: bool,
+
+    /// Try the bind with this user's uid and gid (a name or a uid; root
+    /// only): privileged ports and SO_REUSEPORT groups depend on it.
+    #[arg(long = "as", value_name = "USER")]
+    pub as_user: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -274,6 +325,7 @@ pub enum Task {
     Probe,
     Ephemeral(EphemeralSettings),
     Suggest(SuggestQuery),
+    Why(WhyOptions),
     /// `-o help`: the column list.
     ListColumns,
 }
@@ -358,6 +410,7 @@ impl Args {
             None => Task::Probe,
             Some(Command::Ephemeral(args)) => Task::Ephemeral(args.to_settings(self.json)?),
             Some(Command::Suggest(args)) => Task::Suggest(args.to_settings()?),
+            Some(Command::Why(args)) => Task::Why(args.to_options(quiet)?),
         };
         let mut query = if !matches!(task, Task::Probe) {
             // The reports look at every socket of the namespace.
@@ -388,7 +441,7 @@ impl Args {
         query.user_names = !self.numeric;
         // Each command gathers only what it shows: the exit status needs
         // no holder, and ephemeral and suggest find their own.
-        if quiet || !matches!(task, Task::Probe) {
+        if quiet || !matches!(task, Task::Probe | Task::Why(_)) {
             query.holders = HolderDetail::None;
         }
         query.stop_at_first_match = quiet && matches!(task, Task::Probe);
@@ -452,6 +505,53 @@ impl EphemeralArgs {
             },
             format,
             top: self.top,
+        })
+    }
+}
+
+impl WhyArgs {
+    fn to_options(&self, quiet: bool) -> Result<WhyOptions, Error> {
+        let (address, port) = why::parse_target(&self.target)?;
+        let address = match address {
+            Some(address) if self.ipv6 && address.is_ipv4() => {
+                return Err(Error::Usage(format!(
+                    "-6 with the IPv4 address {address}: give an IPv6 one, as [::1]:{port}"
+                )));
+            }
+            Some(address) => address,
+            None if self.ipv6 => std::net::Ipv6Addr::UNSPECIFIED.into(),
+            None => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        };
+        let v6only = match (self.v6only, self.dual_stack) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        };
+        if v6only.is_some() && address.is_ipv4() {
+            return Err(Error::usage(
+                "--v6only and --dual-stack are IPv6 options: give an IPv6 address or -6",
+            ));
+        }
+        let as_user = self
+            .as_user
+            .as_deref()
+            .map(|user| TrialUser::resolve(user, std::path::Path::new("/etc/passwd")))
+            .transpose()?;
+        Ok(WhyOptions {
+            bind: BindSpec {
+                protocol: if self.udp {
+                    Protocol::Udp
+                } else {
+                    Protocol::Tcp
+                },
+                address,
+                port,
+                reuseaddr: !self.no_reuseaddr,
+                reuseport: self.reuseport,
+                v6only,
+            },
+            as_user,
+            explain: !quiet,
         })
     }
 }
@@ -559,6 +659,15 @@ mod tests {
             HolderDetail::None
         );
         assert_eq!(invocation(&["ephemeral"]).query.holders, HolderDetail::None);
+        // why names the holders of the sockets in the way; -q only tries.
+        assert_eq!(
+            invocation(&["why", "8080"]).query.holders,
+            HolderDetail::Processes
+        );
+        match invocation(&["why", "-q", "8080"]).task {
+            Task::Why(options) => assert!(!options.explain),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use lsport::commands::{ephemeral, suggest};
+use lsport::commands::{ephemeral, suggest, why};
 use lsport::render::{self, escape::escape_str};
 use lsport::report::Report;
 use lsport::source::SourceKind;
@@ -22,6 +22,8 @@ const EXIT_NO_MATCH: u8 = 1;
 const EXIT_ERROR: u8 = 2;
 /// `lsport ephemeral` found something that needs attention.
 const EXIT_UNHEALTHY: u8 = 3;
+/// Cannot be done now: `lsport why`'s bind would fail.
+const EXIT_CANNOT_NOW: u8 = 4;
 
 /// The stack lsport's work runs on. clap's derived parser alone builds
 /// every flag in one frame of about 25 KB, so under a small
@@ -64,6 +66,7 @@ fn run() -> ExitCode {
         Task::Probe => run_probe(&invocation),
         Task::Ephemeral(settings) => run_ephemeral(&invocation, settings),
         Task::Suggest(wanted) => run_suggest(&invocation, wanted),
+        Task::Why(options) => run_why(&invocation, options),
         Task::ListColumns => {
             print(|out| out.write_all(render::columns::list().as_bytes())).map(|()| EXIT_MATCH)
         }
@@ -204,6 +207,26 @@ fn run_suggest(invocation: &Invocation, wanted: &suggest::SuggestQuery) -> Outco
     print(|out| match invocation.output {
         Output::Json => render::json::write_suggestions(&ports, out),
         _ => ports.iter().try_for_each(|p| writeln!(out, "{p}")),
+    })?;
+    Ok(status)
+}
+
+/// `lsport why`: would this bind succeed, and why not.
+fn run_why(invocation: &Invocation, options: &why::WhyOptions) -> Outcome {
+    let answer = why::run(&invocation.query, options)?;
+    let status = if answer.would_succeed() {
+        EXIT_MATCH
+    } else {
+        EXIT_CANNOT_NOW
+    };
+    if invocation.output == Output::Quiet {
+        return Ok(status);
+    }
+    warn_hidden(answer.hidden_holders);
+    warn_skipped(&answer.skipped);
+    print(|out| match invocation.output {
+        Output::Json => render::why::write_json(&answer, out),
+        _ => out.write_all(render::why::text(&answer).as_bytes()),
     })?;
     Ok(status)
 }

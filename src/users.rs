@@ -51,6 +51,36 @@ pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
     names
 }
 
+/// A passwd entry: the name, the uid and the primary gid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The first entry of a passwd file named `user`, or, for a number, the
+/// first with that uid.
+pub(crate) fn find_account(text: &str, user: &str) -> Option<Account> {
+    let number: Option<u32> = user.parse().ok();
+    text.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let uid: u32 = fields.nth(1)?.parse().ok()?;
+        let gid: u32 = fields.next()?.parse().ok()?;
+        let wanted = if number.is_some() {
+            number == Some(uid)
+        } else {
+            name == user
+        };
+        (wanted && !name.is_empty() && !name.starts_with('#')).then(|| Account {
+            name: name.to_string(),
+            uid,
+            gid,
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +93,15 @@ mod tests {
         assert_eq!(names.get(&0).map(String::as_str), Some("root"));
         assert_eq!(names.get(&65534).map(String::as_str), Some("nobody"));
         assert_eq!(names.len(), 2);
+    }
+
+    #[test]
+    fn finds_an_account_by_name_or_uid() {
+        let text = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65533::/:/bin/false\n";
+        let by_name = find_account(text, "nobody").unwrap();
+        assert_eq!((by_name.uid, by_name.gid), (65534, 65533));
+        assert_eq!(find_account(text, "65534"), Some(by_name));
+        assert_eq!(find_account(text, "no-such-user"), None);
+        assert_eq!(find_account(text, "1000"), None);
     }
 }

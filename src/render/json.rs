@@ -85,7 +85,10 @@ pub fn write_suggestions(ports: &[u16], sink: &mut dyn io::Write) -> io::Result<
 }
 
 /// One document and a newline, through a buffer.
-fn write_document(document: &impl Serialize, sink: &mut dyn io::Write) -> io::Result<()> {
+pub(crate) fn write_document(
+    document: &impl Serialize,
+    sink: &mut dyn io::Write,
+) -> io::Result<()> {
     let mut buffered = io::BufWriter::with_capacity(64 * 1024, sink);
     let mut serializer = serde_json::Serializer::with_formatter(&mut buffered, TerminalSafe);
     document
@@ -139,14 +142,14 @@ fn pair(range: PortRange) -> [u16; 2] {
 }
 
 #[derive(Serialize)]
-struct NetnsView<'a> {
+pub(crate) struct NetnsView<'a> {
     inode: Option<u64>,
     name: Option<&'a str>,
     container: Option<ContainerView<'a>>,
 }
 
 impl<'a> NetnsView<'a> {
-    fn of(netns: &'a NetnsLabel) -> NetnsView<'a> {
+    pub(crate) fn of(netns: &'a NetnsLabel) -> NetnsView<'a> {
         NetnsView {
             inode: netns.inode,
             name: netns.name.as_deref(),
@@ -297,7 +300,7 @@ impl EndpointView {
 }
 
 #[derive(Serialize)]
-struct SocketEntry<'a> {
+pub(crate) struct SocketEntry<'a> {
     protocol: &'static str,
     family: &'static str,
     state: String,
@@ -315,7 +318,7 @@ struct SocketEntry<'a> {
 }
 
 impl<'a> SocketEntry<'a> {
-    fn of(row: &'a Row, netns: &'a NetnsLabel) -> SocketEntry<'a> {
+    pub(crate) fn of(row: &'a Row, netns: &'a NetnsLabel) -> SocketEntry<'a> {
         let s = &row.socket;
         SocketEntry {
             protocol: s.protocol.name(),
