@@ -296,6 +296,7 @@ mod tests {
             inode: 1,
             cookie: 0,
             timer_ms: None,
+            autobound: None,
         }
     }
 
