@@ -366,7 +366,7 @@ fn verdict(
 
 /// Listening TCP sockets by port, to tell accepted connections from
 /// outgoing ones.
-fn listener_index(sockets: &[Socket]) -> HashMap<u16, Vec<IpAddr>> {
+pub(crate) fn listener_index(sockets: &[Socket]) -> HashMap<u16, Vec<IpAddr>> {
     let mut index: HashMap<u16, Vec<IpAddr>> = HashMap::new();
     for socket in sockets {
         if socket.protocol == Protocol::Tcp && socket.state == State::Listen {
@@ -379,7 +379,7 @@ fn listener_index(sockets: &[Socket]) -> HashMap<u16, Vec<IpAddr>> {
     index
 }
 
-fn role_of(socket: &Socket, listeners: &HashMap<u16, Vec<IpAddr>>) -> Role {
+pub(crate) fn role_of(socket: &Socket, listeners: &HashMap<u16, Vec<IpAddr>>) -> Role {
     match (socket.protocol, socket.state) {
         (Protocol::Tcp, State::Listen) => Role::Listener,
         (Protocol::Tcp, State::BoundInactive | State::Close) => Role::BoundOnly,

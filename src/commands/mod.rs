@@ -4,3 +4,4 @@
 
 pub mod ephemeral;
 pub mod suggest;
+pub mod watch;

@@ -7,3 +7,4 @@ pub mod escape;
 pub mod json;
 mod services;
 pub mod table;
+pub mod watch;
