@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use lsport::commands::ephemeral::EphemeralOptions;
 use lsport::commands::suggest::SuggestQuery;
+use lsport::commands::watch::{self, WatchOptions};
 use lsport::commands::why::{self, BindSpec, TrialUser, WhyOptions};
 use lsport::error::Error;
 use lsport::query::{HolderDetail, NetnsChoice, Query, SourceChoice as LibSource};
@@ -44,7 +45,8 @@ use lsport::{netns, portspec};
         lsport --all-netns 80  port 80 in every network namespace\n  \
         lsport ephemeral       the ephemeral range under load\n  \
         lsport suggest 3       three ports safe for a new service\n  \
-        lsport why 8080        would a server's bind on 8080 succeed, and if not, why"
+        lsport why 8080        would a server's bind on 8080 succeed, and if not, why\n  \
+        lsport watch 8080      every socket that takes port 8080, as it comes and goes"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -181,6 +183,11 @@ pub enum Command {
     /// and by which kernel rule, and what to do. Exit status 0 when it
     /// would succeed, 4 when it would fail.
     Why(WhyArgs),
+    /// Follow the sockets on PORTs (or, without a PORT, the listeners)
+    /// as they appear, change state and close, one line each; a summary
+    /// at the end (--for, or Ctrl-C). Short-lived sockets are caught by
+    /// the kernel's close notifications.
+    Watch(WatchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -223,6 +230,45 @@ pub struct WhyArgs {
     /// only): privileged ports and SO_REUSEPORT groups depend on it.
     #[arg(long = "as", value_name = "USER")]
     pub as_user: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// Ports to watch: a number, a range or a service name. None: the listeners on any port.
+    #[arg(value_name = "PORT")]
+    pub ports: Vec<String>,
+
+    /// Stop after this long (100ms, 3s, 2m, 1h) and print the summary.
+    #[arg(long = "for", value_name = "DURATION")]
+    pub for_duration: Option<String>,
+
+    /// The time between two dumps of the sockets.
+    #[arg(long, value_name = "DURATION", default_value = "100ms")]
+    pub interval: String,
+
+    /// TCP sockets only.
+    #[arg(short = 't', long)]
+    pub tcp: bool,
+
+    /// UDP sockets only.
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+
+    /// IPv4 sockets only.
+    #[arg(short = '4', long = "ipv4")]
+    pub ipv4: bool,
+
+    /// IPv6 sockets only.
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+
+    /// Also match sockets whose remote port is PORT.
+    #[arg(long)]
+    pub remote: bool,
+
+    /// The receive buffer of the close-notification socket, in bytes (for tests of overload).
+    #[arg(long, value_name = "BYTES", hide = true)]
+    pub receive_buffer: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -326,6 +372,7 @@ pub enum Task {
     Ephemeral(EphemeralSettings),
     Suggest(SuggestQuery),
     Why(WhyOptions),
+    Watch(WatchOptions),
     /// `-o help`: the column list.
     ListColumns,
 }
@@ -379,6 +426,10 @@ impl Args {
         let names_given = self
             .ports
             .iter()
+            .chain(match &self.command {
+                Some(Command::Watch(args)) => args.ports.iter(),
+                _ => [].iter(),
+            })
             .any(|p| p.bytes().any(|b| b.is_ascii_alphabetic()));
         let services = if names_given || !quiet || self.command.is_some() {
             let file = self
@@ -393,7 +444,12 @@ impl Args {
             Services::default()
         };
         let mut asked: Vec<PortRange> = Vec::new();
-        for text in &self.ports {
+        let watch_args = match &self.command {
+            Some(Command::Watch(args)) => Some(args),
+            _ => None,
+        };
+        let port_texts = watch_args.map_or(&self.ports, |w| &w.ports);
+        for text in port_texts {
             asked.extend(port_arg(text, &services)?);
         }
         let proc_root = self
@@ -411,8 +467,15 @@ impl Args {
             Some(Command::Ephemeral(args)) => Task::Ephemeral(args.to_settings(self.json)?),
             Some(Command::Suggest(args)) => Task::Suggest(args.to_settings()?),
             Some(Command::Why(args)) => Task::Why(args.to_options(quiet)?),
+            Some(Command::Watch(args)) => Task::Watch(args.to_options()?),
         };
-        let mut query = if !matches!(task, Task::Probe) {
+        let mut query = if matches!(task, Task::Watch(_)) {
+            if asked.is_empty() {
+                Query::listening()
+            } else {
+                Query::ports(asked)
+            }
+        } else if !matches!(task, Task::Probe) {
             // The reports look at every socket of the namespace.
             Query::all()
         } else if !asked.is_empty() {
@@ -423,17 +486,21 @@ impl Args {
             Query::listening()
         };
         query.listening_only = self.listening;
-        query.protocols = match (self.tcp, self.udp) {
+        let (tcp, udp, ipv4, ipv6, remote) = match watch_args {
+            Some(w) => (w.tcp, w.udp, w.ipv4, w.ipv6, w.remote),
+            None => (self.tcp, self.udp, self.ipv4, self.ipv6, self.remote),
+        };
+        query.protocols = match (tcp, udp) {
             (true, false) => vec![Protocol::Tcp],
             (false, true) => vec![Protocol::Udp],
             _ => vec![Protocol::Tcp, Protocol::Udp],
         };
-        query.families = match (self.ipv4, self.ipv6) {
+        query.families = match (ipv4, ipv6) {
             (true, false) => vec![Family::Inet],
             (false, true) => vec![Family::Inet6],
             _ => vec![Family::Inet, Family::Inet6],
         };
-        query.match_remote = self.remote;
+        query.match_remote = remote;
         query.source = self.source.into();
         query.netns = netns;
         query.proc_root = proc_root;
@@ -441,7 +508,7 @@ impl Args {
         query.user_names = !self.numeric;
         // Each command gathers only what it shows: the exit status needs
         // no holder, and ephemeral and suggest find their own.
-        if quiet || !matches!(task, Task::Probe | Task::Why(_)) {
+        if quiet || !matches!(task, Task::Probe | Task::Why(_) | Task::Watch(_)) {
             query.holders = HolderDetail::None;
         }
         query.stop_at_first_match = quiet && matches!(task, Task::Probe);
@@ -552,6 +619,29 @@ impl WhyArgs {
             },
             as_user,
             explain: !quiet,
+        })
+    }
+}
+
+impl WatchArgs {
+    fn to_options(&self) -> Result<WatchOptions, Error> {
+        let interval = watch::parse_duration(&self.interval)?;
+        if interval.is_zero() {
+            return Err(Error::usage(format!(
+                "invalid --interval {}: longer than 0, please",
+                self.interval
+            )));
+        }
+        let duration = self
+            .for_duration
+            .as_deref()
+            .map(watch::parse_duration)
+            .transpose()?;
+        Ok(WatchOptions {
+            interval,
+            duration,
+            receive_buffer: self.receive_buffer,
+            stop: None,
         })
     }
 }

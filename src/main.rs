@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use lsport::commands::watch::{Event, Watch, WatchOptions};
 use lsport::commands::{ephemeral, suggest, why};
 use lsport::render::{self, escape::escape_str};
 use lsport::report::Report;
@@ -67,6 +68,7 @@ fn run() -> ExitCode {
         Task::Ephemeral(settings) => run_ephemeral(&invocation, settings),
         Task::Suggest(wanted) => run_suggest(&invocation, wanted),
         Task::Why(options) => run_why(&invocation, options),
+        Task::Watch(options) => run_watch(&invocation, options),
         Task::ListColumns => {
             print(|out| out.write_all(render::columns::list().as_bytes())).map(|()| EXIT_MATCH)
         }
@@ -229,6 +231,90 @@ fn run_why(invocation: &Invocation, options: &why::WhyOptions) -> Outcome {
         _ => out.write_all(render::why::text(&answer).as_bytes()),
     })?;
     Ok(status)
+}
+
+/// Set by SIGINT and SIGTERM: the watch ends with its summary.
+static STOP_WATCHING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn stop_watching(_signal: libc::c_int) {
+    STOP_WATCHING.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `lsport watch`: each event printed as it comes, then the summary.
+fn run_watch(invocation: &Invocation, options: &WatchOptions) -> Outcome {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(stop_watching),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe { sigaction(signal, &action) }
+            .map_err(|e| lsport::Error::usage(format!("installing the {signal} handler: {e}")))?;
+    }
+    let options = WatchOptions {
+        stop: Some(&STOP_WATCHING),
+        ..options.clone()
+    };
+    let mut watch = Watch::start(&invocation.query, &options)?;
+    let json = invocation.output == Output::Json;
+    let quiet = invocation.output == Output::Quiet;
+    let mut failure = None;
+    let mut reported = 0usize;
+    let mut stdout = std::io::stdout().lock();
+    for event in &mut watch {
+        let event = match event {
+            Ok(event) => event,
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
+        };
+        match &event {
+            Event::Socket(_) => reported += 1,
+            // Never silent, even with -q.
+            Event::Lost(_) if quiet => say(&render::watch::line(&event)),
+            Event::Lost(_) | Event::Started(_) => {}
+        }
+        if quiet {
+            continue;
+        }
+        let written = if json {
+            render::watch::write_json_event(&event, &mut stdout)
+        } else {
+            writeln!(stdout, "{}", render::watch::line(&event))
+        };
+        if let Err(err) = written.and_then(|()| stdout.flush()) {
+            if err.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(EXIT_MATCH);
+            }
+            return Err(Failure::Output(err));
+        }
+    }
+    drop(stdout);
+    let summary = watch.summary();
+    if !quiet {
+        if summary.hidden_holders > 0 {
+            warn_hidden(summary.hidden_holders);
+        }
+        print(|out| {
+            if json {
+                render::watch::write_json_summary(&summary, out)
+            } else {
+                writeln!(out)?;
+                out.write_all(render::watch::summary_text(&summary).as_bytes())
+            }
+        })?;
+    }
+    if let Some(err) = failure {
+        return Err(err.into());
+    }
+    Ok(if reported > 0 {
+        EXIT_MATCH
+    } else {
+        EXIT_NO_MATCH
+    })
 }
 
 /// One line on stderr for each thing the answer could not cover.

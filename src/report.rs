@@ -401,7 +401,7 @@ fn remote_index(rows: &[Row], match_remote: bool) -> Vec<(u16, usize)> {
 
 /// Listening TCP sockets by port, to tell accepted connections from
 /// outgoing ones.
-fn listener_index(sockets: &[Socket]) -> HashMap<u16, Vec<IpAddr>> {
+pub(crate) fn listener_index(sockets: &[Socket]) -> HashMap<u16, Vec<IpAddr>> {
     let mut index: HashMap<u16, Vec<IpAddr>> = HashMap::new();
     for socket in sockets {
         if socket.protocol == Protocol::Tcp && socket.state == State::Listen {
@@ -418,7 +418,7 @@ fn listener_index(sockets: &[Socket]) -> HashMap<u16, Vec<IpAddr>> {
 /// the state decides where it can; a connection is accepted when a local
 /// listener takes its address and port; without one, and for UDP, it
 /// depends on who chose the port (see `without_listener`).
-fn role_of(
+pub(crate) fn role_of(
     socket: &Socket,
     listeners: &HashMap<u16, Vec<IpAddr>>,
     policy: &KernelPortPolicy,

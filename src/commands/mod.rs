@@ -4,4 +4,5 @@
 
 pub mod ephemeral;
 pub mod suggest;
+pub mod watch;
 pub mod why;

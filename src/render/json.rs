@@ -182,7 +182,7 @@ impl<'a> NamespaceWithPolicy<'a> {
 }
 
 #[derive(Serialize)]
-struct ContainerView<'a> {
+pub(crate) struct ContainerView<'a> {
     runtime: &'static str,
     id: &'a str,
     name: Option<&'a str>,
@@ -190,7 +190,7 @@ struct ContainerView<'a> {
 }
 
 impl<'a> ContainerView<'a> {
-    fn of(container: &'a Container) -> ContainerView<'a> {
+    pub(crate) fn of(container: &'a Container) -> ContainerView<'a> {
         ContainerView {
             runtime: container.runtime,
             id: &container.id,
@@ -285,13 +285,13 @@ impl Serialize for Sockets<'_> {
 }
 
 #[derive(Serialize)]
-struct EndpointView {
+pub(crate) struct EndpointView {
     address: std::net::IpAddr,
     port: u16,
 }
 
 impl EndpointView {
-    fn of(endpoint: &Endpoint) -> EndpointView {
+    pub(crate) fn of(endpoint: &Endpoint) -> EndpointView {
         EndpointView {
             address: endpoint.readable_address(),
             port: endpoint.port,

@@ -7,4 +7,5 @@ pub mod escape;
 pub mod json;
 mod services;
 pub mod table;
+pub mod watch;
 pub mod why;

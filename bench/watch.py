@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""bench/watch.py: the figures of `lsport watch`, measured.
+
+Run as root, in a fresh network namespace:
+
+    ../shared/bench/in-netns.sh python3 bench/watch.py [LSPORT]
+
+1. share: 100 connections per second for 5 s to a listener, each living
+   1 ms, 10 ms or 100 ms; how many `lsport watch --json PORT` reported
+   (the accepted end, matched by the client's port), and how many of
+   those came with a holder pid.
+2. rate: UDP sockets bound and closed at rising rates for 2 s each on
+   watched ports; the highest rate with no notification lost.
+3. cpu: the CPU `lsport watch PORT` uses over 20 s at the default
+   interval, with the medium fixture of ../shared/bench/mkload.py loaded
+   in the namespace and 100 connections per second of 10 ms. The fixture
+   is started only once no other mkload.py runs (polled every 30 s, up
+   to 15 minutes), so that two big loads never share the machine.
+
+A benchmark, not a test: nothing here runs under `cargo test`.
+"""
+
+import heapq
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LSPORT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/release/lsport")
+MKLOAD = os.path.join(ROOT, "..", "shared", "bench", "mkload.py")
+PORT = 47000
+
+
+def start_watch(args):
+    """Starts lsport watch --json ARGS; returns once it has made its
+    first dump (its first line)."""
+    proc = subprocess.Popen([LSPORT, "watch", "--json", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = json.loads(proc.stdout.readline())
+    assert first["event"] == "started", first
+    return proc
+
+
+def finish_watch(proc):
+    out, err = proc.communicate()
+    lines = [json.loads(line) for line in out.splitlines()]
+    return lines, err
+
+
+def connections(listener, rate, life_s, seconds):
+    """rate connections per second, each closed life_s after it opened.
+    Returns the clients' ports."""
+    port = listener.getsockname()[1]
+    open_ = []  # (close_at, seq, client, server)
+    ports = []
+    start = time.monotonic()
+    n = int(rate * seconds)
+    seq = 0
+    for i in range(n):
+        at = start + i / rate
+        while True:
+            now = time.monotonic()
+            while open_ and open_[0][0] <= now:
+                _, _, c, s = heapq.heappop(open_)
+                c.close()
+                s.close()
+            if now >= at:
+                break
+            upcoming = min(at, open_[0][0]) if open_ else at
+            time.sleep(max(0, upcoming - now))
+        c = socket.create_connection(("127.0.0.1", port))
+        s, _ = listener.accept()
+        ports.append(c.getsockname()[1])
+        seq += 1
+        heapq.heappush(open_, (time.monotonic() + life_s, seq, c, s))
+    while open_:
+        close_at, _, c, s = heapq.heappop(open_)
+        time.sleep(max(0, close_at - time.monotonic()))
+        c.close()
+        s.close()
+    return ports
+
+
+def listener_on(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(1024)
+    return s
+
+
+def share(life_ms):
+    port = PORT + life_ms
+    listener = listener_on(port)
+    watch = start_watch(["--for", "7s", str(port)])
+    ports = connections(listener, 100, life_ms / 1000, 5)
+    lines, _ = finish_watch(watch)
+    listener.close()
+    closed = {}
+    for line in lines:
+        if line["event"] == "closed" and line["role"] == "accepted":
+            closed[line["remote"]["port"]] = line
+    reported = [closed[p] for p in ports if p in closed]
+    with_pid = sum(1 for line in reported if line["holders"])
+    return {
+        "life_ms": life_ms,
+        "connections": len(ports),
+        "reported": len(reported),
+        "reported_share": round(len(reported) / len(ports), 4),
+        "with_holder_pid": with_pid,
+        "holder_share": round(with_pid / len(ports), 4),
+        "seen_only_at_close": sum(1 for line in reported if line["seen_only_at_close"]),
+    }
+
+
+def udp_churn(rate, seconds, lo, hi):
+    """Binds and closes UDP sockets on ports lo..hi at `rate` per second;
+    returns the rate achieved."""
+    n = int(rate * seconds)
+    start = time.monotonic()
+    port = lo
+    for i in range(n):
+        ahead = start + i / rate - time.monotonic()
+        if ahead > 0.001:
+            time.sleep(ahead)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            pass
+        s.close()
+        port = lo if port >= hi else port + 1
+    return n / (time.monotonic() - start)
+
+
+def rate_steps():
+    results = []
+    for rate in (1000, 2000, 5000, 10000, 20000, 40000, 80000):
+        watch = start_watch(["--for", "3s", "-u", "20000-29999"])
+        achieved = udp_churn(rate, 2, 20000, 29999)
+        lines, _ = finish_watch(watch)
+        summary = lines[-1]
+        results.append({
+            "asked_per_s": rate,
+            "achieved_per_s": round(achieved),
+            "closed_reported": summary["closed"],
+            "lost": summary["lost"],
+        })
+        if summary["lost"] > 0 or achieved < rate * 0.8:
+            break
+    return results
+
+
+def wait_for_other_loads():
+    for _ in range(30):
+        busy = subprocess.run(["pgrep", "-f", "mkload.py"], capture_output=True, text=True)
+        others = [p for p in busy.stdout.split() if int(p) != os.getpid()]
+        if not others:
+            return True
+        print(f"waiting: another mkload.py runs ({len(others)} processes)", file=sys.stderr)
+        time.sleep(30)
+    return False
+
+
+def cpu_at_medium_load():
+    if not wait_for_other_loads():
+        return {"skipped": "another mkload.py ran for 15 minutes"}
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = os.path.join(tmp, "medium.json")
+        load = subprocess.Popen([sys.executable, MKLOAD, "--manifest", manifest, "--timeout", "300"])
+        try:
+            while not os.path.exists(manifest + ".ready"):
+                time.sleep(0.2)
+            results = {}
+            for name, args in (("port", [str(PORT)]), ("listeners", [])):
+                listener = listener_on(PORT)
+                timed = subprocess.Popen(
+                    ["/usr/bin/time", "-f", "%U %S %e", LSPORT, "watch", "--for", "20s", *args],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                time.sleep(0.5)
+                churn = threading.Thread(target=connections, args=(listener, 100, 0.010, 18))
+                churn.start()
+                churn.join()
+                _, err = timed.communicate()
+                listener.close()
+                user, system, elapsed = map(float, err.strip().splitlines()[-1].split())
+                results[name] = {
+                    "user_s": user, "system_s": system, "elapsed_s": elapsed,
+                    "cpu_percent": round(100 * (user + system) / elapsed, 1),
+                }
+            return results
+        finally:
+            load.terminate()
+            load.wait()
+
+
+def main():
+    report = {
+        "share": [share(life) for life in (1, 10, 100)],
+        "rate": rate_steps(),
+        "cpu_medium_load": cpu_at_medium_load(),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,875 @@
+//! `lsport watch`: every socket that takes a port, over time.
+//!
+//! Two sources joined by the kernel's socket cookie: a filtered
+//! sock_diag dump at every interval finds new sockets and state
+//! changes, and the kernel's destroy notifications report every close,
+//! including sockets that lived shorter than one poll ("seen only at
+//! close"). [`Watch`] is an iterator of [`Event`]s, each returned as soon
+//! as it is known; [`Watch::summary`] gives the totals at the end.
+//!
+//! Times are when lsport learned of an event. A lifetime is given as
+//! bounds: a socket was born after the last dump that did not see it and
+//! before the first that did, and closed after the last dump that saw it.
+//!
+//! TIME_WAIT entries and request sockets (NEW_SYN_RECV) are left out of
+//! the dumps: they are what remains of a connection that closed, or one
+//! not yet accepted, and have no process. A connection is reported from
+//! its full socket, and closes when that socket is destroyed.
+
+mod holders;
+mod summary;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+pub use holders::{Holder, Holders};
+pub use summary::{GroupStats, ProcessKey, Summary};
+
+use holders::HolderFinder;
+
+use crate::error::Error;
+use crate::netns;
+use crate::ports::KernelPortPolicy;
+use crate::query::{NetnsChoice, Query, View};
+use crate::report::{self, Role};
+use crate::socket::{Family, PortRange, Protocol, Socket, State};
+use crate::source::events::{DestroyListener, Dumper};
+use crate::source::netlink::{self, DumpError, DumpRequest};
+
+/// The default time between two dumps.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How a watch runs, beyond what its [`Query`] asks.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// The time between two dumps.
+    pub interval: Duration,
+    /// Stop after this long; None runs until `stop` is set.
+    pub duration: Option<Duration>,
+    /// The receive buffer of the notification socket, in bytes (the
+    /// kernel doubles it); None makes it as large as allowed. A small one
+    /// loses notifications under load (for tests).
+    pub receive_buffer: Option<usize>,
+    /// Set from elsewhere (a signal handler) to end the watch; it is
+    /// looked at least once per interval, and whenever a signal
+    /// interrupts the wait.
+    pub stop: Option<&'static AtomicBool>,
+}
+
+impl Default for WatchOptions {
+    fn default() -> WatchOptions {
+        WatchOptions {
+            interval: DEFAULT_INTERVAL,
+            duration: None,
+            receive_buffer: None,
+            stop: None,
+        }
+    }
+}
+
+/// What happened to a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A dump found it for the first time.
+    Appeared,
+    /// A dump found it in another state than the one before.
+    StateChanged {
+        /// The state before.
+        from: State,
+    },
+    /// It closed: the kernel destroyed it, or a dump no longer found it.
+    Closed,
+}
+
+impl EventKind {
+    /// The event's name in output: `appeared`, `state` or `closed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Appeared => "appeared",
+            EventKind::StateChanged { .. } => "state",
+            EventKind::Closed => "closed",
+        }
+    }
+}
+
+/// How a close became known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseSource {
+    /// The kernel's destroy notification.
+    Notification,
+    /// A dump no longer found the socket, and no notification came (one
+    /// was lost, or the socket left the view without closing).
+    Poll,
+}
+
+/// Bounds on how long a socket lived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetime {
+    /// It lived at least this long.
+    pub at_least: Duration,
+    /// It lived at most this long; None for a socket that was there
+    /// before the watch started.
+    pub at_most: Option<Duration>,
+}
+
+/// One socket's event.
+#[derive(Debug, Clone)]
+pub struct SocketEvent {
+    /// When lsport learned of it.
+    pub time: SystemTime,
+    /// What happened.
+    pub kind: EventKind,
+    /// The socket: as the last dump saw it, or, for a socket seen only at
+    /// close, as the notification gave it. For a close, `state` is the
+    /// kernel's state at destruction (CLOSE), or the last state seen when
+    /// the close was found by a dump.
+    pub socket: Socket,
+    /// The uid that created the socket; None for a socket seen only at
+    /// close (the notification does not carry it).
+    pub uid: Option<u32>,
+    /// What the socket does with its local port.
+    pub role: Role,
+    /// The processes holding it, when known.
+    pub holders: Vec<Holder>,
+    /// Its holder is another user's process that this user may not see.
+    pub holders_hidden: bool,
+    /// The socket lived and closed between two dumps: only the close
+    /// notification saw it.
+    pub seen_only_at_close: bool,
+    /// For a close: the last state a dump saw, if one did.
+    pub last_seen_state: Option<State>,
+    /// For a close: how long the socket lived.
+    pub lifetime: Option<Lifetime>,
+    /// For a close: how it became known.
+    pub close_source: Option<CloseSource>,
+}
+
+/// Notifications the kernel dropped because lsport read too slowly.
+#[derive(Debug, Clone)]
+pub struct LostEvents {
+    /// When lsport learned of it.
+    pub time: SystemTime,
+    /// How many were dropped since the last report, from the socket's
+    /// drop counter; None where the kernel does not give it.
+    pub count: Option<u64>,
+}
+
+/// The watch is under way: the first event.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// When the first dump ended; what happens from then on is reported.
+    pub time: SystemTime,
+    /// Sockets there already, which are reported only when something
+    /// happens to them.
+    pub sockets: usize,
+}
+
+/// One line of a watch.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The first event: listening for closes, the first dump made.
+    Started(Started),
+    /// Something happened to a socket.
+    Socket(SocketEvent),
+    /// Close notifications were lost; a dump follows at once, and
+    /// reports the closes it can still find.
+    Lost(LostEvents),
+}
+
+/// Parses a duration as the command line takes it: a number with a unit
+/// (`100ms`, `3s`, `2m`, `1h`), or a bare number of seconds (`1.5`).
+pub fn parse_duration(text: &str) -> Result<Duration, Error> {
+    let bad = || {
+        Error::usage(format!(
+            "invalid duration '{text}': a number with ms, s, m or h (100ms, 3s, 2m)"
+        ))
+    };
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
+}
+
+/// A socket the watch knows to be alive.
+struct Tracked {
+    socket: Socket,
+    role: Role,
+    /// The end of the first dump that saw it.
+    first_seen_end: Instant,
+    /// The start of the dump before that one: it was born after this.
+    /// None for a socket there when the watch started.
+    born_after: Option<Instant>,
+    /// The start of the last dump that saw it.
+    last_seen_start: Instant,
+    /// The end of the first dump that no longer found it.
+    missing_since: Option<Instant>,
+}
+
+/// How many closed cookies are remembered, so that a close is reported
+/// once even when a dump and a notification both see it.
+const CLOSED_MEMORY: usize = 4096;
+
+/// A running watch: an iterator of events.
+pub struct Watch {
+    query: Query,
+    options: WatchOptions,
+    ports: Vec<PortRange>,
+    requests: Vec<(DumpRequest, bool)>,
+    netns_path: Option<PathBuf>,
+    dumper: Dumper,
+    listener: DestroyListener,
+    /// The watched namespace's port policy, read once at the start.
+    policy: KernelPortPolicy,
+    finder: HolderFinder,
+    table: HashMap<u64, Tracked>,
+    listeners: HashMap<u16, Vec<IpAddr>>,
+    closed: HashSet<u64>,
+    closed_order: VecDeque<u64>,
+    pending: VecDeque<Event>,
+    started: Instant,
+    started_wall: SystemTime,
+    deadline: Option<Instant>,
+    next_poll: Instant,
+    /// Start of the latest dump.
+    last_dump_start: Instant,
+    drops_reported: u64,
+    last_overflow: Option<Instant>,
+    summary: Summary,
+    finished: bool,
+}
+
+impl Watch {
+    /// Starts watching: subscribes to the destroy notifications, then
+    /// dumps what is there now (which is not reported: only what
+    /// happens to it later) and finds its holders.
+    pub fn start(query: &Query, options: &WatchOptions) -> Result<Watch, Error> {
+        if options.interval.is_zero() {
+            return Err(Error::usage("the interval must be longer than 0"));
+        }
+        let netns_path = match &query.netns {
+            NetnsChoice::Current => None,
+            NetnsChoice::One(path) => Some(path.clone()),
+            NetnsChoice::All => {
+                return Err(Error::usage(
+                    "lsport watch follows one network namespace: use --netns, not --all-netns",
+                ));
+            }
+        };
+        let wanted: Vec<(Protocol, Family)> = query
+            .protocols
+            .iter()
+            .flat_map(|p| query.families.iter().map(move |f| (*p, *f)))
+            .collect();
+        let receive_buffer = options.receive_buffer;
+        let root = query.proc_root.clone();
+        let (listener, dumper, policy) = open_in(netns_path.as_ref(), move || {
+            Ok((
+                DestroyListener::open(&wanted, receive_buffer)?,
+                Dumper::open()?,
+                // The namespace's ephemeral range: roles depend on it.
+                KernelPortPolicy::read(&root),
+            ))
+        })?;
+        let watched_netns = match &netns_path {
+            None => query.proc_root.own_netns_inode(),
+            Some(path) => netns::inode_of(path),
+        };
+        let now = Instant::now();
+        let mut watch = Watch {
+            ports: query.merged_ports(),
+            requests: dump_requests(query),
+            query: query.clone(),
+            options: options.clone(),
+            netns_path,
+            dumper,
+            listener,
+            policy,
+            finder: HolderFinder::new(&query.proc_root, watched_netns),
+            table: HashMap::new(),
+            listeners: HashMap::new(),
+            closed: HashSet::new(),
+            closed_order: VecDeque::new(),
+            pending: VecDeque::new(),
+            started: now,
+            started_wall: SystemTime::now(),
+            deadline: options.duration.map(|d| now + d),
+            next_poll: now,
+            last_dump_start: now,
+            drops_reported: 0,
+            last_overflow: None,
+            summary: Summary::default(),
+            finished: false,
+        };
+        watch.drops_reported = watch.listener.drops().unwrap_or(0);
+        watch.poll(true)?;
+        let now = Instant::now();
+        watch.pending.push_front(Event::Started(Started {
+            time: watch.wall(now),
+            sockets: watch.table.len(),
+        }));
+        Ok(watch)
+    }
+
+    /// The totals so far; complete once the iterator has ended.
+    pub fn summary(&self) -> Summary {
+        let mut summary = self.summary.clone();
+        summary.duration = self.started.elapsed();
+        summary
+    }
+
+    fn wall(&self, at: Instant) -> SystemTime {
+        self.started_wall + at.saturating_duration_since(self.started)
+    }
+
+    fn stopping(&self) -> bool {
+        self.options.stop.is_some_and(|s| s.load(Ordering::Relaxed))
+            || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Waits for notifications until the next poll (or the end),
+    /// whichever comes first.
+    fn wait(&mut self) -> Result<(), Error> {
+        let now = Instant::now();
+        let until = match self.deadline {
+            Some(deadline) => self.next_poll.min(deadline),
+            None => self.next_poll,
+        };
+        let timeout = until.saturating_duration_since(now);
+        let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        let mut fds = [libc::pollfd {
+            fd: self.listener.raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: one valid pollfd for the duration of the call.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, millis) };
+        if ready > 0 {
+            self.drain(self.last_dump_start)?;
+        }
+        // EINTR (a signal) and timeouts need nothing: the caller looks at
+        // the stop flag and the clock.
+        Ok(())
+    }
+
+    /// Reads the queued notifications. A socket closed that no dump saw
+    /// was born after `born_after`.
+    fn drain(&mut self, born_after: Instant) -> Result<(), Error> {
+        let mut destroyed = Vec::new();
+        let drained = self.listener.drain(&mut destroyed).map_err(netlink_error)?;
+        let now = Instant::now();
+        for socket in destroyed {
+            self.destroyed(socket, now, born_after);
+        }
+        if drained.overflowed {
+            let drops = self.listener.drops();
+            let count = drops.map(|d| d.saturating_sub(self.drops_reported));
+            if let Some(drops) = drops {
+                self.drops_reported = drops;
+            }
+            self.last_overflow = Some(now);
+            self.pending.push_back(Event::Lost(LostEvents {
+                time: self.wall(now),
+                count,
+            }));
+            // Resynchronise at once: the dump finds what closed unseen.
+            self.next_poll = now;
+        }
+        Ok(())
+    }
+
+    fn destroyed(&mut self, socket: Socket, now: Instant, born_after: Instant) {
+        if self.closed.contains(&socket.cookie) {
+            return;
+        }
+        if let Some(tracked) = self.table.remove(&socket.cookie) {
+            let lifetime = Lifetime {
+                at_least: tracked
+                    .last_seen_start
+                    .saturating_duration_since(tracked.first_seen_end),
+                at_most: tracked.born_after.map(|b| now.saturating_duration_since(b)),
+            };
+            let mut closed = socket;
+            closed.uid = tracked.socket.uid;
+            closed.inode = tracked.socket.inode;
+            closed.v6only = tracked.socket.v6only;
+            self.close(
+                tracked,
+                closed,
+                now,
+                lifetime,
+                CloseSource::Notification,
+                false,
+            );
+            return;
+        }
+        // Never seen by a dump: reported only where the view takes any
+        // socket on the port; the listening view would otherwise list
+        // every short-lived unconnected UDP socket (each DNS lookup).
+        if !self.takes_unseen(&socket) {
+            return;
+        }
+        let role = role_at_close(&socket, &self.listeners, &self.policy);
+        let tracked = Tracked {
+            socket: socket.clone(),
+            role,
+            first_seen_end: now,
+            born_after: Some(born_after),
+            last_seen_start: now,
+            missing_since: None,
+        };
+        let lifetime = Lifetime {
+            at_least: Duration::ZERO,
+            at_most: Some(now.saturating_duration_since(born_after)),
+        };
+        self.close(
+            tracked,
+            socket,
+            now,
+            lifetime,
+            CloseSource::Notification,
+            true,
+        );
+    }
+
+    /// Whether a close that no dump saw belongs to the view.
+    fn takes_unseen(&self, socket: &Socket) -> bool {
+        if self.query.view != View::Ports || self.query.listening_only {
+            return false;
+        }
+        let in_ports = |port: u16| self.ports.iter().any(|r| r.contains(port));
+        self.query.wants(socket.protocol, socket.family)
+            && (in_ports(socket.local.port)
+                || (self.query.match_remote && in_ports(socket.remote.port)))
+    }
+
+    fn close(
+        &mut self,
+        tracked: Tracked,
+        socket: Socket,
+        now: Instant,
+        lifetime: Lifetime,
+        source: CloseSource,
+        seen_only_at_close: bool,
+    ) {
+        let holders = self.finder.get(tracked.socket.inode);
+        self.finder.forget(tracked.socket.inode);
+        self.remember_closed(socket.cookie);
+        self.pending.push_back(Event::Socket(SocketEvent {
+            time: self.wall(now),
+            kind: EventKind::Closed,
+            uid: (!seen_only_at_close).then_some(tracked.socket.uid),
+            role: tracked.role,
+            holders: holders.found,
+            holders_hidden: holders.hidden,
+            seen_only_at_close,
+            last_seen_state: (!seen_only_at_close).then_some(tracked.socket.state),
+            lifetime: Some(lifetime),
+            close_source: Some(source),
+            socket,
+        }));
+    }
+
+    fn remember_closed(&mut self, cookie: u64) {
+        if self.closed.insert(cookie) {
+            self.closed_order.push_back(cookie);
+            if self.closed_order.len() > CLOSED_MEMORY {
+                if let Some(old) = self.closed_order.pop_front() {
+                    self.closed.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// One poll: notifications first, then a dump, then the
+    /// notifications that came during it; then the join. The first poll
+    /// only learns what is there.
+    fn poll(&mut self, first: bool) -> Result<(), Error> {
+        self.drain(self.last_dump_start)?;
+        let start = Instant::now();
+        let sockets = self.dump()?;
+        let end = Instant::now();
+        let born_after = self.last_dump_start;
+        self.last_dump_start = start;
+        // A socket closed during the dump may have been missed by it
+        // while born before it.
+        self.drain(born_after)?;
+        self.listeners = report::listener_index(&sockets);
+        let mut seen: HashSet<u64> = HashSet::with_capacity(sockets.len());
+        let mut changed: Vec<(u64, State)> = Vec::new();
+        let mut new: Vec<Socket> = Vec::new();
+        for socket in sockets {
+            if self.closed.contains(&socket.cookie) || !seen.insert(socket.cookie) {
+                continue;
+            }
+            match self.table.get_mut(&socket.cookie) {
+                Some(tracked) => {
+                    tracked.last_seen_start = start;
+                    tracked.missing_since = None;
+                    if tracked.socket.state != socket.state {
+                        changed.push((socket.cookie, tracked.socket.state));
+                        tracked.role = report::role_of(&socket, &self.listeners, &self.policy);
+                    }
+                    tracked.socket = socket;
+                }
+                None => new.push(socket),
+            }
+        }
+        let mut inodes: Vec<(u64, u32)> = new.iter().map(|s| (s.inode, s.uid)).collect();
+        inodes.extend(changed.iter().map(|(cookie, _)| {
+            let socket = &self.table[cookie].socket;
+            (socket.inode, socket.uid)
+        }));
+        // At most half an interval, so that notifications are read in
+        // time; what is not reached is looked for at the next polls.
+        let budget = (self.options.interval / 2).max(Duration::from_millis(50));
+        self.finder.resolve(&inodes, budget);
+        for (cookie, from) in changed {
+            let event = self.event_for(cookie, EventKind::StateChanged { from }, end);
+            self.pending.push_back(event);
+        }
+        for socket in new {
+            let cookie = socket.cookie;
+            self.table.insert(
+                cookie,
+                Tracked {
+                    role: report::role_of(&socket, &self.listeners, &self.policy),
+                    socket,
+                    first_seen_end: end,
+                    born_after: (!first).then_some(born_after),
+                    last_seen_start: start,
+                    missing_since: None,
+                },
+            );
+            if !first {
+                let event = self.event_for(cookie, EventKind::Appeared, end);
+                self.pending.push_back(event);
+            }
+        }
+        self.missing(&seen, end);
+        Ok(())
+    }
+
+    fn event_for(&self, cookie: u64, kind: EventKind, at: Instant) -> Event {
+        let tracked = &self.table[&cookie];
+        let holders = self.finder.get(tracked.socket.inode);
+        Event::Socket(SocketEvent {
+            time: self.wall(at),
+            kind,
+            socket: tracked.socket.clone(),
+            uid: Some(tracked.socket.uid),
+            role: tracked.role,
+            holders: holders.found,
+            holders_hidden: holders.hidden,
+            seen_only_at_close: false,
+            last_seen_state: None,
+            lifetime: None,
+            close_source: None,
+        })
+    }
+
+    /// Sockets a dump no longer found. The notification of a close may
+    /// trail the dump a little, so a socket is given one more poll; then
+    /// it is reported closed if notifications were lost since it was last
+    /// seen, or in the port view (where only a close takes a socket out),
+    /// and otherwise dropped quietly: it left the listening view by
+    /// connecting.
+    fn missing(&mut self, seen: &HashSet<u64>, end: Instant) {
+        let gone: Vec<u64> = self
+            .table
+            .iter_mut()
+            .filter(|(cookie, _)| !seen.contains(cookie))
+            .filter_map(|(cookie, tracked)| match tracked.missing_since {
+                None => {
+                    tracked.missing_since = Some(end);
+                    None
+                }
+                Some(_) => Some(*cookie),
+            })
+            .collect();
+        let port_view = self.query.view == View::Ports && !self.query.listening_only;
+        for cookie in gone {
+            let Some(tracked) = self.table.remove(&cookie) else {
+                continue;
+            };
+            let lost = self
+                .last_overflow
+                .is_some_and(|at| at >= tracked.last_seen_start);
+            if !(port_view || lost) {
+                self.finder.forget(tracked.socket.inode);
+                continue;
+            }
+            let missing_since = tracked.missing_since.unwrap_or(end);
+            let lifetime = Lifetime {
+                at_least: tracked
+                    .last_seen_start
+                    .saturating_duration_since(tracked.first_seen_end),
+                at_most: tracked
+                    .born_after
+                    .map(|b| missing_since.saturating_duration_since(b)),
+            };
+            let socket = tracked.socket.clone();
+            self.close(tracked, socket, end, lifetime, CloseSource::Poll, false);
+        }
+    }
+
+    /// Every dump of the view, in order. A dump that fails is tried once
+    /// more on a new socket; TCP of both families falls back to one
+    /// family at a time where the kernel refuses the combined request.
+    fn dump(&mut self) -> Result<Vec<Socket>, Error> {
+        let mut sockets = Vec::new();
+        for index in 0..self.requests.len() {
+            let (request, both) = self.requests[index].clone();
+            if let Err(first) = self.dumper.dump(&request, both, &mut sockets) {
+                self.dumper = open_in(self.netns_path.as_ref(), Dumper::open)?;
+                if both {
+                    // Family by family from now on.
+                    self.requests.remove(index);
+                    for family in [Family::Inet6, Family::Inet] {
+                        let mut one = request.clone();
+                        one.family = family;
+                        self.requests.insert(index, (one, false));
+                    }
+                    return self.dump();
+                }
+                self.dumper
+                    .dump(&request, false, &mut sockets)
+                    .map_err(|_| netlink_error(first))?;
+            }
+        }
+        Ok(sockets)
+    }
+}
+
+impl Iterator for Watch {
+    type Item = Result<Event, Error>;
+
+    fn next(&mut self) -> Option<Result<Event, Error>> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                self.summary.record(&event);
+                return Some(Ok(event));
+            }
+            if self.finished {
+                return None;
+            }
+            if self.stopping() {
+                // What is queued now still belongs to the watch.
+                self.finished = true;
+                if let Err(err) = self.drain(self.last_dump_start) {
+                    return Some(Err(err));
+                }
+                continue;
+            }
+            let step = if Instant::now() >= self.next_poll {
+                self.next_poll = next_tick(self.next_poll, self.options.interval);
+                self.poll(false)
+            } else {
+                self.wait()
+            };
+            if let Err(err) = step {
+                self.finished = true;
+                return Some(Err(err));
+            }
+        }
+    }
+}
+
+/// The poll after `previous`: on the interval's grid, skipping ticks
+/// that a slow poll overran.
+fn next_tick(previous: Instant, interval: Duration) -> Instant {
+    let now = Instant::now();
+    let mut next = previous + interval;
+    if next <= now {
+        let behind = now.duration_since(previous).as_nanos() / interval.as_nanos().max(1);
+        next = previous + interval * (behind as u32 + 1);
+    }
+    next
+}
+
+/// The dumps of the view: TCP (both families in one request where both
+/// are asked for) and UDP, in the states that hold a port, without
+/// TIME_WAIT and request sockets.
+fn dump_requests(query: &Query) -> Vec<(DumpRequest, bool)> {
+    const TIME_WAIT: u32 = 1 << 6;
+    const NEW_SYN_RECV: u32 = 1 << 12;
+    let unconnected = query.view == View::Listening || query.listening_only;
+    let ports = if query.view == View::Ports {
+        query.merged_ports()
+    } else {
+        Vec::new()
+    };
+    let mut requests = Vec::new();
+    for &protocol in &query.protocols {
+        let states = match (protocol, unconnected) {
+            (Protocol::Tcp, true) => netlink::TCP_UNCONNECTED,
+            (Protocol::Udp, true) => netlink::UDP_UNCONNECTED,
+            (_, false) => netlink::ALL_STATES & !TIME_WAIT & !NEW_SYN_RECV,
+        };
+        let request = |family| DumpRequest {
+            family,
+            protocol,
+            states,
+            ports: ports.clone(),
+            match_remote: query.match_remote,
+            autobound_only: false,
+        };
+        if protocol == Protocol::Tcp && query.families.len() == 2 {
+            requests.push((request(Family::Inet), true));
+        } else {
+            requests.extend(query.families.iter().map(|f| (request(*f), false)));
+        }
+    }
+    requests
+}
+
+/// The role of a socket seen only at close, whose state is CLOSE by
+/// then: a connection (it has a peer) was accepted when a local listener
+/// has its port, else outgoing; one without a peer was bound only, or,
+/// for UDP, received on its port.
+fn role_at_close(
+    socket: &Socket,
+    listeners: &HashMap<u16, Vec<IpAddr>>,
+    policy: &KernelPortPolicy,
+) -> Role {
+    if socket.remote.port == 0 {
+        return match socket.protocol {
+            Protocol::Tcp => Role::BoundOnly,
+            Protocol::Udp => Role::Listener,
+        };
+    }
+    match socket.protocol {
+        Protocol::Udp => Role::Outgoing,
+        Protocol::Tcp => {
+            let mut connected = socket.clone();
+            connected.state = State::Established;
+            report::role_of(&connected, listeners, policy)
+        }
+    }
+}
+
+/// Opens sockets inside the namespace asked for (a netlink socket keeps
+/// the namespace it was made in).
+fn open_in<T: Send>(
+    netns_path: Option<&PathBuf>,
+    open: impl FnOnce() -> Result<T, DumpError> + Send,
+) -> Result<T, Error> {
+    match netns_path {
+        None => open().map_err(netlink_error),
+        Some(path) => netns::run_in(path, None, open)
+            .map_err(|e| e.into_error(path))?
+            .map_err(netlink_error),
+    }
+}
+
+fn netlink_error(err: DumpError) -> Error {
+    let hint = match err.errno {
+        Some(libc::EPERM | libc::EACCES) => {
+            " (lsport watch needs sock_diag, which is refused here)"
+        }
+        Some(libc::EPROTONOSUPPORT | libc::ENOENT) => {
+            " (is the kernel's inet_diag / tcp_diag / udp_diag support loaded?)"
+        }
+        _ => "",
+    };
+    Error::Netlink {
+        errno: err.errno,
+        message: format!("{err}{hint}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socket::Endpoint;
+
+    #[test]
+    fn durations_take_units_and_bare_seconds() {
+        assert_eq!(parse_duration("100ms").unwrap(), Duration::from_millis(100));
+        assert_eq!(parse_duration("3s").unwrap(), Duration::from_secs(3));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        for bad in ["", "s", "3 days", "-1s", "1e999", "10x"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn closed_tcp(local: u16, remote: u16) -> Socket {
+        let at = |port| Endpoint {
+            address: "127.0.0.1".parse().unwrap(),
+            port,
+        };
+        Socket {
+            protocol: Protocol::Tcp,
+            family: Family::Inet,
+            state: State::Close,
+            local: at(local),
+            remote: at(remote),
+            v6only: None,
+            uid: 0,
+            inode: 0,
+            cookie: 1,
+            timer_ms: None,
+            autobound: None,
+        }
+    }
+
+    #[test]
+    fn a_connection_seen_only_at_close_is_accepted_where_a_listener_has_its_port() {
+        let listeners = HashMap::from([(7000, vec!["127.0.0.1".parse().unwrap()])]);
+        let policy = KernelPortPolicy::known(
+            PortRange {
+                lo: 32768,
+                hi: 60999,
+            },
+            Vec::new(),
+            1024,
+        );
+        assert_eq!(
+            role_at_close(&closed_tcp(7000, 40000), &listeners, &policy),
+            Role::Accepted
+        );
+        assert_eq!(
+            role_at_close(&closed_tcp(40000, 7000), &listeners, &policy),
+            Role::Outgoing
+        );
+        assert_eq!(
+            role_at_close(&closed_tcp(7000, 0), &listeners, &policy),
+            Role::BoundOnly
+        );
+    }
+
+    #[test]
+    fn the_dumps_leave_out_time_wait_and_request_sockets() {
+        let requests = dump_requests(&Query::ports([PortRange::single(7000)]));
+        assert_eq!(requests.len(), 3, "TCP both families, then UDP per family");
+        assert!(requests[0].1);
+        let tcp_states = requests[0].0.states;
+        assert_eq!(tcp_states & (1 << 6), 0);
+        assert_eq!(tcp_states & (1 << 12), 0);
+        assert_ne!(tcp_states & (1 << 1), 0);
+        let listening = dump_requests(&Query::listening());
+        assert_eq!(listening[0].0.states, netlink::TCP_UNCONNECTED);
+        assert!(listening[0].0.ports.is_empty());
+    }
+
+    #[test]
+    fn ticks_stay_on_the_grid() {
+        let start = Instant::now() - Duration::from_millis(350);
+        let next = next_tick(start, Duration::from_millis(100));
+        assert_eq!(next.duration_since(start), Duration::from_millis(400));
+    }
+}

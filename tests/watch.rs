@@ -1,0 +1,339 @@
+//! `lsport watch` against real sockets in a private network namespace:
+//! short-lived connections, a listener that comes and goes, an overload
+//! of close notifications, and a user who may not see root's holders.
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// Starts `lsport watch --json ARGS` (through `wrapper` if given) and
+/// waits until it listens for close notifications and has made its
+/// first dump, as its first line says.
+fn start_watch(wrapper: &[&str], binary: &std::path::Path, args: &[&str]) -> Watching {
+    let mut command = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut command = Command::new(program);
+            command.args(rest).arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    };
+    let mut child = command
+        .args(["watch", "--json"])
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting lsport watch");
+    // The first line says the first dump is made: what happens from
+    // then on is reported.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).expect("a first line");
+    let first: Value = serde_json::from_str(&first).expect("a JSON line first");
+    assert_eq!(first["event"], "started");
+    check_against_schema(&first);
+    // Read on, so that a full pipe never holds the watch up.
+    let reader = std::thread::spawn(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        rest
+    });
+    Watching { child, reader }
+}
+
+/// A running watch and the thread that reads its output.
+struct Watching {
+    child: Child,
+    reader: std::thread::JoinHandle<String>,
+}
+
+/// The JSON lines of a finished watch, each checked against the schema.
+fn finish(watch: Watching) -> (Vec<Value>, String, Option<i32>) {
+    let output = watch.child.wait_with_output().unwrap();
+    let text = watch.reader.join().unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    for line in &lines {
+        check_against_schema(line);
+    }
+    assert_eq!(
+        lines.last().map(|l| l["event"].clone()),
+        Some(Value::from("summary")),
+        "the summary comes last: {text}"
+    );
+    (lines, stderr(&output), output.status.code())
+}
+
+/// The schema's own lists: each line has exactly the properties of the
+/// variant its `event` names, the required ones included. (No JSON
+/// Schema validator is in the tree yet; this checks the fields.)
+fn check_against_schema(line: &Value) {
+    let schema: Value = serde_json::from_str(include_str!("../doc/schema/watch.schema.json"))
+        .expect("the schema is JSON");
+    let event = line["event"].as_str().expect("every line names its event");
+    let variant = schema["$defs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|v| {
+            let kinds = &v["properties"]["event"];
+            kinds["const"] == event
+                || kinds["enum"]
+                    .as_array()
+                    .is_some_and(|e| e.contains(&Value::from(event)))
+        })
+        .unwrap_or_else(|| panic!("no schema variant for event {event}"));
+    assert_eq!(variant["additionalProperties"], Value::Bool(false));
+    let properties: BTreeSet<&str> = variant["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let present: BTreeSet<&str> = line
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let required: BTreeSet<&str> = variant["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        present.is_subset(&properties),
+        "{line}: fields beyond the schema"
+    );
+    assert!(
+        required.is_subset(&present),
+        "{line}: required fields missing"
+    );
+    assert_eq!(line["schema_version"], 1);
+}
+
+fn events<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|l| l["event"] == kind).collect()
+}
+
+/// One connection to `port` that lives about `life`; returns the
+/// client's port.
+fn connect_briefly(listener: &TcpListener, port: u16, life: Duration) -> u16 {
+    let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    std::thread::sleep(life);
+    let client_port = client.local_addr().unwrap().port();
+    drop(client);
+    drop(server);
+    client_port
+}
+
+#[test]
+fn short_lived_connections_are_each_reported_with_ports_state_and_lifetime() {
+    if !private_netns("short_lived_connections_are_each_reported_with_ports_state_and_lifetime") {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:41000").unwrap();
+    let watch = start_watch(&[], &lsport_path(), &["--for", "3s", "41000"]);
+    let mut clients = Vec::new();
+    let begin = Instant::now();
+    while begin.elapsed() < Duration::from_secs(2) {
+        clients.push(connect_briefly(&listener, 41000, Duration::from_millis(5)));
+        std::thread::sleep(Duration::from_millis(45));
+    }
+    let (lines, _, status) = finish(watch);
+    assert_eq!(status, Some(0));
+    let closed: Vec<&Value> = events(&lines, "closed")
+        .into_iter()
+        .filter(|e| e["role"] == "accepted" && e["local"]["port"] == 41000)
+        .collect();
+    let reported: HashSet<u64> = closed
+        .iter()
+        .map(|e| e["remote"]["port"].as_u64().unwrap())
+        .collect();
+    let found = clients
+        .iter()
+        .filter(|p| reported.contains(&u64::from(**p)))
+        .count();
+    assert!(
+        found * 100 >= clients.len() * 99,
+        "{found} of {} connections reported",
+        clients.len()
+    );
+    for event in &closed {
+        assert_eq!(event["protocol"], "tcp");
+        assert_eq!(event["local"]["address"], "127.0.0.1");
+        assert_eq!(event["state"], "CLOSE", "{event}");
+        let at_least = event["lifetime_ms"]["at_least"].as_f64().unwrap();
+        let at_most = event["lifetime_ms"]["at_most"].as_f64().unwrap();
+        // Each lived about 5 ms: the bounds hold that, within polls.
+        assert!(at_least <= 5.0 && at_most >= 4.0, "{event}");
+        assert!(at_most < 3000.0, "{event}");
+    }
+    // Most lived shorter than a poll: only their close was seen.
+    let only_at_close = closed
+        .iter()
+        .filter(|e| e["seen_only_at_close"] == true)
+        .count();
+    assert!(only_at_close > 0);
+    let summary = lines.last().unwrap();
+    assert!(summary["closed"].as_u64().unwrap() >= found as u64);
+    assert_eq!(summary["lost"], 0);
+}
+
+#[test]
+fn a_listener_that_starts_and_stops_is_reported_with_its_holder() {
+    if !private_netns("a_listener_that_starts_and_stops_is_reported_with_its_holder") {
+        return;
+    }
+    // No port: every listener.
+    let watch = start_watch(&[], &lsport_path(), &["--for", "1500ms"]);
+    let listener = tcp4_listener(41001);
+    let holder = hold(&[listener.as_raw_fd()]);
+    drop(listener);
+    std::thread::sleep(Duration::from_millis(400));
+    let pid = u64::from(holder.pid());
+    drop(holder);
+    let (lines, _, status) = finish(watch);
+    assert_eq!(status, Some(0));
+    let on_port = |kind| -> Vec<&Value> {
+        events(&lines, kind)
+            .into_iter()
+            .filter(|e| e["local"]["port"] == 41001)
+            .collect()
+    };
+    let (appeared, closed) = (on_port("appeared"), on_port("closed"));
+    assert_eq!((appeared.len(), closed.len()), (1, 1), "{lines:?}");
+    for event in [appeared[0], closed[0]] {
+        assert_eq!(event["role"], "listener");
+        assert_eq!(event["holders"][0]["pid"], pid, "{event}");
+        assert_eq!(event["holders"][0]["command"], "sleep");
+        assert_eq!(event["cookie"], appeared[0]["cookie"]);
+    }
+    assert_eq!(appeared[0]["state"], "LISTEN");
+    assert_eq!(closed[0]["previous_state"], "LISTEN");
+    assert_eq!(closed[0]["seen_only_at_close"], false);
+    let lifetime = &closed[0]["lifetime_ms"];
+    assert!(lifetime["at_most"].as_f64().unwrap() >= 300.0, "{lifetime}");
+}
+
+#[test]
+fn an_overload_of_closes_is_reported_as_lost_and_the_watch_goes_on() {
+    if !private_netns("an_overload_of_closes_is_reported_as_lost_and_the_watch_goes_on") {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:41002").unwrap();
+    let watch = start_watch(
+        &[],
+        &lsport_path(),
+        &["--for", "2500ms", "--receive-buffer", "1024", "41002"],
+    );
+    let mut burst = Vec::new();
+    for _ in 0..300 {
+        burst.push(TcpStream::connect("127.0.0.1:41002").unwrap());
+        burst.push(listener.accept().unwrap().0);
+    }
+    drop(burst); // 600 closes at once
+    std::thread::sleep(Duration::from_millis(400));
+    // After the burst: still watching. The connection lives long enough
+    // for a dump to see it even on a busy machine, whose close is then
+    // reported whether its notification fits in the tiny buffer or not.
+    let after = connect_briefly(&listener, 41002, Duration::from_millis(1000));
+    let (lines, stderr, status) = finish(watch);
+    assert_eq!(status, Some(0), "{stderr} {lines:?}");
+    let lost = events(&lines, "lost");
+    assert!(!lost.is_empty(), "no loss reported");
+    assert!(
+        lost.iter().any(|l| l["count"].as_u64().unwrap_or(0) > 0),
+        "{lost:?}"
+    );
+    let summary = lines.last().unwrap();
+    assert!(summary["lost"].as_u64().unwrap() > 0);
+    for kind in ["appeared", "closed"] {
+        assert!(
+            events(&lines, kind)
+                .iter()
+                .any(|e| e["remote"]["port"] == after),
+            "the connection after the burst: no {kind} event"
+        );
+    }
+}
+
+#[test]
+fn another_user_sees_roots_short_lived_connections_with_holders_hidden() {
+    if !private_netns("another_user_sees_roots_short_lived_connections_with_holders_hidden") {
+        return;
+    }
+    let dir = OpenTempDir::new("watch-unprivileged");
+    let binary = dir.path.join("lsport");
+    std::fs::copy(lsport_path(), &binary).unwrap();
+    let watch = start_watch(
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+        ],
+        &binary,
+        &["--for", "1500ms", "41003"],
+    );
+    let listener = tcp4_listener(41003);
+    let _holder = hold(&[listener.as_raw_fd()]);
+    let listener = TcpListener::from(listener);
+    std::thread::sleep(Duration::from_millis(300));
+    let clients: Vec<u16> = (0..10)
+        .map(|_| connect_briefly(&listener, 41003, Duration::from_millis(5)))
+        .collect();
+    let (lines, stderr, status) = finish(watch);
+    assert_eq!(status, Some(0), "{stderr}");
+    let appeared = events(&lines, "appeared");
+    let root_listener = appeared
+        .iter()
+        .find(|e| e["role"] == "listener" && e["local"]["port"] == 41003)
+        .expect("root's listener appeared");
+    assert_eq!(root_listener["uid"], 0);
+    assert_eq!(root_listener["holders"], Value::Array(Vec::new()));
+    assert_eq!(root_listener["holders_hidden"], true);
+    let closed: HashSet<u64> = events(&lines, "closed")
+        .iter()
+        .filter(|e| e["role"] == "accepted")
+        .map(|e| e["remote"]["port"].as_u64().unwrap())
+        .collect();
+    for port in clients {
+        assert!(
+            closed.contains(&u64::from(port)),
+            "connection from {port} unreported"
+        );
+    }
+    assert!(lines.last().unwrap()["hidden_holders"].as_u64().unwrap() >= 1);
+    assert!(stderr.contains("hidden from this user"), "{stderr}");
+}
+
+#[test]
+fn bad_durations_and_all_netns_are_refused_in_one_line() {
+    for args in [
+        &["watch", "--for", "3 days"][..],
+        &["watch", "--interval", "0"],
+        &["watch", "--all-netns"],
+    ] {
+        let output = lsport(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let err = stderr(&output);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("lsport: "), "{err}");
+    }
+}
