@@ -313,21 +313,33 @@ pub struct ProcessInfo {
     pub container: Option<Container>,
 }
 
+/// How much of a process's files is read: the kernel keeps a command
+/// name to 16 bytes and a status file to a few kilobytes; a command line
+/// can be as long as the argument space (ARG_MAX, a quarter of the stack
+/// limit), so it is cut at 1 MiB, which no table or JSON reader needs
+/// more of. A file where /proc should be cannot make lsport grow past
+/// these.
+const COMM_LIMIT: usize = 64;
+const CMDLINE_LIMIT: usize = 1 << 20;
+const STATUS_LIMIT: usize = 64 << 10;
+const CGROUP_LIMIT: usize = 64 << 10;
+
 /// Reads the name, command line and user of one process. Called only for
 /// processes that hold a matching socket.
 pub fn process_info(root: &ProcRoot, pid: u32) -> ProcessInfo {
     let dir = root.path(&pid.to_string());
-    let mut command = std::fs::read(dir.join("comm")).unwrap_or_default();
+    let read = |name: &str, limit| crate::files::read_at_most(&dir.join(name), limit);
+    let mut command = read("comm", COMM_LIMIT).unwrap_or_default();
     if command.last() == Some(&b'\n') {
         command.pop();
     }
-    let cmdline = std::fs::read(dir.join("cmdline"))
+    let cmdline = read("cmdline", CMDLINE_LIMIT)
         .map(|raw| split_cmdline(&raw))
         .unwrap_or_default();
-    let status = std::fs::read(dir.join("status")).unwrap_or_default();
-    let container = std::fs::read_to_string(dir.join("cgroup"))
+    let status = read("status", STATUS_LIMIT).unwrap_or_default();
+    let container = read("cgroup", CGROUP_LIMIT)
         .ok()
-        .and_then(|text| container::from_proc_cgroup(&text));
+        .and_then(|bytes| container::from_proc_cgroup(&String::from_utf8_lossy(&bytes)));
     ProcessInfo {
         pid,
         command,
@@ -338,12 +350,29 @@ pub fn process_info(root: &ProcRoot, pid: u32) -> ProcessInfo {
     }
 }
 
-/// The last pid of the `NSpid:` line of /proc/[pid]/status: the pid the
+/// The value of one `Field:` line of /proc/PID/status, as bytes. The
+/// file is read field by field, never as text: the `Name:` line holds a
+/// command name the kernel cut to 15 bytes, which can split a UTF-8
+/// character, and that must not cost the fields after it.
+fn status_field<'a>(status: &'a [u8], field: &[u8]) -> Option<&'a [u8]> {
+    status.split(|b| *b == b'\n').find_map(|line| {
+        let rest = line.strip_prefix(field)?;
+        rest.strip_prefix(b":")
+    })
+}
+
+/// The whitespace-separated numbers of a status field.
+fn status_numbers(value: &[u8]) -> impl Iterator<Item = Option<u32>> + '_ {
+    value
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|word| !word.is_empty())
+        .map(|word| std::str::from_utf8(word).ok()?.parse().ok())
+}
+
+/// The last pid of the `NSpid:` line of /proc/PID/status: the pid the
 /// process has in its own (innermost) pid namespace.
 fn innermost_pid(status: &[u8]) -> Option<u32> {
-    let text = std::str::from_utf8(status).ok()?;
-    let line = text.lines().find(|l| l.starts_with("NSpid:"))?;
-    line.split_whitespace().last()?.parse().ok()
+    status_numbers(status_field(status, b"NSpid")?).last()?
 }
 
 fn split_cmdline(raw: &[u8]) -> Vec<Vec<u8>> {
@@ -354,16 +383,28 @@ fn split_cmdline(raw: &[u8]) -> Vec<Vec<u8>> {
     raw.split(|b| *b == 0).map(<[u8]>::to_vec).collect()
 }
 
-/// The effective uid from /proc/[pid]/status (`Uid: real effective ...`).
+/// The effective uid from /proc/PID/status (`Uid: real effective ...`).
 fn effective_uid(status: &[u8]) -> Option<u32> {
-    let text = std::str::from_utf8(status).ok()?;
-    let line = text.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
+    status_numbers(status_field(status, b"Uid")?).nth(1)?
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_with_a_name_cut_mid_character_keeps_its_other_fields() {
+        // "Name:" ends in half of a two-byte character, as the kernel's
+        // 15-byte cut can leave it.
+        let mut status = b"Name:\tserver-\xc3\nUmask:\t0022\nState:\tS (sleeping)\n".to_vec();
+        status.extend_from_slice(b"Uid:\t1000\t33\t33\t33\nGid:\t33\t33\t33\t33\n");
+        status.extend_from_slice(b"NSpid:\t4242\t7\n");
+        assert!(std::str::from_utf8(&status).is_err());
+        assert_eq!(effective_uid(&status), Some(33));
+        assert_eq!(innermost_pid(&status), Some(7));
+        assert_eq!(effective_uid(b"Name:\tx\n"), None);
+        assert_eq!(innermost_pid(b"NSpid:\t12\n"), Some(12));
+    }
 
     #[test]
     fn recognises_socket_links_only() {

@@ -130,3 +130,34 @@ fn a_socket_only_one_thread_holds_is_found_in_that_threads_table() {
     );
     assert_eq!(socket["holders"][0]["fd"], fd);
 }
+
+#[test]
+fn a_command_name_cut_mid_character_keeps_the_user_and_pids() {
+    if !setup("a_command_name_cut_mid_character_keeps_the_user_and_pids") {
+        return;
+    }
+    // 14 bytes, then a two-byte character: the kernel keeps 15 bytes of
+    // the name, half of that character.
+    let dir = OpenTempDir::new("cut-name");
+    let name = dir.path.join("aaaaaaaaaaaaaaé");
+    let sleep = ["/usr/bin/sleep", "/bin/sleep"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap();
+    std::os::unix::fs::symlink(sleep, &name).unwrap();
+    let listener = tcp4_listener(7404);
+    let holder = hold_with(&name, &[listener.as_raw_fd()]);
+    drop(listener);
+    let status = std::fs::read(format!("/proc/{}/status", holder.pid())).unwrap();
+    assert!(
+        std::str::from_utf8(&status).is_err(),
+        "the kernel's cut left a broken character, or the test proves nothing"
+    );
+    let (doc, output) = lsport_json(&["7404"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let socket = only_socket(&doc, 7404);
+    let found = &socket["holders"][0];
+    assert_eq!(found["pid"], holder.pid());
+    assert_eq!(found["uid"], 0, "{found}");
+    assert_eq!(found["user"], "root", "{found}");
+}

@@ -257,3 +257,44 @@ fn an_unreadable_table_is_an_error() {
     let output = run(&dir.path, &["-n", "8080"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }
+
+#[test]
+fn process_files_that_are_devices_or_huge_cost_only_themselves() {
+    let dir = tree("hostile-process-files");
+    let web = dir.path.join("4242");
+    // comm on /dev/zero would be read forever; a status whose name is cut
+    // mid-character must keep its other fields.
+    std::fs::remove_file(web.join("comm")).unwrap();
+    symlink("/dev/zero", web.join("comm")).unwrap();
+    write(
+        &web.join("status"),
+        b"Name:\tweb-server-\xc3\nUid:\t1000\t1000\t1000\t1000\nNSpid:\t4242\t17\n",
+    );
+    // A command line of 3 MiB: cut at 1 MiB.
+    let mut long = b"web\0".to_vec();
+    long.extend(std::iter::repeat_n(b'x', 3 << 20));
+    long.push(0);
+    write(&web.join("cmdline"), &long);
+    let output = run(&dir.path, &["--json", "-n", "8080"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let doc = json(&output);
+    let holder = doc["sockets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["holders"].as_array().unwrap().iter())
+        .find(|h| h["pid"] == 4242)
+        .cloned()
+        .expect("the web process still holds its sockets");
+    assert_eq!(holder["command"], "", "a device is no command name");
+    assert_eq!(holder["uid"], 1000, "{holder}");
+    assert_eq!(holder["pid_in_namespace"], 17, "{holder}");
+    let cmdline_len: usize = holder["cmdline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().len())
+        .sum();
+    assert!(cmdline_len <= 1 << 20, "{cmdline_len}");
+    assert!(cmdline_len > 1000);
+}
