@@ -3,7 +3,7 @@
 //! the same bind (and for TCP listen) with the same options and user,
 //! before and after lsport does; lsport's verdict must equal the
 //! kernel's, and the cause it names must be the right one. Every
-//! document is checked against doc/schema/why.schema.json.
+//! document is validated against doc/schema/why.schema.json.
 
 mod common;
 
@@ -136,7 +136,7 @@ fn agrees(t: Try, args: &[&str]) -> Value {
             stderr(&output)
         )
     });
-    schema::check(&doc);
+    common::schema::assert_valid("why", &doc);
     let expected_status = if before.is_none() { 0 } else { 4 };
     assert_eq!(
         output.status.code(),
@@ -527,7 +527,7 @@ fn the_trial_runs_in_the_namespace_asked_for_and_others_do_not_conflict() {
             .unwrap();
         let doc: Value = serde_json::from_slice(&output.stdout)
             .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&output), stderr(&output)));
-        schema::check(&doc);
+        common::schema::assert_valid("why", &doc);
         (doc, output.status.code())
     };
     let (doc, status) = run(&["--netns", &target, "7014"]);
@@ -581,107 +581,5 @@ fn bad_input_exits_2_with_one_line() {
         assert!(err.starts_with("lsport: "), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(output.stdout.is_empty(), "{args:?}");
-    }
-}
-
-/// The subset of JSON Schema (2020-12) that why.schema.json uses: type,
-/// const, enum, properties, required, additionalProperties: false,
-/// items, oneOf, $ref to $defs, minimum, maximum, minItems, maxItems.
-mod schema {
-    use serde_json::Value;
-
-    pub fn check(doc: &Value) {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/doc/schema/why.schema.json"
-        ))
-        .unwrap();
-        let schema: Value = serde_json::from_str(&text).unwrap();
-        if let Err(err) = validate(&schema, &schema, doc, "$") {
-            panic!("the document does not match why.schema.json: {err}\n{doc:#}");
-        }
-    }
-
-    fn validate(root: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
-        if let Some(reference) = schema["$ref"].as_str() {
-            let name = reference.strip_prefix("#/$defs/").unwrap();
-            return validate(root, &root["$defs"][name], value, at);
-        }
-        if let Some(options) = schema["oneOf"].as_array() {
-            let passing = options
-                .iter()
-                .filter(|o| validate(root, o, value, at).is_ok())
-                .count();
-            if passing != 1 {
-                return Err(format!("{at}: matches {passing} of oneOf"));
-            }
-        }
-        if let Some(constant) = schema.get("const") {
-            if constant != value {
-                return Err(format!("{at}: not {constant}"));
-            }
-        }
-        if let Some(allowed) = schema["enum"].as_array() {
-            if !allowed.contains(value) {
-                return Err(format!("{at}: {value} not in the enum"));
-            }
-        }
-        if let Some(types) = schema.get("type") {
-            let types: Vec<&str> = match types {
-                Value::String(t) => vec![t.as_str()],
-                Value::Array(ts) => ts.iter().map(|t| t.as_str().unwrap()).collect(),
-                _ => unreachable!(),
-            };
-            let is = |t: &str| match t {
-                "null" => value.is_null(),
-                "boolean" => value.is_boolean(),
-                "integer" => value.is_i64() || value.is_u64(),
-                "string" => value.is_string(),
-                "array" => value.is_array(),
-                "object" => value.is_object(),
-                other => panic!("type {other} is not supported here"),
-            };
-            if !types.iter().any(|t| is(t)) {
-                return Err(format!("{at}: {value} is not {types:?}"));
-            }
-        }
-        if let Some(n) = value.as_f64() {
-            if schema["minimum"].as_f64().is_some_and(|m| n < m)
-                || schema["maximum"].as_f64().is_some_and(|m| n > m)
-            {
-                return Err(format!("{at}: {n} out of bounds"));
-            }
-        }
-        if let Some(object) = value.as_object() {
-            let properties = schema["properties"].as_object();
-            for name in schema["required"].as_array().into_iter().flatten() {
-                if !object.contains_key(name.as_str().unwrap()) {
-                    return Err(format!("{at}: missing {name}"));
-                }
-            }
-            for (name, field) in object {
-                match properties.and_then(|p| p.get(name)) {
-                    Some(sub) => validate(root, sub, field, &format!("{at}.{name}"))?,
-                    None if schema["additionalProperties"] == false => {
-                        return Err(format!("{at}: unexpected field {name}"));
-                    }
-                    None => {}
-                }
-            }
-        }
-        if let Some(items) = value.as_array() {
-            let len = items.len() as u64;
-            if schema["minItems"].as_u64().is_some_and(|m| len < m)
-                || schema["maxItems"].as_u64().is_some_and(|m| len > m)
-            {
-                return Err(format!("{at}: {len} items"));
-            }
-            if let Some(item) = schema.get("items") {
-                for (i, element) in items.iter().enumerate() {
-                    validate(root, item, element, &format!("{at}[{i}]"))?;
-                }
-            }
-        }
-        Ok(())
     }
 }

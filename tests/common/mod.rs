@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod schema;
+
 use std::ffi::OsStr;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
