@@ -21,6 +21,8 @@ use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
+use procfs::FromRead;
+use procfs::process::Status;
 
 use crate::container::{self, Container};
 use crate::sys::ProcRoot;
@@ -205,6 +207,12 @@ pub struct ProcessInfo {
     pub container: Option<Container>,
 }
 
+// Status and cgroup are parsed by the procfs crate; the fd walk above and
+// /proc/net stay hand-written. At bench/run's large load, both builds
+// alternating (141 rounds, busy 2-CPU machine): `lsport 60403` 681.5 ms
+// against 670.7 ms by hand (paired ratio 0.99); stripped binary +65,920 bytes
+// (1,833,720 to 1,899,640). The files are read here, below the ProcRoot:
+// Process::new_with_root would read the kernel version from the real /proc.
 /// Reads the name, command line and user of one process. Called only for
 /// processes that hold a matching socket.
 pub fn process_info(root: &ProcRoot, pid: u32) -> ProcessInfo {
@@ -216,26 +224,39 @@ pub fn process_info(root: &ProcRoot, pid: u32) -> ProcessInfo {
     let cmdline = std::fs::read(dir.join("cmdline"))
         .map(|raw| split_cmdline(&raw))
         .unwrap_or_default();
-    let status = std::fs::read(dir.join("status")).unwrap_or_default();
-    let container = std::fs::read_to_string(dir.join("cgroup"))
+    let (uid, innermost) = std::fs::read(dir.join("status"))
+        .map(|raw| status_ids(&raw))
+        .unwrap_or_default();
+    let container = std::fs::read(dir.join("cgroup"))
         .ok()
-        .and_then(|text| container::from_proc_cgroup(&text));
+        .and_then(|raw| container::from_proc_cgroup(&String::from_utf8_lossy(&raw)));
     ProcessInfo {
         pid,
         command,
         cmdline,
-        uid: effective_uid(&status),
-        pid_in_namespace: innermost_pid(&status).filter(|inner| *inner != pid),
+        uid,
+        pid_in_namespace: innermost.filter(|inner| *inner != pid),
         container,
     }
 }
 
-/// The last pid of the `NSpid:` line of /proc/[pid]/status: the pid the
-/// process has in its own (innermost) pid namespace.
-fn innermost_pid(status: &[u8]) -> Option<u32> {
-    let text = std::str::from_utf8(status).ok()?;
-    let line = text.lines().find(|l| l.starts_with("NSpid:"))?;
-    line.split_whitespace().last()?.parse().ok()
+/// The effective uid (`Uid:`, 2nd field) and the innermost pid (`NSpid:`,
+/// last field) of /proc/[pid]/status, as procfs parses it. procfs reads
+/// the file line by line as UTF-8 and fails whole on one bad byte; the
+/// `Name:` line is the comm, cut at 15 bytes even mid-character, so the
+/// bytes are made valid first.
+fn status_ids(raw: &[u8]) -> (Option<u32>, Option<u32>) {
+    let text = String::from_utf8_lossy(raw);
+    match Status::from_read(text.as_bytes()) {
+        Ok(status) => (
+            Some(status.euid),
+            status
+                .nspid
+                .and_then(|pids| pids.last().copied())
+                .and_then(|pid| u32::try_from(pid).ok()),
+        ),
+        Err(_) => (None, None),
+    }
 }
 
 fn split_cmdline(raw: &[u8]) -> Vec<Vec<u8>> {
@@ -244,13 +265,6 @@ fn split_cmdline(raw: &[u8]) -> Vec<Vec<u8>> {
         return Vec::new();
     }
     raw.split(|b| *b == 0).map(<[u8]>::to_vec).collect()
-}
-
-/// The effective uid from /proc/[pid]/status (`Uid: real effective ...`).
-fn effective_uid(status: &[u8]) -> Option<u32> {
-    let text = std::str::from_utf8(status).ok()?;
-    let line = text.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -307,20 +321,43 @@ mod tests {
         assert!(split_cmdline(b"").is_empty());
     }
 
-    #[test]
-    fn reads_the_pid_in_the_innermost_namespace() {
-        assert_eq!(
-            innermost_pid(b"Name:\tsleep\nNSpid:\t4242\t17\t1\n"),
-            Some(1)
+    /// A /proc/[pid]/status as Linux 6.x writes it: the fields procfs
+    /// requires (it fails without any of them), and one it does not know.
+    fn status(name: &[u8], uid: &str, nspid: &str) -> Vec<u8> {
+        let mut text = b"Name:\t".to_vec();
+        text.extend_from_slice(name);
+        text.extend_from_slice(
+            format!(
+                "\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\nNgid:\t0\n\
+                 Pid:\t4242\nPPid:\t1\nTracerPid:\t0\nUid:\t{uid}\nGid:\t0\t0\t0\t0\n\
+                 FDSize:\t64\nGroups:\t \nNStgid:\t{nspid}\nNSpid:\t{nspid}\n\
+                 Kthread:\t0\nVmRSS:\t    1748 kB\nThreads:\t1\nSigQ:\t0/96365\n\
+                 SigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n\
+                 SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n\
+                 SigCgt:\t0000000000000000\nCapInh:\t0000000000000000\n\
+                 CapPrm:\t000001fffeffffff\nCapEff:\t000001fffeffffff\n\
+                 Cpus_allowed_list:\t0-1\n"
+            )
+            .as_bytes(),
         );
-        assert_eq!(innermost_pid(b"NSpid:\t4242\n"), Some(4242));
-        assert_eq!(innermost_pid(b"Name:\tsleep\n"), None);
+        text
     }
 
     #[test]
-    fn reads_the_effective_uid() {
-        let status = b"Name:\tx\nUid:\t1000\t33\t33\t33\nGid:\t0\t0\t0\t0\n";
-        assert_eq!(effective_uid(status), Some(33));
-        assert_eq!(effective_uid(b"Name: x\n"), None);
+    fn reads_the_effective_uid_and_the_innermost_pid() {
+        let raw = status(b"sleep", "1000\t33\t33\t33", "4242\t17\t1");
+        assert_eq!(status_ids(&raw), (Some(33), Some(1)));
+        let raw = status(b"sleep", "0\t0\t0\t0", "4242");
+        assert_eq!(status_ids(&raw), (Some(0), Some(4242)));
+        assert_eq!(status_ids(b"Name:\tx\n"), (None, None));
+    }
+
+    #[test]
+    fn a_command_name_cut_mid_character_keeps_the_uid() {
+        // comm is cut at 15 bytes: "aaaaaaaaaaaaaa\xc3" from "aaaaaaaaaaaaaaé".
+        let raw = status(b"aaaaaaaaaaaaaa\xc3", "1000\t33\t33\t33", "4242\t17\t1");
+        assert_eq!(status_ids(&raw), (Some(33), Some(1)));
+        // procfs alone loses the whole file to the one bad byte.
+        assert!(Status::from_read(&raw[..]).is_err());
     }
 }
