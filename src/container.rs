@@ -3,6 +3,9 @@
 //! after the container, each in its own format; this module knows those
 //! formats and nothing else. Pure functions over text.
 
+use procfs::FromRead;
+use procfs::ProcessCGroups;
+
 /// A container as far as its cgroup path tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Container {
@@ -17,22 +20,17 @@ pub struct Container {
     pub pod_uid: Option<String>,
 }
 
-/// The container of a process, from the whole text of /proc/PID/cgroup.
-/// The unified (cgroup v2) line `0::PATH` is preferred; on cgroup v1 the
-/// first line that names a container wins.
+/// The container of a process, from the whole text of /proc/PID/cgroup
+/// (parsed by procfs). The unified (cgroup v2) line `0::PATH` is
+/// preferred; on cgroup v1 the first line that names a container wins.
 pub fn from_proc_cgroup(text: &str) -> Option<Container> {
+    let groups = ProcessCGroups::from_read(text.as_bytes()).ok()?;
     let mut paths: Vec<&str> = Vec::new();
-    for line in text.lines() {
-        let mut fields = line.splitn(3, ':');
-        let (Some(id), Some(_controllers), Some(path)) =
-            (fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
-        if id == "0" {
-            paths.insert(0, path);
+    for group in &groups {
+        if group.hierarchy == 0 {
+            paths.insert(0, &group.pathname);
         } else {
-            paths.push(path);
+            paths.push(&group.pathname);
         }
     }
     paths.into_iter().find_map(from_path)

@@ -27,9 +27,20 @@ fn process(root: &Path, pid: u32, comm: &str, cmdline: &[&str], uid: u32, fds: &
         raw.push(0);
     }
     write(&dir.join("cmdline"), &raw);
+    // A whole status file, as Linux 6.x writes it.
     write(
         &dir.join("status"),
-        format!("Name:\t{comm}\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n").as_bytes(),
+        format!(
+            "Name:\t{comm}\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t{pid}\nNgid:\t0\n\
+             Pid:\t{pid}\nPPid:\t1\nTracerPid:\t0\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n\
+             Gid:\t0\t0\t0\t0\nFDSize:\t64\nGroups:\t \nNStgid:\t{pid}\nNSpid:\t{pid}\n\
+             Threads:\t1\nSigQ:\t0/96365\nSigPnd:\t0000000000000000\n\
+             ShdPnd:\t0000000000000000\nSigBlk:\t0000000000000000\n\
+             SigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\n\
+             CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\n\
+             CapEff:\t0000000000000000\n"
+        )
+        .as_bytes(),
     );
     std::fs::create_dir_all(dir.join("fd")).unwrap();
     for (fd, inode) in fds {
