@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
