@@ -7,14 +7,17 @@ use std::io::IsTerminal;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use lsport::commands::ephemeral::EphemeralOptions;
+use lsport::commands::kill::{KillOptions, Mode as KillMode};
 use lsport::commands::suggest::SuggestQuery;
+use lsport::commands::wait::{Condition, WaitOptions};
 use lsport::error::Error;
+use lsport::process::Signal;
 use lsport::query::{HolderDetail, NetnsChoice, Query, SourceChoice as LibSource};
 use lsport::render::columns::{self, ColumnId};
 use lsport::services::{self, Services};
 use lsport::socket::{Family, PortRange, Protocol};
 use lsport::sys::ProcRoot;
-use lsport::{netns, portspec};
+use lsport::{duration, netns, portspec};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,7 +44,9 @@ use lsport::{netns, portspec};
         lsport -a --json       every socket, as JSON\n  \
         lsport --all-netns 80  port 80 in every network namespace\n  \
         lsport ephemeral       the ephemeral range under load\n  \
-        lsport suggest 3       three ports safe for a new service"
+        lsport suggest 3       three ports safe for a new service\n  \
+        lsport kill 8080       free port 8080: signal its holders, wait until it is free\n  \
+        lsport wait --listening 5432   until something listens on 5432"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -167,6 +172,126 @@ pub enum Command {
     /// Suggest ports that are safe for a new service: outside the
     /// ephemeral range, not registered with IANA, not in use.
     Suggest(SuggestArgs),
+    /// Free ports: signal the processes that hold them, and wait until
+    /// they are free.
+    ///
+    /// Signals the processes holding a socket whose local port is PORT
+    /// (never clients merely connected to it), escalates to SIGKILL
+    /// after a grace period, and waits until only TIME_WAIT is left.
+    /// Exit status 0 when freed, 1 when nothing held the ports, 4 when
+    /// they are still held (refused, not permitted, hidden, respawned or
+    /// timed out). In this command -n means --dry-run.
+    Kill(KillArgs),
+    /// Wait until ports listen, or until they are free.
+    ///
+    /// Waits until each port has a listener (--listening) or no socket
+    /// holds it (--free), without connecting to it. Exit status 0 when
+    /// met, 4 on timeout.
+    Wait(WaitArgs),
+}
+
+/// The socket filters kill and wait share with the probe.
+#[derive(Debug, clap::Args)]
+pub struct SocketFilterArgs {
+    /// TCP sockets only.
+    #[arg(short = 't', long)]
+    pub tcp: bool,
+
+    /// UDP sockets only.
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+
+    /// IPv4 sockets only.
+    #[arg(short = '4', long = "ipv4")]
+    pub ipv4: bool,
+
+    /// IPv6 sockets only.
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KillArgs {
+    /// Ports to free: a number (8080), a range (8000-8100) or a service name.
+    #[arg(value_name = "PORT")]
+    pub ports: Vec<String>,
+
+    #[command(flatten)]
+    pub filter: SocketFilterArgs,
+
+    /// The signal to send first: a name (TERM, INT, HUP) or a number.
+    #[arg(short = 's', long, value_name = "SIG", default_value = "TERM")]
+    pub signal: String,
+
+    /// How long to wait after the signal before sending SIGKILL to the
+    /// processes still holding the port (500ms, 5s, 2m; a bare number is
+    /// seconds).
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub grace: String,
+
+    /// Never send SIGKILL.
+    #[arg(long)]
+    pub no_escalate: bool,
+
+    /// How long to wait, after the last signal, until nothing but
+    /// TIME_WAIT holds the port.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub timeout: String,
+
+    /// How long to keep watching a port once it is free, to catch a
+    /// supervisor that starts the service again (0 to stop at once).
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub respawn_window: String,
+
+    /// Print what would be signalled; send nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Ask before signalling each process (needs a terminal).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+
+    /// Close the port's connections instead of signalling processes
+    /// (sock_diag SOCK_DESTROY, as `ss -K`; needs CAP_NET_ADMIN). The
+    /// programs live on.
+    #[arg(long, conflicts_with_all = ["interactive", "signal", "no_escalate", "grace"])]
+    pub sockets: bool,
+
+    /// Show user ids as numbers (in this command -n is --dry-run).
+    #[arg(long)]
+    pub numeric: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// Ports to wait for: a number (5432) or a service name.
+    #[arg(value_name = "PORT")]
+    pub ports: Vec<String>,
+
+    #[command(flatten)]
+    pub filter: SocketFilterArgs,
+
+    /// Until each port has a listener: TCP LISTEN, or an unconnected UDP
+    /// socket with -u.
+    #[arg(short = 'l', long, conflicts_with = "free")]
+    pub listening: bool,
+
+    /// Until no socket holds each port (TIME_WAIT does not count).
+    #[arg(long)]
+    pub free: bool,
+
+    /// With --free: TIME_WAIT sockets count too.
+    #[arg(long, requires = "free")]
+    pub strict: bool,
+
+    /// Stop when the first port meets the condition, not all of them.
+    #[arg(long)]
+    pub any: bool,
+
+    /// Give up after this long (500ms, 5s, 2m; a bare number is seconds);
+    /// exit status 4. Without it, wait for ever.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -267,6 +392,8 @@ pub enum Task {
     Probe,
     Ephemeral(EphemeralSettings),
     Suggest(SuggestQuery),
+    Kill(KillSettings),
+    Wait(WaitOptions),
     /// `-o help`: the column list.
     ListColumns,
 }
@@ -276,6 +403,12 @@ pub struct EphemeralSettings {
     pub options: EphemeralOptions,
     pub format: ReportFormat,
     pub top: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct KillSettings {
+    pub options: KillOptions,
+    pub interactive: bool,
 }
 
 /// The validated command line: what to do, the library's query, and how
@@ -316,6 +449,12 @@ impl Args {
             .ports
             .iter()
             .any(|p| p.bytes().any(|b| b.is_ascii_alphabetic()));
+        // kill and wait take their own ports and socket filters.
+        let (own_ports, own_filter) = match &self.command {
+            Some(Command::Kill(args)) => (Some(&args.ports), Some(&args.filter)),
+            Some(Command::Wait(args)) => (Some(&args.ports), Some(&args.filter)),
+            _ => (None, None),
+        };
         let services = if names_given || !quiet || self.command.is_some() {
             let file = self
                 .services_file
@@ -343,8 +482,21 @@ impl Args {
             None => Task::Probe,
             Some(Command::Ephemeral(args)) => Task::Ephemeral(args.to_settings(self.json)?),
             Some(Command::Suggest(args)) => Task::Suggest(args.to_settings()?),
+            Some(Command::Kill(args)) => Task::Kill(args.to_settings()?),
+            Some(Command::Wait(args)) => Task::Wait(args.to_settings(quiet)?),
         };
-        let mut query = if !matches!(task, Task::Probe) {
+        if own_ports.is_some() && self.all_netns {
+            return Err(Error::usage(
+                "kill and wait work in one network namespace: use --netns, not --all-netns",
+            ));
+        }
+        let mut own_asked: Vec<PortRange> = Vec::new();
+        for text in own_ports.into_iter().flatten() {
+            own_asked.extend(port_arg(text, &services)?);
+        }
+        let mut query = if own_ports.is_some() {
+            Query::ports(own_asked)
+        } else if !matches!(task, Task::Probe) {
             // The reports look at every socket of the namespace.
             Query::all()
         } else if !asked.is_empty() {
@@ -365,12 +517,29 @@ impl Args {
             (false, true) => vec![Family::Inet6],
             _ => vec![Family::Inet, Family::Inet6],
         };
-        query.match_remote = self.remote;
+        if let Some(filter) = own_filter {
+            // wait --listening means TCP unless -u asks for UDP.
+            let tcp_by_default =
+                matches!(&task, Task::Wait(w) if w.condition == Condition::Listening);
+            query.protocols = match (filter.tcp, filter.udp) {
+                (true, false) => vec![Protocol::Tcp],
+                (false, true) => vec![Protocol::Udp],
+                (false, false) if tcp_by_default => vec![Protocol::Tcp],
+                _ => vec![Protocol::Tcp, Protocol::Udp],
+            };
+            query.families = match (filter.ipv4, filter.ipv6) {
+                (true, false) => vec![Family::Inet],
+                (false, true) => vec![Family::Inet6],
+                _ => vec![Family::Inet, Family::Inet6],
+            };
+        }
+        query.match_remote = self.remote && own_ports.is_none();
         query.source = self.source.into();
         query.netns = netns;
         query.proc_root = proc_root;
         query.services = services;
-        query.user_names = !self.numeric;
+        let kill_numeric = matches!(&self.command, Some(Command::Kill(args)) if args.numeric);
+        query.user_names = !(self.numeric || kill_numeric);
         // Each command gathers only what it shows: the exit status needs
         // no holder, and ephemeral and suggest find their own.
         if quiet || !matches!(task, Task::Probe) {
@@ -435,6 +604,57 @@ impl EphemeralArgs {
             },
             format,
             top: self.top,
+        })
+    }
+}
+
+impl KillArgs {
+    fn to_settings(&self) -> Result<KillSettings, Error> {
+        if self.ports.is_empty() {
+            return Err(Error::usage("lsport kill needs at least one port"));
+        }
+        Ok(KillSettings {
+            options: KillOptions {
+                mode: if self.sockets {
+                    KillMode::Sockets
+                } else {
+                    KillMode::Signal
+                },
+                signal: Signal::parse(&self.signal)?,
+                grace: duration::parse(&self.grace, "--grace")?,
+                escalate: !self.no_escalate,
+                timeout: duration::parse(&self.timeout, "--timeout")?,
+                dry_run: self.dry_run,
+                respawn_window: duration::parse(&self.respawn_window, "--respawn-window")?,
+            },
+            interactive: self.interactive,
+        })
+    }
+}
+
+impl WaitArgs {
+    fn to_settings(&self, quiet: bool) -> Result<WaitOptions, Error> {
+        if self.ports.is_empty() {
+            return Err(Error::usage("lsport wait needs at least one port"));
+        }
+        let condition = match (self.listening, self.free) {
+            (true, _) => Condition::Listening,
+            (false, true) => Condition::Free {
+                strict: self.strict,
+            },
+            (false, false) => {
+                return Err(Error::usage("say what to wait for: --listening or --free"));
+            }
+        };
+        Ok(WaitOptions {
+            condition,
+            any: self.any,
+            timeout: self
+                .timeout
+                .as_deref()
+                .map(|t| duration::parse(t, "--timeout"))
+                .transpose()?,
+            name_holders: !quiet,
         })
     }
 }

@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use lsport::commands::{ephemeral, suggest};
-use lsport::render::{self, escape::escape_str};
+use lsport::commands::{ephemeral, kill, suggest, wait};
+use lsport::render::{self, escape::escape_bytes, escape::escape_str};
 use lsport::report::Report;
 use lsport::source::SourceKind;
 
@@ -22,6 +22,8 @@ const EXIT_NO_MATCH: u8 = 1;
 const EXIT_ERROR: u8 = 2;
 /// `lsport ephemeral` found something that needs attention.
 const EXIT_UNHEALTHY: u8 = 3;
+/// `kill` and `wait`: not done (still held, refused, timed out).
+const EXIT_NOT_DONE: u8 = 4;
 
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
@@ -42,6 +44,8 @@ fn main() -> ExitCode {
         Task::Probe => run_probe(&invocation),
         Task::Ephemeral(settings) => run_ephemeral(&invocation, settings),
         Task::Suggest(wanted) => run_suggest(&invocation, wanted),
+        Task::Kill(settings) => run_kill(&invocation, settings),
+        Task::Wait(options) => run_wait(&invocation, options),
         Task::ListColumns => {
             print(|out| out.write_all(render::columns::list().as_bytes())).map(|()| EXIT_MATCH)
         }
@@ -159,6 +163,78 @@ fn run_suggest(invocation: &Invocation, wanted: &suggest::SuggestQuery) -> Outco
         Output::Json => render::json::write_suggestions(&ports, out),
         _ => ports.iter().try_for_each(|p| writeln!(out, "{p}")),
     })?;
+    Ok(status)
+}
+
+/// `lsport kill`: free the ports.
+fn run_kill(invocation: &Invocation, settings: &cli::KillSettings) -> Outcome {
+    use std::io::IsTerminal;
+    if settings.interactive && !std::io::stdin().is_terminal() {
+        return Err(lsport::Error::usage(
+            "--interactive asks on a terminal, and standard input is not one",
+        )
+        .into());
+    }
+    let mut confirm = |target: &kill::Target| !settings.interactive || ask(target);
+    let report = kill::run(&invocation.query, &settings.options, &mut confirm)?;
+    let status = match report.outcome {
+        kill::Outcome::NothingHeld => EXIT_NO_MATCH,
+        outcome if outcome.done() => EXIT_MATCH,
+        _ => EXIT_NOT_DONE,
+    };
+    print(|out| match invocation.output {
+        Output::Json => render::kill::write_json(&report, out),
+        Output::Table { .. } => out.write_all(render::kill::text(&report).as_bytes()),
+        Output::Quiet => Ok(()),
+    })?;
+    Ok(status)
+}
+
+/// `--interactive`: one question per process on stderr, one answer
+/// line on stdin; anything but y or yes is no.
+fn ask(target: &kill::Target) -> bool {
+    let _ = write!(
+        std::io::stderr().lock(),
+        "lsport: signal pid {} ({}, holding {})? [y/N] ",
+        target.pid,
+        escape_bytes(&target.command),
+        target
+            .ports
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// `lsport wait`: until the ports listen or are free.
+fn run_wait(invocation: &Invocation, options: &wait::WaitOptions) -> Outcome {
+    let lines = matches!(invocation.output, Output::Table { .. });
+    let condition = options.condition;
+    let mut on_met = |port: &wait::PortWait| {
+        if lines {
+            let line = render::wait::met_line(&condition, port);
+            let _ = print(|out| writeln!(out, "{line}"));
+        }
+    };
+    let report = wait::run(&invocation.query, options, &mut on_met)?;
+    let status = if report.met() {
+        EXIT_MATCH
+    } else {
+        EXIT_NOT_DONE
+    };
+    match invocation.output {
+        Output::Json => print(|out| render::wait::write_json(&report, options.any, out))?,
+        Output::Table { .. } => render::wait::timeout_lines(&report)
+            .iter()
+            .for_each(|line| say(line)),
+        Output::Quiet => {}
+    }
     Ok(status)
 }
 

@@ -3,4 +3,6 @@
 //! own options, and returns a value to render.
 
 pub mod ephemeral;
+pub mod kill;
 pub mod suggest;
+pub mod wait;

@@ -85,7 +85,10 @@ pub fn write_suggestions(ports: &[u16], sink: &mut dyn io::Write) -> io::Result<
 }
 
 /// One document and a newline, through a buffer.
-fn write_document(document: &impl Serialize, sink: &mut dyn io::Write) -> io::Result<()> {
+pub(crate) fn write_document(
+    document: &impl Serialize,
+    sink: &mut dyn io::Write,
+) -> io::Result<()> {
     let mut buffered = io::BufWriter::with_capacity(64 * 1024, sink);
     let mut serializer = serde_json::Serializer::with_formatter(&mut buffered, TerminalSafe);
     document
@@ -179,7 +182,7 @@ impl<'a> NamespaceWithPolicy<'a> {
 }
 
 #[derive(Serialize)]
-struct ContainerView<'a> {
+pub(crate) struct ContainerView<'a> {
     runtime: &'static str,
     id: &'a str,
     name: Option<&'a str>,
@@ -187,7 +190,7 @@ struct ContainerView<'a> {
 }
 
 impl<'a> ContainerView<'a> {
-    fn of(container: &'a Container) -> ContainerView<'a> {
+    pub(crate) fn of(container: &'a Container) -> ContainerView<'a> {
         ContainerView {
             runtime: container.runtime,
             id: &container.id,

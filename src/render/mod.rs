@@ -5,5 +5,7 @@ pub mod columns;
 pub mod ephemeral;
 pub mod escape;
 pub mod json;
+pub mod kill;
 mod services;
 pub mod table;
+pub mod wait;

@@ -1,6 +1,8 @@
 //! Where sockets come from: sock_diag (netlink) first, the /proc/net
 //! tables when sock_diag is refused.
 
+pub mod destroy;
+pub mod events;
 pub mod netlink;
 pub mod procfs;
 
