@@ -40,23 +40,44 @@ def listener(port):
     return s
 
 
-def detect(condition, port, trials):
+def free_port(port):
+    """The first port from `port` up that a bind() without SO_REUSEADDR
+    takes: the fixture's listeners are spread over the low ports."""
+    while True:
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            port += 1
+        finally:
+            s.close()
+
+
+def detect(condition, port, trials, quiet):
+    """With `quiet`, until `lsport -q wait` exits (detection alone);
+    otherwise until its line, which names the holder and so first reads
+    the fds of every process (for --free, once at the start)."""
     delays = []
     for _ in range(trials):
+        port = free_port(port)
         held = listener(port) if condition == "--free" else None
-        child = subprocess.Popen([LSPORT, "wait", condition, "--timeout", "20s", "-t", str(port)],
+        argv = [LSPORT, "wait", condition, "--timeout", "20s", "-t", str(port)]
+        child = subprocess.Popen(argv[:1] + ["-q"] + argv[1:] if quiet else argv,
                                  stdout=subprocess.PIPE, text=True)
-        time.sleep(random.uniform(0.15, 0.4))
+        # Long enough for lsport to start and (for --free) name the
+        # holder even at load, so that only the detection is timed.
+        time.sleep(random.uniform(0.6, 0.9))
         t0 = time.monotonic()
         if held is None:
             held = listener(port)
         else:
             held.close()
-        line = child.stdout.readline()
+        line = "" if quiet else child.stdout.readline()
+        code = child.wait()
         delays.append((time.monotonic() - t0) * 1000)
-        child.wait()
-        if not line.startswith(f"port {port}"):
-            sys.exit(f"unexpected answer: {line!r}")
+        if code != 0 or not (quiet or line.startswith(f"port {port}")):
+            sys.exit(f"unexpected answer: {code} {line!r}")
         if condition == "--listening":
             held.close()
         port += 1  # no TIME_WAIT or lingering state from the last trial
@@ -64,6 +85,7 @@ def detect(condition, port, trials):
 
 
 def cpu_per_second(condition, port, seconds=10):
+    port = free_port(port)
     held = listener(port) if condition == "--free" else None
     start = time.monotonic()
     child = subprocess.Popen([LSPORT, "-q", "wait", condition, "--timeout", f"{seconds}s", str(port)])
@@ -77,10 +99,12 @@ def cpu_per_second(condition, port, seconds=10):
 def kill_times(port, trials):
     times = []
     for _ in range(trials):
+        port = free_port(port)
         s = listener(port)
         holder = subprocess.Popen(["sleep", "300"], pass_fds=(s.fileno(),))
         s.close()
-        out = subprocess.run([LSPORT, "--json", "kill", "--respawn-window", "0", str(port)],
+        # -t: the fixture's UDP sockets may share the port number.
+        out = subprocess.run([LSPORT, "--json", "kill", "-t", "--respawn-window", "0", str(port)],
                              capture_output=True, text=True)
         doc = json.loads(out.stdout)
         if doc["outcome"] != "freed":
@@ -107,8 +131,10 @@ def main():
         print(f"## lsport wait / kill, {'medium load' if loaded else 'idle'} ({os.uname().release})\n")
         print("| what | trials | median ms | p99 ms | max ms |\n|---|---|---|---|---|")
         # Ports below the fixture's ranges: 20000 upwards are free there.
-        print(summary("wait --listening: listen() -> line", detect("--listening", 20000, trials)))
-        print(summary("wait --free: last close() -> line", detect("--free", 21000, trials)))
+        print(summary("wait -q --listening: listen() -> exit", detect("--listening", 20000, trials, True)))
+        print(summary("wait -q --free: last close() -> exit", detect("--free", 21000, trials, True)))
+        print(summary("wait --listening: listen() -> line naming the holder", detect("--listening", 20500, trials, False)))
+        print(summary("wait --free: last close() -> line", detect("--free", 21500, trials, False)))
         print(summary("kill: signal -> port free", kill_times(22000, trials)))
         print("\n| wait, never met, 10 s | CPU ms per s of waiting |\n|---|---|")
         print(f"| --listening | {cpu_per_second('--listening', 23000):.2f} |")
