@@ -7,16 +7,19 @@ use std::io::IsTerminal;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use lsport::commands::ephemeral::EphemeralOptions;
+use lsport::commands::kill::{KillOptions, Mode as KillMode};
 use lsport::commands::suggest::SuggestQuery;
-use lsport::commands::watch::{self, WatchOptions};
+use lsport::commands::wait::{Condition, WaitOptions};
+use lsport::commands::watch::WatchOptions;
 use lsport::commands::why::{self, BindSpec, TrialUser, WhyOptions};
 use lsport::error::Error;
+use lsport::process::Signal;
 use lsport::query::{HolderDetail, NetnsChoice, Query, SourceChoice as LibSource};
 use lsport::render::columns::{self, ColumnId};
 use lsport::services::{self, Services};
 use lsport::socket::{Family, PortRange, Protocol};
 use lsport::sys::ProcRoot;
-use lsport::{netns, portspec};
+use lsport::{duration, netns, portspec};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,7 +49,9 @@ use lsport::{netns, portspec};
         lsport ephemeral       the ephemeral range under load\n  \
         lsport suggest 3       three ports safe for a new service\n  \
         lsport why 8080        would a server's bind on 8080 succeed, and if not, why\n  \
-        lsport watch 8080      every socket that takes port 8080, as it comes and goes"
+        lsport watch 8080      every socket that takes port 8080, as it comes and goes\n  \
+        lsport kill 8080       free port 8080: signal its holders, wait until it is free\n  \
+        lsport wait --listening 5432   until something listens on 5432"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -188,6 +193,133 @@ pub enum Command {
     /// at the end (--for, or Ctrl-C). Short-lived sockets are caught by
     /// the kernel's close notifications.
     Watch(WatchArgs),
+    /// Free ports: signal the processes that hold them, and wait until
+    /// they are free.
+    ///
+    /// Signals the processes holding a socket whose local port is PORT
+    /// (never clients merely connected to it), escalates to SIGKILL
+    /// after a grace period, and waits until only TIME_WAIT is left.
+    /// Exit status 0 when freed, 1 when nothing held the ports, 4 when
+    /// they are still held (refused, not permitted, hidden, respawned or
+    /// timed out). In this command -n means --dry-run.
+    Kill(KillArgs),
+    /// Wait until ports listen, or until they are free.
+    ///
+    /// Waits until each port has a listener (--listening) or no socket
+    /// holds it (--free), without connecting to it. Exit status 0 when
+    /// met, 4 on timeout.
+    Wait(WaitArgs),
+}
+
+/// The socket filters kill and wait share with the probe.
+#[derive(Debug, clap::Args)]
+pub struct SocketFilterArgs {
+    /// TCP sockets only.
+    #[arg(short = 't', long)]
+    pub tcp: bool,
+
+    /// UDP sockets only.
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+
+    /// IPv4 sockets only.
+    #[arg(short = '4', long = "ipv4")]
+    pub ipv4: bool,
+
+    /// IPv6 sockets only.
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+}
+
+impl SocketFilterArgs {
+    /// -t, -u, -4, -6, in that order.
+    fn flags(&self) -> (bool, bool, bool, bool) {
+        (self.tcp, self.udp, self.ipv4, self.ipv6)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KillArgs {
+    /// Ports to free: a number (8080), a range (8000-8100) or a service name.
+    #[arg(value_name = "PORT")]
+    pub ports: Vec<String>,
+
+    #[command(flatten)]
+    pub filter: SocketFilterArgs,
+
+    /// The signal to send first: a name (TERM, INT, HUP) or a number.
+    #[arg(short = 's', long, value_name = "SIG", default_value = "TERM")]
+    pub signal: String,
+
+    /// How long to wait after the signal before sending SIGKILL to the
+    /// processes still holding the port (500ms, 5s, 2m; a bare number is
+    /// seconds).
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub grace: String,
+
+    /// Never send SIGKILL.
+    #[arg(long)]
+    pub no_escalate: bool,
+
+    /// How long to wait, after the last signal, until nothing but
+    /// TIME_WAIT holds the port.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub timeout: String,
+
+    /// How long to keep watching a port once it is free, to catch a
+    /// supervisor that starts the service again (0 to stop at once).
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub respawn_window: String,
+
+    /// Print what would be signalled; send nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Ask before signalling each process (needs a terminal).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+
+    /// Close the port's connections instead of signalling processes
+    /// (sock_diag SOCK_DESTROY, as `ss -K`; needs CAP_NET_ADMIN). The
+    /// programs live on.
+    #[arg(long, conflicts_with_all = ["interactive", "signal", "no_escalate", "grace"])]
+    pub sockets: bool,
+
+    /// Show user ids as numbers (in this command -n is --dry-run).
+    #[arg(long)]
+    pub numeric: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// Ports to wait for: a number (5432) or a service name.
+    #[arg(value_name = "PORT")]
+    pub ports: Vec<String>,
+
+    #[command(flatten)]
+    pub filter: SocketFilterArgs,
+
+    /// Until each port has a listener: TCP LISTEN, or an unconnected UDP
+    /// socket with -u.
+    #[arg(short = 'l', long, conflicts_with = "free")]
+    pub listening: bool,
+
+    /// Until no socket holds each port (TIME_WAIT does not count).
+    #[arg(long)]
+    pub free: bool,
+
+    /// With --free: TIME_WAIT sockets count too.
+    #[arg(long, requires = "free")]
+    pub strict: bool,
+
+    /// Stop when the first port meets the condition, not all of them.
+    #[arg(long)]
+    pub any: bool,
+
+    /// Give up after this long (500ms, 5s, 2m; a bare number is seconds);
+    /// exit status 4. Without it, wait for ever.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -373,6 +505,8 @@ pub enum Task {
     Suggest(SuggestQuery),
     Why(WhyOptions),
     Watch(WatchOptions),
+    Kill(KillSettings),
+    Wait(WaitOptions),
     /// `-o help`: the column list.
     ListColumns,
 }
@@ -382,6 +516,12 @@ pub struct EphemeralSettings {
     pub options: EphemeralOptions,
     pub format: ReportFormat,
     pub top: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct KillSettings {
+    pub options: KillOptions,
+    pub interactive: bool,
 }
 
 /// The validated command line: what to do, the library's query, and how
@@ -420,16 +560,23 @@ impl Args {
                 warnings: Vec::new(),
             });
         };
+        // kill, wait and watch take their own ports and socket filters.
+        let own = match &self.command {
+            Some(Command::Kill(args)) => Some((&args.ports, args.filter.flags(), false)),
+            Some(Command::Wait(args)) => Some((&args.ports, args.filter.flags(), false)),
+            Some(Command::Watch(args)) => Some((
+                &args.ports,
+                (args.tcp, args.udp, args.ipv4, args.ipv6),
+                args.remote,
+            )),
+            _ => None,
+        };
+        let port_texts = own.map_or(&self.ports, |(ports, _, _)| ports);
         // /etc/services is read only when something needs it: a port
         // given by name, or an answer that names services.
         let mut warnings = Vec::new();
-        let names_given = self
-            .ports
+        let names_given = port_texts
             .iter()
-            .chain(match &self.command {
-                Some(Command::Watch(args)) => args.ports.iter(),
-                _ => [].iter(),
-            })
             .any(|p| p.bytes().any(|b| b.is_ascii_alphabetic()));
         let services = if names_given || !quiet || self.command.is_some() {
             let file = self
@@ -444,11 +591,6 @@ impl Args {
             Services::default()
         };
         let mut asked: Vec<PortRange> = Vec::new();
-        let watch_args = match &self.command {
-            Some(Command::Watch(args)) => Some(args),
-            _ => None,
-        };
-        let port_texts = watch_args.map_or(&self.ports, |w| &w.ports);
         for text in port_texts {
             asked.extend(port_arg(text, &services)?);
         }
@@ -468,31 +610,36 @@ impl Args {
             Some(Command::Suggest(args)) => Task::Suggest(args.to_settings()?),
             Some(Command::Why(args)) => Task::Why(args.to_options(quiet)?),
             Some(Command::Watch(args)) => Task::Watch(args.to_options()?),
+            Some(Command::Kill(args)) => Task::Kill(args.to_settings()?),
+            Some(Command::Wait(args)) => Task::Wait(args.to_settings(quiet)?),
         };
-        let mut query = if matches!(task, Task::Watch(_)) {
-            if asked.is_empty() {
-                Query::listening()
-            } else {
-                Query::ports(asked)
-            }
-        } else if !matches!(task, Task::Probe) {
+        if matches!(task, Task::Kill(_) | Task::Wait(_)) && self.all_netns {
+            return Err(Error::usage(
+                "kill and wait work in one network namespace: use --netns, not --all-netns",
+            ));
+        }
+        let mut query = match &task {
+            Task::Watch(_) if asked.is_empty() => Query::listening(),
+            Task::Watch(_) | Task::Kill(_) | Task::Wait(_) => Query::ports(asked),
             // The reports look at every socket of the namespace.
-            Query::all()
-        } else if !asked.is_empty() {
-            Query::ports(asked)
-        } else if self.all {
-            Query::all()
-        } else {
-            Query::listening()
+            Task::Ephemeral(_) | Task::Suggest(_) | Task::Why(_) | Task::ListColumns => {
+                Query::all()
+            }
+            Task::Probe if !asked.is_empty() => Query::ports(asked),
+            Task::Probe if self.all => Query::all(),
+            Task::Probe => Query::listening(),
         };
         query.listening_only = self.listening;
-        let (tcp, udp, ipv4, ipv6, remote) = match watch_args {
-            Some(w) => (w.tcp, w.udp, w.ipv4, w.ipv6, w.remote),
-            None => (self.tcp, self.udp, self.ipv4, self.ipv6, self.remote),
+        let ((tcp, udp, ipv4, ipv6), remote) = match own {
+            Some((_, flags, remote)) => (flags, remote),
+            None => ((self.tcp, self.udp, self.ipv4, self.ipv6), self.remote),
         };
+        // wait --listening means TCP unless -u asks for UDP.
+        let tcp_by_default = matches!(&task, Task::Wait(w) if w.condition == Condition::Listening);
         query.protocols = match (tcp, udp) {
             (true, false) => vec![Protocol::Tcp],
             (false, true) => vec![Protocol::Udp],
+            (false, false) if tcp_by_default => vec![Protocol::Tcp],
             _ => vec![Protocol::Tcp, Protocol::Udp],
         };
         query.families = match (ipv4, ipv6) {
@@ -505,7 +652,8 @@ impl Args {
         query.netns = netns;
         query.proc_root = proc_root;
         query.services = services;
-        query.user_names = !self.numeric;
+        let kill_numeric = matches!(&self.command, Some(Command::Kill(args)) if args.numeric);
+        query.user_names = !(self.numeric || kill_numeric);
         // Each command gathers only what it shows: the exit status needs
         // no holder, and ephemeral and suggest find their own.
         if quiet || !matches!(task, Task::Probe | Task::Why(_) | Task::Watch(_)) {
@@ -625,7 +773,7 @@ impl WhyArgs {
 
 impl WatchArgs {
     fn to_options(&self) -> Result<WatchOptions, Error> {
-        let interval = watch::parse_duration(&self.interval)?;
+        let interval = duration::parse(&self.interval, "--interval")?;
         if interval.is_zero() {
             return Err(Error::usage(format!(
                 "invalid --interval {}: longer than 0, please",
@@ -635,13 +783,64 @@ impl WatchArgs {
         let duration = self
             .for_duration
             .as_deref()
-            .map(watch::parse_duration)
+            .map(|t| duration::parse(t, "--for"))
             .transpose()?;
         Ok(WatchOptions {
             interval,
             duration,
             receive_buffer: self.receive_buffer,
             stop: None,
+        })
+    }
+}
+
+impl KillArgs {
+    fn to_settings(&self) -> Result<KillSettings, Error> {
+        if self.ports.is_empty() {
+            return Err(Error::usage("lsport kill needs at least one port"));
+        }
+        Ok(KillSettings {
+            options: KillOptions {
+                mode: if self.sockets {
+                    KillMode::Sockets
+                } else {
+                    KillMode::Signal
+                },
+                signal: Signal::parse(&self.signal)?,
+                grace: duration::parse(&self.grace, "--grace")?,
+                escalate: !self.no_escalate,
+                timeout: duration::parse(&self.timeout, "--timeout")?,
+                dry_run: self.dry_run,
+                respawn_window: duration::parse(&self.respawn_window, "--respawn-window")?,
+            },
+            interactive: self.interactive,
+        })
+    }
+}
+
+impl WaitArgs {
+    fn to_settings(&self, quiet: bool) -> Result<WaitOptions, Error> {
+        if self.ports.is_empty() {
+            return Err(Error::usage("lsport wait needs at least one port"));
+        }
+        let condition = match (self.listening, self.free) {
+            (true, _) => Condition::Listening,
+            (false, true) => Condition::Free {
+                strict: self.strict,
+            },
+            (false, false) => {
+                return Err(Error::usage("say what to wait for: --listening or --free"));
+            }
+        };
+        Ok(WaitOptions {
+            condition,
+            any: self.any,
+            timeout: self
+                .timeout
+                .as_deref()
+                .map(|t| duration::parse(t, "--timeout"))
+                .transpose()?,
+            name_holders: !quiet,
         })
     }
 }

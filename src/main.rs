@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use lsport::commands::watch::{Event, Watch, WatchOptions};
-use lsport::commands::{ephemeral, suggest, why};
-use lsport::render::{self, escape::escape_str};
+use lsport::commands::{ephemeral, kill, suggest, wait, why};
+use lsport::render::{self, escape::escape_bytes, escape::escape_str};
 use lsport::report::Report;
 use lsport::source::SourceKind;
 
@@ -23,7 +23,8 @@ const EXIT_NO_MATCH: u8 = 1;
 const EXIT_ERROR: u8 = 2;
 /// `lsport ephemeral` found something that needs attention.
 const EXIT_UNHEALTHY: u8 = 3;
-/// Cannot be done now: `lsport why`'s bind would fail.
+/// Cannot be done now: `lsport why`'s bind would fail; `kill` and `wait`
+/// are not done (still held, refused, timed out).
 const EXIT_CANNOT_NOW: u8 = 4;
 
 /// The stack lsport's work runs on. clap's derived parser alone builds
@@ -69,6 +70,8 @@ fn run() -> ExitCode {
         Task::Suggest(wanted) => run_suggest(&invocation, wanted),
         Task::Why(options) => run_why(&invocation, options),
         Task::Watch(options) => run_watch(&invocation, options),
+        Task::Kill(settings) => run_kill(&invocation, settings),
+        Task::Wait(options) => run_wait(&invocation, options),
         Task::ListColumns => {
             print(|out| out.write_all(render::columns::list().as_bytes())).map(|()| EXIT_MATCH)
         }
@@ -315,6 +318,78 @@ fn run_watch(invocation: &Invocation, options: &WatchOptions) -> Outcome {
     } else {
         EXIT_NO_MATCH
     })
+}
+
+/// `lsport kill`: free the ports.
+fn run_kill(invocation: &Invocation, settings: &cli::KillSettings) -> Outcome {
+    use std::io::IsTerminal;
+    if settings.interactive && !std::io::stdin().is_terminal() {
+        return Err(lsport::Error::usage(
+            "--interactive asks on a terminal, and standard input is not one",
+        )
+        .into());
+    }
+    let mut confirm = |target: &kill::Target| !settings.interactive || ask(target);
+    let report = kill::run(&invocation.query, &settings.options, &mut confirm)?;
+    let status = match report.outcome {
+        kill::Outcome::NothingHeld => EXIT_NO_MATCH,
+        outcome if outcome.done() => EXIT_MATCH,
+        _ => EXIT_CANNOT_NOW,
+    };
+    print(|out| match invocation.output {
+        Output::Json => render::kill::write_json(&report, out),
+        Output::Table { .. } => out.write_all(render::kill::text(&report).as_bytes()),
+        Output::Quiet => Ok(()),
+    })?;
+    Ok(status)
+}
+
+/// `--interactive`: one question per process on stderr, one answer
+/// line on stdin; anything but y or yes is no.
+fn ask(target: &kill::Target) -> bool {
+    let _ = write!(
+        std::io::stderr().lock(),
+        "lsport: signal pid {} ({}, holding {})? [y/N] ",
+        target.pid,
+        escape_bytes(&target.command),
+        target
+            .ports
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// `lsport wait`: until the ports listen or are free.
+fn run_wait(invocation: &Invocation, options: &wait::WaitOptions) -> Outcome {
+    let lines = matches!(invocation.output, Output::Table { .. });
+    let condition = options.condition;
+    let mut on_met = |port: &wait::PortWait| {
+        if lines {
+            let line = render::wait::met_line(&condition, port);
+            let _ = print(|out| writeln!(out, "{line}"));
+        }
+    };
+    let report = wait::run(&invocation.query, options, &mut on_met)?;
+    let status = if report.met() {
+        EXIT_MATCH
+    } else {
+        EXIT_CANNOT_NOW
+    };
+    match invocation.output {
+        Output::Json => print(|out| render::wait::write_json(&report, options.any, out))?,
+        Output::Table { .. } => render::wait::timeout_lines(&report)
+            .iter()
+            .for_each(|line| say(line)),
+        Output::Quiet => {}
+    }
+    Ok(status)
 }
 
 /// One line on stderr for each thing the answer could not cover.

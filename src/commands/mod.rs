@@ -3,6 +3,8 @@
 //! own options, and returns a value to render.
 
 pub mod ephemeral;
+pub mod kill;
 pub mod suggest;
+pub mod wait;
 pub mod watch;
 pub mod why;

@@ -179,30 +179,6 @@ pub enum Event {
     Lost(LostEvents),
 }
 
-/// Parses a duration as the command line takes it: a number with a unit
-/// (`100ms`, `3s`, `2m`, `1h`), or a bare number of seconds (`1.5`).
-pub fn parse_duration(text: &str) -> Result<Duration, Error> {
-    let bad = || {
-        Error::usage(format!(
-            "invalid duration '{text}': a number with ms, s, m or h (100ms, 3s, 2m)"
-        ))
-    };
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let value: f64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(bad()),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
-}
-
 /// A socket the watch knows to be alive.
 struct Tracked {
     socket: Socket,
@@ -794,18 +770,6 @@ fn netlink_error(err: DumpError) -> Error {
 mod tests {
     use super::*;
     use crate::socket::Endpoint;
-
-    #[test]
-    fn durations_take_units_and_bare_seconds() {
-        assert_eq!(parse_duration("100ms").unwrap(), Duration::from_millis(100));
-        assert_eq!(parse_duration("3s").unwrap(), Duration::from_secs(3));
-        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
-        for bad in ["", "s", "3 days", "-1s", "1e999", "10x"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
 
     fn closed_tcp(local: u16, remote: u16) -> Socket {
         let at = |port| Endpoint {

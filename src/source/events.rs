@@ -374,3 +374,58 @@ mod tests {
         assert_eq!(groups, vec![1, 2, 3, 4]);
     }
 }
+
+/// What one [`DestroyEvents::wait`] heard.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Heard {
+    /// Nothing before the timeout.
+    Nothing,
+    /// These sockets were destroyed.
+    Destroyed(Vec<Socket>),
+    /// Notices were lost (the socket's buffer overflowed on a busy
+    /// host): anything may have been destroyed.
+    Lost,
+}
+
+/// A [`DestroyListener`] to sleep on: `lsport wait --free` wakes when a
+/// socket is destroyed instead of dumping often.
+pub struct DestroyEvents {
+    listener: DestroyListener,
+}
+
+impl DestroyEvents {
+    /// Subscribes to the notices of these protocols and families, in the
+    /// calling thread's network namespace.
+    pub fn subscribe(protocols: &[Protocol], families: &[Family]) -> io::Result<DestroyEvents> {
+        let wanted: Vec<(Protocol, Family)> = protocols
+            .iter()
+            .flat_map(|&p| families.iter().map(move |&f| (p, f)))
+            .collect();
+        let listener = DestroyListener::open(&wanted, None)
+            .map_err(|e| io::Error::from_raw_os_error(e.errno.unwrap_or(libc::EIO)))?;
+        Ok(DestroyEvents { listener })
+    }
+
+    /// Sleeps until a notice arrives or `timeout` passes, then takes
+    /// every notice waiting.
+    pub fn wait(&mut self, timeout: std::time::Duration) -> Heard {
+        let mut polled = [libc::pollfd {
+            fd: self.listener.raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: `polled` is a valid array of one pollfd.
+        let ready = unsafe { libc::poll(polled.as_mut_ptr(), 1, millis) };
+        if ready <= 0 {
+            return Heard::Nothing;
+        }
+        let mut destroyed = Vec::new();
+        match self.listener.drain(&mut destroyed) {
+            Ok(drained) if drained.overflowed => Heard::Lost,
+            Ok(_) if destroyed.is_empty() => Heard::Nothing,
+            Ok(_) => Heard::Destroyed(destroyed),
+            Err(_) => Heard::Lost,
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! tables when sock_diag is refused.
 
 mod bytecode;
+pub mod destroy;
 pub mod events;
 pub mod netlink;
 pub mod procfs;

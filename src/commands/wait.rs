@@ -1,0 +1,547 @@
+//! `lsport wait`: until each port has a listener, or until no socket
+//! holds it. The kernel is asked directly and often, cheaply: the dump
+//! for `--listening` asks only for listening states (the kernel then
+//! walks only its listening table), the interval between dumps grows
+//! from 5 ms to a cap below the promised 100 ms, and `--free` sleeps on
+//! sock_diag's destroy notices, which wake it as the holder's socket is
+//! freed. Nothing connects to the port, so UDP and bound-only sockets
+//! count, and no shell or `nc` is needed.
+
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::netns;
+use crate::probe::probe;
+use crate::query::{HolderDetail, NetnsChoice, Query, SourceChoice};
+use crate::report::{Report, Role};
+use crate::socket::{PortRange, Protocol, Socket, State};
+use crate::source::events::{DestroyEvents, Heard};
+use crate::source::netlink::{self, DumpRequest};
+use crate::source::{netlink_unavailable, procfs};
+
+/// What to wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// A listener on the port: TCP LISTEN, or (with UDP asked for) an
+    /// unconnected UDP socket.
+    Listening,
+    /// No socket on the port. TIME_WAIT counts only when `strict`: it
+    /// blocks only a bind() without SO_REUSEADDR.
+    Free {
+        /// Count TIME_WAIT sockets as holding the port.
+        strict: bool,
+    },
+}
+
+/// `lsport wait`'s own options.
+#[derive(Debug, Clone)]
+pub struct WaitOptions {
+    /// The condition each port must meet.
+    pub condition: Condition,
+    /// Stop when the first port meets it, rather than all.
+    pub any: bool,
+    /// Give up after this long; None waits for ever.
+    pub timeout: Option<Duration>,
+    /// Name the processes holding each port in the answer (reads their
+    /// fds once, when a port meets its condition or at the timeout).
+    pub name_holders: bool,
+}
+
+/// A process that holds (or held) a port, as far as the answer names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolderName {
+    /// Its pid.
+    pub pid: u32,
+    /// The kernel's command name, raw bytes (escape before showing).
+    pub command: Vec<u8>,
+    /// Its effective uid, where known.
+    pub uid: Option<u32>,
+    /// The name of that uid, where known.
+    pub user: Option<String>,
+}
+
+/// TIME_WAIT sockets left on a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWaitLeft {
+    /// How many.
+    pub count: usize,
+    /// Milliseconds until the last of them goes, where the source says.
+    pub last_ends_in_ms: Option<u32>,
+}
+
+/// One port's wait.
+#[derive(Debug, Clone)]
+pub struct PortWait {
+    /// The port.
+    pub port: u16,
+    /// How long after the start the condition was met; None if it was not.
+    pub met_after: Option<Duration>,
+    /// For `--listening`: the listener's holders once met. For `--free`:
+    /// the holders when the wait began (met) or at the timeout (not met).
+    pub holders: Vec<HolderName>,
+    /// Sockets on the port whose holders this user may not see.
+    pub hidden: usize,
+    /// TIME_WAIT sockets on the port at the end.
+    pub time_wait: TimeWaitLeft,
+}
+
+/// The answer of `lsport wait`.
+#[derive(Debug, Clone)]
+pub struct WaitReport {
+    /// The condition waited for.
+    pub condition: Condition,
+    /// One entry per port, in the order asked.
+    pub ports: Vec<PortWait>,
+    /// The timeout passed before the condition was met.
+    pub timed_out: bool,
+    /// How long the wait took.
+    pub elapsed: Duration,
+}
+
+impl WaitReport {
+    /// Whether the wait ended because the condition was met (on every
+    /// port, or on one with `any`).
+    pub fn met(&self) -> bool {
+        !self.timed_out
+    }
+}
+
+/// Waits on the single ports of `query` (its protocols, families, source
+/// and namespace apply). `on_met` is called as each port meets the
+/// condition, so that the caller can say so at once.
+pub fn run(
+    query: &Query,
+    options: &WaitOptions,
+    on_met: &mut (dyn FnMut(&PortWait) + Send),
+) -> Result<WaitReport, Error> {
+    let mut ports: Vec<u16> = Vec::new();
+    for range in &query.ports {
+        if range.lo != range.hi {
+            return Err(Error::Usage(format!(
+                "lsport wait takes single ports, not the range {range}"
+            )));
+        }
+        if !ports.contains(&range.lo) {
+            ports.push(range.lo);
+        }
+    }
+    if ports.is_empty() {
+        return Err(Error::usage("lsport wait needs at least one port"));
+    }
+    in_namespace(query, |inner| wait_here(inner, &ports, options, on_met))
+}
+
+/// Runs `work` inside the namespace `query` names, with a query that
+/// then means "this namespace".
+pub(crate) fn in_namespace<T: Send>(
+    query: &Query,
+    work: impl FnOnce(&Query) -> Result<T, Error> + Send,
+) -> Result<T, Error> {
+    match &query.netns {
+        NetnsChoice::Current => work(query),
+        NetnsChoice::One(path) => {
+            let mut inner = query.clone();
+            inner.netns = NetnsChoice::Current;
+            netns::run_in(path, None, move || work(&inner)).map_err(|e| e.into_error(path))?
+        }
+        NetnsChoice::All => Err(Error::usage(
+            "this command works in one network namespace: use --netns, not --all-netns",
+        )),
+    }
+}
+
+fn wait_here(
+    query: &Query,
+    ports: &[u16],
+    options: &WaitOptions,
+    on_met: &mut (dyn FnMut(&PortWait) + Send),
+) -> Result<WaitReport, Error> {
+    let start = Instant::now();
+    let deadline = options.timeout.map(|t| start + t);
+    let listening = options.condition == Condition::Listening;
+    let ranges: Vec<PortRange> = ports.iter().map(|p| PortRange::single(*p)).collect();
+    let mut poller = Poller::new(query, &ranges, listening)?;
+    // Destroy notices wake `--free` early; without them (never seen on
+    // Linux 4.9+) the interval stays short instead.
+    let mut events = match options.condition {
+        Condition::Free { .. } => DestroyEvents::subscribe(&query.protocols, &query.families).ok(),
+        Condition::Listening => None,
+    };
+    let cap = match (&options.condition, &events) {
+        (Condition::Free { .. }, Some(_)) => FREE_CAP_WITH_NOTICES,
+        _ => POLL_CAP,
+    };
+    let mut waits: Vec<PortWait> = ports
+        .iter()
+        .map(|&port| PortWait {
+            port,
+            met_after: None,
+            holders: Vec::new(),
+            hidden: 0,
+            time_wait: TimeWaitLeft {
+                count: 0,
+                last_ends_in_ms: None,
+            },
+        })
+        .collect();
+    let mut first = true;
+    let mut interval = FIRST_INTERVAL;
+    // Bound-only sockets are found by a walk of the kernel's whole bind
+    // table, the costliest part of a dump: they are asked for at the
+    // start, while one holds a port, and to confirm a port looks free.
+    let mut bound_seen = true;
+    loop {
+        let mut sockets = poller.sockets(bound_seen)?;
+        if !bound_seen
+            && !listening
+            && ports
+                .iter()
+                .any(|p| condition_met(&options.condition, &sockets, *p))
+        {
+            sockets = poller.sockets(true)?;
+        }
+        bound_seen = sockets.iter().any(|s| s.state == State::BoundInactive);
+        let now = Instant::now();
+        for wait in waits.iter_mut().filter(|w| w.met_after.is_none()) {
+            wait.time_wait = time_wait_on(&sockets, wait.port);
+            if !condition_met(&options.condition, &sockets, wait.port) {
+                // Who is being waited for, named once at the start.
+                if first && options.name_holders && !listening {
+                    (wait.holders, wait.hidden) = holders_on(query, wait.port, false)?;
+                }
+                continue;
+            }
+            wait.met_after = Some(now - start);
+            if options.name_holders && listening {
+                (wait.holders, wait.hidden) = holders_on(query, wait.port, true)?;
+            }
+            on_met(wait);
+        }
+        first = false;
+        let met = waits.iter().filter(|w| w.met_after.is_some()).count();
+        if met == waits.len() || (options.any && met > 0) {
+            return Ok(WaitReport {
+                condition: options.condition,
+                ports: waits,
+                timed_out: false,
+                elapsed: start.elapsed(),
+            });
+        }
+        if deadline.is_some_and(|d| now >= d) {
+            if options.name_holders && !listening {
+                for wait in waits.iter_mut().filter(|w| w.met_after.is_none()) {
+                    (wait.holders, wait.hidden) = holders_on(query, wait.port, false)?;
+                }
+            }
+            return Ok(WaitReport {
+                condition: options.condition,
+                ports: waits,
+                timed_out: true,
+                elapsed: start.elapsed(),
+            });
+        }
+        let mut sleep = interval;
+        // TIME_WAIT ends without a notice: with --strict, wake as the
+        // first one on a port waited for expires.
+        if let Condition::Free { strict: true } = options.condition {
+            if let Some(ends) = waits
+                .iter()
+                .filter(|w| w.met_after.is_none())
+                .filter_map(|w| w.time_wait.last_ends_in_ms)
+                .min()
+            {
+                sleep = sleep.min(Duration::from_millis(u64::from(ends) + 2));
+            }
+        }
+        if let Some(d) = deadline {
+            sleep = sleep.min(d.saturating_duration_since(Instant::now()));
+        }
+        interval = (interval * 3 / 2).min(cap);
+        match events.as_mut().map(|e| e.wait(sleep)) {
+            Some(Heard::Destroyed(gone)) if gone.iter().any(|s| ports.contains(&s.local.port)) => {
+                interval = FIRST_INTERVAL;
+            }
+            Some(Heard::Lost) => interval = FIRST_INTERVAL,
+            Some(_) => {}
+            None => std::thread::sleep(sleep),
+        }
+    }
+}
+
+/// The first interval between two dumps; it grows by half each time up
+/// to the cap.
+pub(crate) const FIRST_INTERVAL: Duration = Duration::from_millis(5);
+/// The longest interval between dumps when nothing else wakes the wait:
+/// a change is seen within this (plus one dump) of happening.
+pub(crate) const POLL_CAP: Duration = Duration::from_millis(50);
+/// With destroy notices a dump only backs them up.
+const FREE_CAP_WITH_NOTICES: Duration = Duration::from_millis(500);
+
+/// The state bit of bound-only TCP sockets (BOUND_INACTIVE, 13).
+const BOUND_INACTIVE: u32 = 1 << 13;
+
+/// Whether the sockets on `port` meet the condition.
+pub fn condition_met(condition: &Condition, sockets: &[Socket], port: u16) -> bool {
+    let mut on_port = sockets.iter().filter(|s| s.local.port == port);
+    match condition {
+        Condition::Listening => on_port.any(is_listener),
+        Condition::Free { strict } => !on_port.any(|s| *strict || s.state != State::TimeWait),
+    }
+}
+
+fn is_listener(socket: &Socket) -> bool {
+    match socket.protocol {
+        Protocol::Tcp => socket.state == State::Listen,
+        Protocol::Udp => socket.state == State::Close,
+    }
+}
+
+/// The TIME_WAIT sockets on `port` and when the last of them goes.
+pub fn time_wait_on(sockets: &[Socket], port: u16) -> TimeWaitLeft {
+    let waiting: Vec<&Socket> = sockets
+        .iter()
+        .filter(|s| s.local.port == port && s.state == State::TimeWait)
+        .collect();
+    TimeWaitLeft {
+        count: waiting.len(),
+        last_ends_in_ms: waiting.iter().filter_map(|s| s.timer_ms).max(),
+    }
+}
+
+/// The processes holding `port` (its listeners only, with `listeners`),
+/// and how many of its sockets have holders hidden from this user: one
+/// probe of the port with its holders.
+fn holders_on(
+    query: &Query,
+    port: u16,
+    listeners: bool,
+) -> Result<(Vec<HolderName>, usize), Error> {
+    let mut one = query.clone();
+    one.ports = vec![PortRange::single(port)];
+    one.view = crate::query::View::Ports;
+    one.listening_only = listeners;
+    one.holders = HolderDetail::Processes;
+    one.stop_at_first_match = false;
+    let report = probe(&one)?;
+    Ok((names_in(&report, listeners), report.hidden_sockets()))
+}
+
+/// Every holding process of the report's rows, once each, by pid.
+pub(crate) fn names_in(report: &Report, listeners_only: bool) -> Vec<HolderName> {
+    let mut names: Vec<HolderName> = Vec::new();
+    for row in report.namespaces.iter().flat_map(|n| &n.rows) {
+        if listeners_only && row.role != Role::Listener {
+            continue;
+        }
+        for holder in &row.holders {
+            if names.iter().all(|n| n.pid != holder.pid) {
+                names.push(HolderName {
+                    pid: holder.pid,
+                    command: holder.command().to_vec(),
+                    uid: holder.uid(),
+                    user: holder.user().map(str::to_string),
+                });
+            }
+        }
+    }
+    names.sort_by_key(|n| n.pid);
+    names
+}
+
+/// The dumps a wait repeats: the same requests each time over one
+/// netlink socket, or the /proc/net tables where sock_diag is refused.
+pub(crate) struct Poller {
+    session: netlink::Session,
+    requests: Vec<DumpRequest>,
+    use_proc: bool,
+    query: Query,
+    ports: Vec<PortRange>,
+}
+
+impl Poller {
+    /// The dumps for `ports` in `query`'s protocols and families: only
+    /// listening states with `listening_only`, every state otherwise.
+    pub(crate) fn new(
+        query: &Query,
+        ports: &[PortRange],
+        listening_only: bool,
+    ) -> Result<Poller, Error> {
+        let mut requests = Vec::new();
+        for &protocol in &query.protocols {
+            let states = match (protocol, listening_only) {
+                (Protocol::Tcp, true) => netlink::TCP_LISTENING,
+                (Protocol::Udp, true) => netlink::UDP_UNCONNECTED,
+                (_, false) => netlink::ALL_STATES,
+            };
+            for &family in &query.families {
+                requests.push(DumpRequest {
+                    family,
+                    protocol,
+                    states,
+                    ports: crate::portspec::normalize(ports.to_vec()),
+                    match_remote: false,
+                    autobound_only: false,
+                });
+            }
+        }
+        let mut poller = Poller {
+            session: netlink::Session::default(),
+            requests,
+            use_proc: query.source == SourceChoice::Proc,
+            query: query.clone(),
+            ports: crate::portspec::normalize(ports.to_vec()),
+        };
+        // The first dump decides the source, as a probe does.
+        poller.sockets(false)?;
+        Ok(poller)
+    }
+
+    /// The sockets on the ports now; bound-only TCP sockets only when
+    /// `with_bound_only` (their walk costs most).
+    pub(crate) fn sockets(&mut self, with_bound_only: bool) -> Result<Vec<Socket>, Error> {
+        if !self.use_proc {
+            match self.dump(with_bound_only) {
+                Ok(sockets) => return Ok(sockets),
+                Err(e)
+                    if self.query.source == SourceChoice::Auto && netlink_unavailable(e.errno) =>
+                {
+                    self.use_proc = true;
+                }
+                Err(e) => {
+                    return Err(Error::Netlink {
+                        errno: e.errno,
+                        message: e.message,
+                    });
+                }
+            }
+        }
+        self.read_proc()
+    }
+
+    fn dump(&mut self, with_bound_only: bool) -> Result<Vec<Socket>, netlink::DumpError> {
+        let mut sockets = Vec::new();
+        let mut both_tcp_done = false;
+        for request in &self.requests {
+            let trimmed;
+            let request = if with_bound_only || request.protocol != Protocol::Tcp {
+                request
+            } else {
+                trimmed = DumpRequest {
+                    states: request.states & !BOUND_INACTIVE,
+                    ..request.clone()
+                };
+                &trimmed
+            };
+            if request.protocol == Protocol::Tcp && self.query.families.len() == 2 {
+                // One walk for both families when the kernel takes it.
+                if both_tcp_done {
+                    continue;
+                }
+                if self
+                    .session
+                    .dump_tcp_both_families(request, &mut sockets)
+                    .is_ok()
+                {
+                    both_tcp_done = true;
+                    continue;
+                }
+            }
+            self.session.dump(request, &mut sockets)?;
+        }
+        Ok(sockets)
+    }
+
+    fn read_proc(&self) -> Result<Vec<Socket>, Error> {
+        let mut sockets = Vec::new();
+        for request in &self.requests {
+            let filter = procfs::Filter {
+                states: request.states,
+                ports: &self.ports,
+                match_remote: false,
+            };
+            procfs::read_table(
+                &self.query.proc_root,
+                request.family,
+                request.protocol,
+                &filter,
+                &mut sockets,
+            )
+            .map_err(|source| Error::Io {
+                path: self
+                    .query
+                    .proc_root
+                    .thread_path(procfs::table_path(request.family, request.protocol)),
+                source,
+            })?;
+        }
+        Ok(sockets)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socket::{Endpoint, Family};
+
+    fn socket(protocol: Protocol, state: State, port: u16, timer_ms: Option<u32>) -> Socket {
+        let any = Endpoint {
+            address: "0.0.0.0".parse().unwrap(),
+            port: 0,
+        };
+        Socket {
+            protocol,
+            family: Family::Inet,
+            state,
+            local: Endpoint { port, ..any },
+            remote: any,
+            v6only: None,
+            uid: 0,
+            inode: 1,
+            cookie: 0,
+            timer_ms,
+            autobound: None,
+        }
+    }
+
+    #[test]
+    fn a_listener_is_tcp_listen_or_unconnected_udp() {
+        let tcp = [socket(Protocol::Tcp, State::Established, 80, None)];
+        assert!(!condition_met(&Condition::Listening, &tcp, 80));
+        let tcp = [socket(Protocol::Tcp, State::Listen, 80, None)];
+        assert!(condition_met(&Condition::Listening, &tcp, 80));
+        assert!(!condition_met(&Condition::Listening, &tcp, 81));
+        let udp = [socket(Protocol::Udp, State::Close, 53, None)];
+        assert!(condition_met(&Condition::Listening, &udp, 53));
+    }
+
+    #[test]
+    fn time_wait_holds_a_port_only_when_strict() {
+        let sockets = [
+            socket(Protocol::Tcp, State::TimeWait, 80, Some(30_000)),
+            socket(Protocol::Tcp, State::TimeWait, 80, Some(50_000)),
+        ];
+        assert!(condition_met(
+            &Condition::Free { strict: false },
+            &sockets,
+            80
+        ));
+        assert!(!condition_met(
+            &Condition::Free { strict: true },
+            &sockets,
+            80
+        ));
+        assert_eq!(
+            time_wait_on(&sockets, 80),
+            TimeWaitLeft {
+                count: 2,
+                last_ends_in_ms: Some(50_000)
+            }
+        );
+        let held = [socket(Protocol::Tcp, State::BoundInactive, 80, None)];
+        assert!(!condition_met(
+            &Condition::Free { strict: false },
+            &held,
+            80
+        ));
+    }
+}
