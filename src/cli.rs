@@ -9,7 +9,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use lsport::commands::ephemeral::EphemeralOptions;
 use lsport::commands::suggest::SuggestQuery;
 use lsport::error::Error;
-use lsport::query::{HolderDetail, NetnsChoice, Query, SourceChoice as LibSource};
+use lsport::query::{
+    CgroupDetail, Filters, HolderDetail, NetnsChoice, Query, SourceChoice as LibSource,
+};
 use lsport::render::columns::{self, ColumnId};
 use lsport::services::{self, Services};
 use lsport::socket::{Family, PortRange, Protocol};
@@ -78,6 +80,30 @@ pub struct Args {
     /// Also match sockets whose remote port is PORT (as `lsof -i :PORT` does).
     #[arg(long)]
     pub remote: bool,
+
+    /// Only the sockets this process holds; alone, every one of them, in
+    /// every state (`lsport --pid 1234`). Repeatable, or a list: 1,2.
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    pub pid: Vec<u32>,
+
+    /// Only the sockets this user owns, by name or number. Repeatable.
+    #[arg(long, value_name = "USER", value_delimiter = ',')]
+    pub user: Vec<String>,
+
+    /// Only the sockets created in this systemd unit or below it
+    /// (nginx.service; a name without a suffix is a service). Repeatable.
+    #[arg(long, value_name = "UNIT")]
+    pub unit: Vec<String>,
+
+    /// Only the sockets created in this container: an id prefix (as
+    /// docker ps shows it) or an LXC name. Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub container: Vec<String>,
+
+    /// Only the sockets created in this cgroup v2 or below it
+    /// (/system.slice/nginx.service, or its directory). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Vec<String>,
 
     /// Probe another network namespace: a pid, a namespace file
     /// (/run/netns/blue, /proc/1234/ns/net) or an ip-netns name.
@@ -352,16 +378,21 @@ impl Args {
             Some(Command::Ephemeral(args)) => Task::Ephemeral(args.to_settings(self.json)?),
             Some(Command::Suggest(args)) => Task::Suggest(args.to_settings()?),
         };
+        let filters = self.filters()?;
         let mut query = if !matches!(task, Task::Probe) {
             // The reports look at every socket of the namespace.
             Query::all()
         } else if !asked.is_empty() {
             Query::ports(asked)
-        } else if self.all {
+        } else if self.all || !filters.is_empty() {
+            // A reverse query (`--pid 1234`): everything it holds.
             Query::all()
         } else {
             Query::listening()
         };
+        if matches!(task, Task::Probe) {
+            query.filters = filters;
+        }
         query.listening_only = self.listening;
         query.protocols = match (self.tcp, self.udp) {
             (true, false) => vec![Protocol::Tcp],
@@ -384,6 +415,15 @@ impl Args {
         if quiet || !matches!(task, Task::Probe) {
             query.holders = HolderDetail::None;
         }
+        // Every socket's cgroup for JSON and the CGROUP and UNIT columns;
+        // else only those of hidden holders, which the table names by it.
+        query.cgroups = if quiet || !matches!(task, Task::Probe) {
+            CgroupDetail::None
+        } else if self.json || output_columns.iter().any(|c| c.is_about_cgroups()) {
+            CgroupDetail::All
+        } else {
+            CgroupDetail::Hidden
+        };
         query.stop_at_first_match = quiet && matches!(task, Task::Probe);
         let output = if quiet {
             Output::Quiet
@@ -400,6 +440,33 @@ impl Args {
             query,
             output,
             warnings,
+        })
+    }
+}
+
+impl Args {
+    /// The reverse query's filters; a user name is looked up here.
+    fn filters(&self) -> Result<Filters, Error> {
+        let uids = self
+            .user
+            .iter()
+            .map(|u| lsport::filter::parse_user(u, "/etc/passwd"))
+            .collect::<Result<_, _>>()?;
+        for (flag, values) in [
+            ("--unit", &self.unit),
+            ("--container", &self.container),
+            ("--cgroup", &self.cgroup),
+        ] {
+            if values.iter().any(|v| v.trim().is_empty()) {
+                return Err(Error::Usage(format!("invalid {flag} '': give a name")));
+            }
+        }
+        Ok(Filters {
+            pids: self.pid.clone(),
+            uids,
+            units: self.unit.clone(),
+            containers: self.container.clone(),
+            cgroups: self.cgroup.clone(),
         })
     }
 }

@@ -39,12 +39,16 @@
 
 #![warn(missing_docs)]
 
+pub mod cgroups;
 mod closest;
 mod collect;
 pub mod commands;
 pub mod container;
 pub mod error;
 mod files;
+pub mod filter;
+pub mod hidepid;
+pub mod mountinfo;
 pub mod netns;
 mod overlap;
 mod owners;

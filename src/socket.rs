@@ -223,6 +223,11 @@ pub struct Socket {
     /// TIME_WAIT socket, until it goes. None where no timer runs or the
     /// source does not say (/proc/net).
     pub timer_ms: Option<u32>,
+    /// The id of the cgroup v2 the socket was created in (the inode of
+    /// its directory on the cgroup2 mount). None where the source does
+    /// not say: /proc/net, kernels before 5.7, and TIME_WAIT and request
+    /// sockets, which keep no cgroup.
+    pub cgroup_id: Option<u64>,
 }
 
 impl Socket {

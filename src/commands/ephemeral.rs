@@ -329,12 +329,15 @@ mod tests {
                 inode: 1,
                 cookie: 0,
                 timer_ms: None,
+                cgroup_id: None,
             },
             role,
             holders: Vec::new(),
             holders_hidden: false,
             service: None,
             risky,
+            cgroup: None,
+            owner: None,
         }
     }
 

@@ -8,7 +8,7 @@ use crate::container::Container;
 use crate::netns::NetnsLabel;
 use crate::ports::{IanaRange, KernelPortPolicy, PortFacts};
 use crate::query::View;
-use crate::render::columns::{CellSource, ColumnId, protocol_label};
+use crate::render::columns::{CellSource, ColumnId, hidden_summary, protocol_label};
 use crate::render::escape::{escape_bytes, escape_str};
 use crate::report::{NamespaceReport, PortVerdict, Report, Row, reserved_ports_with};
 use crate::socket::Protocol;
@@ -270,10 +270,15 @@ fn port_verdict(out: &mut String, verdict: &PortVerdict, report: &NamespaceRepor
 fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
     let mut names: Vec<String> = Vec::new();
     let mut hidden = 0;
+    let mut hidden_owners: Vec<String> = Vec::new();
     let mut unowned = 0;
     for row in verdict.rows.iter().map(|&i| &report.rows[i]) {
         if row.holders_hidden {
             hidden += 1;
+            let owner = hidden_summary(row);
+            if !hidden_owners.contains(&owner) {
+                hidden_owners.push(owner);
+            }
         } else if row.holders.is_empty() {
             unowned += 1;
         }
@@ -295,7 +300,16 @@ fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
         parts.push(format!("held by {}{more}", shown.join(", ")));
     }
     if hidden > 0 {
-        parts.push(format!("{hidden} with holders hidden from this user"));
+        let more = if hidden_owners.len() > 4 {
+            format!(" and {} more", hidden_owners.len() - 4)
+        } else {
+            String::new()
+        };
+        hidden_owners.truncate(4);
+        parts.push(format!(
+            "{hidden} with holders hidden from this user ({}{more})",
+            hidden_owners.join("; ")
+        ));
     }
     if unowned > 0 {
         parts.push(format!(

@@ -128,6 +128,7 @@ fn parse_fields<'a>(
         // (the timer is in jiffies, whose length lsport cannot know).
         cookie: 0,
         timer_ms: None,
+        cgroup_id: None,
     })
 }
 
