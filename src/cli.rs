@@ -14,7 +14,9 @@ use lsport::commands::watch::WatchOptions;
 use lsport::commands::why::{self, BindSpec, TrialUser, WhyOptions};
 use lsport::error::Error;
 use lsport::process::Signal;
-use lsport::query::{HolderDetail, NetnsChoice, Query, SourceChoice as LibSource};
+use lsport::query::{
+    CgroupDetail, Filters, HolderDetail, NetnsChoice, Query, SourceChoice as LibSource,
+};
 use lsport::render::columns::{self, ColumnId};
 use lsport::services::{self, Services};
 use lsport::socket::{Family, PortRange, Protocol};
@@ -88,6 +90,30 @@ pub struct Args {
     /// Also match sockets whose remote port is PORT (as `lsof -i :PORT` does).
     #[arg(long)]
     pub remote: bool,
+
+    /// Only the sockets this process holds; alone, every one of them, in
+    /// every state (`lsport --pid 1234`). Repeatable, or a list: 1,2.
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    pub pid: Vec<u32>,
+
+    /// Only the sockets this user owns, by name or number. Repeatable.
+    #[arg(long, value_name = "USER", value_delimiter = ',')]
+    pub user: Vec<String>,
+
+    /// Only the sockets created in this systemd unit or below it
+    /// (nginx.service; a name without a suffix is a service). Repeatable.
+    #[arg(long, value_name = "UNIT")]
+    pub unit: Vec<String>,
+
+    /// Only the sockets created in this container: an id prefix (as
+    /// docker ps shows it) or an LXC name. Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub container: Vec<String>,
+
+    /// Only the sockets created in this cgroup v2 or below it
+    /// (/system.slice/nginx.service, or its directory). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Vec<String>,
 
     /// Probe another network namespace: a pid, a namespace file
     /// (/run/netns/blue, /proc/1234/ns/net) or an ip-netns name.
@@ -618,6 +644,7 @@ impl Args {
                 "kill and wait work in one network namespace: use --netns, not --all-netns",
             ));
         }
+        let filters = self.filters()?;
         let mut query = match &task {
             Task::Watch(_) if asked.is_empty() => Query::listening(),
             Task::Watch(_) | Task::Kill(_) | Task::Wait(_) => Query::ports(asked),
@@ -626,9 +653,13 @@ impl Args {
                 Query::all()
             }
             Task::Probe if !asked.is_empty() => Query::ports(asked),
-            Task::Probe if self.all => Query::all(),
+            // A reverse query (`--pid 1234`): everything it holds.
+            Task::Probe if self.all || !filters.is_empty() => Query::all(),
             Task::Probe => Query::listening(),
         };
+        if matches!(task, Task::Probe) {
+            query.filters = filters;
+        }
         query.listening_only = self.listening;
         let ((tcp, udp, ipv4, ipv6), remote) = match own {
             Some((_, flags, remote)) => (flags, remote),
@@ -659,6 +690,15 @@ impl Args {
         if quiet || !matches!(task, Task::Probe | Task::Why(_) | Task::Watch(_)) {
             query.holders = HolderDetail::None;
         }
+        // Every socket's cgroup for JSON and the CGROUP and UNIT columns;
+        // else only those of hidden holders, which the table names by it.
+        query.cgroups = if quiet || !matches!(task, Task::Probe) {
+            CgroupDetail::None
+        } else if self.json || output_columns.iter().any(|c| c.is_about_cgroups()) {
+            CgroupDetail::All
+        } else {
+            CgroupDetail::Hidden
+        };
         query.stop_at_first_match = quiet && matches!(task, Task::Probe);
         let output = if quiet {
             Output::Quiet
@@ -676,6 +716,33 @@ impl Args {
             query,
             output,
             warnings,
+        })
+    }
+}
+
+impl Args {
+    /// The reverse query's filters; a user name is looked up here.
+    fn filters(&self) -> Result<Filters, Error> {
+        let uids = self
+            .user
+            .iter()
+            .map(|u| lsport::filter::parse_user(u, "/etc/passwd"))
+            .collect::<Result<_, _>>()?;
+        for (flag, values) in [
+            ("--unit", &self.unit),
+            ("--container", &self.container),
+            ("--cgroup", &self.cgroup),
+        ] {
+            if values.iter().any(|v| v.trim().is_empty()) {
+                return Err(Error::Usage(format!("invalid {flag} '': give a name")));
+            }
+        }
+        Ok(Filters {
+            pids: self.pid.clone(),
+            uids,
+            units: self.unit.clone(),
+            containers: self.container.clone(),
+            cgroups: self.cgroup.clone(),
         })
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 
 use crate::error::Error;
+use crate::filter::SocketFilter;
 use crate::query::{Query, SourceChoice, View};
 use crate::socket::{Family, PortRange, Protocol, Socket, State};
 use crate::source::netlink::{self, DumpRequest};
@@ -24,33 +25,52 @@ pub struct Collected {
 }
 
 /// Sockets from the source asked for; with `auto`, from sock_diag, or
-/// from /proc/net where sock_diag is refused or missing. `found_some` is
-/// called as soon as some socket is known (and maybe more than once), so
-/// that the search for holders can start.
-pub fn sockets(query: &Query, found_some: &dyn Fn()) -> Result<Collected, Error> {
+/// from /proc/net where sock_diag is refused or missing; only those that
+/// pass `filter`. `found_some` is called as soon as some socket is known
+/// (and maybe more than once), so that the search for holders can start.
+pub fn sockets(
+    query: &Query,
+    filter: &SocketFilter,
+    found_some: &dyn Fn(),
+) -> Result<Collected, Error> {
     let ports = query.merged_ports();
-    let collected = from_source(query, &ports, found_some)?;
+    let wanted = Wanted {
+        ports: &ports,
+        filter,
+    };
+    let mut collected = from_source(query, &wanted, found_some)?;
+    // sock_diag's sockets are filtered as each dump ends; /proc's here.
+    if filter.is_active() && collected.source == SourceKind::Proc {
+        collected.sockets.retain(|s| filter.matches(s));
+    }
     if !collected.sockets.is_empty() {
         found_some();
     }
     Ok(collected)
 }
 
+/// What the dumps keep: the merged ports, and the reverse query's filter.
+struct Wanted<'a> {
+    ports: &'a [PortRange],
+    filter: &'a SocketFilter,
+}
+
 fn from_source(
     query: &Query,
-    ports: &[PortRange],
+    wanted: &Wanted<'_>,
     found_some: &dyn Fn(),
 ) -> Result<Collected, Error> {
+    let ports = wanted.ports;
     match query.source {
         SourceChoice::Proc => proc_sockets(query, ports, None),
-        SourceChoice::Netlink => netlink_sockets(query, ports, found_some).map_err(|e| match e {
+        SourceChoice::Netlink => netlink_sockets(query, wanted, found_some).map_err(|e| match e {
             Error::Netlink { errno, message } if netlink_unavailable(errno) => Error::Netlink {
                 errno,
                 message: format!("{message}; --source proc reads /proc/net instead"),
             },
             other => other,
         }),
-        SourceChoice::Auto => match netlink_sockets(query, ports, found_some) {
+        SourceChoice::Auto => match netlink_sockets(query, wanted, found_some) {
             Ok(collected) => Ok(collected),
             // Whatever netlink gave before it failed is dropped: the
             // answer comes from one source.
@@ -148,7 +168,7 @@ fn dump_stages(query: &Query) -> Vec<(Protocol, u32)> {
 /// matched, the dumps stop after the first stage that found a socket.
 fn netlink_sockets(
     query: &Query,
-    ports: &[PortRange],
+    wanted: &Wanted<'_>,
     found_some: &dyn Fn(),
 ) -> Result<Collected, Error> {
     let mut sockets = Vec::new();
@@ -158,10 +178,19 @@ fn netlink_sockets(
         let stage = Stage {
             protocol,
             states,
-            ports,
+            ports: wanted.ports,
+            cgroups: wanted.filter.kernel_cgroups(),
             autobound_only: false,
         };
+        let start = sockets.len();
         skipped += dump_stage(&mut session, query, &stage, &mut sockets)?;
+        if wanted.filter.is_active() {
+            let mut index = 0;
+            sockets.retain(|s| {
+                index += 1;
+                index <= start || wanted.filter.matches(s)
+            });
+        }
         if !sockets.is_empty() {
             found_some();
             if query.stop_at_first_match {
@@ -170,7 +199,7 @@ fn netlink_sockets(
         }
     }
     if !query.stop_at_first_match {
-        mark_autobound(&mut session, query, ports, &mut sockets);
+        mark_autobound(&mut session, query, wanted.ports, &mut sockets);
     }
     Ok(Collected {
         sockets,
@@ -180,11 +209,13 @@ fn netlink_sockets(
     })
 }
 
-/// One dump: a protocol in some states, on the merged ports.
+/// One dump: a protocol in some states, on the merged ports, in the
+/// cgroups a filter asks for.
 struct Stage<'a> {
     protocol: Protocol,
     states: u32,
     ports: &'a [PortRange],
+    cgroups: Option<&'a [u64]>,
     /// Only the sockets whose port the kernel chose.
     autobound_only: bool,
 }
@@ -210,6 +241,7 @@ fn mark_autobound(
             protocol: Protocol::Udp,
             states: wanted_states(query, Protocol::Udp),
             ports,
+            cgroups: None,
             autobound_only: true,
         };
         let chosen = cookies(session, query, &stage);
@@ -247,6 +279,7 @@ fn mark_autobound(
         protocol: Protocol::Tcp,
         states: TCP_CONNECTED,
         ports: &their_ports,
+        cgroups: None,
         autobound_only: true,
     };
     let chosen = cookies(session, &local_only, &stage);
@@ -280,6 +313,7 @@ fn dump_stage(
         states: stage.states,
         ports: stage.ports.to_vec(),
         match_remote: query.match_remote,
+        cgroups: stage.cgroups.map(<[u64]>::to_vec),
         autobound_only: stage.autobound_only,
     };
     // Both TCP families in one walk of the kernel's tables when the

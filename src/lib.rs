@@ -39,6 +39,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cgroups;
 mod closest;
 mod collect;
 pub mod commands;
@@ -46,6 +47,9 @@ pub mod container;
 pub mod duration;
 pub mod error;
 mod files;
+pub mod filter;
+pub mod hidepid;
+pub mod mountinfo;
 pub mod netns;
 mod overlap;
 mod owners;

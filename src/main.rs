@@ -394,6 +394,9 @@ fn run_wait(invocation: &Invocation, options: &wait::WaitOptions) -> Outcome {
 
 /// One line on stderr for each thing the answer could not cover.
 fn warn_about_gaps(invocation: &Invocation, report: &Report) {
+    if let Some(restriction) = &report.proc_restriction {
+        say(&restriction.describe());
+    }
     warn_hidden(report.hidden_sockets());
     for namespace in &report.namespaces {
         if namespace.skipped_replies > 0 {

@@ -47,6 +47,9 @@ pub struct FdScan {
     pub unreadable_processes: Vec<u32>,
     /// /proc itself could not be read: no holder is known at all.
     pub blind: bool,
+    /// /proc hides other users' processes (hidepid): they are not even
+    /// listed, so any holder may be among them.
+    pub processes_hidden: bool,
 }
 
 impl FdScan {
@@ -67,6 +70,7 @@ impl FdScan {
             index,
             unreadable_processes,
             blind: false,
+            processes_hidden: false,
         }
     }
 
@@ -81,7 +85,7 @@ impl FdScan {
     /// Whether a socket without a holder in this scan may still have one
     /// that lsport could not see.
     pub fn may_hide_holders(&self) -> bool {
-        self.blind || !self.unreadable_processes.is_empty()
+        self.blind || self.processes_hidden || !self.unreadable_processes.is_empty()
     }
 
     /// Adds holders found by a later pass ([`scan_threads`]) for inodes
@@ -161,6 +165,18 @@ pub enum FdTable {
 /// reported with hidden holders rather than with none.
 pub fn socket_fds(proc_dir: &impl AsFd, pid: u32, found: impl FnMut(u64, u32)) -> FdTable {
     socket_fds_at(proc_dir, &pid.to_string(), found)
+}
+
+/// [`socket_fds`] for the fd table of one thread of `pid`
+/// (`/proc/PID/task/TID/fd`), which has a table of its own after
+/// `unshare(CLONE_FILES)`.
+pub fn thread_socket_fds(
+    proc_dir: &impl AsFd,
+    pid: u32,
+    tid: u32,
+    found: impl FnMut(u64, u32),
+) -> FdTable {
+    socket_fds_at(proc_dir, &format!("{pid}/task/{tid}"), found)
 }
 
 /// [`socket_fds`] for the fd table under `dir` (`PID` or `PID/task/TID`,

@@ -3,16 +3,20 @@
 //! /proc scan for all of them, and only when the query wants them.
 
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
+use crate::cgroups::{CgroupTree, Hierarchy, SocketCgroup};
 use crate::collect::{self, Collected};
 use crate::container::{self, Container};
 use crate::error::Error;
+use crate::filter::{self, SocketFilter};
+use crate::hidepid;
 use crate::netns::{self, NetnsLabel};
 use crate::overlap;
 use crate::owners::{self, FdScan};
 use crate::ports::KernelPortPolicy;
-use crate::query::{HolderDetail, NetnsChoice, Query};
-use crate::report::{self, Inputs, Report, Row};
+use crate::query::{CgroupDetail, HolderDetail, NetnsChoice, Query};
+use crate::report::{self, Inputs, NamespaceReport, Report, Row};
 use crate::socket::{Socket, State};
 use crate::sys::ProcRoot;
 use crate::users::UserNames;
@@ -29,12 +33,14 @@ struct Gathered {
 /// the namespaces that could not be probed.
 pub fn probe(query: &Query) -> Result<Report, Error> {
     let root = &query.proc_root;
+    let (filter, filter_tree) = filter::prepare(query)?;
+    let filter = &filter;
     let ((gathered, skipped), scan) = match query.holders {
-        HolderDetail::None => (gather_namespaces(query, &|| {})?, FdScan::default()),
+        HolderDetail::None => (gather_namespaces(query, filter, &|| {})?, FdScan::default()),
         // The /proc scan runs while the namespaces are dumped, from the
         // first socket found (see overlap.rs).
         HolderDetail::Processes => overlap::scan_while(root, |found_some| {
-            let (gathered, skipped) = gather_namespaces(query, found_some)?;
+            let (gathered, skipped) = gather_namespaces(query, filter, found_some)?;
             let wanted: HashSet<u64> = gathered
                 .iter()
                 .flat_map(|g| g.collected.sockets.iter().map(|s| s.inode))
@@ -44,18 +50,13 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
         })?,
     };
     let mut scan = scan;
+    let mut proc_restriction = None;
     if query.holders == HolderDetail::Processes {
-        let leftover = sockets_without_holders(
-            gathered.iter().flat_map(|g| g.collected.sockets.iter()),
-            &scan,
-        );
-        if !leftover.is_empty() {
-            let more = owners::scan_threads(root, &leftover, &scan.unreadable_processes);
-            scan.add(more);
-        }
+        let sockets = || gathered.iter().flat_map(|g| g.collected.sockets.iter());
+        proc_restriction = complete_scan(root, sockets, &mut scan);
     }
     let holders = HolderNames::of(query, &scan);
-    let namespaces = gathered
+    let mut namespaces: Vec<NamespaceReport> = gathered
         .into_iter()
         .map(|g| {
             let Collected {
@@ -79,11 +80,49 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
             })
         })
         .collect();
+    name_cgroups(query, &mut namespaces, filter_tree);
     Ok(Report {
         namespaces,
         skipped,
         holders: query.holders,
+        proc_restriction,
     })
+}
+
+/// Names the cgroups of the rows the query wants named: one walk of the
+/// cgroup v2 hierarchy (none when a filter walked it already), which
+/// stops once every id is found, and none at all when no row needs it.
+fn name_cgroups(query: &Query, namespaces: &mut [NamespaceReport], tree: Option<CgroupTree>) {
+    let wants = |row: &Row| match query.cgroups {
+        CgroupDetail::None => false,
+        CgroupDetail::Hidden => row.holders_hidden,
+        CgroupDetail::All => true,
+    };
+    let rows = || namespaces.iter().flat_map(|n| n.rows.iter());
+    let wanted: HashSet<u64> = rows()
+        .filter(|r| wants(r))
+        .filter_map(|r| r.socket.cgroup_id)
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let tree = match tree {
+        Some(tree) => tree,
+        None => match Hierarchy::locate(&query.proc_root) {
+            Some(hierarchy) => hierarchy.walk(Some(&wanted)),
+            // No hierarchy to name them in: the ids alone name nothing.
+            None => return,
+        },
+    };
+    let named: HashMap<u64, Rc<SocketCgroup>> = wanted
+        .into_iter()
+        .map(|id| (id, Rc::new(SocketCgroup::new(id, tree.path(id)))))
+        .collect();
+    for row in namespaces.iter_mut().flat_map(|n| n.rows.iter_mut()) {
+        if wants(row) {
+            row.cgroup = row.socket.cgroup_id.and_then(|id| named.get(&id).cloned());
+        }
+    }
 }
 
 /// Finds the holders of `rows` that a probe made without them
@@ -103,13 +142,41 @@ pub fn find_holders(query: &Query, rows: &mut [Row]) {
     let Ok(((), mut scan)) = overlap::scan_while(&query.proc_root, |_| {
         Ok::<_, std::convert::Infallible>(((), wanted))
     });
-    let leftover = sockets_without_holders(rows.iter().map(|r| &r.socket), &scan);
-    if !leftover.is_empty() {
-        let more = owners::scan_threads(&query.proc_root, &leftover, &scan.unreadable_processes);
-        scan.add(more);
-    }
+    complete_scan(
+        &query.proc_root,
+        || rows.iter().map(|r| &r.socket),
+        &mut scan,
+    );
     let holders = HolderNames::of(query, &scan);
     report::attach_holders(rows, &scan, &holders.processes, &holders.users);
+}
+
+/// What the first pass left: the threads' own fd tables are searched for
+/// sockets without a holder, and if some are still without one, the
+/// mount options of /proc say whether it hides processes (hidepid), whose
+/// holders the scan then counts as hidden. When every socket has its
+/// holder, the mount table is not read.
+fn complete_scan<'a, I: Iterator<Item = &'a Socket>>(
+    root: &ProcRoot,
+    sockets: impl Fn() -> I,
+    scan: &mut FdScan,
+) -> Option<hidepid::ProcRestriction> {
+    let leftover = sockets_without_holders(sockets(), scan);
+    if leftover.is_empty() {
+        return None;
+    }
+    let more = owners::scan_threads(root, &leftover, &scan.unreadable_processes);
+    scan.add(more);
+    if sockets_without_holders(sockets(), scan).is_empty() {
+        return None;
+    }
+    let restriction = hidepid::detect(root);
+    // Processes hidepid hides are not even listed: no fd table was
+    // refused, yet holders may be missing.
+    scan.processes_hidden = restriction
+        .as_ref()
+        .is_some_and(hidepid::ProcRestriction::hides_processes);
+    restriction
 }
 
 /// Sockets a file refers to (TIME_WAIT and request sockets have none)
@@ -138,8 +205,7 @@ impl HolderNames {
             .into_iter()
             .map(|pid| (pid, owners::process_info(&query.proc_root, pid)))
             .collect();
-        // Names for the holders, and for the owners of sockets whose
-        // holders may be hidden.
+        // A hidden holder shows as its socket's owner, named too.
         let users = if !query.user_names || (processes.is_empty() && !scan.may_hide_holders()) {
             UserNames::none()
         } else {
@@ -155,12 +221,13 @@ impl HolderNames {
 /// `found_some` is called once a namespace has sockets to find holders for.
 fn gather_namespaces(
     query: &Query,
+    filter: &SocketFilter,
     found_some: &(dyn Fn() + Sync),
 ) -> Result<(Vec<Gathered>, Vec<String>), Error> {
     let root = &query.proc_root;
     match &query.netns {
         NetnsChoice::Current => Ok((
-            vec![gather(query, NetnsLabel::default(), found_some)?],
+            vec![gather(query, filter, NetnsLabel::default(), found_some)?],
             Vec::new(),
         )),
         NetnsChoice::One(path) => {
@@ -168,7 +235,7 @@ fn gather_namespaces(
                 name: name_of_file(path),
                 ..NetnsLabel::default()
             };
-            let gathered = netns::run_in(path, None, || gather(query, label, found_some))
+            let gathered = netns::run_in(path, None, || gather(query, filter, label, found_some))
                 .map_err(|e| e.into_error(path))??;
             Ok((vec![gathered], Vec::new()))
         }
@@ -184,11 +251,11 @@ fn gather_namespaces(
                 };
                 // lsport's own namespace needs no setns (nor its privilege).
                 if Some(namespace.inode) == own {
-                    gathered.push(gather(query, label, found_some)?);
+                    gathered.push(gather(query, filter, label, found_some)?);
                     continue;
                 }
                 match netns::run_in(&namespace.path, Some(namespace.inode), || {
-                    gather(query, label, found_some)
+                    gather(query, filter, label, found_some)
                 }) {
                     Ok(Ok(g)) => gathered.push(g),
                     Ok(Err(message)) => {
@@ -213,6 +280,7 @@ fn gather_namespaces(
 /// One namespace, from a thread inside it.
 fn gather(
     query: &Query,
+    filter: &SocketFilter,
     mut netns: NetnsLabel,
     found_some: &(dyn Fn() + Sync),
 ) -> Result<Gathered, Error> {
@@ -224,7 +292,7 @@ fn gather(
     Ok(Gathered {
         netns,
         policy: KernelPortPolicy::read(root),
-        collected: collect::sockets(query, found_some)?,
+        collected: collect::sockets(query, filter, found_some)?,
     })
 }
 

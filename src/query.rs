@@ -57,6 +57,51 @@ pub enum HolderDetail {
     Processes,
 }
 
+/// How many sockets get their cgroup named (its path, unit and
+/// container). Naming walks the cgroup v2 hierarchy once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CgroupDetail {
+    /// None: no walk.
+    None,
+    /// Only the sockets whose holders are hidden, which the cgroup names
+    /// in their place.
+    Hidden,
+    /// Every socket the kernel gives a cgroup for.
+    All,
+}
+
+/// The sockets of a process, a user, a unit, a container or a cgroup:
+/// a reverse query (`lsport --pid 1234`), alone or on top of ports.
+/// Each list that is not empty must match (a socket of any of its
+/// values); all empty: no filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    /// The sockets these processes hold (pids as lsport sees them).
+    pub pids: Vec<u32>,
+    /// The sockets these uids own, as the kernel records the owner.
+    pub uids: Vec<u32>,
+    /// Sockets created in these systemd units or below them
+    /// (`nginx.service`; a name without a suffix is a service).
+    pub units: Vec<String>,
+    /// Sockets created in these containers: an id prefix or a name.
+    pub containers: Vec<String>,
+    /// Sockets created in these cgroups or below them
+    /// (`/system.slice/nginx.service`, or its directory on the mount).
+    pub cgroups: Vec<String>,
+}
+
+impl Filters {
+    /// Whether no filter is asked for.
+    pub fn is_empty(&self) -> bool {
+        self.pids.is_empty() && self.uids.is_empty() && !self.by_cgroup()
+    }
+
+    /// Whether a filter asks about the socket's cgroup.
+    pub fn by_cgroup(&self) -> bool {
+        !(self.units.is_empty() && self.containers.is_empty() && self.cgroups.is_empty())
+    }
+}
+
 /// A probe's question: which sockets, from where, and how much to learn
 /// about them. Build one with [`Query::ports`], [`Query::listening`] or
 /// [`Query::all`], then adjust its fields.
@@ -84,6 +129,11 @@ pub struct Query {
     pub holders: HolderDetail,
     /// Name holders' users from `/etc/passwd` (off: numbers only).
     pub user_names: bool,
+    /// Keep only the sockets of these processes, users, units,
+    /// containers or cgroups.
+    pub filters: Filters,
+    /// Which sockets get their cgroup named.
+    pub cgroups: CgroupDetail,
     /// The caller needs only to know whether any socket matched: the
     /// probe may stop at the first one it finds, and reports only those
     /// it found by then.
@@ -114,6 +164,8 @@ impl Query {
             netns: NetnsChoice::Current,
             holders: HolderDetail::Processes,
             user_names: true,
+            filters: Filters::default(),
+            cgroups: CgroupDetail::Hidden,
             stop_at_first_match: false,
             proc_root: ProcRoot::default(),
             services: Services::default(),

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
 
+use crate::cgroups::SocketCgroup;
 use crate::container::Container;
+use crate::hidepid::ProcRestriction;
 use crate::netns::NetnsLabel;
 use crate::owners::{FdScan, ProcessInfo};
 use crate::ports::{KernelPortPolicy, PortFacts};
@@ -121,9 +123,15 @@ pub struct Row {
     /// The service name registered on the local port for this socket's
     /// protocol.
     pub service: Option<String>,
-    /// For a socket whose holders are hidden: its owner's user name (the
-    /// uid the kernel records), where the user database has one.
-    pub owner_name: Option<String>,
+    /// The cgroup the socket was created in, named, where the query asked
+    /// for it ([`Query::cgroups`]), the kernel gave one and a cgroup v2
+    /// hierarchy is mounted to name it in. Shared by the sockets of one
+    /// cgroup.
+    pub cgroup: Option<Rc<SocketCgroup>>,
+    /// The name of the socket's owner (its uid) from `/etc/passwd`, for a
+    /// socket whose holders are hidden: the owner is then all there is
+    /// to show of them.
+    pub owner: Option<String>,
 }
 
 /// The verdict on one port, or on one range as the user asked for it.
@@ -163,6 +171,9 @@ pub struct Report {
     /// How much was learnt about holders: with [`HolderDetail::None`]
     /// every row has no holder because none was looked for.
     pub holders: HolderDetail,
+    /// How the /proc that was scanned for holders hides processes from
+    /// lsport (hidepid, subset=pid), if it does.
+    pub proc_restriction: Option<ProcRestriction>,
 }
 
 impl Report {
@@ -257,6 +268,7 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
         let holders = holders_of(&socket, inputs.scan, &shared);
         let holders_hidden =
             holders.is_empty() && socket.inode != 0 && inputs.scan.may_hide_holders();
+        let owner = owner_name(&socket, holders_hidden, inputs.users);
         let risky = matches!(role, Role::Listener | Role::BoundOnly)
             && inputs.policy.may_be_taken_by_outgoing(socket.local.port);
         // Many sockets share a port (connections to one listener): look
@@ -265,9 +277,6 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
             .entry((socket.local.port, socket.protocol))
             .or_insert_with(|| services.name_for(socket.local.port, socket.protocol))
             .clone();
-        let owner_name = holders_hidden
-            .then(|| inputs.users.name(socket.uid).map(str::to_string))
-            .flatten();
         rows.push(Row {
             socket,
             role,
@@ -275,7 +284,8 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
             holders_hidden,
             risky,
             service,
-            owner_name,
+            cgroup: None,
+            owner,
         });
         if sockets.len() < sockets.capacity() / 2 {
             sockets.shrink_to_fit();
@@ -327,11 +337,15 @@ pub(crate) fn attach_holders(
         row.holders = holders_of(&row.socket, scan, &shared);
         row.holders_hidden =
             row.holders.is_empty() && row.socket.inode != 0 && scan.may_hide_holders();
-        row.owner_name = row
-            .holders_hidden
-            .then(|| users.name(row.socket.uid).map(str::to_string))
-            .flatten();
+        row.owner = owner_name(&row.socket, row.holders_hidden, users);
     }
+}
+
+/// The owner's name for a socket whose holders are hidden.
+fn owner_name(socket: &Socket, holders_hidden: bool, users: &UserNames) -> Option<String> {
+    holders_hidden
+        .then(|| users.name(socket.uid).map(str::to_string))
+        .flatten()
 }
 
 fn verdict(
@@ -588,6 +602,7 @@ mod tests {
             cookie: 0,
             timer_ms: None,
             autobound: None,
+            cgroup_id: None,
         }
     }
 

@@ -227,6 +227,11 @@ pub struct Socket {
     /// a client's connect(), or sendto() on an unbound UDP socket).
     /// None where it was not asked or the source cannot say (/proc/net).
     pub autobound: Option<bool>,
+    /// The id of the cgroup v2 the socket was created in (the inode of
+    /// its directory on the cgroup2 mount). None where the source does
+    /// not say: /proc/net, kernels before 5.7, and TIME_WAIT and request
+    /// sockets, which keep no cgroup.
+    pub cgroup_id: Option<u64>,
 }
 
 impl Socket {

@@ -26,6 +26,15 @@ impl UserNames {
         }
     }
 
+    /// The uid of the user `name`; None when the file has no entry for it.
+    pub fn uid(&self, name: &str) -> Option<u32> {
+        self.names
+            .iter()
+            .filter(|(_, n)| *n == name)
+            .map(|(uid, _)| *uid)
+            .min()
+    }
+
     /// The name of `uid`; None when the file has no entry for it.
     pub fn name(&self, uid: u32) -> Option<&str> {
         self.names.get(&uid).map(String::as_str)

@@ -241,7 +241,10 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
                                   "container": {"runtime": "docker", "id": "d0b3604b67ac",
                                                 "name": null, "pod_uid": null},
                                   "fd": 3}],
-                     "holders_hidden": false, "netns": netns}],
+                     "holders_hidden": false,
+                     "cgroup": {"id": 4821, "path": "/system.slice/ssh.service",
+                                "unit": "ssh.service", "container": null},
+                     "netns": netns}],
         "hidden_holders": 0
     });
     let probe_schema = validator("probe");
@@ -296,6 +299,18 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
             }),
             ("a three-port range", &|d| {
                 d["netns"]["reserved_ports"] = json!([[9000, 9050, 9100]])
+            }),
+            ("a cgroup without its unit", &|d| {
+                d["sockets"][0]["cgroup"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("unit");
+            }),
+            ("a cgroup id as a string", &|d| {
+                d["sockets"][0]["cgroup"]["id"] = json!("4821")
+            }),
+            ("a socket without its cgroup", &|d| {
+                d["sockets"][0].as_object_mut().unwrap().remove("cgroup");
             }),
             ("an extra top-level field", &|d| d["extra"] = json!(true)),
             ("hidden_holders missing", &|d| {

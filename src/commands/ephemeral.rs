@@ -330,13 +330,15 @@ mod tests {
                 cookie: 0,
                 timer_ms: None,
                 autobound: None,
+                cgroup_id: None,
             },
             role,
             holders: Vec::new(),
             holders_hidden: false,
             service: None,
             risky,
-            owner_name: None,
+            cgroup: None,
+            owner: None,
         }
     }
 

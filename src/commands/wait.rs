@@ -381,6 +381,7 @@ impl Poller {
                     ports: crate::portspec::normalize(ports.to_vec()),
                     match_remote: false,
                     autobound_only: false,
+                    cgroups: None,
                 });
             }
         }
@@ -500,6 +501,7 @@ mod tests {
             cookie: 0,
             timer_ms,
             autobound: None,
+            cgroup_id: None,
         }
     }
 

@@ -701,6 +701,7 @@ fn dump_requests(query: &Query) -> Vec<(DumpRequest, bool)> {
             ports: ports.clone(),
             match_remote: query.match_remote,
             autobound_only: false,
+            cgroups: None,
         };
         if protocol == Protocol::Tcp && query.families.len() == 2 {
             requests.push((request(Family::Inet), true));
@@ -788,6 +789,7 @@ mod tests {
             cookie: 1,
             timer_ms: None,
             autobound: None,
+            cgroup_id: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! text, and how a cell is made. The table, `-o help`, `--help` and the
 //! man page all read this list, so a column is added in one place.
 
+use crate::cgroups::SocketCgroup;
 use crate::closest::closest;
 use crate::error::Error;
 use crate::netns::NetnsLabel;
@@ -43,6 +44,10 @@ pub enum ColumnId {
     Netns,
     /// The container the holder runs in.
     Container,
+    /// The cgroup the socket was created in.
+    Cgroup,
+    /// The systemd unit the socket was created in.
+    Unit,
 }
 
 /// What one cell is made from: a socket row, one of its holders (none
@@ -75,7 +80,7 @@ pub struct Column {
 }
 
 /// Every column, in the order `-o help` lists them.
-pub static COLUMNS: [Column; 15] = [
+pub static COLUMNS: [Column; 17] = [
     Column {
         id: ColumnId::Proto,
         name: "proto",
@@ -159,7 +164,7 @@ pub static COLUMNS: [Column; 15] = [
             },
             None if c.row.holders_hidden => c
                 .row
-                .owner_name
+                .owner
                 .as_deref()
                 .map_or_else(|| c.row.socket.uid.to_string(), escape_str),
             None => "-".to_string(),
@@ -178,10 +183,10 @@ pub static COLUMNS: [Column; 15] = [
         name: "command",
         header: "COMMAND",
         json_key: "holders[].command",
-        help: "the holder's command name; (hidden) when this user may not see it",
+        help: "the holder's command name; (hidden) when this user may not see it, with the socket's owner and where it was created",
         cell: |c| match c.holder {
             Some(h) => escape_bytes(h.command()),
-            None if c.row.holders_hidden => "(hidden)".to_string(),
+            None if c.row.holders_hidden => hidden_holder(c.row),
             None => "-".to_string(),
         },
     },
@@ -241,6 +246,34 @@ pub static COLUMNS: [Column; 15] = [
                 })
         },
     },
+    Column {
+        id: ColumnId::Cgroup,
+        name: "cgroup",
+        header: "CGROUP",
+        json_key: "cgroup.path, cgroup.id",
+        help: "the cgroup v2 the socket was created in (its id when it is not in the hierarchy mounted here)",
+        cell: |c| match c.row.cgroup.as_deref() {
+            Some(SocketCgroup {
+                path: Some(path), ..
+            }) => escape_str(path),
+            Some(cgroup) => format!("id:{}", cgroup.id),
+            None => "-".to_string(),
+        },
+    },
+    Column {
+        id: ColumnId::Unit,
+        name: "unit",
+        header: "UNIT",
+        json_key: "cgroup.unit",
+        help: "the systemd unit the socket was created in, from its cgroup",
+        cell: |c| {
+            c.row
+                .cgroup
+                .as_deref()
+                .and_then(|g| g.unit.as_deref())
+                .map_or("-".to_string(), escape_str)
+        },
+    },
 ];
 
 /// The columns shown without `-o`.
@@ -265,6 +298,12 @@ impl ColumnId {
             .iter()
             .find(|c| c.id == self)
             .expect("every column id has an entry")
+    }
+
+    /// Whether the column shows the socket's cgroup, which is named only
+    /// when asked for.
+    pub fn is_about_cgroups(self) -> bool {
+        matches!(self, ColumnId::Cgroup | ColumnId::Unit)
     }
 
     /// Whether the column shows something of the holding process.
@@ -334,6 +373,44 @@ pub fn long_help() -> String {
         names.join(", "),
         defaults.join(",")
     )
+}
+
+/// A socket whose holders this user may not see:
+/// `(hidden) uid 33 (www-data), in nginx.service`.
+pub fn hidden_holder(row: &Row) -> String {
+    format!("(hidden) {}", hidden_summary(row))
+}
+
+/// What is known of a hidden holder: the socket's owner, and the unit,
+/// container or cgroup it was created in.
+pub fn hidden_summary(row: &Row) -> String {
+    let uid = row.socket.uid;
+    let mut text = match &row.owner {
+        Some(name) => format!("uid {uid} ({})", escape_str(name)),
+        None => format!("uid {uid}"),
+    };
+    if let Some(place) = row.cgroup.as_deref().and_then(cgroup_label) {
+        text.push_str(", in ");
+        text.push_str(&place);
+    }
+    text
+}
+
+/// A cgroup in a few words: its container, else its unit, else its path
+/// (nothing for the root cgroup, which says nothing).
+pub fn cgroup_label(cgroup: &SocketCgroup) -> Option<String> {
+    if let Some(k) = &cgroup.container {
+        let name = k
+            .name
+            .clone()
+            .unwrap_or_else(|| k.id.chars().take(12).collect());
+        return Some(format!("{} {}", k.runtime, escape_str(&name)));
+    }
+    cgroup
+        .unit
+        .as_deref()
+        .or(cgroup.path.as_deref().filter(|p| *p != "/"))
+        .map(escape_str)
 }
 
 /// The protocol column: tcp/udp for IPv4, tcp6/udp6 for IPv6, and

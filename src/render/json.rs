@@ -14,6 +14,7 @@ use std::io;
 use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
 
+use crate::cgroups::SocketCgroup;
 use crate::commands::ephemeral::{EphemeralReport, NamespaceAnalysis};
 use crate::container::Container;
 use crate::netns::NetnsLabel;
@@ -314,7 +315,28 @@ pub(crate) struct SocketEntry<'a> {
     risky: bool,
     holders: Vec<HolderEntry<'a>>,
     holders_hidden: bool,
+    cgroup: Option<CgroupView<'a>>,
     netns: NetnsView<'a>,
+}
+
+/// The cgroup a socket was created in.
+#[derive(Serialize)]
+struct CgroupView<'a> {
+    id: u64,
+    path: Option<&'a str>,
+    unit: Option<&'a str>,
+    container: Option<ContainerView<'a>>,
+}
+
+impl<'a> CgroupView<'a> {
+    fn of(cgroup: &'a SocketCgroup) -> CgroupView<'a> {
+        CgroupView {
+            id: cgroup.id,
+            path: cgroup.path.as_deref(),
+            unit: cgroup.unit.as_deref(),
+            container: cgroup.container.as_ref().map(ContainerView::of),
+        }
+    }
 }
 
 impl<'a> SocketEntry<'a> {
@@ -334,6 +356,7 @@ impl<'a> SocketEntry<'a> {
             risky: row.risky,
             holders: row.holders.iter().map(HolderEntry::of).collect(),
             holders_hidden: row.holders_hidden,
+            cgroup: row.cgroup.as_deref().map(CgroupView::of),
             netns: NetnsView::of(netns),
         }
     }

@@ -8,7 +8,7 @@ use crate::container::Container;
 use crate::netns::NetnsLabel;
 use crate::ports::{IanaRange, KernelPortPolicy, PortFacts};
 use crate::query::View;
-use crate::render::columns::{CellSource, ColumnId, protocol_label};
+use crate::render::columns::{CellSource, ColumnId, hidden_summary, protocol_label};
 use crate::render::escape::{escape_bytes, escape_str};
 use crate::report::{NamespaceReport, PortVerdict, Report, Row, reserved_ports_with};
 use crate::socket::{Protocol, State};
@@ -280,13 +280,20 @@ fn port_verdict(out: &mut String, verdict: &PortVerdict, report: &NamespaceRepor
 fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
     let mut names: Vec<String> = Vec::new();
     let mut hidden = 0;
+    let mut hidden_owners: Vec<String> = Vec::new();
     let mut time_wait = 0;
     let mut unaccepted = 0;
     let mut no_process = 0;
     for row in verdict.rows.iter().map(|&i| &report.rows[i]) {
         match (row.holders.is_empty(), row.holders_hidden, row.socket.inode) {
             (false, _, _) => {}
-            (true, true, _) => hidden += 1,
+            (true, true, _) => {
+                hidden += 1;
+                let owner = hidden_summary(row);
+                if !hidden_owners.contains(&owner) {
+                    hidden_owners.push(owner);
+                }
+            }
             // No file refers to it: nothing to hold.
             (true, false, 0) if row.socket.state == State::TimeWait => time_wait += 1,
             (true, false, 0) => unaccepted += 1,
@@ -310,7 +317,16 @@ fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
         parts.push(format!("held by {}{more}", shown.join(", ")));
     }
     if hidden > 0 {
-        parts.push(format!("{hidden} with holders hidden from this user"));
+        let more = if hidden_owners.len() > 4 {
+            format!(" and {} more", hidden_owners.len() - 4)
+        } else {
+            String::new()
+        };
+        hidden_owners.truncate(4);
+        parts.push(format!(
+            "{hidden} with holders hidden from this user ({}{more})",
+            hidden_owners.join("; ")
+        ));
     }
     if time_wait > 0 {
         parts.push(format!("{time_wait} in TIME_WAIT, which no process holds"));

@@ -28,6 +28,15 @@
 //! The program is a binary search: each test halves the ranges left, so
 //! the kernel spends about log2(ranges) + 3 ops on a socket, where a list
 //! of clauses tried one after another spends up to two per range.
+//!
+//! A program may also ask that the socket's cgroup be one of a few ids
+//! (INET_DIAG_BC_CGROUP_COND, Linux 5.8+): after the port test, where a
+//! port test accepts, each id is tried in turn. An op of 4 bytes and the
+//! id (a native-endian u64) make 12 bytes; the test that holds falls
+//! through to a jump to the end, the one that fails skips it to the next
+//! id, so every op still lies on the chain of `yes` steps. A kernel that
+//! does not know the op refuses the program (EINVAL); the dump then asks
+//! again without it, and lsport tests the cgroup itself.
 
 use crate::socket::PortRange;
 
@@ -40,11 +49,15 @@ pub const INET_DIAG_BC_D_LE: u8 = 5;
 /// True for a socket whose port the kernel chose (no SOCK_BINDPORT_LOCK):
 /// iproute2's `autobound`.
 pub const INET_DIAG_BC_AUTO: u8 = 6;
+/// True for a socket created in the cgroup whose id follows (5.8+).
+pub const INET_DIAG_BC_CGROUP_COND: u8 = 13;
 
 /// sizeof(struct inet_diag_bc_op), and the size of a jump.
 const JUMP_LEN: u8 = 4;
 /// A port comparison: the op, then one that carries the port.
 const COMPARISON_LEN: u8 = 8;
+/// A cgroup test: the op, then the u64 id.
+const CGROUP_TEST_LEN: u8 = 12;
 /// sizeof(struct nlattr): the attribute header before the program.
 pub const ATTRIBUTE_HEADER_LEN: usize = 4;
 
@@ -61,6 +74,12 @@ pub const MAX_ENCODABLE_LEN: usize = (u16::MAX as usize - ATTRIBUTE_HEADER_LEN) 
 /// far below the default socket send buffer, and the kernel's echo of it
 /// in an error fits the receive buffer even without NETLINK_CAP_ACK.
 pub const MAX_CLAUSES: usize = 256;
+
+/// How many cgroup ids one program tests at most. Each costs the kernel
+/// one op per socket that reaches it, and its checker a walk of the chain;
+/// past this many (a unit with a large subtree) the kernel filters on the
+/// ports alone and lsport tests the cgroup.
+pub const MAX_CGROUP_IDS: usize = 64;
 
 /// The program could not be encoded: some length or jump does not fit in
 /// its field. Never sent; the caller asks for a coarser filter or none.
@@ -150,23 +169,50 @@ pub fn kernel_cover(ranges: &[PortRange], match_remote: bool) -> Vec<PortRange> 
 /// what can be encoded the answer is an error, never a program whose
 /// lengths or jumps wrapped.
 pub fn compile(ranges: &[PortRange], match_remote: bool) -> Result<Vec<u8>, ProgramTooLong> {
+    compile_with_cgroups(ranges, match_remote, None)
+}
+
+/// [`compile`], and, with `cgroups`, "and the socket's cgroup id is one
+/// of `cgroups`". An empty `ranges` tests no port (every port passes);
+/// an empty list of cgroups passes no socket.
+pub fn compile_with_cgroups(
+    ranges: &[PortRange],
+    match_remote: bool,
+    cgroups: Option<&[u64]>,
+) -> Result<Vec<u8>, ProgramTooLong> {
     let ranges = normalize(ranges);
     let mut builder = Builder::default();
+    let ports_passed = match cgroups {
+        Some(_) => Target::Label(builder.label()),
+        None => Target::Accept,
+    };
     let local = Side {
         ge: INET_DIAG_BC_S_GE,
         le: INET_DIAG_BC_S_LE,
     };
-    if match_remote {
+    if ranges.is_empty() && cgroups.is_some() {
+        // No port asked: the cgroup test alone.
+    } else if match_remote {
         let remote_side = builder.label();
-        builder.search(&ranges, Known::ALL, local, Target::Label(remote_side));
+        builder.search(
+            &ranges,
+            Known::ALL,
+            local,
+            ports_passed,
+            Target::Label(remote_side),
+        );
         builder.bind(remote_side);
         let remote = Side {
             ge: INET_DIAG_BC_D_GE,
             le: INET_DIAG_BC_D_LE,
         };
-        builder.search(&ranges, Known::ALL, remote, Target::Reject);
+        builder.search(&ranges, Known::ALL, remote, ports_passed, Target::Reject);
     } else {
-        builder.search(&ranges, Known::ALL, local, Target::Reject);
+        builder.search(&ranges, Known::ALL, local, ports_passed, Target::Reject);
+    }
+    if let (Some(ids), Target::Label(label)) = (cgroups, ports_passed) {
+        builder.bind(label);
+        builder.any_cgroup(ids);
     }
     builder.encode()
 }
@@ -186,6 +232,8 @@ enum Target {
 enum Kind {
     /// A port comparison with its operand.
     Compare(u8, u16),
+    /// The socket's cgroup id equals this one.
+    Cgroup(u64),
     /// An unconditional jump (the kernel always takes its `no`).
     Jump,
 }
@@ -200,6 +248,7 @@ impl Op {
     fn len(self) -> u8 {
         match self.kind {
             Kind::Compare(..) => COMPARISON_LEN,
+            Kind::Cgroup(_) => CGROUP_TEST_LEN,
             Kind::Jump => JUMP_LEN,
         }
     }
@@ -250,12 +299,19 @@ impl Builder {
         self.ops.push(Op { kind, no });
     }
 
-    /// Ops that accept a port in `ranges` (sorted, disjoint) and go to
-    /// `reject` otherwise, for a port known to lie in `known` and in no
-    /// range outside `ranges`. The test that splits the ranges falls
-    /// through to the upper half and jumps to the lower half, which
+    /// Ops that go to `accept` for a port in `ranges` (sorted, disjoint)
+    /// and to `reject` otherwise, for a port known to lie in `known` and
+    /// in no range outside `ranges`. The test that splits the ranges
+    /// falls through to the upper half and jumps to the lower half, which
     /// follows it; a lone range is tested on the bounds not yet known.
-    fn search(&mut self, ranges: &[PortRange], known: Known, side: Side, reject: Target) {
+    fn search(
+        &mut self,
+        ranges: &[PortRange],
+        known: Known,
+        side: Side,
+        accept: Target,
+        reject: Target,
+    ) {
         match ranges {
             [] => self.push(Kind::Jump, reject),
             [range] => {
@@ -265,7 +321,7 @@ impl Builder {
                 if range.hi < known.hi {
                     self.push(Kind::Compare(side.le, range.hi), reject);
                 }
-                self.push(Kind::Jump, Target::Accept);
+                self.push(Kind::Jump, accept);
             }
             _ => {
                 let (lower, upper) = ranges.split_at(ranges.len() / 2);
@@ -273,15 +329,28 @@ impl Builder {
                 let split = upper[0].lo;
                 let lower_half = self.label();
                 self.push(Kind::Compare(side.ge, split), Target::Label(lower_half));
-                self.search(upper, Known { lo: split, ..known }, side, reject);
+                self.search(upper, Known { lo: split, ..known }, side, accept, reject);
                 self.bind(lower_half);
                 let below = Known {
                     hi: split - 1,
                     ..known
                 };
-                self.search(lower, below, side, reject);
+                self.search(lower, below, side, accept, reject);
             }
         }
+    }
+
+    /// Ops that accept a socket whose cgroup is one of `ids` and reject
+    /// the others: each test that holds falls through to a jump to the
+    /// end; one that fails steps over that jump to the next test.
+    fn any_cgroup(&mut self, ids: &[u64]) {
+        for &id in ids {
+            let next = self.label();
+            self.push(Kind::Cgroup(id), Target::Label(next));
+            self.push(Kind::Jump, Target::Accept);
+            self.bind(next);
+        }
+        self.push(Kind::Jump, Target::Reject);
     }
 
     fn encode(&self) -> Result<Vec<u8>, ProgramTooLong> {
@@ -318,6 +387,10 @@ impl Builder {
                     push_op(&mut program, code, op.len(), no);
                     push_op(&mut program, 0, 0, port);
                 }
+                Kind::Cgroup(id) => {
+                    push_op(&mut program, INET_DIAG_BC_CGROUP_COND, op.len(), no);
+                    program.extend_from_slice(&id.to_ne_bytes());
+                }
                 Kind::Jump => push_op(&mut program, INET_DIAG_BC_JMP, op.len(), no),
             }
         }
@@ -353,11 +426,22 @@ pub mod kernel {
     /// Runs a program the way inet_diag_bc_run does. Returns whether the
     /// socket is kept, and how many ops the kernel ran.
     pub fn run(program: &[u8], sport: u16, dport: u16) -> (bool, usize) {
-        run_auto(program, sport, dport, false)
+        run_with(program, sport, dport, false, 0)
     }
 
     /// `run` for a socket whose port the kernel chose (`auto`) or not.
     pub fn run_auto(program: &[u8], sport: u16, dport: u16, auto: bool) -> (bool, usize) {
+        run_with(program, sport, dport, auto, 0)
+    }
+
+    /// [`run`] for a socket in cgroup `cgroup` (0 for the sockets the
+    /// kernel keeps no cgroup of: TIME_WAIT and request sockets).
+    pub fn run_on(program: &[u8], sport: u16, dport: u16, cgroup: u64) -> (bool, usize) {
+        run_with(program, sport, dport, false, cgroup)
+    }
+
+    /// The interpreter, for a socket with these ports, port lock and cgroup.
+    fn run_with(program: &[u8], sport: u16, dport: u16, auto: bool, cgroup: u64) -> (bool, usize) {
         let mut at = 0usize;
         let mut len = program.len() as isize;
         let mut ops = 0;
@@ -374,6 +458,10 @@ pub mod kernel {
                 INET_DIAG_BC_S_LE => sport <= arg(),
                 INET_DIAG_BC_D_GE => dport >= arg(),
                 INET_DIAG_BC_D_LE => dport <= arg(),
+                INET_DIAG_BC_CGROUP_COND => {
+                    let id = u64::from_ne_bytes(program[at + 4..at + 12].try_into().unwrap());
+                    cgroup == id
+                }
                 _ => panic!("unknown op {code}"),
             };
             let step = if taken { yes } else { no };
@@ -431,6 +519,13 @@ pub mod kernel {
                     }
                     8
                 }
+                // valid_cgroupcond: the op and a u64.
+                INET_DIAG_BC_CGROUP_COND => {
+                    if len < 12 {
+                        return None;
+                    }
+                    12
+                }
                 _ => return None,
             };
             let yes = program[at + 1] as isize;
@@ -453,7 +548,7 @@ pub mod kernel {
 
 #[cfg(test)]
 mod tests {
-    use super::kernel::{audit, keeps, run};
+    use super::kernel::{audit, keeps, run, run_on};
     use super::*;
 
     /// Every odd port from `first` up to `last`, `step` apart, as single
@@ -721,6 +816,80 @@ mod tests {
             }
         );
         assert_eq!(cover[4..MAX_CLAUSES - 1], ranges[6..last - 1]);
+    }
+
+    /// Every port against sockets in and out of the cgroups asked: the
+    /// program passes the checker and keeps exactly the sockets on a
+    /// port asked (or any port, for no ranges) and in one of the ids.
+    fn check_cgroups(ranges: &[PortRange], match_remote: bool, ids: &[u64]) {
+        let program = compile_with_cgroups(ranges, match_remote, Some(ids)).unwrap();
+        assert!(program.len() <= MAX_ENCODABLE_LEN);
+        let steps = audit(&program).expect("the kernel's checker refuses it");
+        assert!(steps < 1_000_000, "{steps} checker steps");
+        let exact = normalize(ranges);
+        let outside = (0..=u16::MAX).find(|&p| !contains(&exact, p)).unwrap_or(0);
+        let others = [0u64, 1, u64::MAX, 0x1_0000_0000];
+        let probes: Vec<u64> = ids.iter().copied().chain(others).collect();
+        for port in (0..=u16::MAX).step_by(7).chain(exact.iter().map(|r| r.lo)) {
+            let port_ok = exact.is_empty() || contains(&exact, port);
+            for &cgroup in &probes {
+                let in_ids = ids.contains(&cgroup);
+                let (kept, _) = run_on(&program, port, outside, cgroup);
+                assert_eq!(kept, port_ok && in_ids, "port {port}, cgroup {cgroup}");
+                if match_remote && !exact.is_empty() {
+                    let (kept, _) = run_on(&program, outside, port, cgroup);
+                    assert_eq!(kept, port_ok && in_ids, "remote {port}, cgroup {cgroup}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_cgroup_test_alone_keeps_only_those_cgroups() {
+        check_cgroups(&[], false, &[42]);
+        check_cgroups(&[], false, &[42, 7, 0x1234_5678_9abc]);
+        // One id: the test, its jump to the end, the final rejection.
+        let program = compile_with_cgroups(&[], false, Some(&[42])).unwrap();
+        assert_eq!(program.len(), 12 + 4 + 4);
+        assert_eq!(program[0], INET_DIAG_BC_CGROUP_COND);
+        assert_eq!(&program[4..12], &42u64.to_ne_bytes());
+    }
+
+    #[test]
+    fn a_cgroup_test_follows_the_port_test() {
+        check_cgroups(&[PortRange::single(8080)], false, &[5, 9]);
+        check_cgroups(
+            &[PortRange::single(22), PortRange { lo: 8000, hi: 8100 }],
+            true,
+            &[5],
+        );
+        let program = compile_with_cgroups(&[PortRange::single(8080)], false, Some(&[5])).unwrap();
+        assert!(keeps_in(&program, 8080, 5));
+        assert!(!keeps_in(&program, 8080, 6));
+        assert!(!keeps_in(&program, 8081, 5));
+        // A TIME_WAIT socket: the kernel gives it cgroup 0.
+        assert!(!keeps_in(&program, 8080, 0));
+    }
+
+    #[test]
+    fn the_most_ranges_and_cgroups_sent_pass_the_checker() {
+        let ids: Vec<u64> = (1..=MAX_CGROUP_IDS as u64).map(|i| i * 1000 + 7).collect();
+        check_cgroups(&odd_ports(MAX_CLAUSES), false, &ids);
+        check_cgroups(&odd_ports(MAX_CLAUSES / 2), true, &ids);
+    }
+
+    #[test]
+    fn an_empty_list_of_cgroups_keeps_nothing() {
+        for ranges in [vec![], vec![PortRange::single(80)]] {
+            let program = compile_with_cgroups(&ranges, false, Some(&[])).unwrap();
+            assert!(audit(&program).is_some());
+            assert!(!keeps_in(&program, 80, 0));
+            assert!(!keeps_in(&program, 80, 1));
+        }
+    }
+
+    fn keeps_in(program: &[u8], sport: u16, cgroup: u64) -> bool {
+        run_on(program, sport, 1, cgroup).0
     }
 
     #[test]

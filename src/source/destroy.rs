@@ -124,6 +124,7 @@ mod tests {
             cookie: 0x0000_0002_0000_0001,
             timer_ms: None,
             autobound: None,
+            cgroup_id: None,
         };
         let bytes = build_request(&socket, 5);
         assert_eq!(bytes.len(), 72);

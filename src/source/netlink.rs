@@ -44,6 +44,9 @@ const TCPDIAG_GETSOCK: u16 = 18;
 const INET_DIAG_REQ_V1_LEN: usize = 60;
 /// The request attribute that carries the filter program.
 const INET_DIAG_REQ_BYTECODE: u16 = 1;
+/// The reply attribute with the socket's cgroup v2 id (a u64), which
+/// the kernel sends for every full socket since Linux 5.7, unasked.
+const INET_DIAG_CGROUP_ID: u16 = 21;
 /// The reply buffer: the kernel sends dumps in chunks of at most 32 KiB.
 const RECEIVE_BUFFER_LEN: usize = 64 * 1024;
 
@@ -74,6 +77,11 @@ pub struct DumpRequest {
     pub match_remote: bool,
     /// Only sockets whose port the kernel chose (no bind() to a port).
     pub autobound_only: bool,
+    /// Keep only sockets created in one of these cgroups (ids), where the
+    /// kernel can test it (Linux 5.8+, at most
+    /// `bytecode::MAX_CGROUP_IDS`); None: any cgroup. The caller tests
+    /// the cgroup again: a kernel without the test is asked without it.
+    pub cgroups: Option<Vec<u64>>,
 }
 
 /// Why a dump failed. `errno` lets the caller decide whether to fall
@@ -123,6 +131,21 @@ pub fn compile_port_filter(ports: &[PortRange], match_remote: bool) -> Option<Ve
     bytecode::compile(&cover, match_remote).ok()
 }
 
+/// The filter program sent for `request`: its ports (see
+/// [`compile_port_filter`]) and, where it has them and they are few
+/// enough, its cgroups. None for no filter.
+pub fn compile_filter(request: &DumpRequest) -> Option<Vec<u8>> {
+    let cgroups = request
+        .cgroups
+        .as_deref()
+        .filter(|ids| ids.len() <= bytecode::MAX_CGROUP_IDS);
+    let Some(cgroups) = cgroups else {
+        return compile_port_filter(&request.ports, request.match_remote);
+    };
+    let cover = bytecode::kernel_cover(&request.ports, request.match_remote);
+    bytecode::compile_with_cgroups(&cover, request.match_remote, Some(cgroups)).ok()
+}
+
 /// The bytes of one SOCK_DIAG_BY_FAMILY dump request.
 pub fn build_request(request: &DumpRequest, sequence: u32) -> Vec<u8> {
     let (family, socket_id) = match request.family {
@@ -161,9 +184,8 @@ pub fn build_request(request: &DumpRequest, sequence: u32) -> Vec<u8> {
 /// length would not fit in 16 bits is left out rather than sent with a
 /// length that wrapped (bytecode::compile never makes one).
 fn append_filter(bytes: &mut Vec<u8>, request: &DumpRequest) {
-    let ports = compile_port_filter(&request.ports, request.match_remote);
-    let program = match (request.autobound_only, ports) {
-        (true, ports) => match bytecode::autobound_only(ports) {
+    let program = match (request.autobound_only, compile_filter(request)) {
+        (true, filter) => match bytecode::autobound_only(filter) {
             Ok(program) => program,
             Err(_) => return,
         },
@@ -336,12 +358,21 @@ pub fn decode_socket(payload: &[u8], protocol: Protocol) -> Option<Socket> {
         _ => return None,
     };
     let mut v6only = None;
-    if family == Family::Inet6 {
-        for attribute in NlasIterator::new(payload.get(INET_DIAG_MSG_LEN..)?) {
-            let Ok(attribute) = attribute else { break };
-            if attribute.kind() == INET_DIAG_SKV6ONLY {
+    let mut cgroup_id = None;
+    for attribute in NlasIterator::new(payload.get(INET_DIAG_MSG_LEN..)?) {
+        let Ok(attribute) = attribute else { break };
+        match attribute.kind() {
+            INET_DIAG_SKV6ONLY if family == Family::Inet6 => {
                 v6only = attribute.value().first().map(|v| *v != 0);
             }
+            INET_DIAG_CGROUP_ID => {
+                cgroup_id = attribute
+                    .value()
+                    .get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_ne_bytes);
+            }
+            _ => {}
         }
     }
     let id = &header.socket_id;
@@ -364,6 +395,7 @@ pub fn decode_socket(payload: &[u8], protocol: Protocol) -> Option<Socket> {
         cookie: cookie_of(payload),
         timer_ms: timer_of(payload),
         autobound: None,
+        cgroup_id,
     })
 }
 
@@ -461,23 +493,37 @@ impl Session {
         let before = out.len();
         self.sequence = self.sequence.wrapping_add(1);
         let bytes = build(request, self.sequence);
-        match self.run(&bytes, protocol, &exact, out) {
-            Err(err) if !request.ports.is_empty() && filter_refused(err.errno) => {
-                out.truncate(before);
-                let every_port = DumpRequest {
-                    family: request.family,
-                    protocol: request.protocol,
-                    states: request.states,
-                    ports: Vec::new(),
-                    match_remote: request.match_remote,
-                    autobound_only: request.autobound_only,
-                };
-                self.sequence = self.sequence.wrapping_add(1);
-                let bytes = build(&every_port, self.sequence);
-                self.run(&bytes, protocol, &exact, out)
+        let mut result = self.run(&bytes, protocol, &exact, out);
+        // A kernel without the cgroup test (before 5.8) refuses it: ask
+        // again with the ports alone, then with no filter at all.
+        let fallbacks = [
+            (request.cgroups.is_some(), request.ports.clone()),
+            (!request.ports.is_empty(), Vec::new()),
+        ];
+        for (worth_trying, ports) in fallbacks {
+            match &result {
+                Err(err) if filter_refused(err.errno) => {
+                    if !worth_trying {
+                        continue;
+                    }
+                    out.truncate(before);
+                    let simpler = DumpRequest {
+                        family: request.family,
+                        protocol: request.protocol,
+                        states: request.states,
+                        ports,
+                        match_remote: request.match_remote,
+                        cgroups: None,
+                        autobound_only: request.autobound_only,
+                    };
+                    self.sequence = self.sequence.wrapping_add(1);
+                    let bytes = build(&simpler, self.sequence);
+                    result = self.run(&bytes, protocol, &exact, out);
+                }
+                _ => break,
             }
-            result => result,
         }
+        result
     }
 
     fn run(
@@ -566,6 +612,7 @@ mod tests {
             ports: vec![PortRange::single(60403)],
             match_remote: false,
             autobound_only: false,
+            cgroups: None,
         };
         let bytes = build_request(&request, 7);
         // nlmsghdr (16) + inet_diag_req_v2 (56) + attribute header (4) + 20.
@@ -600,6 +647,7 @@ mod tests {
             ports: vec![PortRange::single(60403)],
             match_remote: false,
             autobound_only: false,
+            cgroups: None,
         };
         let bytes = build_both_families_request(&request, 9);
         // nlmsghdr (16) + inet_diag_req (60) + attribute header (4) + 20.
@@ -656,6 +704,7 @@ mod tests {
                     ports: ports.clone(),
                     match_remote,
                     autobound_only: false,
+                    cgroups: None,
                 };
                 for (bytes, header_len) in [
                     (build_request(&request, 1), 56),
@@ -702,6 +751,7 @@ mod tests {
             cookie: 0,
             timer_ms: None,
             autobound: None,
+            cgroup_id: None,
         }
     }
 
@@ -714,6 +764,7 @@ mod tests {
             ports: odd_ports(65535),
             match_remote,
             autobound_only: false,
+            cgroups: None,
         };
         let mut out = vec![socket_on(2, 2)];
         out.extend((0..=20).map(|p| socket_on(p, 40000 + p)));
@@ -756,6 +807,7 @@ mod tests {
             ports: vec![PortRange::single(port)],
             match_remote: false,
             autobound_only: false,
+            cgroups: None,
         };
         let exact = PortMatch::new(&request);
         let mut session = Session::default();
@@ -836,6 +888,156 @@ mod tests {
         // No timer running: no figure, whatever idiag_expires holds.
         msg[2] = 0;
         assert_eq!(decode_socket(&msg, Protocol::Tcp).unwrap().timer_ms, None);
+    }
+
+    #[test]
+    fn the_cgroup_id_is_read_after_padding_in_either_family() {
+        let mut stream = listen_reply_v6(Some(1));
+        // nla_put_u64_64bit may put an empty INET_DIAG_PAD (14) first.
+        let mut attributes = Vec::new();
+        attributes.extend_from_slice(&4u16.to_ne_bytes());
+        attributes.extend_from_slice(&14u16.to_ne_bytes());
+        attributes.extend_from_slice(&12u16.to_ne_bytes());
+        attributes.extend_from_slice(&INET_DIAG_CGROUP_ID.to_ne_bytes());
+        attributes.extend_from_slice(&0x1_0000_0042u64.to_ne_bytes());
+        stream.extend_from_slice(&attributes);
+        let total = stream.len() as u32;
+        stream[0..4].copy_from_slice(&total.to_ne_bytes());
+        let (mut out, mut skipped) = (Vec::new(), 0);
+        decode_replies(&stream, Protocol::Tcp, &mut out, &mut skipped).unwrap();
+        assert_eq!(out[0].cgroup_id, Some(0x1_0000_0042));
+        assert_eq!(out[0].v6only, Some(true));
+        // An IPv4 reply carries it too; one without it has none.
+        let mut v4 = stream.clone();
+        v4[16] = AF_INET;
+        out.clear();
+        decode_replies(&v4, Protocol::Tcp, &mut out, &mut skipped).unwrap();
+        assert_eq!(
+            (out[0].cgroup_id, out[0].v6only),
+            (Some(0x1_0000_0042), None)
+        );
+        out.clear();
+        decode_replies(
+            &listen_reply_v6(None),
+            Protocol::Tcp,
+            &mut out,
+            &mut skipped,
+        )
+        .unwrap();
+        assert_eq!(out[0].cgroup_id, None);
+        // Cut short: no id rather than a wrong one.
+        let mut short = listen_reply_v6(None);
+        short.extend_from_slice(&8u16.to_ne_bytes());
+        short.extend_from_slice(&INET_DIAG_CGROUP_ID.to_ne_bytes());
+        short.extend_from_slice(&[1, 2, 3, 4]);
+        let total = short.len() as u32;
+        short[0..4].copy_from_slice(&total.to_ne_bytes());
+        out.clear();
+        decode_replies(&short, Protocol::Tcp, &mut out, &mut skipped).unwrap();
+        assert_eq!(out[0].cgroup_id, None);
+    }
+
+    /// This process's cgroup id: the inode of its cgroup's directory.
+    fn own_cgroup_id() -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let root = crate::sys::ProcRoot::default();
+        let hierarchy = crate::cgroups::Hierarchy::locate(&root)?;
+        let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+        let dir = hierarchy.dir.join(path.trim_start_matches('/'));
+        Some(std::fs::metadata(dir).ok()?.ino())
+    }
+
+    #[test]
+    fn the_kernel_keeps_only_the_cgroups_asked_for() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let Some(own) = own_cgroup_id() else {
+            eprintln!("SKIPPED the_kernel_keeps_only_the_cgroups_asked_for: no cgroup v2 here");
+            return;
+        };
+        let request = |cgroups: Option<Vec<u64>>| DumpRequest {
+            family: Family::Inet,
+            protocol: Protocol::Tcp,
+            states: TCP_LISTENING,
+            ports: vec![PortRange::single(port)],
+            match_remote: false,
+            cgroups,
+            autobound_only: false,
+        };
+        let mut session = Session::default();
+        let mut dump = |cgroups| {
+            let mut out = Vec::new();
+            match session.dump(&request(cgroups), &mut out) {
+                Ok(_) => Some(out),
+                Err(err) if crate::source::netlink_unavailable(err.errno) => None,
+                Err(err) => panic!("{err}"),
+            }
+        };
+        let Some(mine) = dump(Some(vec![own])) else {
+            eprintln!("SKIPPED the_kernel_keeps_only_the_cgroups_asked_for: no sock_diag");
+            return;
+        };
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].cgroup_id, Some(own));
+        // Session::dump tests only the ports: an empty answer here can
+        // only be the kernel's cgroup test at work.
+        let other = dump(Some(vec![own + 1_000_000])).unwrap();
+        assert!(other.is_empty(), "{other:?}");
+        assert!(dump(Some(Vec::new())).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_kernel_without_the_cgroup_test_is_asked_for_the_ports_alone() {
+        let asked = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = asked.local_addr().unwrap().port();
+        // What each request asked: (a cgroup test, a port filter).
+        static ASKED: std::sync::Mutex<Vec<(bool, bool)>> = std::sync::Mutex::new(Vec::new());
+        // As a kernel before 5.8 answers a cgroup test: EINVAL.
+        fn no_cgroup_op(request: &DumpRequest, sequence: u32) -> Vec<u8> {
+            ASKED
+                .lock()
+                .unwrap()
+                .push((request.cgroups.is_some(), !request.ports.is_empty()));
+            let mut bytes = build_request(request, sequence);
+            if request.cgroups.is_some() {
+                bytes[NLMSG_HEADER_LEN + 56 + 4] = 0xff;
+            }
+            bytes
+        }
+        let request = DumpRequest {
+            family: Family::Inet,
+            protocol: Protocol::Tcp,
+            states: TCP_LISTENING,
+            ports: vec![PortRange::single(port)],
+            match_remote: false,
+            cgroups: Some(vec![1]),
+            autobound_only: false,
+        };
+        let exact = PortMatch::new(&request);
+        let mut session = Session::default();
+        let mut out = Vec::new();
+        if let Err(err) = session.run(&no_cgroup_op(&request, 1), Protocol::Tcp, &exact, &mut out) {
+            if crate::source::netlink_unavailable(err.errno) && err.errno != Some(EINVAL) {
+                eprintln!(
+                    "SKIPPED a_kernel_without_the_cgroup_test_is_asked_for_the_ports_alone: {err}"
+                );
+                return;
+            }
+        }
+        out.clear();
+        ASKED.lock().unwrap().clear();
+        session
+            .filtered_dump(&request, no_cgroup_op, Protocol::Tcp, &mut out)
+            .unwrap();
+        let ports: Vec<u16> = out.iter().map(|s| s.local.port).collect();
+        assert_eq!(ports, [port]);
+        assert_eq!(
+            *ASKED.lock().unwrap(),
+            [(true, true), (false, true)],
+            "refused, then asked again with the port filter and no cgroup test"
+        );
     }
 
     fn listen_reply_v6(with_v6only: Option<u8>) -> Vec<u8> {

@@ -129,6 +129,7 @@ fn parse_fields<'a>(
         cookie: 0,
         timer_ms: None,
         autobound: None,
+        cgroup_id: None,
     })
 }
 

@@ -297,6 +297,7 @@ mod tests {
             cookie: 0,
             timer_ms: None,
             autobound: None,
+            cgroup_id: None,
         }
     }
 
