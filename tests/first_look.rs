@@ -86,7 +86,11 @@ fn a_hidden_holders_owner_is_named() {
         .unwrap_or_else(|| panic!("{text}"))
         .split_whitespace()
         .collect();
-    assert_eq!(row, ["127.0.0.1:8081", "root", "(hidden)"], "{text}");
+    assert_eq!(
+        row,
+        ["127.0.0.1:8081", "root", "(hidden)", "uid", "0", "(root)"],
+        "{text}"
+    );
     // -n keeps the number.
     let output = Command::new("setpriv")
         .args([

@@ -238,10 +238,15 @@ fn namespaces_that_vanish_during_the_scan_are_skipped_quietly() {
         for _ in 0..8 {
             let output = lsport(["--all-netns", "--json", &PORT.to_string()]);
             assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-            assert_eq!(
-                stderr(&output),
-                "",
-                "nothing to say about a namespace that went away"
+            // Nothing to say about a namespace that went away. (A line
+            // about hidden holders may come: a socket without a holder
+            // in some other test's namespace, where some process, pid 1
+            // of a sandbox say, cannot be read.)
+            let err = stderr(&output);
+            assert!(
+                err.lines()
+                    .all(|l| l.contains("holders hidden") && !l.contains("namespace")),
+                "nothing to say about a namespace that went away: {err}"
             );
             let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
             assert_eq!(sockets_in(&doc, held.inode).len(), 1);
