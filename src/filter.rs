@@ -40,7 +40,7 @@ impl SocketFilter {
             && self.cgroups.as_ref().is_none_or(|ids| {
                 socket
                     .cgroup_id
-                    .is_some_and(|id| ids.binary_search(&id).is_ok())
+                    .is_some_and(|id| ids.binary_search(&id.get()).is_ok())
             })
     }
 
@@ -186,7 +186,7 @@ mod tests {
             inode,
             cookie: 0,
             timer_ms: None,
-            cgroup_id,
+            cgroup_id: cgroup_id.and_then(std::num::NonZeroU64::new),
             autobound: None,
         }
     }

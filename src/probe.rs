@@ -101,7 +101,7 @@ fn name_cgroups(query: &Query, namespaces: &mut [NamespaceReport], tree: Option<
     let rows = || namespaces.iter().flat_map(|n| n.rows.iter());
     let wanted: HashSet<u64> = rows()
         .filter(|r| wants(r))
-        .filter_map(|r| r.socket.cgroup_id)
+        .filter_map(|r| r.socket.cgroup_id.map(std::num::NonZeroU64::get))
         .collect();
     if wanted.is_empty() {
         return;
@@ -120,7 +120,10 @@ fn name_cgroups(query: &Query, namespaces: &mut [NamespaceReport], tree: Option<
         .collect();
     for row in namespaces.iter_mut().flat_map(|n| n.rows.iter_mut()) {
         if wants(row) {
-            row.cgroup = row.socket.cgroup_id.and_then(|id| named.get(&id).cloned());
+            row.cgroup = row
+                .socket
+                .cgroup_id
+                .and_then(|id| named.get(&id.get()).cloned());
         }
     }
 }

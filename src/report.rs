@@ -47,6 +47,15 @@ impl Role {
     }
 }
 
+/// Text that many rows share, such as a service name: one allocation,
+/// and a thin pointer to keep each row small (`-a` on a busy host holds
+/// hundreds of thousands of rows).
+pub type SharedText = Rc<String>;
+
+/// A socket's holders: one inline, as nearly every socket has exactly
+/// one; more spill to the heap.
+pub type Holders = smallvec::SmallVec<[Holder; 1]>;
+
 /// A process holding a socket through one of its fds. What is known
 /// about the process is shared (`Rc`) by all its fds: a busy server
 /// holds thousands of sockets, and `-a` would otherwise copy its command
@@ -113,7 +122,7 @@ pub struct Row {
     pub role: Role,
     /// The processes holding the socket, one per fd; empty when none was
     /// seen or none was looked for ([`HolderDetail::None`]).
-    pub holders: Vec<Holder>,
+    pub holders: Holders,
     /// The socket has an inode but no holder we could see, and some
     /// processes' fds were unreadable: its holder may be among them.
     pub holders_hidden: bool,
@@ -122,7 +131,9 @@ pub struct Row {
     pub risky: bool,
     /// The service name registered on the local port for this socket's
     /// protocol.
-    pub service: Option<String>,
+    /// Shared by every row on the same port and protocol (a busy
+    /// listener has thousands of connections).
+    pub service: Option<SharedText>,
     /// The cgroup the socket was created in, named, where the query asked
     /// for it ([`Query::cgroups`]), the kernel gave one and a cgroup v2
     /// hierarchy is mounted to name it in. Shared by the sockets of one
@@ -131,7 +142,7 @@ pub struct Row {
     /// The name of the socket's owner (its uid) from `/etc/passwd`, for a
     /// socket whose holders are hidden: the owner is then all there is
     /// to show of them.
-    pub owner: Option<String>,
+    pub owner: Option<SharedText>,
 }
 
 /// The verdict on one port, or on one range as the user asked for it.
@@ -240,6 +251,9 @@ pub(crate) struct Inputs<'a> {
     pub fallback: Option<String>,
 }
 
+/// How many sockets move into rows between two returns of memory.
+const SHRINK_STEP: usize = 4096;
+
 pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
     let query = inputs.query;
     let services = &query.services;
@@ -262,7 +276,7 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
     // its memory back as it empties: with `-a` on a busy host, a full
     // copy of both would be most of lsport's peak memory.
     let mut rows: Vec<Row> = Vec::with_capacity(sockets.len());
-    let mut service_names: HashMap<(u16, Protocol), Option<String>> = HashMap::new();
+    let mut service_names: HashMap<(u16, Protocol), Option<SharedText>> = HashMap::new();
     while let Some(socket) = sockets.pop() {
         let role = role_of(&socket, &listeners, &inputs.policy);
         let holders = holders_of(&socket, inputs.scan, &shared);
@@ -275,7 +289,11 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
         // each port and protocol up once.
         let service = service_names
             .entry((socket.local.port, socket.protocol))
-            .or_insert_with(|| services.name_for(socket.local.port, socket.protocol))
+            .or_insert_with(|| {
+                services
+                    .name_for(socket.local.port, socket.protocol)
+                    .map(Rc::new)
+            })
             .clone();
         rows.push(Row {
             socket,
@@ -287,7 +305,10 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
             cgroup: None,
             owner,
         });
-        if sockets.len() < sockets.capacity() / 2 {
+        // Give memory back every few thousand sockets: a large vector
+        // shrinks in place (mremap), so this costs no copy, and the peak
+        // stays near the rows alone.
+        if sockets.capacity() - sockets.len() >= SHRINK_STEP {
             sockets.shrink_to_fit();
         }
     }
@@ -342,9 +363,9 @@ pub(crate) fn attach_holders(
 }
 
 /// The owner's name for a socket whose holders are hidden.
-fn owner_name(socket: &Socket, holders_hidden: bool, users: &UserNames) -> Option<String> {
+fn owner_name(socket: &Socket, holders_hidden: bool, users: &UserNames) -> Option<SharedText> {
     holders_hidden
-        .then(|| users.name(socket.uid).map(str::to_string))
+        .then(|| users.name(socket.uid).map(|name| Rc::new(name.to_string())))
         .flatten()
 }
 
@@ -525,9 +546,9 @@ fn holders_of(
     socket: &Socket,
     scan: &FdScan,
     processes: &HashMap<u32, Rc<HolderProcess>>,
-) -> Vec<Holder> {
+) -> Holders {
     if socket.inode == 0 {
-        return Vec::new();
+        return Holders::new();
     }
     scan.holders(socket.inode)
         .iter()

@@ -231,7 +231,7 @@ pub struct Socket {
     /// its directory on the cgroup2 mount). None where the source does
     /// not say: /proc/net, kernels before 5.7, and TIME_WAIT and request
     /// sockets, which keep no cgroup.
-    pub cgroup_id: Option<u64>,
+    pub cgroup_id: Option<std::num::NonZeroU64>,
 }
 
 impl Socket {

@@ -100,7 +100,9 @@ fn free_returns_when_the_last_holder_closes() {
     let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(valid(&doc));
     assert_eq!(doc["outcome"], "met");
-    assert!(doc["elapsed_ms"].as_u64().unwrap() >= 600, "{doc:#}");
+    // It waited through the first close (600 ms after the start, less
+    // lsport's own start-up, which the test's clock also counts).
+    assert!(doc["elapsed_ms"].as_u64().unwrap() >= 500, "{doc:#}");
     // It named both holders it waited for.
     assert_eq!(
         doc["ports"][0]["holders"].as_array().unwrap().len(),

@@ -333,7 +333,7 @@ mod tests {
                 cgroup_id: None,
             },
             role,
-            holders: Vec::new(),
+            holders: Default::default(),
             holders_hidden: false,
             service: None,
             risky,

@@ -176,7 +176,7 @@ fn wait_here(
         .map(|&port| PortWait {
             port,
             met_after: None,
-            holders: Vec::new(),
+            holders: Default::default(),
             hidden: 0,
             time_wait: TimeWaitLeft {
                 count: 0,

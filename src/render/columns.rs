@@ -126,7 +126,12 @@ pub static COLUMNS: [Column; 17] = [
         header: "SERVICE",
         json_key: "service",
         help: "the service registered on the local port for this protocol",
-        cell: |c| c.row.service.as_deref().map_or("-".to_string(), escape_str),
+        cell: |c| {
+            c.row
+                .service
+                .as_deref()
+                .map_or("-".to_string(), |s| escape_str(s))
+        },
     },
     Column {
         id: ColumnId::Remote,
@@ -166,7 +171,7 @@ pub static COLUMNS: [Column; 17] = [
                 .row
                 .owner
                 .as_deref()
-                .map_or_else(|| c.row.socket.uid.to_string(), escape_str),
+                .map_or_else(|| c.row.socket.uid.to_string(), |s| escape_str(s)),
             None => "-".to_string(),
         },
     },

@@ -350,7 +350,7 @@ impl<'a> SocketEntry<'a> {
             local: EndpointView::of(&s.local),
             remote: EndpointView::of(&s.remote),
             v6only: s.v6only,
-            service: row.service.as_deref(),
+            service: row.service.as_deref().map(String::as_str),
             uid: s.uid,
             inode: s.inode,
             risky: row.risky,

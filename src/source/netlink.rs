@@ -370,7 +370,9 @@ pub fn decode_socket(payload: &[u8], protocol: Protocol) -> Option<Socket> {
                     .value()
                     .get(..8)
                     .and_then(|b| b.try_into().ok())
-                    .map(u64::from_ne_bytes);
+                    .map(u64::from_ne_bytes)
+                    // Ids start at 1 (the root cgroup): 0 is no cgroup.
+                    .and_then(std::num::NonZeroU64::new);
             }
             _ => {}
         }
@@ -905,7 +907,7 @@ mod tests {
         stream[0..4].copy_from_slice(&total.to_ne_bytes());
         let (mut out, mut skipped) = (Vec::new(), 0);
         decode_replies(&stream, Protocol::Tcp, &mut out, &mut skipped).unwrap();
-        assert_eq!(out[0].cgroup_id, Some(0x1_0000_0042));
+        assert_eq!(out[0].cgroup_id.map(|id| id.get()), Some(0x1_0000_0042));
         assert_eq!(out[0].v6only, Some(true));
         // An IPv4 reply carries it too; one without it has none.
         let mut v4 = stream.clone();
@@ -913,7 +915,7 @@ mod tests {
         out.clear();
         decode_replies(&v4, Protocol::Tcp, &mut out, &mut skipped).unwrap();
         assert_eq!(
-            (out[0].cgroup_id, out[0].v6only),
+            (out[0].cgroup_id.map(|id| id.get()), out[0].v6only),
             (Some(0x1_0000_0042), None)
         );
         out.clear();
@@ -979,7 +981,7 @@ mod tests {
             return;
         };
         assert_eq!(mine.len(), 1);
-        assert_eq!(mine[0].cgroup_id, Some(own));
+        assert_eq!(mine[0].cgroup_id.map(|id| id.get()), Some(own));
         // Session::dump tests only the ports: an empty answer here can
         // only be the kernel's cgroup test at work.
         let other = dump(Some(vec![own + 1_000_000])).unwrap();
