@@ -209,3 +209,68 @@ fn on_a_terminal_lines_fit_its_width_and_wide_shows_them_whole() {
     let piped = stdout(&lsport(["8082"]));
     assert!(piped.contains(&zeros.join(" ")), "{piped}");
 }
+
+#[test]
+fn invisible_characters_in_a_command_name_are_shown_escaped() {
+    if !setup("invisible_characters_in_a_command_name_are_shown_escaped") {
+        return;
+    }
+    // A line separator, an Arabic letter mark and a soft hyphen: each
+    // would hide or break the table on a terminal.
+    let dir = common::OpenTempDir::new("invisible");
+    let name = dir.path.join("a\u{2028}b\u{61c}c\u{ad}");
+    let sleep = ["/usr/bin/sleep", "/bin/sleep"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap();
+    std::os::unix::fs::symlink(sleep, &name).unwrap();
+    let listener = tcp4_listener(8083);
+    let _holder = hold_with(&name, &[listener.as_raw_fd()]);
+    drop(listener);
+    let output = lsport(["8083"]);
+    let text = stdout(&output);
+    for raw in ['\u{2028}', '\u{61c}', '\u{ad}'] {
+        assert!(!text.contains(raw), "{raw:?} reached the table: {text:?}");
+    }
+    assert!(text.contains("a\\u{2028}b\\u{61c}c\\u{ad}"), "{text}");
+}
+
+#[test]
+fn a_socket_without_a_holder_says_why_it_has_none() {
+    if !setup("a_socket_without_a_holder_says_why_it_has_none") {
+        return;
+    }
+    // TIME_WAIT: the side that closes first keeps it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:8084").unwrap();
+    let client = std::net::TcpStream::connect("127.0.0.1:8084").unwrap();
+    let (server, _) = listener.accept().unwrap();
+    drop(server);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    drop(client);
+    drop(listener);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let text = stdout(&lsport(["8084"]));
+    assert!(
+        text.contains("in TIME_WAIT, which no process holds"),
+        "{text}"
+    );
+    assert!(!text.contains("held from another pid namespace"), "{text}");
+}
+
+#[test]
+fn a_missing_namespace_is_said_as_such() {
+    let output = lsport(["--netns", "999999999", "80"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("no such process 999999999"),
+        "{}",
+        stderr(&output)
+    );
+    let output = lsport(["--netns", "lsport-no-such-name", "80"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("no such network namespace"),
+        "{}",
+        stderr(&output)
+    );
+}
