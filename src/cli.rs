@@ -71,21 +71,8 @@ pub struct Args {
     #[arg(short = 'l', long)]
     pub listening: bool,
 
-    /// TCP sockets only.
-    #[arg(short = 't', long)]
-    pub tcp: bool,
-
-    /// UDP sockets only.
-    #[arg(short = 'u', long)]
-    pub udp: bool,
-
-    /// IPv4 sockets only.
-    #[arg(short = '4', long = "ipv4")]
-    pub ipv4: bool,
-
-    /// IPv6 sockets only.
-    #[arg(short = '6', long = "ipv6")]
-    pub ipv6: bool,
+    #[command(flatten)]
+    pub filter: SocketFilterArgs,
 
     /// Also match sockets whose remote port is PORT (as `lsof -i :PORT` does).
     #[arg(long)]
@@ -237,7 +224,7 @@ pub enum Command {
     Wait(WaitArgs),
 }
 
-/// The socket filters kill and wait share with the probe.
+/// The socket filters the probe, kill, wait and watch share.
 #[derive(Debug, clap::Args)]
 pub struct SocketFilterArgs {
     /// TCP sockets only.
@@ -404,21 +391,8 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", default_value = "100ms")]
     pub interval: String,
 
-    /// TCP sockets only.
-    #[arg(short = 't', long)]
-    pub tcp: bool,
-
-    /// UDP sockets only.
-    #[arg(short = 'u', long)]
-    pub udp: bool,
-
-    /// IPv4 sockets only.
-    #[arg(short = '4', long = "ipv4")]
-    pub ipv4: bool,
-
-    /// IPv6 sockets only.
-    #[arg(short = '6', long = "ipv6")]
-    pub ipv6: bool,
+    #[command(flatten)]
+    pub filter: SocketFilterArgs,
 
     /// Also match sockets whose remote port is PORT.
     #[arg(long)]
@@ -590,11 +564,7 @@ impl Args {
         let own = match &self.command {
             Some(Command::Kill(args)) => Some((&args.ports, args.filter.flags(), false)),
             Some(Command::Wait(args)) => Some((&args.ports, args.filter.flags(), false)),
-            Some(Command::Watch(args)) => Some((
-                &args.ports,
-                (args.tcp, args.udp, args.ipv4, args.ipv6),
-                args.remote,
-            )),
+            Some(Command::Watch(args)) => Some((&args.ports, args.filter.flags(), args.remote)),
             _ => None,
         };
         let port_texts = own.map_or(&self.ports, |(ports, _, _)| ports);
@@ -663,7 +633,7 @@ impl Args {
         query.listening_only = self.listening;
         let ((tcp, udp, ipv4, ipv6), remote) = match own {
             Some((_, flags, remote)) => (flags, remote),
-            None => ((self.tcp, self.udp, self.ipv4, self.ipv6), self.remote),
+            None => (self.filter.flags(), self.remote),
         };
         // wait --listening means TCP unless -u asks for UDP.
         let tcp_by_default = matches!(&task, Task::Wait(w) if w.condition == Condition::Listening);
