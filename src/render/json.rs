@@ -109,6 +109,11 @@ impl serde_json::ser::Formatter for TerminalSafe {
         writer: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
+        // Every character to escape beyond serde_json's own is DEL or
+        // not ASCII: an ASCII fragment, the usual case, goes out whole.
+        if fragment.bytes().all(|b| b < 0x7f) {
+            return writer.write_all(fragment.as_bytes());
+        }
         let mut start = 0;
         for (at, c) in fragment.char_indices() {
             if needs_escape_in_json(c) {
