@@ -66,19 +66,7 @@ fn a_hidden_holders_owner_is_named() {
     let _holder = hold(&[listener.as_raw_fd()]);
     drop(listener);
     // Root without CAP_SYS_PTRACE cannot read the holder's fds.
-    let output = Command::new("setpriv")
-        .args([
-            "--bounding-set",
-            "-sys_ptrace",
-            "--inh-caps",
-            "-sys_ptrace",
-            "--",
-        ])
-        .arg(lsport_path())
-        .args(["-o", "local,user,command", "8081"])
-        .env_clear()
-        .output()
-        .expect("running setpriv");
+    let output = lsport_without_ptrace(&["-o", "local,user,command", "8081"]);
     let text = stdout(&output);
     let row: Vec<&str> = text
         .lines()
@@ -92,19 +80,7 @@ fn a_hidden_holders_owner_is_named() {
         "{text}"
     );
     // -n keeps the number.
-    let output = Command::new("setpriv")
-        .args([
-            "--bounding-set",
-            "-sys_ptrace",
-            "--inh-caps",
-            "-sys_ptrace",
-            "--",
-        ])
-        .arg(lsport_path())
-        .args(["-n", "-o", "local,user", "8081"])
-        .env_clear()
-        .output()
-        .expect("running setpriv");
+    let output = lsport_without_ptrace(&["-n", "-o", "local,user", "8081"]);
     assert!(
         stdout(&output)
             .lines()

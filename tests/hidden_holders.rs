@@ -7,7 +7,6 @@ mod common;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::process::Command;
 
 use common::*;
 use serde_json::{Value, json};
@@ -32,19 +31,7 @@ fn fds_root_may_not_read_make_the_holder_hidden() {
     drop(listener);
     // Root without CAP_SYS_PTRACE, as in Docker's default set: /proc/PID/fd
     // opens, but each link is refused.
-    let output = Command::new("setpriv")
-        .args([
-            "--bounding-set",
-            "-sys_ptrace",
-            "--inh-caps",
-            "-sys_ptrace",
-            "--",
-        ])
-        .arg(lsport_path())
-        .args(["--json", "7401"])
-        .env_clear()
-        .output()
-        .expect("running setpriv");
+    let output = lsport_without_ptrace(&["--json", "7401"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
     let socket = only_socket(&doc, 7401);

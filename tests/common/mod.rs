@@ -104,6 +104,25 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Runs lsport as root without CAP_SYS_PTRACE, as in Docker's default
+/// capability set: other processes' /proc/PID/fd opens, but each link is
+/// refused.
+pub fn lsport_without_ptrace(args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args([
+            "--bounding-set",
+            "-sys_ptrace",
+            "--inh-caps",
+            "-sys_ptrace",
+            "--",
+        ])
+        .arg(lsport_path())
+        .args(args)
+        .env_clear()
+        .output()
+        .expect("running setpriv")
+}
+
 /// Runs `lsport --json ARGS` and parses the document.
 pub fn lsport_json(args: &[&str]) -> (serde_json::Value, Output) {
     let mut all = vec!["--json"];
