@@ -168,26 +168,13 @@ pub fn parse_user(text: &str, passwd: &str) -> Result<u32, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::socket::{Endpoint, Family, Protocol};
 
     fn socket(state: State, uid: u32, inode: u64, cgroup_id: Option<u64>) -> Socket {
-        let any = Endpoint {
-            address: "127.0.0.1".parse().unwrap(),
-            port: 80,
-        };
         Socket {
-            protocol: Protocol::Tcp,
-            family: Family::Inet,
-            state,
-            local: any,
-            remote: any,
-            v6only: None,
             uid,
             inode,
-            cookie: 0,
-            timer_ms: None,
             cgroup_id: cgroup_id.and_then(std::num::NonZeroU64::new),
-            autobound: None,
+            ..Socket::example(state, "127.0.0.1:80", "127.0.0.1:80")
         }
     }
 

@@ -601,30 +601,9 @@ pub fn reserved_ports_with(policy: &KernelPortPolicy, extra: &[u16]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::socket::Endpoint;
 
     fn tcp(state: State, local: &str, remote: &str) -> Socket {
-        let parse = |s: &str| {
-            let (addr, port) = s.rsplit_once(':').unwrap();
-            Endpoint {
-                address: addr.trim_matches(['[', ']']).parse().unwrap(),
-                port: port.parse().unwrap(),
-            }
-        };
-        Socket {
-            protocol: Protocol::Tcp,
-            family: Family::Inet,
-            state,
-            local: parse(local),
-            remote: parse(remote),
-            v6only: None,
-            uid: 0,
-            inode: 1,
-            cookie: 0,
-            timer_ms: None,
-            autobound: None,
-            cgroup_id: None,
-        }
+        Socket::example(state, local, remote)
     }
 
     #[test]

@@ -255,6 +255,45 @@ impl Socket {
     }
 }
 
+#[cfg(test)]
+impl Socket {
+    /// A socket for unit tests: TCP between two endpoints written as
+    /// `ADDRESS:PORT` (`[::1]:80` for IPv6), of the family of the local
+    /// address, uid 0, inode 1, and nothing else known. Tests set the
+    /// fields they care about with `..Socket::example(..)`.
+    pub(crate) fn example(state: State, local: &str, remote: &str) -> Socket {
+        let endpoint = |text: &str| {
+            let (address, port) = text.rsplit_once(':').expect("ADDRESS:PORT");
+            Endpoint {
+                address: address
+                    .trim_matches(['[', ']'])
+                    .parse()
+                    .expect("an address"),
+                port: port.parse().expect("a port"),
+            }
+        };
+        let local = endpoint(local);
+        Socket {
+            protocol: Protocol::Tcp,
+            family: if local.address.is_ipv4() {
+                Family::Inet
+            } else {
+                Family::Inet6
+            },
+            state,
+            local,
+            remote: endpoint(remote),
+            v6only: None,
+            uid: 0,
+            inode: 1,
+            cookie: 0,
+            timer_ms: None,
+            autobound: None,
+            cgroup_id: None,
+        }
+    }
+}
+
 /// An inclusive range of ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PortRange {

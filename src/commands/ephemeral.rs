@@ -303,35 +303,19 @@ pub fn problems(analysis: &Analysis, warn_headroom_percent: f64) -> Vec<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::socket::{Family, Socket};
+    use crate::socket::Socket;
 
     fn policy(lo: u16, hi: u16, reserved: Vec<PortRange>) -> KernelPortPolicy {
         KernelPortPolicy::known(PortRange { lo, hi }, reserved, 1024)
     }
 
     fn row(state: State, role: Role, local: u16, remote: u16, risky: bool) -> Row {
-        let address = "127.0.0.1".parse().unwrap();
         Row {
-            socket: Socket {
-                protocol: Protocol::Tcp,
-                family: Family::Inet,
+            socket: Socket::example(
                 state,
-                local: Endpoint {
-                    address,
-                    port: local,
-                },
-                remote: Endpoint {
-                    address,
-                    port: remote,
-                },
-                v6only: None,
-                uid: 0,
-                inode: 1,
-                cookie: 0,
-                timer_ms: None,
-                autobound: None,
-                cgroup_id: None,
-            },
+                &format!("127.0.0.1:{local}"),
+                &format!("127.0.0.1:{remote}"),
+            ),
             role,
             holders: Default::default(),
             holders_hidden: false,

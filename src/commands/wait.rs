@@ -482,26 +482,12 @@ impl Poller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::socket::{Endpoint, Family};
 
     fn socket(protocol: Protocol, state: State, port: u16, timer_ms: Option<u32>) -> Socket {
-        let any = Endpoint {
-            address: "0.0.0.0".parse().unwrap(),
-            port: 0,
-        };
         Socket {
             protocol,
-            family: Family::Inet,
-            state,
-            local: Endpoint { port, ..any },
-            remote: any,
-            v6only: None,
-            uid: 0,
-            inode: 1,
-            cookie: 0,
             timer_ms,
-            autobound: None,
-            cgroup_id: None,
+            ..Socket::example(state, &format!("0.0.0.0:{port}"), "0.0.0.0:0")
         }
     }
 

@@ -770,26 +770,16 @@ fn netlink_error(err: DumpError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::socket::Endpoint;
 
     fn closed_tcp(local: u16, remote: u16) -> Socket {
-        let at = |port| Endpoint {
-            address: "127.0.0.1".parse().unwrap(),
-            port,
-        };
         Socket {
-            protocol: Protocol::Tcp,
-            family: Family::Inet,
-            state: State::Close,
-            local: at(local),
-            remote: at(remote),
-            v6only: None,
-            uid: 0,
             inode: 0,
             cookie: 1,
-            timer_ms: None,
-            autobound: None,
-            cgroup_id: None,
+            ..Socket::example(
+                State::Close,
+                &format!("127.0.0.1:{local}"),
+                &format!("127.0.0.1:{remote}"),
+            )
         }
     }
 

@@ -742,18 +742,12 @@ mod tests {
 
     fn socket_on(local: u16, remote: u16) -> Socket {
         Socket {
-            protocol: Protocol::Tcp,
-            family: Family::Inet,
-            state: State::Established,
-            local: endpoint(IpAddr::from([127, 0, 0, 1]), local),
-            remote: endpoint(IpAddr::from([127, 0, 0, 1]), remote),
-            v6only: None,
-            uid: 0,
             inode: u64::from(local) << 16 | u64::from(remote),
-            cookie: 0,
-            timer_ms: None,
-            autobound: None,
-            cgroup_id: None,
+            ..Socket::example(
+                State::Established,
+                &format!("127.0.0.1:{local}"),
+                &format!("127.0.0.1:{remote}"),
+            )
         }
     }
 

@@ -278,26 +278,15 @@ mod tests {
     }
 
     fn socket(state: State, address: &str, v6only: Option<bool>) -> Socket {
-        let address: IpAddr = address.parse().unwrap();
+        let ip: IpAddr = address.parse().unwrap();
         Socket {
-            protocol: Protocol::Tcp,
-            family: family_of(address),
-            state,
+            family: family_of(ip),
             local: Endpoint {
-                address,
+                address: ip,
                 port: 8080,
             },
-            remote: Endpoint {
-                address: Ipv4Addr::UNSPECIFIED.into(),
-                port: 0,
-            },
             v6only,
-            uid: 0,
-            inode: 1,
-            cookie: 0,
-            timer_ms: None,
-            autobound: None,
-            cgroup_id: None,
+            ..Socket::example(state, "0.0.0.0:8080", "0.0.0.0:0")
         }
     }
 
