@@ -113,6 +113,12 @@ impl KernelPortPolicy {
         }
     }
 
+    /// The kernel's defaults, known (not assumed): for unit tests.
+    #[cfg(test)]
+    pub(crate) fn kernel_defaults() -> Self {
+        Self::known(DEFAULT_EPHEMERAL, Vec::new(), DEFAULT_UNPRIVILEGED_START)
+    }
+
     /// Reads the three sysctls under `sys/net/ipv4` of `root`; a file that
     /// cannot be read or parsed gives the kernel default, marked assumed.
     pub fn read(root: &ProcRoot) -> KernelPortPolicy {

@@ -614,14 +614,7 @@ mod tests {
             tcp(State::Established, "127.0.0.1:40001", "127.0.0.1:8080"),
         ];
         let index = listener_index(&sockets);
-        let policy = KernelPortPolicy::known(
-            PortRange {
-                lo: 32768,
-                hi: 60999,
-            },
-            Vec::new(),
-            1024,
-        );
+        let policy = KernelPortPolicy::kernel_defaults();
         let roles: Vec<Role> = sockets
             .iter()
             .map(|s| role_of(s, &index, &policy))
@@ -636,27 +629,13 @@ mod tests {
             tcp(State::Established, "127.0.0.1:40001", "127.0.0.1:22"),
         ];
         let index = listener_index(&sockets);
-        let policy = KernelPortPolicy::known(
-            PortRange {
-                lo: 32768,
-                hi: 60999,
-            },
-            Vec::new(),
-            1024,
-        );
+        let policy = KernelPortPolicy::kernel_defaults();
         assert_eq!(role_of(&sockets[1], &index, &policy), Role::Outgoing);
     }
 
     #[test]
     fn without_a_listener_who_chose_the_port_decides_the_role() {
-        let policy = KernelPortPolicy::known(
-            PortRange {
-                lo: 32768,
-                hi: 60999,
-            },
-            Vec::new(),
-            1024,
-        );
+        let policy = KernelPortPolicy::kernel_defaults();
         let none = HashMap::new();
         let with = |mut socket: Socket, autobound| {
             socket.autobound = autobound;

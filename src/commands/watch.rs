@@ -786,14 +786,7 @@ mod tests {
     #[test]
     fn a_connection_seen_only_at_close_is_accepted_where_a_listener_has_its_port() {
         let listeners = HashMap::from([(7000, vec!["127.0.0.1".parse().unwrap()])]);
-        let policy = KernelPortPolicy::known(
-            PortRange {
-                lo: 32768,
-                hi: 60999,
-            },
-            Vec::new(),
-            1024,
-        );
+        let policy = KernelPortPolicy::kernel_defaults();
         assert_eq!(
             role_at_close(&closed_tcp(7000, 40000), &listeners, &policy),
             Role::Accepted
