@@ -7,8 +7,8 @@
 //! and a holder is moved into one before it opens its socket: a socket
 //! belongs to the cgroup its creator was in. Needs root, a private
 //! network namespace and a cgroup v2 mount; skipped visibly without them
-//! (failed instead with LSPORT_REQUIRE_NETNS=1). The tests that touch
-//! lsport-test.slice take turns.
+//! (failed instead with LSPORT_REQUIRE_NETNS=1). The tests take turns
+//! (see `TURN`).
 
 mod common;
 
@@ -23,8 +23,16 @@ use std::sync::Mutex;
 use common::*;
 use serde_json::Value;
 
-/// One test at a time makes and removes lsport-test.slice.
-static SLICE: Mutex<()> = Mutex::new(());
+/// The tests of this file run one at a time: one makes and removes
+/// lsport-test.slice, and a child forked by one test holds copies of
+/// every socket another test has open until it execs (moving into a
+/// cgroup first makes that window long), so it would show up as an
+/// extra holder there.
+static TURN: Mutex<()> = Mutex::new(());
+
+fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 const UNIT: &str = "demo.service";
 
@@ -141,8 +149,17 @@ fn prepare(command: &mut Command, setup: ChildSetup) {
             if fd < 0
                 || libc::bind(fd, (&raw const address).cast(), length) != 0
                 || libc::listen(fd, 16) != 0
-                || libc::dup2(fd, setup.fd) < 0
             {
+                return fail();
+            }
+            // When the socket already sits on the target fd, dup2 does
+            // nothing and the socket would close at exec: clear the flag.
+            let placed = if fd == setup.fd {
+                libc::fcntl(fd, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, setup.fd)
+            };
+            if placed < 0 {
                 return fail();
             }
             Ok(())
@@ -228,7 +245,7 @@ fn ports_of(doc: &Value) -> Vec<u64> {
 fn a_hidden_holder_is_named_by_the_cgroup_of_its_socket() {
     let test = "a_hidden_holder_is_named_by_the_cgroup_of_its_socket";
     let Some(mount) = setup(test) else { return };
-    let _turn = SLICE.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = take_turn();
     let cgroup = Cgroup::new(&mount, UNIT);
     let holder = listener_in(&cgroup, 7401);
     let (_dir, binary) = binary_for_nobody("cgroup-hidden");
@@ -277,7 +294,7 @@ fn a_hidden_holder_is_named_by_the_cgroup_of_its_socket() {
 fn unit_cgroup_and_container_filters_find_the_sockets_created_there() {
     let test = "unit_cgroup_and_container_filters_find_the_sockets_created_there";
     let Some(mount) = setup(test) else { return };
-    let _turn = SLICE.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = take_turn();
     let id = "d0b3604b67ac7930dd34ba3a796627e3e4717d12309e90a4afe3f38b6816ac98";
     let service = Cgroup::new(&mount, UNIT);
     let container = Cgroup::new(&mount, &format!("docker-{id}.scope"));
@@ -354,6 +371,7 @@ fn unit_cgroup_and_container_filters_find_the_sockets_created_there() {
 #[test]
 fn pid_lists_exactly_the_sockets_of_a_process() {
     let test = "pid_lists_exactly_the_sockets_of_a_process";
+    let _turn = take_turn();
     if !private_netns(test) {
         return;
     }
@@ -426,6 +444,7 @@ fn pid_lists_exactly_the_sockets_of_a_process() {
 #[test]
 fn user_matches_the_owner_by_name_and_by_number() {
     let test = "user_matches_the_owner_by_name_and_by_number";
+    let _turn = take_turn();
     if !private_netns(test) {
         return;
     }
@@ -483,7 +502,7 @@ fn user_matches_the_owner_by_name_and_by_number() {
 fn under_hidepid_a_root_listener_is_hidden_and_in_use_with_its_cgroup() {
     let test = "under_hidepid_a_root_listener_is_hidden_and_in_use_with_its_cgroup";
     let Some(mount) = setup(test) else { return };
-    let _turn = SLICE.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = take_turn();
     let cgroup = Cgroup::new(&mount, UNIT);
     let (_dir, binary) = binary_for_nobody("cgroup-hidepid");
     // In a new mount and pid namespace, /proc remounted hidepid=2: the
@@ -548,6 +567,7 @@ fn under_hidepid_a_root_listener_is_hidden_and_in_use_with_its_cgroup() {
 #[test]
 fn without_a_cgroup_v2_mount_the_cgroup_is_null_and_nothing_fails() {
     let test = "without_a_cgroup_v2_mount_the_cgroup_is_null_and_nothing_fails";
+    let _turn = take_turn();
     if !private_netns(test) {
         return;
     }

@@ -266,25 +266,8 @@ fn pid_1_of_a_pid_namespace_is_refused() {
 
 /// Spawns `command` with `fd` kept open across exec as fd 10.
 fn spawn_holding(mut command: Command, fd: i32) -> Child {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: dup2 only, between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            if libc_dup2(fd, 10) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    pass_fds(&mut command, &[fd]);
     command.spawn().expect("spawning")
-}
-
-fn libc_dup2(from: i32, to: i32) -> i32 {
-    unsafe extern "C" {
-        fn dup2(oldfd: i32, newfd: i32) -> i32;
-    }
-    // SAFETY: plain system call on descriptors we own.
-    unsafe { dup2(from, to) }
 }
 
 /// The pid of a child of `parent` running `name`.

@@ -220,19 +220,30 @@ pub fn hold_with(program: &Path, fds: &[RawFd]) -> HeldBy {
 
 /// Starts `program ARGS` holding `fds` as fds 10, 11, ...
 pub fn hold_running(program: &Path, args: &[&str], fds: &[RawFd]) -> HeldBy {
-    let fds = fds.to_vec();
     let mut command = Command::new(program);
     command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null());
+    pass_fds(&mut command, fds);
+    let child = command.spawn().expect("starting a holder process");
+    wait_until_execed(child.id(), program);
+    HeldBy { child }
+}
+
+/// Makes `command`'s process keep `fds` open across exec, as fds 10,
+/// 11, ...
+pub fn pass_fds(command: &mut Command, fds: &[RawFd]) {
+    let fds = fds.to_vec();
     let mut staged = fds.clone();
     // SAFETY: only async-signal-safe calls (fcntl, dup2) between fork and
     // exec, and no allocation: `staged` is written in place.
     unsafe {
         command.pre_exec(move || {
             // First move every socket above the targets, so that placing
-            // one on fd 10+i cannot close another that happens to sit there.
+            // one on fd 10+i cannot close another that happens to sit
+            // there, and so that dup2 never meets a socket already in
+            // place (it would do nothing and leave it close-on-exec).
             for (slot, fd) in staged.iter_mut().zip(&fds) {
                 *slot = libc_dup_above(*fd, STAGING_FD);
                 if *slot < 0 {
@@ -248,9 +259,6 @@ pub fn hold_running(program: &Path, args: &[&str], fds: &[RawFd]) -> HeldBy {
             Ok(())
         });
     }
-    let child = command.spawn().expect("starting a holder process");
-    wait_until_execed(child.id(), program);
-    HeldBy { child }
 }
 
 /// Where sockets wait, close-on-exec, before they are placed.
