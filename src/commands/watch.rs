@@ -15,6 +15,13 @@
 //! the dumps: they are what remains of a connection that closed, or one
 //! not yet accepted, and have no process. A connection is reported from
 //! its full socket, and closes when that socket is destroyed.
+//!
+//! Bound-only TCP sockets are looked for at every
+//! [`BOUND_SWEEP_EVERY`]th poll only. Finding them walks the kernel's
+//! bind table, every bound socket of the machine, which costs as much as
+//! the rest of a dump together; such a socket is rare and seldom brief
+//! (a bind before listen or connect lasts microseconds), and its close
+//! is reported by the notifications as any other.
 
 mod holders;
 mod summary;
@@ -41,6 +48,14 @@ use crate::source::netlink::{self, DumpError, DumpRequest};
 
 /// The default time between two dumps.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// One poll in this many also looks for bound-only TCP sockets (once a
+/// second at the default interval); so does the first, and the one after
+/// notifications were lost.
+pub const BOUND_SWEEP_EVERY: u64 = 10;
+
+/// The state bit of bound-only TCP sockets in a dump request.
+const BOUND_INACTIVE_BIT: u32 = 1 << 13;
 
 /// How a watch runs, beyond what its [`Query`] asks.
 #[derive(Debug, Clone)]
@@ -221,6 +236,12 @@ pub struct Watch {
     next_poll: Instant,
     /// Start of the latest dump.
     last_dump_start: Instant,
+    /// Start of the latest dump that looked for bound-only sockets.
+    last_sweep_start: Instant,
+    /// Polls made so far.
+    polls: u64,
+    /// The next poll looks for bound-only sockets whatever its number.
+    sweep_due: bool,
     drops_reported: u64,
     last_overflow: Option<Instant>,
     summary: Summary,
@@ -284,6 +305,9 @@ impl Watch {
             deadline: options.duration.map(|d| now + d),
             next_poll: now,
             last_dump_start: now,
+            last_sweep_start: now,
+            polls: 0,
+            sweep_due: true,
             drops_reported: 0,
             last_overflow: None,
             summary: Summary::default(),
@@ -360,8 +384,10 @@ impl Watch {
                 time: self.wall(now),
                 count,
             }));
-            // Resynchronise at once: the dump finds what closed unseen.
+            // Resynchronise at once, bound-only sockets included: the
+            // dump finds what closed unseen.
             self.next_poll = now;
+            self.sweep_due = true;
         }
         Ok(())
     }
@@ -398,6 +424,13 @@ impl Watch {
             return;
         }
         let role = role_at_close(&socket, &self.listeners, &self.policy);
+        // A TCP socket without a peer may have been bound only, which not
+        // every dump looks for: it was born after the last one that did.
+        let born_after = if socket.protocol == Protocol::Tcp && socket.remote.port == 0 {
+            born_after.min(self.last_sweep_start)
+        } else {
+            born_after
+        };
         let tracked = Tracked {
             socket: socket.clone(),
             role,
@@ -474,11 +507,19 @@ impl Watch {
     /// only learns what is there.
     fn poll(&mut self, first: bool) -> Result<(), Error> {
         self.drain(self.last_dump_start)?;
+        let sweep = first || self.sweep_due || self.polls % BOUND_SWEEP_EVERY == 0;
+        self.polls += 1;
+        self.sweep_due = false;
         let start = Instant::now();
-        let sockets = self.dump()?;
+        let sockets = self.dump(sweep)?;
         let end = Instant::now();
         let born_after = self.last_dump_start;
+        // A bound-only socket was born after the last sweep, not the last dump.
+        let bound_born_after = self.last_sweep_start;
         self.last_dump_start = start;
+        if sweep {
+            self.last_sweep_start = start;
+        }
         // A socket closed during the dump may have been missed by it
         // while born before it.
         self.drain(born_after)?;
@@ -518,6 +559,11 @@ impl Watch {
         }
         for socket in new {
             let cookie = socket.cookie;
+            let born_after = if is_bound_only_tcp(&socket) {
+                bound_born_after
+            } else {
+                born_after
+            };
             self.table.insert(
                 cookie,
                 Tracked {
@@ -534,7 +580,7 @@ impl Watch {
                 self.pending.push_back(event);
             }
         }
-        self.missing(&seen, end);
+        self.missing(&seen, sweep, end);
         Ok(())
     }
 
@@ -561,12 +607,14 @@ impl Watch {
     /// it is reported closed if notifications were lost since it was last
     /// seen, or in the port view (where only a close takes a socket out),
     /// and otherwise dropped quietly: it left the listening view by
-    /// connecting.
-    fn missing(&mut self, seen: &HashSet<u64>, end: Instant) {
+    /// connecting. A bound-only socket counts as missing only after a
+    /// dump that looked for it (`swept`).
+    fn missing(&mut self, seen: &HashSet<u64>, swept: bool, end: Instant) {
         let gone: Vec<u64> = self
             .table
             .iter_mut()
             .filter(|(cookie, _)| !seen.contains(cookie))
+            .filter(|(_, tracked)| swept || !is_bound_only_tcp(&tracked.socket))
             .filter_map(|(cookie, tracked)| match tracked.missing_since {
                 None => {
                     tracked.missing_since = Some(end);
@@ -601,24 +649,28 @@ impl Watch {
         }
     }
 
-    /// Every dump of the view, in order. A dump that fails is tried once
-    /// more on a new socket; TCP of both families falls back to one
-    /// family at a time where the kernel refuses the combined request.
-    fn dump(&mut self) -> Result<Vec<Socket>, Error> {
+    /// Every dump of the view, in order, bound-only TCP sockets included
+    /// if `sweep`. A dump that fails is tried once more on a new socket;
+    /// TCP of both families falls back to one family at a time where the
+    /// kernel refuses the combined request.
+    fn dump(&mut self, sweep: bool) -> Result<Vec<Socket>, Error> {
         let mut sockets = Vec::new();
         for index in 0..self.requests.len() {
-            let (request, both) = self.requests[index].clone();
+            let (mut request, both) = self.requests[index].clone();
+            if !sweep && request.protocol == Protocol::Tcp {
+                request.states &= !BOUND_INACTIVE_BIT;
+            }
             if let Err(first) = self.dumper.dump(&request, both, &mut sockets) {
                 self.dumper = open_in(self.netns_path.as_ref(), Dumper::open)?;
                 if both {
                     // Family by family from now on.
-                    self.requests.remove(index);
+                    let (combined, _) = self.requests.remove(index);
                     for family in [Family::Inet6, Family::Inet] {
-                        let mut one = request.clone();
+                        let mut one = combined.clone();
                         one.family = family;
                         self.requests.insert(index, (one, false));
                     }
-                    return self.dump();
+                    return self.dump(sweep);
                 }
                 self.dumper
                     .dump(&request, false, &mut sockets)
@@ -661,6 +713,11 @@ impl Iterator for Watch {
             }
         }
     }
+}
+
+/// Whether `socket` is a TCP socket that holds its port bound only.
+fn is_bound_only_tcp(socket: &Socket) -> bool {
+    socket.protocol == Protocol::Tcp && socket.state == State::BoundInactive
 }
 
 /// The poll after `previous`: on the interval's grid, skipping ticks

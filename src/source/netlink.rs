@@ -146,12 +146,28 @@ pub fn compile_filter(request: &DumpRequest) -> Option<Vec<u8>> {
     bytecode::compile_with_cgroups(&cover, request.match_remote, Some(cgroups)).ok()
 }
 
+/// The one local port a TCP dump can name in the request's socket id,
+/// besides its filter program: a dump for exactly one local port. The
+/// kernel compares that field before it runs the program, so every
+/// other socket costs one compare instead of a program run: at 41,000
+/// sockets a dump takes about 2 ms instead of 11. Only for TCP, where
+/// it was checked; UDP dumps cost little either way.
+fn kernel_local_port(request: &DumpRequest) -> Option<u16> {
+    match request.ports.as_slice() {
+        [range] if range.lo == range.hi && range.lo != 0 => {
+            (request.protocol == Protocol::Tcp && !request.match_remote).then_some(range.lo)
+        }
+        _ => None,
+    }
+}
+
 /// The bytes of one SOCK_DIAG_BY_FAMILY dump request.
 pub fn build_request(request: &DumpRequest, sequence: u32) -> Vec<u8> {
-    let (family, socket_id) = match request.family {
+    let (family, mut socket_id) = match request.family {
         Family::Inet => (AF_INET, SocketId::new_v4()),
         Family::Inet6 => (AF_INET6, SocketId::new_v6()),
     };
+    socket_id.source_port = kernel_local_port(request).unwrap_or(0);
     let protocol = match request.protocol {
         Protocol::Tcp => IPPROTO_TCP,
         Protocol::Udp => IPPROTO_UDP,
@@ -220,7 +236,10 @@ pub fn build_both_families_request(request: &DumpRequest, sequence: u32) -> Vec<
     bytes.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
     bytes.push(AF_INET); // ignored by the kernel for dumps
     bytes.extend_from_slice(&[0; 3]);
-    bytes.extend_from_slice(&[0; 48]);
+    // The socket id: source port (network order), then zeros.
+    let source_port = kernel_local_port(request).unwrap_or(0);
+    bytes.extend_from_slice(&source_port.to_be_bytes());
+    bytes.extend_from_slice(&[0; 46]);
     bytes.extend_from_slice(&request.states.to_ne_bytes());
     bytes.extend_from_slice(&0u32.to_ne_bytes());
     debug_assert_eq!(bytes.len(), TOTAL);
@@ -638,6 +657,52 @@ mod tests {
             u16::from_ne_bytes(bytes[74..76].try_into().unwrap()),
             INET_DIAG_REQ_BYTECODE
         );
+        // One local port also goes in the socket id, in network order.
+        assert_eq!(
+            &bytes[24..28],
+            &[0xeb, 0xf3, 0, 0],
+            "idiag_sport, idiag_dport"
+        );
+    }
+
+    #[test]
+    fn the_socket_id_names_a_port_only_for_one_local_tcp_port() {
+        let one = DumpRequest {
+            family: Family::Inet,
+            protocol: Protocol::Tcp,
+            states: ALL_STATES,
+            ports: vec![PortRange::single(80)],
+            match_remote: false,
+            autobound_only: false,
+            cgroups: None,
+        };
+        assert_eq!(kernel_local_port(&one), Some(80));
+        let not_named = [
+            DumpRequest {
+                match_remote: true,
+                ..one.clone()
+            },
+            DumpRequest {
+                protocol: Protocol::Udp,
+                ..one.clone()
+            },
+            DumpRequest {
+                ports: vec![PortRange::single(80), PortRange::single(443)],
+                ..one.clone()
+            },
+            DumpRequest {
+                ports: vec![PortRange { lo: 80, hi: 81 }],
+                ..one.clone()
+            },
+            DumpRequest {
+                ports: Vec::new(),
+                ..one.clone()
+            },
+        ];
+        for request in &not_named {
+            assert_eq!(kernel_local_port(request), None, "{request:?}");
+            assert_eq!(&build_request(request, 1)[24..26], &[0, 0]);
+        }
     }
 
     #[test]
@@ -660,6 +725,11 @@ mod tests {
         assert_eq!(u16_at(4), TCPDIAG_GETSOCK);
         assert_eq!(u16_at(6), NLM_F_REQUEST | NLM_F_DUMP);
         assert_eq!(u32_at(8), 9);
+        assert_eq!(
+            &bytes[20..24],
+            &[0xeb, 0xf3, 0, 0],
+            "idiag_sport, idiag_dport"
+        );
         assert_eq!(u32_at(16 + 52), TCP_UNCONNECTED, "idiag_states");
         assert_eq!(u32_at(16 + 56), 0, "idiag_dbs");
         assert_eq!(u16_at(76), 24, "attribute length");
