@@ -230,6 +230,8 @@ pub struct Watch {
     closed: HashSet<u64>,
     closed_order: VecDeque<u64>,
     pending: VecDeque<Event>,
+    /// Notifications read but not yet taken in.
+    received: Vec<Socket>,
     started: Instant,
     started_wall: SystemTime,
     deadline: Option<Instant>,
@@ -300,6 +302,7 @@ impl Watch {
             closed: HashSet::new(),
             closed_order: VecDeque::new(),
             pending: VecDeque::new(),
+            received: Vec::new(),
             started: now,
             started_wall: SystemTime::now(),
             deadline: options.duration.map(|d| now + d),
@@ -364,32 +367,53 @@ impl Watch {
         Ok(())
     }
 
-    /// Reads the queued notifications. A socket closed that no dump saw
-    /// was born after `born_after`.
+    /// Reads the queued notifications and takes them in. A socket
+    /// closed that no dump saw was born after `born_after`.
     fn drain(&mut self, born_after: Instant) -> Result<(), Error> {
-        let mut destroyed = Vec::new();
-        let drained = self.listener.drain(&mut destroyed).map_err(netlink_error)?;
+        self.receive()?;
+        self.take_in_received(born_after);
+        Ok(())
+    }
+
+    /// Takes in the notifications received so far.
+    fn take_in_received(&mut self, born_after: Instant) {
         let now = Instant::now();
-        for socket in destroyed {
+        for socket in std::mem::take(&mut self.received) {
             self.destroyed(socket, now, born_after);
         }
+    }
+
+    /// Reads the queued notifications into `received`, and reports
+    /// those the kernel dropped.
+    fn receive(&mut self) -> Result<(), Error> {
+        let drained = self
+            .listener
+            .drain(&mut self.received)
+            .map_err(netlink_error)?;
         if drained.overflowed {
-            let drops = self.listener.drops();
-            let count = drops.map(|d| d.saturating_sub(self.drops_reported));
-            if let Some(drops) = drops {
-                self.drops_reported = drops;
-            }
-            self.last_overflow = Some(now);
-            self.pending.push_back(Event::Lost(LostEvents {
-                time: self.wall(now),
-                count,
-            }));
-            // Resynchronise at once, bound-only sockets included: the
-            // dump finds what closed unseen.
-            self.next_poll = now;
-            self.sweep_due = true;
+            self.note_overflow();
         }
         Ok(())
+    }
+
+    /// Reports the notifications the kernel dropped, and makes the next
+    /// poll come at once.
+    fn note_overflow(&mut self) {
+        let now = Instant::now();
+        let drops = self.listener.drops();
+        let count = drops.map(|d| d.saturating_sub(self.drops_reported));
+        if let Some(drops) = drops {
+            self.drops_reported = drops;
+        }
+        self.last_overflow = Some(now);
+        self.pending.push_back(Event::Lost(LostEvents {
+            time: self.wall(now),
+            count,
+        }));
+        // Resynchronise at once, bound-only sockets included: the dump
+        // finds what closed unseen.
+        self.next_poll = now;
+        self.sweep_due = true;
     }
 
     fn destroyed(&mut self, socket: Socket, now: Instant, born_after: Instant) {
@@ -549,10 +573,7 @@ impl Watch {
             let socket = &self.table[cookie].socket;
             (socket.inode, socket.uid)
         }));
-        // At most half an interval, so that notifications are read in
-        // time; what is not reached is looked for at the next polls.
-        let budget = (self.options.interval / 2).max(Duration::from_millis(50));
-        self.finder.resolve(&inodes, budget);
+        self.find_holders(&inodes, &new)?;
         for (cookie, from) in changed {
             let event = self.event_for(cookie, EventKind::StateChanged { from }, end);
             self.pending.push_back(event);
@@ -580,8 +601,53 @@ impl Watch {
                 self.pending.push_back(event);
             }
         }
+        // Closes read while holders were looked for: the sockets are in
+        // the table now, and close as sockets a dump saw.
+        self.take_in_received(born_after);
         self.missing(&seen, sweep, end);
         Ok(())
+    }
+
+    /// Looks for the holders of `sockets` (inode, uid), of which `new`
+    /// are not yet in the table: first among the recent holders; then
+    /// through the rest of /proc, reading the notifications as it goes
+    /// (keeping them to take in later): a socket that closed is not
+    /// looked for further, which would cost a whole scan in vain.
+    fn find_holders(&mut self, sockets: &[(u64, u32)], new: &[Socket]) -> Result<(), Error> {
+        let rest = self.finder.resolve_recent(sockets);
+        if rest.is_empty() {
+            return Ok(());
+        }
+        let new_inodes: HashMap<u64, u64> = new.iter().map(|s| (s.cookie, s.inode)).collect();
+        let table = &self.table;
+        let listener = &mut self.listener;
+        let received = &mut self.received;
+        let mut failure = None;
+        let mut overflowed = false;
+        let mut closed = || {
+            match listener.drain(received) {
+                Ok(drained) => overflowed |= drained.overflowed,
+                Err(err) => failure = Some(err),
+            }
+            received
+                .iter()
+                .filter_map(|closed| match table.get(&closed.cookie) {
+                    Some(tracked) => Some(tracked.socket.inode),
+                    None => new_inodes.get(&closed.cookie).copied(),
+                })
+                .collect()
+        };
+        // At most half an interval, so that notifications are read in
+        // time; what is not reached is looked for at the next polls.
+        let budget = self.options.interval / 2;
+        self.finder.resolve(&rest, budget, &mut closed);
+        if overflowed {
+            self.note_overflow();
+        }
+        match failure {
+            Some(err) => Err(netlink_error(err)),
+            None => Ok(()),
+        }
     }
 
     fn event_for(&self, cookie: u64, kind: EventKind, at: Instant) -> Event {

@@ -7,10 +7,16 @@
 //! uid that also live in the watched network namespace come before the
 //! others of the uid: on a host of containers, that is a handful of
 //! processes instead of thousands. Within a group the highest pids come
-//! first: a short-lived client is usually young. A scan stops at its time budget, so that a host with
-//! huge fd tables does not hold up the watch: a socket whose holder was
-//! not reached is reported without one. Answers are cached per inode
-//! until the socket closes.
+//! first: a short-lived client is usually young.
+//!
+//! Reading fd tables is what a watch spends most on, so the scans share
+//! an allowance: [`SCAN_SHARE`] of the time that passes, saved up to
+//! [`SCAN_BURST`]. A listener that appears now and then is searched for
+//! in full; a stream of short-lived connections by unknown processes
+//! does not make the watch a busy loop. A scan also stops as soon as the
+//! sockets it looks for have closed. A socket whose holder was not
+//! reached is reported without one. Answers are cached per inode until
+//! the socket closes.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
@@ -59,10 +65,86 @@ pub struct HolderFinder {
     netns: Option<u64>,
     /// Sockets whose scan ran out of time: uid, and tries so far.
     unresolved: HashMap<u64, (u32, u32)>,
+    /// What decides the order of a search, per process, read once.
+    processes: HashMap<u32, ProcessFacts>,
+    /// The scan time available now, and when it was last topped up.
+    allowance: Duration,
+    allowance_at: Instant,
 }
 
 /// How many polls look for a holder before it counts as not found.
 const MAX_TRIES: u32 = 5;
+
+/// The share of the time that scans may spend reading fd tables.
+pub const SCAN_SHARE: f64 = 0.02;
+
+/// The most scan time saved up, and so the longest one scan.
+pub const SCAN_BURST: Duration = Duration::from_millis(50);
+
+/// How often a scan asks which of its sockets closed.
+const CLOSED_CHECK_EVERY: Duration = Duration::from_millis(1);
+
+/// The owner and network namespace of a process; None where they may
+/// not be read.
+struct ProcessFacts {
+    uid: Option<u32>,
+    netns: Option<u64>,
+}
+
+/// One search through fd tables.
+struct Scan<'a> {
+    /// The sockets not found yet: inode, uid.
+    wanted: HashMap<u64, u32>,
+    /// The sockets found: inode, then (pid, fd) of each holder.
+    found: HashMap<u64, Vec<(u32, u32)>>,
+    visited: HashSet<u32>,
+    deadline: Instant,
+    out_of_time: bool,
+    /// Some fd table could not be read.
+    unreadable: bool,
+    /// Asked now and then which sockets closed.
+    closed: Option<&'a mut dyn FnMut() -> HashSet<u64>>,
+    next_closed_check: Instant,
+    /// The sockets that closed before they were found.
+    gone: Vec<u64>,
+}
+
+impl<'a> Scan<'a> {
+    fn new(wanted: HashMap<u64, u32>, deadline: Instant) -> Scan<'a> {
+        Scan {
+            wanted,
+            found: HashMap::new(),
+            visited: HashSet::new(),
+            deadline,
+            out_of_time: false,
+            unreadable: false,
+            closed: None,
+            next_closed_check: Instant::now() + CLOSED_CHECK_EVERY,
+            gone: Vec::new(),
+        }
+    }
+
+    /// Drops the sockets that closed, now and then; false when none is
+    /// left to look for.
+    fn still_looking(&mut self, now: Instant) -> bool {
+        if now >= self.next_closed_check {
+            self.next_closed_check = now + CLOSED_CHECK_EVERY;
+            if let Some(closed) = self.closed.as_mut() {
+                let closed = closed();
+                let found = &self.found;
+                let gone = &mut self.gone;
+                self.wanted.retain(|inode, _| {
+                    let drop = closed.contains(inode) && !found.contains_key(inode);
+                    if drop {
+                        gone.push(*inode);
+                    }
+                    !drop
+                });
+            }
+        }
+        !self.wanted.is_empty()
+    }
+}
 
 impl HolderFinder {
     /// A finder reading `root` (normally /proc), for sockets of the
@@ -75,7 +157,20 @@ impl HolderFinder {
             recent: VecDeque::new(),
             netns,
             unresolved: HashMap::new(),
+            processes: HashMap::new(),
+            allowance: SCAN_BURST,
+            allowance_at: Instant::now(),
         }
+    }
+
+    /// The scan time available now: what was saved, plus the share of
+    /// the time since, up to the burst.
+    fn top_up(&mut self) -> Duration {
+        let now = Instant::now();
+        let earned = now.duration_since(self.allowance_at).mul_f64(SCAN_SHARE);
+        self.allowance = (self.allowance + earned).min(SCAN_BURST);
+        self.allowance_at = now;
+        self.allowance
     }
 
     /// The holders of a socket found earlier; empty for one never
@@ -90,9 +185,12 @@ impl HolderFinder {
         self.unresolved.remove(&inode);
     }
 
-    /// Finds the holders of these sockets (inode, uid), those not
-    /// already known, within `budget`.
-    pub fn resolve(&mut self, sockets: &[(u64, u32)], budget: Duration) {
+    /// The first step of a search: looks for the holders of these
+    /// sockets (inode, uid), those not already known, among the recent
+    /// holders only, which is cheap and where most are. Returns the
+    /// sockets still looked for, with those left from earlier polls, for
+    /// [`HolderFinder::resolve`].
+    pub fn resolve_recent(&mut self, sockets: &[(u64, u32)]) -> Vec<(u64, u32)> {
         let mut wanted: HashMap<u64, u32> = sockets
             .iter()
             .filter(|(inode, _)| *inode != 0 && !self.cache.contains_key(inode))
@@ -103,93 +201,91 @@ impl HolderFinder {
                 .iter()
                 .map(|(inode, (uid, _))| (*inode, *uid)),
         );
+        if wanted.is_empty() || self.proc_dir.is_none() {
+            return Vec::new();
+        }
+        let recent: Vec<u32> = self.recent.iter().copied().collect();
+        let mut scan = Scan::new(wanted, Instant::now() + Duration::from_secs(1));
+        self.scan_tier(&recent, &mut scan);
+        let rest = scan.wanted.iter().map(|(i, u)| (*i, *u)).collect();
+        self.record_found(scan.found);
+        rest
+    }
+
+    /// The second step: looks for the holders of `sockets` (what
+    /// [`HolderFinder::resolve_recent`] returned) through the rest of
+    /// /proc, the likeliest processes first, within `budget` and the
+    /// allowance. `closed` names the inodes of sockets known to have
+    /// closed: they are looked for no further. What is not reached is
+    /// looked for again at the next polls, a few times, before it counts
+    /// as not found.
+    pub fn resolve(
+        &mut self,
+        sockets: &[(u64, u32)],
+        budget: Duration,
+        closed: &mut dyn FnMut() -> HashSet<u64>,
+    ) {
+        let wanted: HashMap<u64, u32> = sockets.iter().copied().collect();
         if wanted.is_empty() {
             return;
         }
-        let Some(proc_dir) = &self.proc_dir else {
+        let budget = budget.min(self.top_up());
+        let began = Instant::now();
+        self.resolve_within(wanted, began + budget, closed);
+        let spent = began.elapsed();
+        self.allowance = self.allowance.saturating_sub(spent);
+    }
+
+    fn resolve_within(
+        &mut self,
+        wanted: HashMap<u64, u32>,
+        deadline: Instant,
+        closed: &mut dyn FnMut() -> HashSet<u64>,
+    ) {
+        if self.proc_dir.is_none() {
             return;
-        };
-        let mut found: HashMap<u64, Vec<(u32, u32)>> = HashMap::new();
-        let mut visited: HashSet<u32> = HashSet::new();
-        let mut unreadable = false;
+        }
         let uids: HashSet<u32> = wanted.values().copied().collect();
         let mut all = owners::list_pids(&self.root).unwrap_or_default();
         all.reverse();
+        self.learn_processes(&all);
         let same_uid: Vec<u32> = all
             .iter()
             .copied()
-            .filter(|pid| owner_of(proc_dir, *pid).is_some_and(|u| uids.contains(&u)))
+            .filter(|pid| self.processes[pid].uid.is_some_and(|u| uids.contains(&u)))
             .collect();
         let same_netns: Vec<u32> = match self.netns {
             Some(netns) => same_uid
                 .iter()
                 .copied()
-                .filter(|pid| netns_of(&self.root, *pid) == Some(netns))
+                .filter(|pid| self.processes[pid].netns == Some(netns))
                 .collect(),
             None => Vec::new(),
         };
-        let tiers: [Vec<u32>; 4] = [
-            self.recent.iter().copied().collect(),
-            same_netns,
-            same_uid,
-            all,
-        ];
-        // The budget is for reading fd tables; listing the processes is
-        // bounded by their number.
-        let deadline = Instant::now() + budget;
-        let mut out_of_time = false;
-        'tiers: for tier in tiers {
-            for pid in tier {
-                if !visited.insert(pid) {
-                    continue;
-                }
-                if Instant::now() >= deadline {
-                    out_of_time = true;
-                    break 'tiers;
-                }
-                let table = owners::socket_fds(proc_dir, pid, |inode, fd| {
-                    if wanted.contains_key(&inode) {
-                        found.entry(inode).or_default().push((pid, fd));
-                    }
-                });
-                unreadable |= table == FdTable::Unreadable;
-            }
-            wanted.retain(|inode, _| !found.contains_key(inode));
-            if wanted.is_empty() {
+        let mut scan = Scan::new(wanted, deadline);
+        scan.closed = Some(closed);
+        // The recent holders were just read: skip them.
+        scan.visited.extend(self.recent.iter().copied());
+        for tier in [same_netns, same_uid, all] {
+            if scan.wanted.is_empty() || scan.out_of_time {
                 break;
             }
+            self.scan_tier(&tier, &mut scan);
         }
-        let mut names: HashMap<u32, owners::ProcessInfo> = HashMap::new();
-        let found_inodes: Vec<u64> = found.keys().copied().collect();
-        for (inode, refs) in found {
-            let mut holders = Vec::with_capacity(refs.len());
-            for (pid, fd) in refs {
-                let info = names
-                    .entry(pid)
-                    .or_insert_with(|| owners::process_info(&self.root, pid));
-                holders.push(Holder {
-                    pid,
-                    fd,
-                    command: info.command.clone(),
-                    container: info.container.clone(),
-                });
-                self.remember(pid);
-            }
-            holders.sort_by_key(|h| (h.pid, h.fd));
-            self.cache.insert(
-                inode,
-                Holders {
-                    found: holders,
-                    hidden: false,
-                },
-            );
-        }
-        for inode in found_inodes {
+        let Scan {
+            wanted,
+            found,
+            unreadable,
+            out_of_time,
+            gone,
+            ..
+        } = scan;
+        // Closed before they were found: nothing more to learn.
+        for inode in gone {
             self.unresolved.remove(&inode);
         }
+        self.record_found(found);
         for (inode, uid) in wanted {
-            // Not reached in time: tried again at the next polls, a few
-            // times, before it counts as not found.
             if out_of_time {
                 let tries = self.unresolved.entry(inode).or_insert((uid, 0));
                 tries.1 += 1;
@@ -205,6 +301,88 @@ impl HolderFinder {
                     hidden: unreadable,
                 },
             );
+        }
+    }
+
+    /// Reads the fd tables of `pids` not yet visited, until every socket
+    /// is found or the time is up.
+    fn scan_tier(&self, pids: &[u32], scan: &mut Scan) {
+        let Some(proc_dir) = &self.proc_dir else {
+            return;
+        };
+        for &pid in pids {
+            if !scan.visited.insert(pid) {
+                continue;
+            }
+            let now = Instant::now();
+            if now >= scan.deadline {
+                scan.out_of_time = true;
+                break;
+            }
+            if !scan.still_looking(now) {
+                break;
+            }
+            let mut hits = Vec::new();
+            let table = owners::socket_fds(proc_dir, pid, |inode, fd| {
+                if scan.wanted.contains_key(&inode) {
+                    hits.push((inode, fd));
+                }
+            });
+            scan.unreadable |= table == FdTable::Unreadable;
+            for (inode, fd) in hits {
+                scan.found.entry(inode).or_default().push((pid, fd));
+            }
+        }
+        // A socket may have several holders (a server's workers share its
+        // listener): what was found is looked for no further only once
+        // the whole tier, where the others likely are, was read.
+        scan.wanted
+            .retain(|inode, _| !scan.found.contains_key(inode));
+    }
+
+    /// Names the processes found and caches each socket's holders.
+    fn record_found(&mut self, found: HashMap<u64, Vec<(u32, u32)>>) {
+        let mut names: HashMap<u32, owners::ProcessInfo> = HashMap::new();
+        for (inode, refs) in found {
+            let mut holders = Vec::with_capacity(refs.len());
+            for (pid, fd) in refs {
+                let info = names
+                    .entry(pid)
+                    .or_insert_with(|| owners::process_info(&self.root, pid));
+                holders.push(Holder {
+                    pid,
+                    fd,
+                    command: info.command.clone(),
+                    container: info.container.clone(),
+                });
+                self.remember(pid);
+            }
+            holders.sort_by_key(|h| (h.pid, h.fd));
+            self.unresolved.remove(&inode);
+            self.cache.insert(
+                inode,
+                Holders {
+                    found: holders,
+                    hidden: false,
+                },
+            );
+        }
+    }
+
+    /// Reads the uid and network namespace of the processes not seen
+    /// before, and forgets those gone. A process that changes either
+    /// later is only searched in a less likely place.
+    fn learn_processes(&mut self, pids: &[u32]) {
+        let Some(proc_dir) = &self.proc_dir else {
+            return;
+        };
+        let alive: HashSet<u32> = pids.iter().copied().collect();
+        self.processes.retain(|pid, _| alive.contains(pid));
+        for &pid in pids {
+            self.processes.entry(pid).or_insert_with(|| ProcessFacts {
+                uid: owner_of(proc_dir, pid),
+                netns: netns_of(&self.root, pid),
+            });
         }
     }
 
@@ -228,4 +406,47 @@ fn owner_of(proc_dir: &File, pid: u32) -> Option<u32> {
     nix::sys::stat::fstatat(proc_dir, pid.to_string().as_str(), AtFlags::empty())
         .ok()
         .map(|stat| stat.st_uid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_allowance_grows_with_time_up_to_the_burst() {
+        let mut finder = HolderFinder::new(&ProcRoot::new("/proc"), None);
+        finder.allowance = Duration::ZERO;
+        finder.allowance_at = Instant::now() - Duration::from_secs(1);
+        let after_a_second = finder.top_up();
+        // 2% of a second, give or take the time the test takes.
+        assert!(
+            after_a_second >= Duration::from_millis(20)
+                && after_a_second < Duration::from_millis(25),
+            "{after_a_second:?}"
+        );
+        finder.allowance_at = Instant::now() - Duration::from_secs(3600);
+        assert_eq!(finder.top_up(), SCAN_BURST);
+    }
+
+    #[test]
+    fn a_scan_drops_the_sockets_that_closed_before_they_were_found() {
+        let wanted = HashMap::from([(1, 0), (2, 0), (3, 0)]);
+        let mut closed = || HashSet::from([2, 3]);
+        let mut scan = Scan::new(wanted, Instant::now() + SCAN_BURST);
+        scan.closed = Some(&mut closed);
+        // Socket 3 was found before it closed: its holder is known.
+        scan.found.insert(3, vec![(100, 4)]);
+        let later = Instant::now() + CLOSED_CHECK_EVERY;
+        assert!(scan.still_looking(later));
+        let mut left: Vec<u64> = scan.wanted.keys().copied().collect();
+        left.sort_unstable();
+        assert_eq!(left, [1, 3]);
+        assert_eq!(scan.gone, [2]);
+
+        // Once every socket left has closed, the scan stops.
+        let mut all_closed = || HashSet::from([1, 2, 3]);
+        let mut scan = Scan::new(HashMap::from([(1, 0)]), Instant::now() + SCAN_BURST);
+        scan.closed = Some(&mut all_closed);
+        assert!(!scan.still_looking(Instant::now() + CLOSED_CHECK_EVERY));
+    }
 }
