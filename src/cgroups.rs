@@ -53,6 +53,27 @@ impl Hierarchy {
         normalize(&under_mount.unwrap_or_else(|| given.to_string()))
     }
 
+    /// The processes of the cgroup at `path` (as the tree names it), from
+    /// its cgroup.procs; empty where that cannot be read.
+    pub fn processes(&self, path: &str) -> Vec<u32> {
+        let root = normalize(&self.root);
+        let Some(below) = path.strip_prefix(root.trim_end_matches('/')) else {
+            return Vec::new();
+        };
+        let file = self
+            .dir
+            .join(below.trim_start_matches('/'))
+            .join("cgroup.procs");
+        // A cgroup with more processes than this is no narrow search.
+        const LIMIT: usize = 1 << 20;
+        let Ok(text) = crate::files::read_bounded(&file, LIMIT) else {
+            return Vec::new();
+        };
+        text.split(|b| *b == b'\n')
+            .filter_map(|line| std::str::from_utf8(line).ok()?.parse().ok())
+            .collect()
+    }
+
     /// Walks the hierarchy and maps each cgroup's id to its path. With
     /// `wanted`, the walk stops once every id in it is found. Directories
     /// that vanish or cannot be read while it runs are passed over.
@@ -470,6 +491,25 @@ mod tests {
         assert_eq!(tree.ids_where(|p| p.starts_with("/a.slice")).len(), 2);
         let wanted: HashSet<u64> = [ino("c.scope")].into();
         assert!(h.walk(Some(&wanted)).path(ino("c.scope")).is_some());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_cgroup_lists_its_processes_from_where_the_mount_shows_it() {
+        let base =
+            std::env::temp_dir().join(format!("lsport-cgroups-procs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("b.service")).unwrap();
+        std::fs::write(base.join("b.service/cgroup.procs"), "300\n12\n").unwrap();
+        std::fs::write(base.join("cgroup.procs"), "1\n").unwrap();
+        // The mount shows /a.slice: its paths start there.
+        let h = Hierarchy {
+            dir: base.clone(),
+            root: "/a.slice".to_string(),
+        };
+        assert_eq!(h.processes("/a.slice/b.service"), [300, 12]);
+        assert_eq!(h.processes("/a.slice"), [1]);
+        assert_eq!(h.processes("/a.slice/gone.service"), [] as [u32; 0]);
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub use holders::{Holder, Holders};
 pub use summary::{GroupStats, ProcessKey, Summary};
 
-use holders::HolderFinder;
+use holders::{HolderFinder, Sought};
 
 use crate::error::Error;
 use crate::netns;
@@ -568,11 +568,12 @@ impl Watch {
                 None => new.push(socket),
             }
         }
-        let mut inodes: Vec<(u64, u32)> = new.iter().map(|s| (s.inode, s.uid)).collect();
-        inodes.extend(changed.iter().map(|(cookie, _)| {
-            let socket = &self.table[cookie].socket;
-            (socket.inode, socket.uid)
-        }));
+        let mut inodes: Vec<(u64, Sought)> = new.iter().map(sought).collect();
+        inodes.extend(
+            changed
+                .iter()
+                .map(|(cookie, _)| sought(&self.table[cookie].socket)),
+        );
         self.find_holders(&inodes, &new)?;
         for (cookie, from) in changed {
             let event = self.event_for(cookie, EventKind::StateChanged { from }, end);
@@ -613,7 +614,7 @@ impl Watch {
     /// through the rest of /proc, reading the notifications as it goes
     /// (keeping them to take in later): a socket that closed is not
     /// looked for further, which would cost a whole scan in vain.
-    fn find_holders(&mut self, sockets: &[(u64, u32)], new: &[Socket]) -> Result<(), Error> {
+    fn find_holders(&mut self, sockets: &[(u64, Sought)], new: &[Socket]) -> Result<(), Error> {
         let rest = self.finder.resolve_recent(sockets);
         if rest.is_empty() {
             return Ok(());
@@ -779,6 +780,15 @@ impl Iterator for Watch {
             }
         }
     }
+}
+
+/// What the holder search needs of a socket: its inode, owner and cgroup.
+fn sought(socket: &Socket) -> (u64, Sought) {
+    let sought = Sought {
+        uid: socket.uid,
+        cgroup: socket.cgroup_id.map(|id| id.get()),
+    };
+    (socket.inode, sought)
 }
 
 /// Whether `socket` is a TCP socket that holds its port bound only.

@@ -2,12 +2,14 @@
 //! processes rather than all of /proc at every poll: first the
 //! processes that held a socket earlier in the watch (a server holds
 //! every connection it accepts, a client makes one after another), then
-//! the processes of the socket's uid, then the rest, stopping at the
-//! first group that accounts for every socket. The processes of the
-//! uid that also live in the watched network namespace come before the
-//! others of the uid: on a host of containers, that is a handful of
-//! processes instead of thousands. Within a group the highest pids come
-//! first: a short-lived client is usually young.
+//! the processes of the cgroup the socket was created in (a service's
+//! few, where the kernel names it), then the processes of the socket's
+//! uid, then the rest, stopping at the first group that accounts for
+//! every socket. The processes of the uid that also live in the watched
+//! network namespace come before the others of the uid: on a host of
+//! containers, that is a handful of processes instead of thousands.
+//! Within a group the highest pids come first: a short-lived client is
+//! usually young.
 //!
 //! Reading fd tables is what a watch spends most on, so the scans share
 //! an allowance: [`SCAN_SHARE`] of the time that passes, saved up to
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::AtFlags;
 
+use crate::cgroups::Hierarchy;
 use crate::container::Container;
 use crate::owners::{self, FdTable};
 use crate::sys::ProcRoot;
@@ -64,7 +67,11 @@ pub struct HolderFinder {
     /// The inode of the watched network namespace, if known.
     netns: Option<u64>,
     /// Sockets whose scan ran out of time: uid, and tries so far.
-    unresolved: HashMap<u64, (u32, u32)>,
+    unresolved: HashMap<u64, (Sought, u32)>,
+    /// The cgroup v2 hierarchy, to read the processes of a cgroup.
+    hierarchy: Option<Hierarchy>,
+    /// The path of each cgroup id met, None where not found.
+    cgroup_paths: HashMap<u64, Option<String>>,
     /// What decides the order of a search, per process, read once.
     processes: HashMap<u32, ProcessFacts>,
     /// The scan time available now, and when it was last topped up.
@@ -84,6 +91,14 @@ pub const SCAN_BURST: Duration = Duration::from_millis(50);
 /// How often a scan asks which of its sockets closed.
 const CLOSED_CHECK_EVERY: Duration = Duration::from_millis(1);
 
+/// A socket whose holders are looked for: its owner and, where the
+/// kernel gave it, the id of the cgroup it was created in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sought {
+    pub uid: u32,
+    pub cgroup: Option<u64>,
+}
+
 /// The owner and network namespace of a process; None where they may
 /// not be read.
 struct ProcessFacts {
@@ -94,7 +109,7 @@ struct ProcessFacts {
 /// One search through fd tables.
 struct Scan<'a> {
     /// The sockets not found yet: inode, uid.
-    wanted: HashMap<u64, u32>,
+    wanted: HashMap<u64, Sought>,
     /// The sockets found: inode, then (pid, fd) of each holder.
     found: HashMap<u64, Vec<(u32, u32)>>,
     visited: HashSet<u32>,
@@ -110,7 +125,7 @@ struct Scan<'a> {
 }
 
 impl<'a> Scan<'a> {
-    fn new(wanted: HashMap<u64, u32>, deadline: Instant) -> Scan<'a> {
+    fn new(wanted: HashMap<u64, Sought>, deadline: Instant) -> Scan<'a> {
         Scan {
             wanted,
             found: HashMap::new(),
@@ -158,6 +173,8 @@ impl HolderFinder {
             netns,
             unresolved: HashMap::new(),
             processes: HashMap::new(),
+            hierarchy: Hierarchy::locate(root),
+            cgroup_paths: HashMap::new(),
             allowance: SCAN_BURST,
             allowance_at: Instant::now(),
         }
@@ -190,8 +207,8 @@ impl HolderFinder {
     /// holders only, which is cheap and where most are. Returns the
     /// sockets still looked for, with those left from earlier polls, for
     /// [`HolderFinder::resolve`].
-    pub fn resolve_recent(&mut self, sockets: &[(u64, u32)]) -> Vec<(u64, u32)> {
-        let mut wanted: HashMap<u64, u32> = sockets
+    pub fn resolve_recent(&mut self, sockets: &[(u64, Sought)]) -> Vec<(u64, Sought)> {
+        let mut wanted: HashMap<u64, Sought> = sockets
             .iter()
             .filter(|(inode, _)| *inode != 0 && !self.cache.contains_key(inode))
             .copied()
@@ -199,7 +216,7 @@ impl HolderFinder {
         wanted.extend(
             self.unresolved
                 .iter()
-                .map(|(inode, (uid, _))| (*inode, *uid)),
+                .map(|(inode, (sought, _))| (*inode, *sought)),
         );
         if wanted.is_empty() || self.proc_dir.is_none() {
             return Vec::new();
@@ -207,7 +224,7 @@ impl HolderFinder {
         let recent: Vec<u32> = self.recent.iter().copied().collect();
         let mut scan = Scan::new(wanted, Instant::now() + Duration::from_secs(1));
         self.scan_tier(&recent, &mut scan);
-        let rest = scan.wanted.iter().map(|(i, u)| (*i, *u)).collect();
+        let rest = scan.wanted.iter().map(|(i, w)| (*i, *w)).collect();
         self.record_found(scan.found);
         rest
     }
@@ -221,11 +238,11 @@ impl HolderFinder {
     /// as not found.
     pub fn resolve(
         &mut self,
-        sockets: &[(u64, u32)],
+        sockets: &[(u64, Sought)],
         budget: Duration,
         closed: &mut dyn FnMut() -> HashSet<u64>,
     ) {
-        let wanted: HashMap<u64, u32> = sockets.iter().copied().collect();
+        let wanted: HashMap<u64, Sought> = sockets.iter().copied().collect();
         if wanted.is_empty() {
             return;
         }
@@ -238,14 +255,16 @@ impl HolderFinder {
 
     fn resolve_within(
         &mut self,
-        wanted: HashMap<u64, u32>,
+        wanted: HashMap<u64, Sought>,
         deadline: Instant,
         closed: &mut dyn FnMut() -> HashSet<u64>,
     ) {
         if self.proc_dir.is_none() {
             return;
         }
-        let uids: HashSet<u32> = wanted.values().copied().collect();
+        let uids: HashSet<u32> = wanted.values().map(|w| w.uid).collect();
+        let cgroups: HashSet<u64> = wanted.values().filter_map(|w| w.cgroup).collect();
+        let same_cgroup = self.processes_in(&cgroups);
         let mut all = owners::list_pids(&self.root).unwrap_or_default();
         all.reverse();
         self.learn_processes(&all);
@@ -266,7 +285,7 @@ impl HolderFinder {
         scan.closed = Some(closed);
         // The recent holders were just read: skip them.
         scan.visited.extend(self.recent.iter().copied());
-        for tier in [same_netns, same_uid, all] {
+        for tier in [same_cgroup, same_netns, same_uid, all] {
             if scan.wanted.is_empty() || scan.out_of_time {
                 break;
             }
@@ -285,9 +304,9 @@ impl HolderFinder {
             self.unresolved.remove(&inode);
         }
         self.record_found(found);
-        for (inode, uid) in wanted {
+        for (inode, sought) in wanted {
             if out_of_time {
-                let tries = self.unresolved.entry(inode).or_insert((uid, 0));
+                let tries = self.unresolved.entry(inode).or_insert((sought, 0));
                 tries.1 += 1;
                 if tries.1 < MAX_TRIES {
                     continue;
@@ -369,6 +388,34 @@ impl HolderFinder {
         }
     }
 
+    /// The processes of these cgroups, youngest first. A cgroup's path is
+    /// looked up once (a walk of the hierarchy, for all new ids at once).
+    fn processes_in(&mut self, cgroups: &HashSet<u64>) -> Vec<u32> {
+        let Some(hierarchy) = &self.hierarchy else {
+            return Vec::new();
+        };
+        let unknown: HashSet<u64> = cgroups
+            .iter()
+            .copied()
+            .filter(|id| !self.cgroup_paths.contains_key(id))
+            .collect();
+        if !unknown.is_empty() {
+            let tree = hierarchy.walk(Some(&unknown));
+            for id in unknown {
+                self.cgroup_paths
+                    .insert(id, tree.path(id).map(str::to_string));
+            }
+        }
+        let mut pids: Vec<u32> = cgroups
+            .iter()
+            .filter_map(|id| self.cgroup_paths.get(id)?.as_deref())
+            .flat_map(|path| hierarchy.processes(path))
+            .collect();
+        pids.sort_unstable_by(|a, b| b.cmp(a));
+        pids.dedup();
+        pids
+    }
+
     /// Reads the uid and network namespace of the processes not seen
     /// before, and forgets those gone. A process that changes either
     /// later is only searched in a less likely place.
@@ -430,7 +477,11 @@ mod tests {
 
     #[test]
     fn a_scan_drops_the_sockets_that_closed_before_they_were_found() {
-        let wanted = HashMap::from([(1, 0), (2, 0), (3, 0)]);
+        let sought = Sought {
+            uid: 0,
+            cgroup: None,
+        };
+        let wanted = HashMap::from([(1, sought), (2, sought), (3, sought)]);
         let mut closed = || HashSet::from([2, 3]);
         let mut scan = Scan::new(wanted, Instant::now() + SCAN_BURST);
         scan.closed = Some(&mut closed);
@@ -445,8 +496,32 @@ mod tests {
 
         // Once every socket left has closed, the scan stops.
         let mut all_closed = || HashSet::from([1, 2, 3]);
-        let mut scan = Scan::new(HashMap::from([(1, 0)]), Instant::now() + SCAN_BURST);
+        let mut scan = Scan::new(HashMap::from([(1, sought)]), Instant::now() + SCAN_BURST);
         scan.closed = Some(&mut all_closed);
         assert!(!scan.still_looking(Instant::now() + CLOSED_CHECK_EVERY));
+    }
+
+    #[test]
+    fn the_processes_of_a_sockets_cgroup_come_youngest_first() {
+        use std::os::unix::fs::MetadataExt;
+        // Any directory tree walks the same way as cgroupfs.
+        let base =
+            std::env::temp_dir().join(format!("lsport-holders-cgroup-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("a.slice/b.service")).unwrap();
+        std::fs::write(base.join("a.slice/b.service/cgroup.procs"), "12\n300\n").unwrap();
+        std::fs::write(base.join("a.slice/cgroup.procs"), "7\n").unwrap();
+        let id = |p: &str| std::fs::metadata(base.join(p)).unwrap().ino();
+        let mut finder = HolderFinder::new(&ProcRoot::new("/proc"), None);
+        finder.hierarchy = Some(Hierarchy {
+            dir: base.clone(),
+            root: "/".to_string(),
+        });
+        let both = HashSet::from([id("a.slice/b.service"), id("a.slice")]);
+        assert_eq!(finder.processes_in(&both), [300, 12, 7]);
+        // Unknown ids are looked up once, and stay unknown.
+        assert!(finder.processes_in(&HashSet::from([u64::MAX])).is_empty());
+        assert_eq!(finder.cgroup_paths.get(&u64::MAX), Some(&None));
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }
