@@ -249,6 +249,8 @@ fn pid_1_of_a_pid_namespace_is_refused() {
     let mut unshare = spawn_holding(command, fd);
     drop(listener);
     let sleeper = wait_for_child_named(unshare.id(), "sleep");
+    // It would outlive unshare (and this test, should it fail).
+    let pid1 = KilledOnDrop(sleeper);
 
     let (doc, output) = kill_json(&["47005"]);
     assert_eq!(output.status.code(), Some(4), "{doc:#}");
@@ -260,6 +262,7 @@ fn pid_1_of_a_pid_namespace_is_refused() {
         std::fs::metadata(format!("/proc/{sleeper}")).is_ok(),
         "pid 1 was killed"
     );
+    drop(pid1);
     let _ = unshare.kill();
     let _ = unshare.wait();
 }
@@ -268,6 +271,18 @@ fn pid_1_of_a_pid_namespace_is_refused() {
 fn spawn_holding(mut command: Command, fd: i32) -> Child {
     pass_fds(&mut command, &[fd]);
     command.spawn().expect("spawning")
+}
+
+/// A process that is not the test's child, killed when dropped.
+struct KilledOnDrop(u32);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0 as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
 }
 
 /// The pid of a child of `parent` running `name`.

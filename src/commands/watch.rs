@@ -16,8 +16,8 @@
 //! not yet accepted, and have no process. A connection is reported from
 //! its full socket, and closes when that socket is destroyed.
 //!
-//! Bound-only TCP sockets are looked for at every
-//! [`BOUND_SWEEP_EVERY`]th poll only. Finding them walks the kernel's
+//! Bound-only TCP sockets are looked for once every
+//! [`BOUND_SWEEP_EVERY`] intervals only. Finding them walks the kernel's
 //! bind table, every bound socket of the machine, which costs as much as
 //! the rest of a dump together; such a socket is rare and seldom brief
 //! (a bind before listen or connect lasts microseconds), and its close
@@ -49,10 +49,11 @@ use crate::source::netlink::{self, DumpError, DumpRequest};
 /// The default time between two dumps.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
 
-/// One poll in this many also looks for bound-only TCP sockets (once a
-/// second at the default interval); so does the first, and the one after
-/// notifications were lost.
-pub const BOUND_SWEEP_EVERY: u64 = 10;
+/// A poll looks for bound-only TCP sockets when this many intervals
+/// passed since the last one did (once a second at the default
+/// interval, whether or not polls ran late); so do the first, and the
+/// one after notifications were lost.
+pub const BOUND_SWEEP_EVERY: u32 = 10;
 
 /// The state bit of bound-only TCP sockets in a dump request.
 const BOUND_INACTIVE_BIT: u32 = 1 << 13;
@@ -240,8 +241,6 @@ pub struct Watch {
     last_dump_start: Instant,
     /// Start of the latest dump that looked for bound-only sockets.
     last_sweep_start: Instant,
-    /// Polls made so far.
-    polls: u64,
     /// The next poll looks for bound-only sockets whatever its number.
     sweep_due: bool,
     drops_reported: u64,
@@ -309,7 +308,6 @@ impl Watch {
             next_poll: now,
             last_dump_start: now,
             last_sweep_start: now,
-            polls: 0,
             sweep_due: true,
             drops_reported: 0,
             last_overflow: None,
@@ -531,8 +529,9 @@ impl Watch {
     /// only learns what is there.
     fn poll(&mut self, first: bool) -> Result<(), Error> {
         self.drain(self.last_dump_start)?;
-        let sweep = first || self.sweep_due || self.polls % BOUND_SWEEP_EVERY == 0;
-        self.polls += 1;
+        let since_sweep = Instant::now().saturating_duration_since(self.last_sweep_start);
+        let sweep =
+            first || self.sweep_due || since_sweep >= self.options.interval * BOUND_SWEEP_EVERY;
         self.sweep_due = false;
         let start = Instant::now();
         let sockets = self.dump(sweep)?;
