@@ -608,7 +608,7 @@ impl Watch {
         Ok(())
     }
 
-    /// Looks for the holders of `sockets` (inode, uid), of which `new`
+    /// Looks for the holders of `sockets` (inode, owner), of which `new`
     /// are not yet in the table: first among the recent holders; then
     /// through the rest of /proc, reading the notifications as it goes
     /// (keeping them to take in later): a socket that closed is not

@@ -203,7 +203,7 @@ impl HolderFinder {
     }
 
     /// The first step of a search: looks for the holders of these
-    /// sockets (inode, uid), those not already known, among the recent
+    /// sockets (inode, owner), those not already known, among the recent
     /// holders only, which is cheap and where most are. Returns the
     /// sockets still looked for, with those left from earlier polls, for
     /// [`HolderFinder::resolve`].
