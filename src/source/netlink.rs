@@ -624,17 +624,32 @@ mod tests {
 
     use bytecode::kernel::{audit, keeps};
 
-    #[test]
-    fn the_request_carries_all_states_and_the_filter() {
-        let request = DumpRequest {
-            family: Family::Inet6,
-            protocol: Protocol::Tcp,
-            states: ALL_STATES,
-            ports: vec![PortRange::single(60403)],
+    /// A request with no remote match, no autobound test and no cgroups.
+    fn request(
+        family: Family,
+        protocol: Protocol,
+        states: u32,
+        ports: Vec<PortRange>,
+    ) -> DumpRequest {
+        DumpRequest {
+            family,
+            protocol,
+            states,
+            ports,
             match_remote: false,
             autobound_only: false,
             cgroups: None,
-        };
+        }
+    }
+
+    #[test]
+    fn the_request_carries_all_states_and_the_filter() {
+        let request = request(
+            Family::Inet6,
+            Protocol::Tcp,
+            ALL_STATES,
+            vec![PortRange::single(60403)],
+        );
         let bytes = build_request(&request, 7);
         // nlmsghdr (16) + inet_diag_req_v2 (56) + attribute header (4) + 20.
         assert_eq!(bytes.len(), 16 + 56 + 4 + 20);
@@ -667,15 +682,12 @@ mod tests {
 
     #[test]
     fn the_socket_id_names_a_port_only_for_one_local_tcp_port() {
-        let one = DumpRequest {
-            family: Family::Inet,
-            protocol: Protocol::Tcp,
-            states: ALL_STATES,
-            ports: vec![PortRange::single(80)],
-            match_remote: false,
-            autobound_only: false,
-            cgroups: None,
-        };
+        let one = request(
+            Family::Inet,
+            Protocol::Tcp,
+            ALL_STATES,
+            vec![PortRange::single(80)],
+        );
         assert_eq!(kernel_local_port(&one), Some(80));
         let not_named = [
             DumpRequest {
@@ -707,15 +719,12 @@ mod tests {
 
     #[test]
     fn the_both_families_request_is_an_inet_diag_req_with_the_filter() {
-        let request = DumpRequest {
-            family: Family::Inet6,
-            protocol: Protocol::Tcp,
-            states: TCP_UNCONNECTED,
-            ports: vec![PortRange::single(60403)],
-            match_remote: false,
-            autobound_only: false,
-            cgroups: None,
-        };
+        let request = request(
+            Family::Inet6,
+            Protocol::Tcp,
+            TCP_UNCONNECTED,
+            vec![PortRange::single(60403)],
+        );
         let bytes = build_both_families_request(&request, 9);
         // nlmsghdr (16) + inet_diag_req (60) + attribute header (4) + 20.
         assert_eq!(bytes.len(), 16 + 60 + 4 + 20);
@@ -770,13 +779,8 @@ mod tests {
         ] {
             for match_remote in [false, true] {
                 let request = DumpRequest {
-                    family: Family::Inet,
-                    protocol: Protocol::Udp,
-                    states: ALL_STATES,
-                    ports: ports.clone(),
                     match_remote,
-                    autobound_only: false,
-                    cgroups: None,
+                    ..request(Family::Inet, Protocol::Udp, ALL_STATES, ports.clone())
                 };
                 for (bytes, header_len) in [
                     (build_request(&request, 1), 56),
@@ -824,13 +828,8 @@ mod tests {
     #[test]
     fn sockets_a_coarse_filter_let_through_are_dropped_here() {
         let request = |match_remote| DumpRequest {
-            family: Family::Inet,
-            protocol: Protocol::Tcp,
-            states: ALL_STATES,
-            ports: odd_ports(65535),
             match_remote,
-            autobound_only: false,
-            cgroups: None,
+            ..request(Family::Inet, Protocol::Tcp, ALL_STATES, odd_ports(65535))
         };
         let mut out = vec![socket_on(2, 2)];
         out.extend((0..=20).map(|p| socket_on(p, 40000 + p)));
@@ -866,15 +865,12 @@ mod tests {
         let asked = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let _other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = asked.local_addr().unwrap().port();
-        let request = DumpRequest {
-            family: Family::Inet,
-            protocol: Protocol::Tcp,
-            states: TCP_LISTENING,
-            ports: vec![PortRange::single(port)],
-            match_remote: false,
-            autobound_only: false,
-            cgroups: None,
-        };
+        let request = request(
+            Family::Inet,
+            Protocol::Tcp,
+            TCP_LISTENING,
+            vec![PortRange::single(port)],
+        );
         let exact = PortMatch::new(&request);
         let mut session = Session::default();
         let mut out = Vec::new();
@@ -1023,13 +1019,13 @@ mod tests {
             return;
         };
         let request = |cgroups: Option<Vec<u64>>| DumpRequest {
-            family: Family::Inet,
-            protocol: Protocol::Tcp,
-            states: TCP_LISTENING,
-            ports: vec![PortRange::single(port)],
-            match_remote: false,
             cgroups,
-            autobound_only: false,
+            ..request(
+                Family::Inet,
+                Protocol::Tcp,
+                TCP_LISTENING,
+                vec![PortRange::single(port)],
+            )
         };
         let mut session = Session::default();
         let mut dump = |cgroups| {
@@ -1073,13 +1069,13 @@ mod tests {
             bytes
         }
         let request = DumpRequest {
-            family: Family::Inet,
-            protocol: Protocol::Tcp,
-            states: TCP_LISTENING,
-            ports: vec![PortRange::single(port)],
-            match_remote: false,
             cgroups: Some(vec![1]),
-            autobound_only: false,
+            ..request(
+                Family::Inet,
+                Protocol::Tcp,
+                TCP_LISTENING,
+                vec![PortRange::single(port)],
+            )
         };
         let exact = PortMatch::new(&request);
         let mut session = Session::default();
