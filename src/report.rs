@@ -31,11 +31,15 @@ pub enum Role {
     /// A closed TCP connection the kernel keeps in TIME_WAIT for a while;
     /// no process holds it, yet it keeps its port pair.
     TimeWait,
+    /// A connection its program closed before the peer did: the kernel
+    /// finishes the close by itself (FIN_WAIT1, FIN_WAIT2, CLOSING,
+    /// LAST_ACK) and no process holds it.
+    Orphaned,
 }
 
 impl Role {
     /// The role's name in the table and JSON output: `listener`,
-    /// `bound-only`, `accepted`, `outgoing` or `time-wait`.
+    /// `bound-only`, `accepted`, `outgoing`, `time-wait` or `orphaned`.
     pub fn name(self) -> &'static str {
         match self {
             Role::Listener => "listener",
@@ -43,6 +47,7 @@ impl Role {
             Role::Accepted => "accepted",
             Role::Outgoing => "outgoing",
             Role::TimeWait => "time-wait",
+            Role::Orphaned => "orphaned",
         }
     }
 }
@@ -458,6 +463,9 @@ pub(crate) fn role_of(
     listeners: &HashMap<u16, Vec<IpAddr>>,
     policy: &KernelPortPolicy,
 ) -> Role {
+    if socket.is_orphaned() {
+        return Role::Orphaned;
+    }
     match (socket.protocol, socket.state) {
         (Protocol::Tcp, State::Listen) => Role::Listener,
         (Protocol::Tcp, State::BoundInactive | State::Close) => Role::BoundOnly,

@@ -242,6 +242,28 @@ impl Socket {
         self.is_unconnected() && !(self.protocol == Protocol::Udp && self.autobound == Some(true))
     }
 
+    /// A TCP connection its program has closed while the peer had not:
+    /// the kernel finishes the close by itself (FIN_WAIT1, FIN_WAIT2,
+    /// CLOSING, LAST_ACK) and no file refers to it (inode 0), so no
+    /// process holds it and none can be signalled. Like TIME_WAIT, it
+    /// goes by itself (tcp_fin_timeout, retransmission limits), and a
+    /// bind() with SO_REUSEADDR succeeds beside it.
+    pub fn is_orphaned(&self) -> bool {
+        self.protocol == Protocol::Tcp
+            && self.inode == 0
+            && matches!(
+                self.state,
+                State::FinWait1 | State::FinWait2 | State::Closing | State::LastAck
+            )
+    }
+
+    /// A socket that keeps its port only until the kernel ends it by
+    /// itself, with no process to signal: TIME_WAIT, or an orphaned
+    /// connection (see [`Socket::is_orphaned`]).
+    pub fn ends_by_itself(&self) -> bool {
+        self.state == State::TimeWait || self.is_orphaned()
+    }
+
     /// A socket that is not connected: a TCP listener or a bound-only TCP
     /// socket, or an unconnected UDP socket.
     pub fn is_unconnected(&self) -> bool {

@@ -283,6 +283,8 @@ fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
     let mut hidden_owners: Vec<String> = Vec::new();
     let mut time_wait = 0;
     let mut unaccepted = 0;
+    let mut orphaned = 0;
+    let mut orphan_ends_ms: Option<u32> = None;
     let mut no_process = 0;
     for row in verdict.rows.iter().map(|&i| &report.rows[i]) {
         match (row.holders.is_empty(), row.holders_hidden, row.socket.inode) {
@@ -296,6 +298,10 @@ fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
             }
             // No file refers to it: nothing to hold.
             (true, false, 0) if row.socket.state == State::TimeWait => time_wait += 1,
+            (true, false, 0) if row.socket.is_orphaned() => {
+                orphaned += 1;
+                orphan_ends_ms = orphan_ends_ms.max(row.socket.timer_ms);
+            }
             (true, false, 0) => unaccepted += 1,
             (true, false, _) => no_process += 1,
         }
@@ -330,6 +336,17 @@ fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
     }
     if time_wait > 0 {
         parts.push(format!("{time_wait} in TIME_WAIT, which no process holds"));
+    }
+    if orphaned > 0 {
+        let ends = match orphan_ends_ms {
+            Some(ms) => format!(", the last within {} s", ms.div_ceil(1000)),
+            None => String::new(),
+        };
+        parts.push(format!(
+            "{orphaned} closed by {} program and left to the kernel to finish (no process holds {}; it ends by itself{ends})",
+            if orphaned == 1 { "its" } else { "their" },
+            if orphaned == 1 { "it" } else { "them" },
+        ));
     }
     if unaccepted > 0 {
         parts.push(format!(
