@@ -98,6 +98,8 @@ fn a_udp_client_is_neither_a_listener_nor_a_risk() {
     drop(server);
     let output = lsport(["ephemeral", "--json"]);
     assert_eq!(output.status.code(), Some(0), "a UDP client is no problem");
+    // Alone, it makes no listener for a quiet look either.
+    assert_eq!(lsport(["-q", "-u"]).status.code(), Some(1));
 
     // /proc cannot tell, and says so.
     let (proc, _) = lsport_json(&["-a", "--source", "proc"]);
