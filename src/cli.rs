@@ -67,7 +67,8 @@ pub struct Args {
     #[arg(short = 'a', long)]
     pub all: bool,
 
-    /// Show only listening TCP sockets, bound-only TCP sockets and unconnected UDP sockets.
+    /// Show only listening TCP sockets, bound-only TCP sockets and unconnected UDP sockets
+    /// bound on purpose (not a client's whose port the kernel chose).
     #[arg(short = 'l', long)]
     pub listening: bool,
 
@@ -312,16 +313,19 @@ pub struct WaitArgs {
     #[command(flatten)]
     pub filter: SocketFilterArgs,
 
-    /// Until each port has a listener: TCP LISTEN, or an unconnected UDP
-    /// socket with -u.
+    /// Until each port has a listener: TCP LISTEN, or with -u an
+    /// unconnected UDP socket bound on purpose (not a client's whose port
+    /// the kernel chose). Listening is not ready: a server may listen
+    /// before it serves.
     #[arg(short = 'l', long, conflicts_with = "free")]
     pub listening: bool,
 
-    /// Until no socket holds each port (TIME_WAIT does not count).
+    /// Until no socket holds each port (TIME_WAIT and orphaned
+    /// connections, which the kernel ends by itself, do not count).
     #[arg(long)]
     pub free: bool,
 
-    /// With --free: TIME_WAIT sockets count too.
+    /// With --free: TIME_WAIT sockets and orphaned connections count too.
     #[arg(long, requires = "free")]
     pub strict: bool,
 

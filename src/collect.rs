@@ -191,6 +191,17 @@ fn netlink_sockets(
                 index <= start || wanted.filter.matches(s)
             });
         }
+        if protocol == Protocol::Udp && query.unconnected_only() {
+            // A UDP socket whose port the kernel chose waits for no one:
+            // left out at once, so that a quiet probe does not stop at
+            // it as if it listened.
+            mark_autobound_udp(&mut session, query, wanted.ports, &mut sockets[start..]);
+            let mut index = 0;
+            sockets.retain(|s| {
+                index += 1;
+                index <= start || s.is_listening()
+            });
+        }
         if !sockets.is_empty() {
             found_some();
             if query.stop_at_first_match {
@@ -236,18 +247,11 @@ fn mark_autobound(
     ports: &[PortRange],
     sockets: &mut [Socket],
 ) {
-    if sockets.iter().any(|s| s.protocol == Protocol::Udp) {
-        let stage = Stage {
-            protocol: Protocol::Udp,
-            states: wanted_states(query, Protocol::Udp),
-            ports,
-            cgroups: None,
-            autobound_only: true,
-        };
-        let chosen = cookies(session, query, &stage);
-        for socket in sockets.iter_mut().filter(|s| s.protocol == Protocol::Udp) {
-            socket.autobound = chosen.as_ref().map(|c| c.contains(&socket.cookie));
-        }
+    if sockets
+        .iter()
+        .any(|s| s.protocol == Protocol::Udp && s.autobound.is_none())
+    {
+        mark_autobound_udp(session, query, ports, sockets);
     }
     if query.view != View::Ports {
         // Every outgoing connection would be in question: the walk would
@@ -284,6 +288,30 @@ fn mark_autobound(
     };
     let chosen = cookies(session, &local_only, &stage);
     for socket in sockets.iter_mut().filter(|s| in_question(s)) {
+        socket.autobound = chosen.as_ref().map(|c| c.contains(&socket.cookie));
+    }
+}
+
+/// Marks whether the kernel chose the port of each UDP socket of
+/// `sockets`: one dump of the UDP sockets on `ports` whose port it chose.
+fn mark_autobound_udp(
+    session: &mut netlink::Session,
+    query: &Query,
+    ports: &[PortRange],
+    sockets: &mut [Socket],
+) {
+    if !sockets.iter().any(|s| s.protocol == Protocol::Udp) {
+        return;
+    }
+    let stage = Stage {
+        protocol: Protocol::Udp,
+        states: wanted_states(query, Protocol::Udp),
+        ports,
+        cgroups: None,
+        autobound_only: true,
+    };
+    let chosen = cookies(session, query, &stage);
+    for socket in sockets.iter_mut().filter(|s| s.protocol == Protocol::Udp) {
         socket.autobound = chosen.as_ref().map(|c| c.contains(&socket.cookie));
     }
 }

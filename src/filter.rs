@@ -56,9 +56,11 @@ impl SocketFilter {
 }
 
 /// The kernel records no owner for TIME_WAIT and request sockets (it
-/// reports uid 0 for them): no `--user` matches them.
+/// reports uid 0 for them), nor for an orphaned FIN_WAIT2 connection it
+/// keeps as a timewait socket; an orphan is nobody's anyway: no `--user`
+/// matches them.
 fn owner_known(socket: &Socket) -> bool {
-    !(socket.state == State::TimeWait
+    !(socket.ends_by_itself()
         || (socket.inode == 0 && matches!(socket.state, State::SynRecv | State::NewSynRecv)))
 }
 
@@ -202,6 +204,9 @@ mod tests {
         assert!(root.matches(&socket(State::Listen, 0, 7, None)));
         assert!(!root.matches(&socket(State::TimeWait, 0, 0, None)));
         assert!(!root.matches(&socket(State::SynRecv, 0, 0, None)));
+        assert!(!root.matches(&socket(State::FinWait2, 0, 0, None)));
+        // A connection its process still holds keeps its owner.
+        assert!(root.matches(&socket(State::FinWait2, 0, 7, None)));
     }
 
     #[test]

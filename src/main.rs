@@ -369,14 +369,23 @@ fn ask(target: &kill::Target) -> bool {
 /// `lsport wait`: until the ports listen or are free.
 fn run_wait(invocation: &Invocation, options: &wait::WaitOptions) -> Outcome {
     let lines = matches!(invocation.output, Output::Table { .. });
+    let quiet = invocation.output == Output::Quiet;
     let condition = options.condition;
-    let mut on_met = |port: &wait::PortWait| {
-        if lines {
+    let asked = invocation.query.protocols.clone();
+    let mut on_progress = |progress: wait::Progress<'_>| match progress {
+        wait::Progress::Met(port) if lines => {
             let line = render::wait::met_line(&condition, port);
             let _ = print(|out| writeln!(out, "{line}"));
         }
+        wait::Progress::Met(_) => {}
+        wait::Progress::ListensOver { port, protocols } if !quiet => {
+            say(&render::wait::other_protocols_line(
+                port, &protocols, &asked,
+            ));
+        }
+        wait::Progress::ListensOver { .. } => {}
     };
-    let report = wait::run(&invocation.query, options, &mut on_met)?;
+    let report = wait::run(&invocation.query, options, &mut on_progress)?;
     let status = if report.met() {
         EXIT_MATCH
     } else {

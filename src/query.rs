@@ -112,8 +112,9 @@ pub struct Query {
     /// The ports asked for, in the order given, duplicates removed. Used
     /// by [`View::Ports`]; each gets its own verdict in the report.
     pub ports: Vec<PortRange>,
-    /// Keep only sockets that are not connected (listeners, bound-only
-    /// TCP sockets, unconnected UDP sockets), whatever the view.
+    /// Keep only sockets that wait on their port (listeners, bound-only
+    /// TCP sockets, unconnected UDP sockets bound on purpose; not a UDP
+    /// socket whose port the kernel chose), whatever the view.
     pub listening_only: bool,
     /// The protocols to look at.
     pub protocols: Vec<Protocol>,

@@ -175,6 +175,28 @@ impl PortVerdict {
     pub fn in_use(&self) -> bool {
         self.sockets > 0
     }
+
+    /// Whether the sockets whose local port this is are all a client's:
+    /// outgoing ones (a connect(), or a UDP socket whose port the kernel
+    /// chose for sendto()), with what closed ones leave behind (TIME_WAIT,
+    /// orphaned connections). No service holds the port then. `rows` are
+    /// the rows of the report the verdict belongs to.
+    pub fn held_by_clients_only(&self, rows: &[Row]) -> bool {
+        let on_port = self
+            .rows
+            .iter()
+            .map(|&i| &rows[i])
+            .filter(|r| self.asked.contains(r.socket.local.port));
+        let mut outgoing = false;
+        for row in on_port {
+            match row.role {
+                Role::Outgoing => outgoing = true,
+                Role::TimeWait | Role::Orphaned => {}
+                Role::Listener | Role::BoundOnly | Role::Accepted => return false,
+            }
+        }
+        outgoing
+    }
 }
 
 /// A probe's answer: one report per network namespace probed.
@@ -209,6 +231,10 @@ impl Report {
 pub struct NamespaceReport {
     /// Which sockets the query asked for.
     pub view: View,
+    /// Only sockets that wait on their port were asked for
+    /// ([`Query::listening_only`]): a port none waits on may still have
+    /// connections.
+    pub listening_only: bool,
     /// The network namespace the sockets and port facts belong to.
     pub netns: NetnsLabel,
     /// The namespace's ephemeral range, reserved and privileged ports.
@@ -275,7 +301,7 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
             View::Listening => s.is_listening(),
             View::All => true,
         };
-        shown && query.wants(s.protocol, s.family) && (!query.listening_only || s.is_unconnected())
+        shown && query.wants(s.protocol, s.family) && (!query.listening_only || s.is_listening())
     });
     // The sockets move into rows from the back, and their vector gives
     // its memory back as it empties: with `-a` on a busy host, a full
@@ -331,6 +357,7 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
     let hidden_sockets = rows.iter().filter(|r| r.holders_hidden).count();
     NamespaceReport {
         view: query.view,
+        listening_only: query.listening_only,
         netns: inputs.netns,
         policy: inputs.policy,
         ports,
@@ -680,6 +707,75 @@ mod tests {
         let mut ntp = tcp(State::Established, "10.0.0.2:123", "10.0.0.1:123");
         ntp.protocol = Protocol::Udp;
         assert_eq!(with(ntp, Some(false)), Role::Outgoing);
+    }
+
+    #[test]
+    fn a_closing_connection_no_process_holds_is_orphaned_whatever_its_side() {
+        let sockets = vec![
+            tcp(State::Listen, "0.0.0.0:8080", "0.0.0.0:0"),
+            Socket {
+                inode: 0,
+                ..tcp(State::FinWait2, "127.0.0.1:8080", "127.0.0.1:40001")
+            },
+            Socket {
+                inode: 0,
+                ..tcp(State::LastAck, "127.0.0.1:40002", "127.0.0.1:8080")
+            },
+            // Still open in its program: the side decides.
+            tcp(State::FinWait2, "127.0.0.1:8080", "127.0.0.1:40003"),
+        ];
+        let index = listener_index(&sockets);
+        let policy = KernelPortPolicy::kernel_defaults();
+        let roles: Vec<Role> = sockets
+            .iter()
+            .map(|s| role_of(s, &index, &policy))
+            .collect();
+        assert_eq!(
+            roles,
+            vec![
+                Role::Listener,
+                Role::Orphaned,
+                Role::Orphaned,
+                Role::Accepted
+            ]
+        );
+    }
+
+    #[test]
+    fn a_port_only_clients_hold_is_told_apart() {
+        let row = |role, local: &str, remote: &str| Row {
+            socket: tcp(State::Established, local, remote),
+            role,
+            holders: Holders::new(),
+            holders_hidden: false,
+            risky: false,
+            service: None,
+            cgroup: None,
+            owner: None,
+        };
+        let rows = vec![
+            row(Role::Outgoing, "127.0.0.1:40001", "127.0.0.1:80"),
+            row(Role::TimeWait, "127.0.0.1:40001", "127.0.0.1:81"),
+            row(Role::Listener, "127.0.0.1:40002", "0.0.0.0:0"),
+            row(Role::Outgoing, "127.0.0.1:40002", "127.0.0.1:80"),
+            row(Role::TimeWait, "127.0.0.1:40003", "127.0.0.1:80"),
+            // A client whose remote port is 40001: asked with --remote,
+            // it is on the verdict but not on the port.
+            row(Role::Accepted, "127.0.0.1:80", "127.0.0.1:40001"),
+        ];
+        let verdict = |port: u16, on: Vec<usize>| PortVerdict {
+            asked: PortRange::single(port),
+            facts: Vec::new(),
+            sockets: on.len(),
+            in_use_ports: vec![port],
+            range_services: Vec::new(),
+            rows: on,
+        };
+        assert!(verdict(40001, vec![0, 1, 5]).held_by_clients_only(&rows));
+        assert!(!verdict(40002, vec![2, 3]).held_by_clients_only(&rows));
+        // TIME_WAIT alone may be either side's.
+        assert!(!verdict(40003, vec![4]).held_by_clients_only(&rows));
+        assert!(!verdict(40004, vec![]).held_by_clients_only(&rows));
     }
 
     #[test]

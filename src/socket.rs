@@ -219,9 +219,12 @@ pub struct Socket {
     /// (SOCK_DESTROY and the destroy notifications use it). Zero where the
     /// source does not say (/proc/net).
     pub cookie: u64,
-    /// Milliseconds left on the socket's timer, where one runs: for a
-    /// TIME_WAIT socket, until it goes. None where no timer runs or the
-    /// source does not say (/proc/net).
+    /// Milliseconds until the kernel ends the socket by itself, where its
+    /// timer says so: TIME_WAIT sockets, and orphaned FIN_WAIT2
+    /// connections kept as timewait sockets (tcp_fin_timeout of 60 s or
+    /// less). None for any other timer (it says when the kernel next acts
+    /// on the socket, not when the socket goes), where none runs, or where
+    /// the source does not say (/proc/net).
     pub timer_ms: Option<u32>,
     /// Whether the kernel chose the socket's port (no bind() to a port:
     /// a client's connect(), or sendto() on an unbound UDP socket).
@@ -374,5 +377,29 @@ mod tests {
             port: 0,
         };
         assert_eq!(v6.to_string(), "[::1]:*");
+    }
+
+    #[test]
+    fn a_closing_connection_no_file_refers_to_is_orphaned() {
+        let closing = |state, inode| Socket {
+            inode,
+            ..Socket::example(state, "127.0.0.1:80", "127.0.0.1:40000")
+        };
+        for state in [
+            State::FinWait1,
+            State::FinWait2,
+            State::Closing,
+            State::LastAck,
+        ] {
+            assert!(closing(state, 0).is_orphaned(), "{state:?}");
+            assert!(closing(state, 0).ends_by_itself(), "{state:?}");
+            // Its program still has it open: closing, not orphaned.
+            assert!(!closing(state, 7).is_orphaned(), "{state:?}");
+        }
+        // Not yet accepted (the peer closed first): its listener holds it.
+        assert!(!closing(State::CloseWait, 0).is_orphaned());
+        assert!(!closing(State::Established, 0).is_orphaned());
+        assert!(closing(State::TimeWait, 0).ends_by_itself());
+        assert!(!closing(State::Listen, 7).ends_by_itself());
     }
 }

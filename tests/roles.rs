@@ -1,7 +1,9 @@
 //! Roles from what the kernel knows: whether it chose a socket's port
 //! (sock_diag's autobound test) decides what a socket without a listener
-//! is. A UDP client is no listener and no risk; a server's connection
-//! stays the server's after its listener closed.
+//! is. A UDP client is no listener, no risk and no service to reserve a
+//! port for; a server's connection stays the server's after its
+//! listener closed; a connection its server closed and left to the
+//! kernel is orphaned, held by no one, and goes by itself.
 
 mod common;
 
@@ -57,6 +59,31 @@ fn a_udp_client_is_neither_a_listener_nor_a_risk() {
         "{listening:#}"
     );
     assert_eq!(sockets_on(&listening, 40090).len(), 1);
+    // Nor among the port's listeners (-l), quiet or not.
+    let port_arg = port.to_string();
+    let listeners = lsport(["-u", "-l", &port_arg]);
+    assert_eq!(listeners.status.code(), Some(1), "{}", stdout(&listeners));
+    assert!(
+        stdout(&listeners)
+            .starts_with(&format!("Port {port} has NO LISTENER in network namespace")),
+        "{}",
+        stdout(&listeners)
+    );
+    assert_eq!(lsport(["-q", "-u", "-l", &port_arg]).status.code(), Some(1));
+    assert_eq!(lsport(["-q", "-u", "-l", "40090"]).status.code(), Some(0));
+    // Its port is no service's: nothing to reserve it for. The bound
+    // one's is.
+    let probe = lsport(["-u", &port_arg]);
+    assert_eq!(probe.status.code(), Some(0));
+    assert!(
+        !stdout(&probe).contains("To keep it for a service"),
+        "{}",
+        stdout(&probe)
+    );
+    assert!(
+        stdout(&lsport(["-u", "40090"]))
+            .contains("To keep it for a service: sysctl -w net.ipv4.ip_local_reserved_ports=40090")
+    );
 
     // lsport ephemeral counts the bound one only.
     let output = lsport(["ephemeral", "--json"]);
@@ -71,6 +98,8 @@ fn a_udp_client_is_neither_a_listener_nor_a_risk() {
     drop(server);
     let output = lsport(["ephemeral", "--json"]);
     assert_eq!(output.status.code(), Some(0), "a UDP client is no problem");
+    // Alone, it makes no listener for a quiet look either.
+    assert_eq!(lsport(["-q", "-u"]).status.code(), Some(1));
 
     // /proc cannot tell, and says so.
     let (proc, _) = lsport_json(&["-a", "--source", "proc"]);
@@ -119,4 +148,112 @@ fn a_udp_socket_bound_and_connected_to_its_client_is_the_servers_side() {
     let row = socket_on(&doc, 7778, "udp");
     assert_eq!(row["state"], "ESTABLISHED");
     assert_eq!(row["role"], "accepted", "{row}");
+}
+
+#[test]
+fn a_tcp_clients_port_is_no_service_to_reserve() {
+    if !setup("a_tcp_clients_port_is_no_service_to_reserve") {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:7779").unwrap();
+    let client = TcpStream::connect("127.0.0.1:7779").unwrap();
+    let (server_side, _) = listener.accept().unwrap();
+    let port = client.local_addr().unwrap().port();
+    assert!((40000..=40099).contains(&port));
+    let probe = lsport([port.to_string()]);
+    assert_eq!(probe.status.code(), Some(0));
+    let text = stdout(&probe);
+    assert!(text.contains("outgoing"), "{text}");
+    assert!(!text.contains("To keep it for a service"), "{text}");
+    // A free port of the range is offered the reservation.
+    assert!(
+        stdout(&lsport(["40098"])).contains("To keep it for a service"),
+        "a free port"
+    );
+    drop((client, server_side, listener));
+}
+
+/// The number of seconds in "within N s" of `text`.
+fn seconds_within(text: &str) -> u32 {
+    text.split_once("within ")
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no \"within N s\" in {text}"))
+}
+
+#[test]
+fn a_connection_its_server_closed_and_left_is_orphaned_and_ends_by_itself() {
+    if !setup("a_connection_its_server_closed_and_left_is_orphaned_and_ends_by_itself") {
+        return;
+    }
+    // The kernel keeps such an orphan as a timewait socket, whose timer
+    // says when it goes: within 30 s.
+    sysctl("net.ipv4.tcp_fin_timeout", "30");
+    let client = orphaned_connection(7780);
+
+    let output = lsport(["7780"]);
+    // As for a port that only TIME_WAIT holds: in use.
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    let verdict = text.lines().next().unwrap();
+    assert!(
+        verdict.starts_with(
+            "Port 7780 is IN USE: 1 socket, 1 orphaned (closed by its program before the peer did; no process holds it, and the kernel ends it by itself within "
+        ),
+        "{text}"
+    );
+    assert!((1..=30).contains(&seconds_within(verdict)), "{verdict}");
+    assert!(!text.contains("not yet accepted"), "{text}");
+
+    let (doc, output) = lsport_json(&["7780"]);
+    assert_eq!(output.status.code(), Some(0));
+    common::schema::assert_valid("probe", &doc);
+    let row = socket_on(&doc, 7780, "tcp");
+    assert_eq!(row["state"], "FIN_WAIT2", "{row}");
+    assert_eq!(row["role"], "orphaned", "{row}");
+    assert_eq!(row["inode"], 0, "{row}");
+    assert_eq!(row["holders"], Value::Array(Vec::new()), "{row}");
+    let ends = row["ends_in_ms"].as_u64().expect("a time left");
+    assert!(ends > 0 && ends <= 30_000, "{row}");
+
+    // No listener, and nobody's: neither -l nor --user root shows it.
+    let (listening, _) = lsport_json(&[]);
+    assert!(sockets_on(&listening, 7780).is_empty(), "{listening:#}");
+    let (roots, _) = lsport_json(&["--user", "root", "-a"]);
+    assert!(sockets_on(&roots, 7780).is_empty(), "{roots:#}");
+
+    // A TIME_WAIT-only port answers the same way: the server closes
+    // first, then its client.
+    {
+        let listener = TcpListener::bind("127.0.0.1:7781").unwrap();
+        let client = TcpStream::connect("127.0.0.1:7781").unwrap();
+        let (server_side, _) = listener.accept().unwrap();
+        drop(server_side);
+        drop(client);
+    }
+    let time_wait = lsport(["7781"]);
+    assert_eq!(time_wait.status.code(), Some(0));
+    assert!(
+        stdout(&time_wait).contains("in TIME_WAIT, which no process holds"),
+        "{}",
+        stdout(&time_wait)
+    );
+    let (doc, _) = lsport_json(&["7781"]);
+    let ends = socket_on(&doc, 7781, "tcp")["ends_in_ms"].as_u64().unwrap();
+    assert!(ends > 0 && ends <= 60_000, "{doc:#}");
+
+    // Longer than 60 s, the kernel keeps the orphan as a full socket on
+    // a keepalive timer, which does not say when it goes: no figure.
+    sysctl("net.ipv4.tcp_fin_timeout", "90");
+    let long = orphaned_connection(7782);
+    let text = stdout(&lsport(["7782"]));
+    assert!(
+        text.contains("no process holds it, and the kernel ends it by itself)."),
+        "{text}"
+    );
+    let (doc, _) = lsport_json(&["7782"]);
+    let row = socket_on(&doc, 7782, "tcp");
+    assert_eq!(row["role"], "orphaned", "{row}");
+    assert_eq!(row["ends_in_ms"], Value::Null, "{row}");
+    drop((client, long));
 }

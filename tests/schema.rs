@@ -235,7 +235,8 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
         "sockets": [{"protocol": "tcp", "family": "inet6", "state": "LISTEN", "role": "listener",
                      "local": {"address": "::", "port": 22},
                      "remote": {"address": "::", "port": 0},
-                     "v6only": false, "service": "ssh", "uid": 0, "inode": 5396, "risky": false,
+                     "v6only": false, "service": "ssh", "uid": 0, "inode": 5396,
+                     "ends_in_ms": null, "risky": false,
                      "holders": [{"pid": 870, "command": "sshd", "cmdline": ["sshd", "-D"],
                                   "user": "root", "uid": 0, "pid_in_namespace": 1,
                                   "container": {"runtime": "docker", "id": "d0b3604b67ac",
@@ -272,6 +273,9 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
             }),
             ("an unknown role", &|d| {
                 d["sockets"][0]["role"] = json!("server")
+            }),
+            ("a time left in seconds as a string", &|d| {
+                d["sockets"][0]["ends_in_ms"] = json!("57s")
             }),
             ("v6only a string", &|d| {
                 d["sockets"][0]["v6only"] = json!("no")
@@ -498,6 +502,10 @@ fn every_json_document_lsport_prints_matches_its_schema() {
         drop(closer);
         drop(other);
     }
+    // A connection whose server accepted it and exited under its live
+    // client: orphaned, with the time left that tcp_fin_timeout gives.
+    sysctl("net.ipv4.tcp_fin_timeout", "30");
+    let orphan_client = orphaned_connection(7790);
     // TCP that is only bound, IPv6 with and without IPV6_V6ONLY, UDP
     // unconnected (risky, in the range) and connected, and the ssh port.
     let bound_only = tcp4_bound_only(8001);
@@ -542,6 +550,7 @@ fn every_json_document_lsport_prints_matches_its_schema() {
             "accepted",
             "outgoing",
             "time-wait",
+            "orphaned",
         ]
         .map(|r| json!(r)),
         "-a --json",
@@ -553,11 +562,19 @@ fn every_json_document_lsport_prints_matches_its_schema() {
             "ESTABLISHED",
             "BOUND_INACTIVE",
             "TIME_WAIT",
+            "FIN_WAIT2",
             "CLOSE",
         ]
         .map(|s| json!(s)),
         "-a --json",
     );
+    assert!(
+        sockets(&all)
+            .iter()
+            .any(|s| s["role"] == "orphaned" && s["ends_in_ms"].is_u64()),
+        "-a --json: no orphan with its time left"
+    );
+    assert_has(&values_of(&all, "ends_in_ms"), &[Value::Null], "-a --json");
     assert_has(
         &values_of(&all, "v6only"),
         &[json!(true), json!(false), Value::Null],
@@ -716,7 +733,7 @@ fn every_json_document_lsport_prints_matches_its_schema() {
     drop((
         outgoing, accepted, listener, bound_only, dual_stack, v6_only,
     ));
-    drop((udp, udp6, udp_connected, ssh));
+    drop((udp, udp6, udp_connected, ssh, orphan_client));
 }
 
 /// A cgroup of the v1 `pids` hierarchy that a process is moved into,

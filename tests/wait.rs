@@ -1,8 +1,9 @@
 //! `lsport wait` against real sockets in a private network namespace:
 //! it sees a listen() within 100 ms, returns when the last holder of a
-//! port closes it, times out with status 4, and refuses bad input in one
-//! line. Its JSON document is validated against
-//! doc/schema/wait.schema.json.
+//! port closes it, and at once beside what the kernel ends by itself (an
+//! orphaned connection), times out with status 4, takes no UDP client
+//! for a listener, hints at -u, and refuses bad input in one line. Its
+//! JSON document is validated against doc/schema/wait.schema.json.
 
 mod common;
 
@@ -197,10 +198,164 @@ fn any_stops_at_the_first_port_and_udp_counts_with_u() {
         "{}",
         stdout(&output)
     );
+    // Met: no word of a timeout for the port still waited for.
+    assert_eq!(stderr(&output), "");
     // Without -u a UDP socket is no listener.
     let tcp_only = lsport(["wait", "--listening", "--timeout", "200ms", "47105"]);
     assert_eq!(tcp_only.status.code(), Some(4));
     drop(udp);
+}
+
+#[test]
+fn free_is_met_at_once_beside_an_orphaned_connection_and_strict_waits_for_it() {
+    if !private_netns("wait_orphan") {
+        return;
+    }
+    // The orphan's timer is then known: it goes within 30 s.
+    sysctl("net.ipv4.tcp_fin_timeout", "30");
+    let client = orphaned_connection(47110);
+
+    let output = lsport(["wait", "--free", "--timeout", "20s", "47110"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let line = stdout(&output);
+    assert!(line.starts_with("port 47110 is free after "), "{line}");
+    assert!(
+        line.contains(
+            "; 1 orphaned connection left, which only a bind() without SO_REUSEADDR minds (the kernel ends it within "
+        ),
+        "{line}"
+    );
+    let seconds: u32 = line
+        .rsplit_once("within ")
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no time left in {line}"));
+    assert!((1..=30).contains(&seconds), "{line}");
+
+    let json = lsport(["--json", "wait", "--free", "--timeout", "20s", "47110"]);
+    assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
+    let doc: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(valid(&doc));
+    assert_eq!(doc["outcome"], "met");
+    let port = &doc["ports"][0];
+    assert_eq!(port["orphaned"]["count"], 1, "{doc:#}");
+    let ends = port["orphaned"]["last_ends_in_ms"].as_u64().unwrap();
+    assert!(ends > 0 && ends <= 30_000, "{doc:#}");
+    assert_eq!(port["time_wait"]["count"], 0, "{doc:#}");
+    assert_eq!(port["holders"], serde_json::json!([]), "{doc:#}");
+
+    // --strict counts it as it counts TIME_WAIT, and says what is left.
+    let strict = lsport(["wait", "--free", "--strict", "--timeout", "300ms", "47110"]);
+    assert_eq!(strict.status.code(), Some(4));
+    let err = stderr(&strict);
+    assert!(
+        err.contains("still held: port 47110 by 1 orphaned connection (the kernel ends it within "),
+        "{err}"
+    );
+    drop(client);
+}
+
+#[test]
+fn a_udp_socket_whose_port_the_kernel_chose_is_no_listener() {
+    if !private_netns("wait_udp_client") {
+        return;
+    }
+    // sendto() without bind(): the kernel chooses the port. SO_REUSEADDR
+    // lets a server bind beside it below.
+    let client = std::net::UdpSocket::from(udp4_reuseaddr(None));
+    client.send_to(b"x", "127.0.0.1:9").unwrap();
+    let port = client.local_addr().unwrap().port();
+    let output = lsport([
+        "wait",
+        "-u",
+        "--listening",
+        "--timeout",
+        "300ms",
+        &port.to_string(),
+    ]);
+    assert_eq!(output.status.code(), Some(4), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains(&format!("nothing listens on port {port}")),
+        "{}",
+        stderr(&output)
+    );
+    // Nor is it one for the hint of a wait over TCP.
+    let tcp = lsport([
+        "wait",
+        "--listening",
+        "--timeout",
+        "100ms",
+        &port.to_string(),
+    ]);
+    assert_eq!(tcp.status.code(), Some(4));
+    assert!(!stderr(&tcp).contains("-u"), "{}", stderr(&tcp));
+    // A UDP socket bound on purpose beside it is one.
+    let server = udp4_reuseaddr(Some(port));
+    let met = lsport([
+        "wait",
+        "-u",
+        "--listening",
+        "--timeout",
+        "10s",
+        &port.to_string(),
+    ]);
+    assert_eq!(met.status.code(), Some(0), "{}", stderr(&met));
+    drop((client, server));
+}
+
+/// A UDP socket with SO_REUSEADDR, bound to 127.0.0.1:port if given.
+fn udp4_reuseaddr(port: Option<u16>) -> std::os::fd::OwnedFd {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, setsockopt, socket, sockopt,
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    setsockopt(&fd, sockopt::ReuseAddr, &true).unwrap();
+    if let Some(port) = port {
+        bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port)).unwrap();
+    }
+    fd
+}
+
+#[test]
+fn a_wait_for_tcp_on_a_port_only_udp_listens_on_hints_at_u() {
+    if !private_netns("wait_udp_hint") {
+        return;
+    }
+    let udp = std::net::UdpSocket::bind("127.0.0.1:47111").unwrap();
+    let output = lsport(["wait", "--listening", "--timeout", "300ms", "47111"]);
+    assert_eq!(output.status.code(), Some(4));
+    let err = stderr(&output);
+    assert!(
+        err.contains(
+            "lsport: port 47111 has a UDP listener, which lsport wait counts only with -u; waiting for a TCP listener"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("nothing listens on port 47111"), "{err}");
+    // -q says nothing; with -u it is met.
+    let quiet = lsport(["-q", "wait", "--listening", "--timeout", "100ms", "47111"]);
+    assert_eq!(quiet.status.code(), Some(4));
+    assert!(quiet.stderr.is_empty(), "{}", stderr(&quiet));
+    let with_u = lsport(["wait", "-u", "--listening", "--timeout", "2s", "47111"]);
+    assert_eq!(with_u.status.code(), Some(0));
+    assert_eq!(stderr(&with_u), "");
+    // A TCP listener on a port waited for over UDP: the hint names -t.
+    let tcp = tcp4_listener(47112);
+    let output = lsport(["wait", "-u", "--listening", "--timeout", "100ms", "47112"]);
+    assert_eq!(output.status.code(), Some(4));
+    assert!(
+        stderr(&output)
+            .contains("port 47112 has a TCP listener, which lsport wait counts only with -t"),
+        "{}",
+        stderr(&output)
+    );
+    drop((udp, tcp));
 }
 
 #[test]

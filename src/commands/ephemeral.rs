@@ -3,7 +3,7 @@
 //! could rob of their port, and whether planned port ranges overlap it.
 //! Pure analysis over a report's rows; no I/O.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::Error;
 use crate::netns::NetnsLabel;
@@ -196,11 +196,22 @@ pub fn analyze(policy: &KernelPortPolicy, rows: &[Row], planned: &[PortRange]) -
     let size = u32::from(range.hi) - u32::from(range.lo) + 1;
     let usable = size - reserved_in_range - hard_bound_ports.len() as u32;
 
+    // An orphaned connection on a listener's port was a server's; any
+    // other keeps the port a client's connect() took, as TIME_WAIT does.
+    let listening: HashSet<u16> = rows
+        .iter()
+        .filter(|r| r.socket.protocol == Protocol::Tcp && r.role == Role::Listener)
+        .map(|r| r.socket.local.port)
+        .collect();
     let mut in_use = StateCounts::default();
     let mut by_destination: HashMap<Endpoint, StateCounts> = HashMap::new();
     for row in rows {
         let socket = &row.socket;
-        let outgoing = matches!(row.role, Role::Outgoing | Role::TimeWait);
+        let outgoing = match row.role {
+            Role::Outgoing | Role::TimeWait => true,
+            Role::Orphaned => !listening.contains(&socket.local.port),
+            Role::Listener | Role::BoundOnly | Role::Accepted => false,
+        };
         if socket.protocol != Protocol::Tcp || !outgoing || !in_range(socket.local.port) {
             continue;
         }
@@ -336,6 +347,10 @@ mod tests {
         rows.push(row(State::TimeWait, Role::TimeWait, 40010, 30000, false));
         rows.push(row(State::FinWait2, Role::Outgoing, 40011, 30000, false));
         rows.push(row(State::Established, Role::Outgoing, 40012, 30001, false));
+        // A client's connection its program closed keeps its port; a
+        // server's, on its listener's port, takes none of the range.
+        rows.push(row(State::FinWait2, Role::Orphaned, 40013, 30002, false));
+        rows.push(row(State::FinWait2, Role::Orphaned, 40090, 30003, false));
         // Outside the range: not counted.
         rows.push(row(State::Established, Role::Outgoing, 20000, 30000, false));
         let analysis = analyze(&policy, &rows, &[]);
@@ -347,9 +362,13 @@ mod tests {
             analysis.in_use,
             StateCounts {
                 established: 11,
-                closing: 1,
+                closing: 2,
                 time_wait: 1
             }
+        );
+        assert!(
+            analysis.destinations.iter().all(|d| d.remote.port != 30003),
+            "a server's orphan is no outgoing connection"
         );
         let busiest = &analysis.destinations[0];
         assert_eq!(busiest.remote.port, 30000);
@@ -366,8 +385,8 @@ mod tests {
         assert_eq!(problems(&analysis, 10.0).len(), 1, "the risky listener");
         assert_eq!(
             problems(&analysis, 99.5).len(),
-            3,
-            "and both destinations under 99.5%"
+            4,
+            "and the three destinations under 99.5%"
         );
     }
 

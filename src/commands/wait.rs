@@ -5,7 +5,8 @@
 //! from 5 ms to a cap below the promised 100 ms, and `--free` sleeps on
 //! sock_diag's destroy notices, which wake it as the holder's socket is
 //! freed. Nothing connects to the port, so UDP and bound-only sockets
-//! count, and no shell or `nc` is needed.
+//! count, and no shell or `nc` is needed. What the kernel ends by itself
+//! (TIME_WAIT, orphaned connections) leaves a port free unless `strict`.
 
 use std::time::{Duration, Instant};
 
@@ -23,12 +24,15 @@ use crate::source::{netlink_unavailable, procfs};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Condition {
     /// A listener on the port: TCP LISTEN, or (with UDP asked for) an
-    /// unconnected UDP socket.
+    /// unconnected UDP socket bound on purpose (one whose port the
+    /// kernel chose for sendto() is a client).
     Listening,
-    /// No socket on the port. TIME_WAIT counts only when `strict`: it
-    /// blocks only a bind() without SO_REUSEADDR.
+    /// No socket on the port. Sockets the kernel ends by itself, with no
+    /// process to wait for (TIME_WAIT, orphaned connections), count only
+    /// when `strict`: they block only a bind() without SO_REUSEADDR.
     Free {
-        /// Count TIME_WAIT sockets as holding the port.
+        /// Count TIME_WAIT sockets and orphaned connections as holding
+        /// the port.
         strict: bool,
     },
 }
@@ -60,14 +64,27 @@ pub struct HolderName {
     pub user: Option<String>,
 }
 
-/// TIME_WAIT sockets left on a port.
+/// Sockets of one kind left on a port that no process holds and the
+/// kernel ends by itself: TIME_WAIT sockets, or orphaned connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeWaitLeft {
+pub struct LeftBehind {
     /// How many.
     pub count: usize,
-    /// Milliseconds until the last of them goes, where the source says.
+    /// Milliseconds until the last of them goes, where the kernel says
+    /// for each.
     pub last_ends_in_ms: Option<u32>,
 }
+
+impl LeftBehind {
+    /// None left.
+    pub const NONE: LeftBehind = LeftBehind {
+        count: 0,
+        last_ends_in_ms: None,
+    };
+}
+
+/// TIME_WAIT sockets left on a port.
+pub type TimeWaitLeft = LeftBehind;
 
 /// One port's wait.
 #[derive(Debug, Clone)]
@@ -83,6 +100,25 @@ pub struct PortWait {
     pub hidden: usize,
     /// TIME_WAIT sockets on the port at the end.
     pub time_wait: TimeWaitLeft,
+    /// Orphaned connections on the port at the end (see
+    /// [`Socket::is_orphaned`]).
+    pub orphaned: LeftBehind,
+}
+
+/// What [`run`] tells as it goes, before its answer.
+#[derive(Debug, Clone)]
+pub enum Progress<'a> {
+    /// A port met the condition.
+    Met(&'a PortWait),
+    /// At the start of a wait for a listener: nothing listens on `port`
+    /// over the protocols asked for, but something does over these
+    /// others (a UDP service waited for without `-u`).
+    ListensOver {
+        /// The port.
+        port: u16,
+        /// The protocols not asked for that have a listener on it.
+        protocols: Vec<Protocol>,
+    },
 }
 
 /// The answer of `lsport wait`.
@@ -107,12 +143,13 @@ impl WaitReport {
 }
 
 /// Waits on the single ports of `query` (its protocols, families, source
-/// and namespace apply). `on_met` is called as each port meets the
-/// condition, so that the caller can say so at once.
+/// and namespace apply). `on_progress` is called as each port meets the
+/// condition, and with what the start showed, so that the caller can say
+/// so at once.
 pub fn run(
     query: &Query,
     options: &WaitOptions,
-    on_met: &mut (dyn FnMut(&PortWait) + Send),
+    on_progress: &mut (dyn FnMut(Progress<'_>) + Send),
 ) -> Result<WaitReport, Error> {
     let mut ports: Vec<u16> = Vec::new();
     for range in &query.ports {
@@ -128,7 +165,9 @@ pub fn run(
     if ports.is_empty() {
         return Err(Error::usage("lsport wait needs at least one port"));
     }
-    in_namespace(query, |inner| wait_here(inner, &ports, options, on_met))
+    in_namespace(query, |inner| {
+        wait_here(inner, &ports, options, on_progress)
+    })
 }
 
 /// Runs `work` inside the namespace `query` names, with a query that
@@ -154,7 +193,7 @@ fn wait_here(
     query: &Query,
     ports: &[u16],
     options: &WaitOptions,
-    on_met: &mut (dyn FnMut(&PortWait) + Send),
+    on_progress: &mut (dyn FnMut(Progress<'_>) + Send),
 ) -> Result<WaitReport, Error> {
     let start = Instant::now();
     let deadline = options.timeout.map(|t| start + t);
@@ -178,10 +217,8 @@ fn wait_here(
             met_after: None,
             holders: Default::default(),
             hidden: 0,
-            time_wait: TimeWaitLeft {
-                count: 0,
-                last_ends_in_ms: None,
-            },
+            time_wait: LeftBehind::NONE,
+            orphaned: LeftBehind::NONE,
         })
         .collect();
     let mut first = true;
@@ -204,6 +241,7 @@ fn wait_here(
         let now = Instant::now();
         for wait in waits.iter_mut().filter(|w| w.met_after.is_none()) {
             wait.time_wait = time_wait_on(&sockets, wait.port);
+            wait.orphaned = orphans_on(&sockets, wait.port);
             if !condition_met(&options.condition, &sockets, wait.port) {
                 // Who is being waited for, named once at the start.
                 if first && options.name_holders && !listening {
@@ -215,7 +253,17 @@ fn wait_here(
             if options.name_holders && listening {
                 (wait.holders, wait.hidden) = holders_on(query, wait.port, true)?;
             }
-            on_met(wait);
+            on_progress(Progress::Met(wait));
+        }
+        if first && listening {
+            let unmet: Vec<u16> = waits
+                .iter()
+                .filter(|w| w.met_after.is_none())
+                .map(|w| w.port)
+                .collect();
+            for (port, protocols) in listeners_over_other_protocols(query, &unmet) {
+                on_progress(Progress::ListensOver { port, protocols });
+            }
         }
         first = false;
         let met = waits.iter().filter(|w| w.met_after.is_some()).count();
@@ -241,13 +289,15 @@ fn wait_here(
             });
         }
         let mut sleep = interval;
-        // TIME_WAIT ends without a notice: with --strict, wake as the
-        // first one on a port waited for expires.
+        // TIME_WAIT (and an orphan the kernel keeps as a timewait socket)
+        // ends without a notice: with --strict, wake as the first one on
+        // a port waited for expires.
         if let Condition::Free { strict: true } = options.condition {
             if let Some(ends) = waits
                 .iter()
                 .filter(|w| w.met_after.is_none())
-                .filter_map(|w| w.time_wait.last_ends_in_ms)
+                .flat_map(|w| [w.time_wait.last_ends_in_ms, w.orphaned.last_ends_in_ms])
+                .flatten()
                 .min()
             {
                 sleep = sleep.min(Duration::from_millis(u64::from(ends) + 2));
@@ -285,27 +335,75 @@ pub fn condition_met(condition: &Condition, sockets: &[Socket], port: u16) -> bo
     let mut on_port = sockets.iter().filter(|s| s.local.port == port);
     match condition {
         Condition::Listening => on_port.any(is_listener),
-        Condition::Free { strict } => !on_port.any(|s| *strict || s.state != State::TimeWait),
+        Condition::Free { strict } => !on_port.any(|s| *strict || !s.ends_by_itself()),
     }
 }
 
+/// A TCP listener, or a UDP socket that receives on a port it bound on
+/// purpose: one whose port the kernel chose (sendto() without bind())
+/// is a client. Where the source cannot say (/proc/net), an unconnected
+/// UDP socket counts.
 fn is_listener(socket: &Socket) -> bool {
     match socket.protocol {
         Protocol::Tcp => socket.state == State::Listen,
-        Protocol::Udp => socket.state == State::Close,
+        Protocol::Udp => socket.state == State::Close && socket.autobound != Some(true),
     }
 }
 
 /// The TIME_WAIT sockets on `port` and when the last of them goes.
 pub fn time_wait_on(sockets: &[Socket], port: u16) -> TimeWaitLeft {
-    let waiting: Vec<&Socket> = sockets
+    left_on(sockets, port, |s| s.state == State::TimeWait)
+}
+
+/// The orphaned connections on `port` and when the last of them goes.
+pub fn orphans_on(sockets: &[Socket], port: u16) -> LeftBehind {
+    left_on(sockets, port, Socket::is_orphaned)
+}
+
+fn left_on(sockets: &[Socket], port: u16, kind: impl Fn(&Socket) -> bool) -> LeftBehind {
+    let left: Vec<&Socket> = sockets
         .iter()
-        .filter(|s| s.local.port == port && s.state == State::TimeWait)
+        .filter(|s| s.local.port == port && kind(s))
         .collect();
-    TimeWaitLeft {
-        count: waiting.len(),
-        last_ends_in_ms: waiting.iter().filter_map(|s| s.timer_ms).max(),
+    // A figure for the last only when the kernel gave one for each.
+    let ends: Option<Vec<u32>> = left.iter().map(|s| s.timer_ms).collect();
+    LeftBehind {
+        count: left.len(),
+        last_ends_in_ms: ends.and_then(|e| e.into_iter().max()),
     }
+}
+
+/// The ports of `ports` that have a listener over a protocol `query`
+/// does not ask for, with those protocols: one dump of their listening
+/// sockets. Said only to help, so a failed dump says nothing.
+fn listeners_over_other_protocols(query: &Query, ports: &[u16]) -> Vec<(u16, Vec<Protocol>)> {
+    let others: Vec<Protocol> = [Protocol::Tcp, Protocol::Udp]
+        .into_iter()
+        .filter(|p| !query.protocols.contains(p))
+        .collect();
+    if others.is_empty() || ports.is_empty() {
+        return Vec::new();
+    }
+    let mut elsewhere = query.clone();
+    elsewhere.protocols = others;
+    let ranges: Vec<PortRange> = ports.iter().map(|p| PortRange::single(*p)).collect();
+    let Ok(sockets) = Poller::new(&elsewhere, &ranges, true).and_then(|mut p| p.sockets(false))
+    else {
+        return Vec::new();
+    };
+    ports
+        .iter()
+        .filter_map(|&port| {
+            let mut protocols: Vec<Protocol> = sockets
+                .iter()
+                .filter(|s| s.local.port == port && is_listener(s))
+                .map(|s| s.protocol)
+                .collect();
+            protocols.sort_unstable();
+            protocols.dedup();
+            (!protocols.is_empty()).then_some((port, protocols))
+        })
+        .collect()
 }
 
 /// The processes holding `port` (its listeners only, with `listeners`),
@@ -356,6 +454,9 @@ pub(crate) struct Poller {
     use_proc: bool,
     query: Query,
     ports: Vec<PortRange>,
+    /// Only listeners are asked for: a UDP socket whose port the kernel
+    /// chose is then told apart, as it is no listener.
+    listening_only: bool,
 }
 
 impl Poller {
@@ -391,6 +492,7 @@ impl Poller {
             use_proc: query.source == SourceChoice::Proc,
             query: query.clone(),
             ports: crate::portspec::normalize(ports.to_vec()),
+            listening_only,
         };
         // The first dump decides the source, as a probe does.
         poller.sockets(false)?;
@@ -398,11 +500,18 @@ impl Poller {
     }
 
     /// The sockets on the ports now; bound-only TCP sockets only when
-    /// `with_bound_only` (their walk costs most).
+    /// `with_bound_only` (their walk costs most). For listeners only,
+    /// each unconnected UDP socket says whether the kernel chose its port
+    /// (sock_diag only).
     pub(crate) fn sockets(&mut self, with_bound_only: bool) -> Result<Vec<Socket>, Error> {
         if !self.use_proc {
             match self.dump(with_bound_only) {
-                Ok(sockets) => return Ok(sockets),
+                Ok(mut sockets) => {
+                    if self.listening_only {
+                        self.mark_autobound_udp(&mut sockets);
+                    }
+                    return Ok(sockets);
+                }
                 Err(e)
                     if self.query.source == SourceChoice::Auto && netlink_unavailable(e.errno) =>
                 {
@@ -450,6 +559,32 @@ impl Poller {
             self.session.dump(request, &mut sockets)?;
         }
         Ok(sockets)
+    }
+
+    /// One more dump, of the UDP sockets on the ports whose port the
+    /// kernel chose, when there is an unconnected UDP socket to tell
+    /// apart; a failed one leaves the answer unknown.
+    fn mark_autobound_udp(&mut self, sockets: &mut [Socket]) {
+        let unconnected_udp = |s: &Socket| s.protocol == Protocol::Udp && s.state == State::Close;
+        if !sockets.iter().any(unconnected_udp) {
+            return;
+        }
+        let mut chosen: Option<Vec<Socket>> = Some(Vec::new());
+        for request in self.requests.iter().filter(|r| r.protocol == Protocol::Udp) {
+            let autobound = DumpRequest {
+                autobound_only: true,
+                ..request.clone()
+            };
+            if let Some(found) = chosen.as_mut() {
+                if self.session.dump(&autobound, found).is_err() {
+                    chosen = None;
+                }
+            }
+        }
+        let Some(chosen) = chosen else { return };
+        for socket in sockets.iter_mut().filter(|s| unconnected_udp(s)) {
+            socket.autobound = Some(chosen.iter().any(|c| c.cookie == socket.cookie));
+        }
     }
 
     fn read_proc(&self) -> Result<Vec<Socket>, Error> {
@@ -531,5 +666,75 @@ mod tests {
             &held,
             80
         ));
+    }
+
+    #[test]
+    fn orphaned_connections_hold_a_port_only_when_strict_as_time_wait() {
+        let orphan = |state, timer_ms| Socket {
+            inode: 0,
+            ..socket(Protocol::Tcp, state, 80, timer_ms)
+        };
+        let sockets = [
+            orphan(State::FinWait2, Some(40_000)),
+            socket(Protocol::Tcp, State::TimeWait, 80, Some(50_000)),
+        ];
+        assert!(condition_met(
+            &Condition::Free { strict: false },
+            &sockets,
+            80
+        ));
+        assert!(!condition_met(
+            &Condition::Free { strict: true },
+            &sockets,
+            80
+        ));
+        assert_eq!(
+            orphans_on(&sockets, 80),
+            LeftBehind {
+                count: 1,
+                last_ends_in_ms: Some(40_000)
+            }
+        );
+        assert_eq!(time_wait_on(&sockets, 80).count, 1);
+        // One orphan without a figure (its timer does not say when it
+        // goes): no figure for the last.
+        let unknown = [
+            orphan(State::FinWait2, Some(40_000)),
+            orphan(State::FinWait1, None),
+        ];
+        assert_eq!(
+            orphans_on(&unknown, 80),
+            LeftBehind {
+                count: 2,
+                last_ends_in_ms: None
+            }
+        );
+        // A closing connection its program still holds is waited for.
+        let held = [socket(Protocol::Tcp, State::FinWait2, 80, None)];
+        assert!(!condition_met(
+            &Condition::Free { strict: false },
+            &held,
+            80
+        ));
+    }
+
+    #[test]
+    fn a_udp_socket_whose_port_the_kernel_chose_is_no_listener() {
+        let udp = |autobound| Socket {
+            autobound,
+            ..socket(Protocol::Udp, State::Close, 53, None)
+        };
+        assert!(!condition_met(
+            &Condition::Listening,
+            &[udp(Some(true))],
+            53
+        ));
+        assert!(condition_met(
+            &Condition::Listening,
+            &[udp(Some(false))],
+            53
+        ));
+        // /proc/net cannot say: it counts.
+        assert!(condition_met(&Condition::Listening, &[udp(None)], 53));
     }
 }

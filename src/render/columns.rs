@@ -102,7 +102,7 @@ pub static COLUMNS: [Column; 17] = [
         name: "role",
         header: "ROLE",
         json_key: "role, risky",
-        help: "listener, bound-only, accepted, outgoing or time-wait; ! marks a port an outgoing connection may take",
+        help: "listener, bound-only, accepted, outgoing, time-wait or orphaned; ! marks a port an outgoing connection may take",
         cell: |c| {
             let name = c.row.role.name();
             if c.mark_risky && c.row.risky {

@@ -317,6 +317,7 @@ pub(crate) struct SocketEntry<'a> {
     service: Option<&'a str>,
     uid: u32,
     inode: u64,
+    ends_in_ms: Option<u32>,
     risky: bool,
     holders: Vec<HolderEntry<'a>>,
     holders_hidden: bool,
@@ -358,6 +359,8 @@ impl<'a> SocketEntry<'a> {
             service: row.service.as_deref().map(String::as_str),
             uid: s.uid,
             inode: s.inode,
+            // Only a socket that goes by itself has an end to tell.
+            ends_in_ms: s.timer_ms.filter(|_| s.ends_by_itself()),
             risky: row.risky,
             holders: row.holders.iter().map(HolderEntry::of).collect(),
             holders_hidden: row.holders_hidden,

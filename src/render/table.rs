@@ -257,19 +257,36 @@ fn port_verdict(out: &mut String, verdict: &PortVerdict, report: &NamespaceRepor
         } else {
             ""
         };
-        let _ = writeln!(
-            out,
-            "{} {} {}{hedge} in network namespace {}: no {} socket has {} as its local port.",
-            paint.bold(&subject),
-            if single { "is" } else { "are" },
-            paint.green("FREE"),
-            netns_label(&report.netns),
-            protocols_label(report),
-            if single { "it" } else { "any of them" },
-        );
+        if report.listening_only {
+            // Connections were not asked for: the port may hold some.
+            let _ = writeln!(
+                out,
+                "{} {} {}{hedge} in network namespace {}: no {} socket waits on {}; -l leaves out connections and UDP sockets whose port the kernel chose.",
+                paint.bold(&subject),
+                if single { "has" } else { "have" },
+                paint.yellow("NO LISTENER"),
+                netns_label(&report.netns),
+                protocols_label(report),
+                if single { "it" } else { "any of them" },
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "{} {} {}{hedge} in network namespace {}: no {} socket has {} as its local port.",
+                paint.bold(&subject),
+                if single { "is" } else { "are" },
+                paint.green("FREE"),
+                netns_label(&report.netns),
+                protocols_label(report),
+                if single { "it" } else { "any of them" },
+            );
+        }
     }
     if let (true, Some(facts)) = (single, verdict.facts.first()) {
-        port_facts(out, facts, &report.policy, paint);
+        // A port only clients hold serves no one: no reservation "for a
+        // service" is offered for it.
+        let offer_reservation = !verdict.held_by_clients_only(&report.rows);
+        port_facts(out, facts, &report.policy, offer_reservation, paint);
         super::services::lines(out, facts);
     } else {
         range_facts(out, verdict, &report.policy);
@@ -284,7 +301,8 @@ fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
     let mut time_wait = 0;
     let mut unaccepted = 0;
     let mut orphaned = 0;
-    let mut orphan_ends_ms: Option<u32> = None;
+    // When the last orphan goes, if the kernel says for each.
+    let mut orphan_ends_ms: Option<u32> = Some(0);
     let mut no_process = 0;
     for row in verdict.rows.iter().map(|&i| &report.rows[i]) {
         match (row.holders.is_empty(), row.holders_hidden, row.socket.inode) {
@@ -300,7 +318,9 @@ fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
             (true, false, 0) if row.socket.state == State::TimeWait => time_wait += 1,
             (true, false, 0) if row.socket.is_orphaned() => {
                 orphaned += 1;
-                orphan_ends_ms = orphan_ends_ms.max(row.socket.timer_ms);
+                orphan_ends_ms = orphan_ends_ms
+                    .zip(row.socket.timer_ms)
+                    .map(|(a, b)| a.max(b));
             }
             (true, false, 0) => unaccepted += 1,
             (true, false, _) => no_process += 1,
@@ -338,14 +358,16 @@ fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
         parts.push(format!("{time_wait} in TIME_WAIT, which no process holds"));
     }
     if orphaned > 0 {
-        let ends = match orphan_ends_ms {
-            Some(ms) => format!(", the last within {} s", ms.div_ceil(1000)),
-            None => String::new(),
+        let (its, them, last) = if orphaned == 1 {
+            ("its", "it", "")
+        } else {
+            ("their", "them", ", the last")
         };
+        let ends = orphan_ends_ms
+            .map(|ms| format!("{last} within {} s", ms.div_ceil(1000)))
+            .unwrap_or_default();
         parts.push(format!(
-            "{orphaned} closed by {} program and left to the kernel to finish (no process holds {}; it ends by itself{ends})",
-            if orphaned == 1 { "its" } else { "their" },
-            if orphaned == 1 { "it" } else { "them" },
+            "{orphaned} orphaned (closed by {its} program before the peer did; no process holds {them}, and the kernel ends {them} by itself{ends})"
         ));
     }
     if unaccepted > 0 {
@@ -362,7 +384,13 @@ fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
     parts.join("; ")
 }
 
-fn port_facts(out: &mut String, facts: &PortFacts, policy: &KernelPortPolicy, paint: &Paint) {
+fn port_facts(
+    out: &mut String,
+    facts: &PortFacts,
+    policy: &KernelPortPolicy,
+    offer_reservation: bool,
+    paint: &Paint,
+) {
     let range = policy.ephemeral.value;
     let assumed = if policy.ephemeral.assumed {
         " (assumed: the kernel default, as ip_local_port_range could not be read)"
@@ -385,7 +413,7 @@ fn port_facts(out: &mut String, facts: &PortFacts, policy: &KernelPortPolicy, pa
         ),
     };
     let _ = writeln!(out, "  {}: {ephemeral}.", facts.port);
-    if facts.ephemeral && !facts.reserved {
+    if facts.ephemeral && !facts.reserved && offer_reservation {
         let _ = writeln!(
             out,
             "  To keep it for a service: sysctl -w net.ipv4.ip_local_reserved_ports={}",

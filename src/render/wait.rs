@@ -1,6 +1,8 @@
 //! `lsport wait`'s answer: one line per port as it meets the condition,
-//! naming its holder, a line per port still waited for at the timeout,
-//! and the JSON document (doc/schema/wait.schema.json).
+//! naming its holder and what the kernel still ends by itself, a note
+//! when a port listens over a protocol not asked for, a line per port
+//! still waited for at the timeout, and the JSON document
+//! (doc/schema/wait.schema.json).
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -8,11 +10,11 @@ use std::io;
 
 use serde::Serialize;
 
-use crate::commands::wait::{Condition, HolderName, PortWait, WaitReport};
+use crate::commands::wait::{Condition, HolderName, LeftBehind, PortWait, WaitReport};
 use crate::duration;
 use crate::render::escape::escape_bytes;
 use crate::render::json::{SCHEMA_VERSION, write_document};
-use crate::render::kill::TimeWaitView;
+use crate::socket::Protocol;
 
 /// The line said when `wait` meets the condition on a port.
 pub fn met_line(condition: &Condition, wait: &PortWait) -> String {
@@ -40,19 +42,82 @@ pub fn met_line(condition: &Condition, wait: &PortWait) -> String {
             format!("port {} is free{after}{was}", wait.port)
         }
     };
-    if matches!(condition, Condition::Free { strict: false }) && wait.time_wait.count > 0 {
+    if let (Condition::Free { strict: false }, Some((left, when))) = (condition, left_behind(wait))
+    {
         let _ = write!(
             line,
-            "; {} TIME_WAIT socket{} left, which only a bind() without SO_REUSEADDR minds",
-            wait.time_wait.count,
-            if wait.time_wait.count == 1 { "" } else { "s" }
+            "; {left} left, which only a bind() without SO_REUSEADDR minds{when}"
         );
     }
     line
 }
 
-/// The lines for the ports still waited for when the timeout passed.
+/// What is left on the port that the kernel ends by itself, counted
+/// ("2 TIME_WAIT sockets and 1 orphaned connection"), and when the last
+/// goes where the kernel says (" (the kernel ends them within 57 s)",
+/// else empty). None when nothing is.
+fn left_behind(wait: &PortWait) -> Option<(String, String)> {
+    let kinds = [
+        (&wait.time_wait, "TIME_WAIT socket"),
+        (&wait.orphaned, "orphaned connection"),
+    ];
+    let present: Vec<&(&LeftBehind, &str)> = kinds.iter().filter(|(l, _)| l.count > 0).collect();
+    if present.is_empty() {
+        return None;
+    }
+    let counted: Vec<String> = present
+        .iter()
+        .map(|(left, what)| format!("{} {what}{}", left.count, plural(left.count)))
+        .collect();
+    let total: usize = present.iter().map(|(left, _)| left.count).sum();
+    let ends: Option<Vec<u32>> = present.iter().map(|(l, _)| l.last_ends_in_ms).collect();
+    let when = ends
+        .and_then(|e| e.into_iter().max())
+        .map(|ms| {
+            format!(
+                " (the kernel ends {} within {} s)",
+                if total == 1 { "it" } else { "them" },
+                ms.div_ceil(1000)
+            )
+        })
+        .unwrap_or_default();
+    Some((counted.join(" and "), when))
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The note said when a wait for a listener starts on a port that
+/// listens over a protocol not asked for.
+pub fn other_protocols_line(port: u16, protocols: &[Protocol], asked: &[Protocol]) -> String {
+    let names = |list: &[Protocol]| {
+        list.iter()
+            .map(|p| p.name().to_uppercase())
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    let flags: Vec<&str> = protocols
+        .iter()
+        .map(|p| match p {
+            Protocol::Tcp => "-t",
+            Protocol::Udp => "-u",
+        })
+        .collect();
+    format!(
+        "port {port} has a {} listener, which lsport wait counts only with {}; waiting for a {} listener",
+        names(protocols),
+        flags.join(" "),
+        names(asked)
+    )
+}
+
+/// The lines for the ports still waited for when the timeout passed;
+/// none when the wait ended met (with `--any`, other ports may be unmet).
 pub fn timeout_lines(report: &WaitReport) -> Vec<String> {
+    if !report.timed_out {
+        return Vec::new();
+    }
     let what = match report.condition {
         Condition::Listening => "nothing listens on",
         Condition::Free { .. } => "still held:",
@@ -66,12 +131,8 @@ pub fn timeout_lines(report: &WaitReport) -> Vec<String> {
                 format!(" by {}", names(&w.holders))
             } else if w.hidden > 0 {
                 " by a holder hidden from this user".to_string()
-            } else if w.time_wait.count > 0 {
-                format!(
-                    " by {} TIME_WAIT socket{}",
-                    w.time_wait.count,
-                    if w.time_wait.count == 1 { "" } else { "s" }
-                )
+            } else if let Some((left, when)) = left_behind(w) {
+                format!(" by {left}{when}")
             } else {
                 String::new()
             };
@@ -136,7 +197,24 @@ struct PortView<'a> {
     met_after_ms: Option<u64>,
     holders: Vec<HolderView<'a>>,
     hidden_holders: usize,
-    time_wait: TimeWaitView,
+    time_wait: LeftView,
+    orphaned: LeftView,
+}
+
+/// Sockets of one kind the kernel ends by itself.
+#[derive(Serialize)]
+struct LeftView {
+    count: usize,
+    last_ends_in_ms: Option<u32>,
+}
+
+impl LeftView {
+    fn of(left: &LeftBehind) -> LeftView {
+        LeftView {
+            count: left.count,
+            last_ends_in_ms: left.last_ends_in_ms,
+        }
+    }
 }
 
 impl<'a> PortView<'a> {
@@ -156,10 +234,8 @@ impl<'a> PortView<'a> {
                 })
                 .collect(),
             hidden_holders: wait.hidden,
-            time_wait: TimeWaitView {
-                count: wait.time_wait.count,
-                last_ends_in_ms: wait.time_wait.last_ends_in_ms,
-            },
+            time_wait: LeftView::of(&wait.time_wait),
+            orphaned: LeftView::of(&wait.orphaned),
         }
     }
 }

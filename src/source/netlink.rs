@@ -432,11 +432,16 @@ fn cookie_of(payload: &[u8]) -> u64 {
     u64::from(half(44)) | u64::from(half(48)) << 32
 }
 
-/// idiag_expires (bytes 52..56), when idiag_timer (byte 2) says a timer
-/// runs: the milliseconds left on it (for TIME_WAIT, until the socket
-/// goes).
+/// idiag_expires (bytes 52..56), when idiag_timer (byte 2) is the
+/// TIME_WAIT timer (3): the milliseconds until the kernel ends the
+/// socket. TIME_WAIT sockets run it, and so do orphaned FIN_WAIT2
+/// connections once the kernel made them timewait sockets (when
+/// tcp_fin_timeout is 60 s or less). The other timers (retransmission,
+/// keepalive, zero-window probe) say when the kernel next acts on the
+/// socket, not when it goes: no figure is made of them.
 fn timer_of(payload: &[u8]) -> Option<u32> {
-    if *payload.get(2)? == 0 {
+    const TIME_WAIT_TIMER: u8 = 3;
+    if *payload.get(2)? != TIME_WAIT_TIMER {
         return None;
     }
     payload
@@ -947,9 +952,22 @@ mod tests {
         assert_eq!(socket.state, State::TimeWait);
         assert_eq!(socket.cookie, 0x1_0000_1234);
         assert_eq!(socket.timer_ms, Some(42_000));
-        // No timer running: no figure, whatever idiag_expires holds.
-        msg[2] = 0;
-        assert_eq!(decode_socket(&msg, Protocol::Tcp).unwrap().timer_ms, None);
+        // No timer running, or one that does not end the socket (an
+        // orphan's retransmission, keepalive or window probe timer): no
+        // figure, whatever idiag_expires holds.
+        for timer in [0, 1, 2, 4] {
+            msg[2] = timer;
+            assert_eq!(decode_socket(&msg, Protocol::Tcp).unwrap().timer_ms, None);
+        }
+        // An orphaned FIN_WAIT2 connection the kernel keeps as a
+        // timewait socket runs the TIME_WAIT timer: the figure stands.
+        msg[1] = 5;
+        msg[2] = 3;
+        let orphan = decode_socket(&msg, Protocol::Tcp).unwrap();
+        assert_eq!(
+            (orphan.state, orphan.timer_ms),
+            (State::FinWait2, Some(42_000))
+        );
     }
 
     #[test]

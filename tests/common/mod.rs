@@ -188,6 +188,54 @@ pub fn tcp4_bound_only(port: u16) -> OwnedFd {
     fd
 }
 
+/// A connection whose server accepted it and then exited while its
+/// client stays: the server's end is left to the kernel in FIN_WAIT2,
+/// with no process and no inode (an orphan), until tcp_fin_timeout of
+/// the calling thread's namespace. The listener goes with the server.
+/// Returns the client's end, to keep open as long as the orphan is
+/// wanted as it is.
+pub fn orphaned_connection(port: u16) -> std::net::TcpStream {
+    let listener = std::net::TcpListener::from(tcp4_listener(port));
+    let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    let server = hold(&[listener.as_raw_fd(), accepted.as_raw_fd()]);
+    drop((listener, accepted));
+    // The server exits: its last fds close, its end sends FIN, the
+    // client's kernel acknowledges it.
+    drop(server);
+    for _ in 0..500 {
+        if tcp_states_on(port).contains(&(FIN_WAIT2, 0)) {
+            return client;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!(
+        "no orphaned FIN_WAIT2 connection on port {port}: {:?}",
+        tcp_states_on(port)
+    );
+}
+
+/// The kernel's number for FIN_WAIT2.
+const FIN_WAIT2: u8 = 5;
+
+/// (state, inode) of every IPv4 TCP socket whose local port is `port`
+/// in the calling thread's namespace, from /proc/thread-self/net/tcp.
+fn tcp_states_on(port: u16) -> Vec<(u8, u64)> {
+    let table = std::fs::read_to_string("/proc/thread-self/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields.get(1)?.rsplit_once(':')?.1;
+            (u16::from_str_radix(local_port, 16).ok()? == port).then_some(())?;
+            let state = u8::from_str_radix(fields.get(3)?, 16).ok()?;
+            let inode = fields.get(9)?.parse().ok()?;
+            Some((state, inode))
+        })
+        .collect()
+}
+
 /// A process that holds the given sockets, as fds 10, 11, ... It is
 /// killed when dropped.
 pub struct HeldBy {
