@@ -560,7 +560,11 @@ impl Args {
             return Ok(Invocation {
                 task: Task::ListColumns,
                 query: Query::listening(),
-                output: Output::Quiet,
+                output: if self.json {
+                    Output::Json
+                } else {
+                    Output::Quiet
+                },
                 warnings: Vec::new(),
             });
         };

@@ -72,6 +72,9 @@ fn run() -> ExitCode {
         Task::Watch(options) => run_watch(&invocation, options),
         Task::Kill(settings) => run_kill(&invocation, settings),
         Task::Wait(options) => run_wait(&invocation, options),
+        Task::ListColumns if invocation.output == Output::Json => {
+            print(render::json::write_columns).map(|()| EXIT_MATCH)
+        }
         Task::ListColumns => {
             print(|out| out.write_all(render::columns::list().as_bytes())).map(|()| EXIT_MATCH)
         }
@@ -490,6 +493,14 @@ fn clap_error(err: clap::Error) -> ExitCode {
         (ErrorKind::InvalidValue, Some(value), Some(arg)) => {
             format!("invalid value '{value}' for '{arg}'")
         }
+        (ErrorKind::ValueValidation, Some(value), Some(arg)) => {
+            use std::error::Error as _;
+            match err.source() {
+                Some(why) => format!("invalid value '{value}' for '{arg}': {why}"),
+                None => format!("invalid value '{value}' for '{arg}'"),
+            }
+        }
+        (ErrorKind::UnknownArgument, _, Some(arg)) => format!("unexpected argument '{arg}'"),
         _ => {
             let rendered = err.render().to_string();
             let first = rendered.lines().next().unwrap_or("invalid arguments");

@@ -154,3 +154,57 @@ fn a_read_only_stdout_is_an_error_and_bad_values_are_escaped_not_stripped() {
     assert!(!err.contains('\x1b'), "{err:?}");
     assert!(err.contains("invalid value 'x\\x1b[31my'"), "{err}");
 }
+
+/// clap quotes an unknown flag or a value its parser refused after
+/// stripping the escape sequences in it; lsport puts them back, escaped.
+#[test]
+fn unknown_flags_and_refused_values_are_quoted_escaped_not_stripped() {
+    for (args, quoted) in [
+        (
+            vec!["--fo\x1b[31mo", "22"],
+            "unexpected argument '--fo\\x1b[31mo'",
+        ),
+        (
+            vec!["ephemeral", "--top", "\x1b[2J"],
+            "invalid value '\\x1b[2J' for '--top <N>'",
+        ),
+    ] {
+        let output = lsport(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let err = stderr(&output);
+        assert!(!err.contains('\x1b'), "{args:?}: {err:?}");
+        assert!(err.contains(quoted), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+/// `-o help --json` is the same registry as `-o help`, as a document.
+#[test]
+fn column_help_as_json_lists_the_same_columns() {
+    let text = stdout(&lsport(["-o", "help"]));
+    let output = lsport(["-o", "help", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("one JSON document");
+    common::schema::assert_valid("columns", &doc);
+    let listed: Vec<(bool, String)> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let default = l.trim_start().starts_with('*');
+            let name = l.trim_start_matches([' ', '*']).split(' ').next().unwrap();
+            (default, name.to_string())
+        })
+        .collect();
+    let columns: Vec<(bool, String)> = doc["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["default"].as_bool().unwrap(),
+                c["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(columns, listed);
+}

@@ -18,7 +18,7 @@ use common::*;
 use jsonschema::Validator;
 use serde_json::{Value, json};
 
-const SCHEMAS: [&str; 3] = ["probe", "ephemeral", "suggest"];
+const SCHEMAS: [&str; 4] = ["probe", "ephemeral", "suggest", "columns"];
 
 fn schema_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -62,7 +62,7 @@ fn columns(out: &mut String) {
     push_filled(
         out,
         &escape(
-            "-o takes these names, in any order, separated by commas; the default columns are marked *. Each entry also says where the same value is found in a socket of the JSON document.",
+            "-o takes these names, in any order, separated by commas; the default columns are marked *. Each entry also says where the same value is found in a socket of the JSON document. -o help lists them, and -o help --json prints the same list as a JSON document.",
         ),
     );
     for column in &lsport::render::columns::COLUMNS {

@@ -18,6 +18,7 @@ use crate::cgroups::SocketCgroup;
 use crate::commands::ephemeral::{EphemeralReport, NamespaceAnalysis};
 use crate::container::Container;
 use crate::netns::NetnsLabel;
+use crate::render::columns;
 use crate::render::ephemeral::{SYSCTL_D_FILE, reserved_fix};
 use crate::render::escape::needs_escape_in_json;
 use crate::report::{Holder, NamespaceReport, PortVerdict, Report, Row};
@@ -81,6 +82,38 @@ pub fn write_suggestions(ports: &[u16], sink: &mut dyn io::Write) -> io::Result<
     let document = Suggestions {
         schema_version: SCHEMA_VERSION,
         ports,
+    };
+    write_document(&document, sink)
+}
+
+/// `lsport -o help --json`: the column registry, for scripts that build
+/// `-o` lists or label the fields of `--json`.
+pub fn write_columns(sink: &mut dyn io::Write) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct ColumnEntry {
+        name: &'static str,
+        header: &'static str,
+        default: bool,
+        help: &'static str,
+        json_keys: Vec<&'static str>,
+    }
+    #[derive(Serialize)]
+    struct Columns {
+        schema_version: u32,
+        columns: Vec<ColumnEntry>,
+    }
+    let document = Columns {
+        schema_version: SCHEMA_VERSION,
+        columns: columns::COLUMNS
+            .iter()
+            .map(|c| ColumnEntry {
+                name: c.name,
+                header: c.header,
+                default: columns::DEFAULT.contains(&c.id),
+                help: c.help,
+                json_keys: c.json_key.split(", ").collect(),
+            })
+            .collect(),
     };
     write_document(&document, sink)
 }
