@@ -1216,3 +1216,73 @@ fn send_fd(over: i32, fd: i32) {
         assert_eq!(libc::sendmsg(over, &message, 0), 1, "sendmsg");
     }
 }
+
+/// Listens, and on SIGTERM writes so to the file named by its second
+/// argument and lives on.
+const NOTES_TERM: &str = r#"
+import signal, socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+def note(*_):
+    with open(sys.argv[2], "a") as f:
+        f.write("TERM\n")
+signal.signal(signal.SIGTERM, note)
+while True:
+    signal.pause()
+"#;
+
+#[test]
+fn an_interrupted_kill_reports_the_signals_it_sent() {
+    if !private_netns("kill_interrupted") {
+        return;
+    }
+    let dir = OpenTempDir::new("kill-interrupted");
+    let got = dir.path.join("got-term");
+    let holder = Group::python(NOTES_TERM, &["47075", got.to_str().unwrap()]);
+    wait_listening(47075);
+
+    for json in [true, false] {
+        let _ = std::fs::remove_file(&got);
+        let mut args = vec!["kill", "--grace", "60s", "47075"];
+        if json {
+            args.insert(0, "--json");
+        }
+        let running = lsport_command(&args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        for _ in 0..6000 {
+            if got.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(got.exists(), "TERM never came");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(running.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        let output = running.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(4), "{}", stdout(&output));
+        if json {
+            let doc: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+            assert!(validator().is_valid(&doc), "{doc:#}");
+            assert_eq!(doc["outcome"], "interrupted");
+            assert_eq!(doc["targets"].as_array().unwrap().len(), 1, "{doc:#}");
+            assert_eq!(
+                target(&doc, holder.pid())["signals_sent"],
+                serde_json::json!(["TERM"])
+            );
+        } else {
+            let out = stdout(&output);
+            assert!(out.contains("sending TERM to pid"), "{out}");
+            assert!(
+                out.contains("port 47075 is still held (interrupted):"),
+                "{out}"
+            );
+        }
+    }
+}
