@@ -281,8 +281,9 @@ pub struct KillArgs {
     #[arg(long)]
     pub no_escalate: bool,
 
-    /// How long to wait, after the last signal, until nothing but
-    /// TIME_WAIT holds the port.
+    /// How long to wait, after the last signal, until nothing holds the
+    /// port but TIME_WAIT and orphaned connections (which the kernel ends
+    /// by itself).
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub timeout: String,
 
