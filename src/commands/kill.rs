@@ -701,6 +701,8 @@ fn signal_all(
 fn unreached(kill: &KillReport, holding: &[&Row]) -> bool {
     let reached = |pid: u32| match kill.target(pid).map(|t| t.fate) {
         Some(Fate::LeftToParent(parent)) => kill.target(parent).is_some_and(gets_signal),
+        // It let go of the port by itself: nothing to reach.
+        Some(Fate::GoneBefore) => true,
         Some(_) => kill.target(pid).is_some_and(gets_signal),
         None => false,
     };
