@@ -211,11 +211,17 @@ pub enum Command {
     /// they are free.
     ///
     /// Signals the processes holding a socket whose local port is PORT
-    /// (never clients merely connected to it), escalates to SIGKILL
-    /// after a grace period, and waits until only TIME_WAIT is left.
-    /// Exit status 0 when freed, 1 when nothing held the ports, 4 when
-    /// they are still held (refused, not permitted, hidden, respawned or
-    /// timed out). In this command -n means --dry-run.
+    /// (never clients merely connected to it; in a range, listeners and
+    /// bound sockets only), after showing what else goes down with each.
+    /// A signal meant to end a process (TERM, INT, QUIT, KILL) is
+    /// followed by SIGKILL after a grace period, and lsport waits until
+    /// only TIME_WAIT and orphaned connections are left; any other (HUP,
+    /// USR1...) goes to each main process only, is never followed by
+    /// SIGKILL, and the holders after it are named. Exit status 0 when
+    /// freed (or, for such a signal, delivered), 1 when nothing held the
+    /// ports, 4 when they are still held (refused, not permitted,
+    /// hidden, respawned, timed out, or a wide kill not confirmed). In
+    /// this command -n means --dry-run.
     Kill(KillArgs),
     /// Wait until ports listen, or until they are free.
     ///
@@ -267,7 +273,8 @@ pub struct KillArgs {
 
     /// How long to wait after the signal before sending SIGKILL to the
     /// processes still holding the port (500ms, 5s, 2m; a bare number is
-    /// seconds).
+    /// seconds). Only a signal meant to end a process (TERM, INT, QUIT)
+    /// is ever followed by SIGKILL.
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub grace: String,
 
@@ -275,13 +282,16 @@ pub struct KillArgs {
     #[arg(long)]
     pub no_escalate: bool,
 
-    /// How long to wait, after the last signal, until nothing but
-    /// TIME_WAIT holds the port.
+    /// How long to wait, after the last signal, until nothing holds the
+    /// port but TIME_WAIT and orphaned connections (which the kernel ends
+    /// by itself).
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub timeout: String,
 
     /// How long to keep watching a port once it is free, to catch a
-    /// supervisor that starts the service again (0 to stop at once).
+    /// supervisor that starts the service again (0 to stop at once);
+    /// after a signal not meant to end a process, how long to let it
+    /// take effect before the holders are named.
     #[arg(long, value_name = "DURATION", default_value = "1s")]
     pub respawn_window: String,
 
@@ -292,6 +302,19 @@ pub struct KillArgs {
     /// Ask before signalling each process (needs a terminal).
     #[arg(short = 'i', long)]
     pub interactive: bool,
+
+    /// Go ahead with a wide kill without asking: more than 10 ports, or
+    /// more than 10 processes to signal (a process counted with its
+    /// parent when that is signalled too). Without it lsport asks on a
+    /// terminal, and elsewhere sends nothing.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// On the ports given as a range: also signal the processes whose
+    /// connections (outgoing or accepted) have their local port there.
+    /// Without it a range frees only its listeners and bound sockets.
+    #[arg(long)]
+    pub with_connections: bool,
 
     /// Close the port's connections instead of signalling processes
     /// (sock_diag SOCK_DESTROY, as `ss -K`; needs CAP_NET_ADMIN). The
@@ -525,7 +548,6 @@ pub struct EphemeralSettings {
 #[derive(Debug, Clone)]
 pub struct KillSettings {
     pub options: KillOptions,
-    pub interactive: bool,
 }
 
 /// The validated command line: what to do, the library's query, and how
@@ -857,8 +879,11 @@ impl KillArgs {
                 timeout: duration::parse(&self.timeout, "--timeout")?,
                 dry_run: self.dry_run,
                 respawn_window: duration::parse(&self.respawn_window, "--respawn-window")?,
+                interactive: self.interactive,
+                yes: self.yes,
+                with_connections: self.with_connections,
+                stop: None,
             },
-            interactive: self.interactive,
         })
     }
 }

@@ -11,7 +11,7 @@ use clap::Parser;
 
 use lsport::commands::watch::{Event, Watch, WatchOptions};
 use lsport::commands::{ephemeral, kill, suggest, wait, why};
-use lsport::render::{self, escape::escape_bytes, escape::escape_str};
+use lsport::render::{self, escape::escape_str};
 use lsport::report::Report;
 use lsport::source::SourceKind;
 
@@ -326,14 +326,22 @@ fn run_watch(invocation: &Invocation, options: &WatchOptions) -> Outcome {
 /// `lsport kill`: free the ports.
 fn run_kill(invocation: &Invocation, settings: &cli::KillSettings) -> Outcome {
     use std::io::IsTerminal;
-    if settings.interactive && !std::io::stdin().is_terminal() {
+    if settings.options.interactive && !std::io::stdin().is_terminal() {
         return Err(lsport::Error::usage(
             "--interactive asks on a terminal, and standard input is not one",
         )
         .into());
     }
-    let mut confirm = |target: &kill::Target| !settings.interactive || ask(target);
-    let report = kill::run(&invocation.query, &settings.options, &mut confirm)?;
+    let options = kill::KillOptions {
+        stop: Some(&STOP_KILLING),
+        ..settings.options.clone()
+    };
+    let mut user = KillUser {
+        progress: matches!(invocation.output, Output::Table { .. }),
+        grace: options.grace,
+        interrupt_armed: false,
+    };
+    let report = kill::run(&invocation.query, &options, &mut user)?;
     let status = match report.outcome {
         kill::Outcome::NothingHeld => EXIT_NO_MATCH,
         outcome if outcome.done() => EXIT_MATCH,
@@ -347,21 +355,68 @@ fn run_kill(invocation: &Invocation, settings: &cli::KillSettings) -> Outcome {
     Ok(status)
 }
 
-/// `--interactive`: one question per process on stderr, one answer
-/// line on stdin; anything but y or yes is no.
-fn ask(target: &kill::Target) -> bool {
-    let _ = write!(
-        std::io::stderr().lock(),
-        "lsport: signal pid {} ({}, holding {})? [y/N] ",
-        target.pid,
-        escape_bytes(&target.command),
-        target
-            .ports
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+/// Set by SIGINT and SIGTERM once a kill has sent its first signal: it
+/// stops following them and reports what it sent.
+static STOP_KILLING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn stop_killing(_signal: libc::c_int) {
+    STOP_KILLING.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Where `lsport kill` talks with its user: questions on stderr,
+/// answers on stdin, each signal on stdout as it goes (text output).
+struct KillUser {
+    progress: bool,
+    grace: std::time::Duration,
+    interrupt_armed: bool,
+}
+
+impl KillUser {
+    /// Until the first signal, Ctrl-C ends lsport at once (nothing was
+    /// sent; a question waiting for its answer must not swallow it);
+    /// from then on it ends the wait with the report.
+    fn arm_interrupt(&mut self) {
+        use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+        if self.interrupt_armed {
+            return;
+        }
+        self.interrupt_armed = true;
+        let action = SigAction::new(
+            SigHandler::Handler(stop_killing),
+            SaFlags::empty(),
+            SigSet::empty(),
+        );
+        for signal in [Signal::SIGINT, Signal::SIGTERM] {
+            // SAFETY: the handler only stores to an atomic. Should it
+            // fail, Ctrl-C still ends lsport, only without the report.
+            let _ = unsafe { sigaction(signal, &action) };
+        }
+    }
+}
+
+impl kill::Interaction for KillUser {
+    fn confirm_wide(&mut self, plan: &kill::KillReport) -> bool {
+        use std::io::IsTerminal;
+        std::io::stdin().is_terminal() && ask(&render::kill::wide_question(plan))
+    }
+
+    fn confirm(&mut self, target: &kill::Target, signal: lsport::process::Signal) -> bool {
+        ask(&render::kill::question(target, signal))
+    }
+
+    fn sending(&mut self, target: &kill::Target, signal: lsport::process::Signal) {
+        self.arm_interrupt();
+        if self.progress {
+            let lines = render::kill::sending_lines(target, signal, self.grace);
+            let _ = print(|out| out.write_all(lines.as_bytes()));
+        }
+    }
+}
+
+/// One question on stderr (already escaped by render), one answer line
+/// on stdin; anything but y or yes is no.
+fn ask(question: &str) -> bool {
+    let _ = write!(std::io::stderr().lock(), "{question}");
     let mut answer = String::new();
     if std::io::stdin().read_line(&mut answer).is_err() {
         return false;

@@ -1,7 +1,8 @@
 //! Acting on a process: which signal a name or number means, a pidfd
 //! that keeps naming the same process however its pid is reused, and
 //! the facts that make lsport refuse to signal it (pid 1 of a pid
-//! namespace, a kernel thread, lsport itself or one of its ancestors).
+//! namespace, a kernel thread, lsport itself or one of its ancestors),
+//! and whether it still holds a socket.
 
 use std::fs;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -10,6 +11,7 @@ use std::str::FromStr;
 use nix::sys::signal::Signal as Known;
 
 use crate::error::Error;
+use crate::owners::{self, FdTable};
 use crate::sys::ProcRoot;
 
 /// A signal number, 1 to 64: the named ones and the realtime ones.
@@ -46,6 +48,17 @@ impl Signal {
         Known::from_str(&name)
             .map(|s| Signal(s as i32))
             .map_err(|_| bad())
+    }
+
+    /// Whether the signal is meant to end a process: TERM, INT, QUIT or
+    /// KILL. Only these may be followed by SIGKILL: any other (HUP,
+    /// USR1, USR2, WINCH...) asks a program to do something and live on,
+    /// often to reload, and its holders are expected to keep the port.
+    pub fn ends_process(self) -> bool {
+        matches!(
+            self.0,
+            libc::SIGTERM | libc::SIGINT | libc::SIGQUIT | libc::SIGKILL
+        )
     }
 
     /// The name without SIG (`TERM`), or the number for a realtime signal.
@@ -245,24 +258,60 @@ pub fn refusal(
     None
 }
 
-/// Whether `pid` still has an fd on one of the socket `inodes`. Unknown
-/// (its fds unreadable, or none given): true, so as not to skip it.
-pub fn still_holds(root: &ProcRoot, pid: u32, inodes: &[u64]) -> bool {
-    let Ok(entries) = fs::read_dir(root.path(&format!("{pid}/fd"))) else {
-        return root.path(&pid.to_string()).exists();
-    };
-    if inodes.is_empty() {
-        return true;
+/// The socket inodes a process holds, as far as lsport may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeldSockets {
+    /// Its fd tables were read: these inodes, sorted, once each.
+    Read(Vec<u64>),
+    /// It is there, but its fds may not be read.
+    Unreadable,
+    /// It has exited (or the pid names no process).
+    Gone,
+}
+
+impl HeldSockets {
+    /// Whether it holds one of `inodes`. Unknown (unreadable): true, so
+    /// as not to skip a process that may still hold the port.
+    pub fn holds_any(&self, inodes: &[u64]) -> bool {
+        match self {
+            HeldSockets::Read(held) => inodes.iter().any(|i| held.binary_search(i).is_ok()),
+            HeldSockets::Unreadable => true,
+            HeldSockets::Gone => false,
+        }
     }
-    entries.flatten().any(|entry| {
-        fs::read_link(entry.path()).ok().is_some_and(|target| {
-            let text = target.as_os_str().as_encoded_bytes();
-            text.strip_prefix(b"socket:[")
-                .and_then(|t| t.strip_suffix(b"]"))
-                .and_then(|n| std::str::from_utf8(n).ok()?.parse::<u64>().ok())
-                .is_some_and(|inode| inodes.contains(&inode))
-        })
-    })
+}
+
+/// The socket inodes `pid` holds: its own fd table (`/proc/PID/fd`),
+/// and, when that holds none of `expected`, its threads' tables too, as
+/// the probe reads them: a thread that unshared its table, or the
+/// threads of a process whose main thread has exited, whose
+/// `/proc/PID/fd` is then empty while they still hold their fds.
+pub fn held_sockets(root: &ProcRoot, pid: u32, expected: &[u64]) -> HeldSockets {
+    let Some(proc_dir) = owners::open_proc(root) else {
+        return HeldSockets::Unreadable;
+    };
+    let mut held: Vec<u64> = Vec::new();
+    match owners::socket_fds(&proc_dir, pid, |inode, _| held.push(inode)) {
+        FdTable::Gone => return HeldSockets::Gone,
+        FdTable::Unreadable => return HeldSockets::Unreadable,
+        FdTable::Read => {}
+    }
+    if !expected.iter().any(|i| held.contains(i)) {
+        if let Ok(tasks) = fs::read_dir(root.path(&format!("{pid}/task"))) {
+            for task in tasks.flatten() {
+                let tid = task
+                    .file_name()
+                    .to_str()
+                    .and_then(|t| t.parse::<u32>().ok());
+                if let Some(tid) = tid.filter(|tid| *tid != pid) {
+                    owners::thread_socket_fds(&proc_dir, pid, tid, |inode, _| held.push(inode));
+                }
+            }
+        }
+    }
+    held.sort_unstable();
+    held.dedup();
+    HeldSockets::Read(held)
 }
 
 /// The parent of `pid` and its command name, if both can be read.
@@ -294,6 +343,33 @@ mod tests {
         }
         assert_eq!(Signal::TERM.name(), "TERM");
         assert_eq!(Signal(40).name(), "40");
+    }
+
+    #[test]
+    fn only_term_int_quit_and_kill_are_meant_to_end_a_process() {
+        for name in ["TERM", "INT", "QUIT", "KILL"] {
+            assert!(Signal::parse(name).unwrap().ends_process(), "{name}");
+        }
+        for name in ["HUP", "USR1", "USR2", "WINCH", "40"] {
+            assert!(!Signal::parse(name).unwrap().ends_process(), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_sockets_of_this_process_are_read_and_a_missing_one_is_gone() {
+        let root = ProcRoot::default();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let link = fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&listener)
+        ))
+        .unwrap();
+        let inode = owners::socket_inode(link.as_os_str().as_encoded_bytes()).unwrap();
+        let held = held_sockets(&root, std::process::id(), &[inode]);
+        assert!(held.holds_any(&[inode]), "{held:?}");
+        assert!(!held.holds_any(&[u64::MAX]));
+        // Pids stop below 2^22.
+        assert_eq!(held_sockets(&root, 1 << 30, &[inode]), HeldSockets::Gone);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The JSON lsport prints, checked against the JSON Schemas of
-//! doc/schema/: the probe (`--json`), `ephemeral --json` and
-//! `suggest --json`. The documents come from the real binary, run against
+//! doc/schema/: the probe (`--json`), `ephemeral --json`,
+//! `suggest --json` and `kill --json`. The documents come from the real binary, run against
 //! real sockets in a private network namespace; the schemas are also
 //! checked for what they promise as documentation (a description on every
 //! field, no field left unlisted), and the validator is shown to reject
@@ -18,7 +18,7 @@ use common::*;
 use jsonschema::Validator;
 use serde_json::{Value, json};
 
-const SCHEMAS: [&str; 4] = ["probe", "ephemeral", "suggest", "columns"];
+const SCHEMAS: [&str; 5] = ["probe", "ephemeral", "suggest", "kill", "columns"];
 
 fn schema_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -392,6 +392,71 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
             }),
         ],
     );
+
+    // A reload: the master signalled, a worker left to it, a new worker
+    // named after it, an orphaned connection left to the kernel.
+    let kill = json!({
+        "schema_version": 1, "action": "kill", "mode": "signal", "dry_run": false,
+        "signal": "HUP", "grace_ms": 5000, "escalate": false, "timeout_ms": 5000,
+        "ports": [[80, 80]], "with_connections": false, "wide": false,
+        "targets": [
+            {"pid": 100, "pid_in_namespace": null, "command": "nginx", "user": "root",
+             "uid": 0, "container": {"runtime": "systemd", "id": "nginx.service",
+                                     "name": "nginx", "pod_uid": null},
+             "stop_command": "systemctl stop nginx.service", "parent_pid": 1,
+             "parent_command": "systemd", "ports": [80],
+             "blast_radius": {"also_listening": [{"protocol": "tcp", "port": 443}],
+                              "connections": 2, "shared_with_parent": false},
+             "signals_sent": ["HUP"], "result": "still_holding", "refusal": null},
+            {"pid": 101, "pid_in_namespace": null, "command": "nginx", "user": "www-data",
+             "uid": 33, "container": null, "stop_command": null, "parent_pid": 100,
+             "parent_command": "nginx", "ports": [80],
+             "blast_radius": {"also_listening": [{"protocol": "tcp", "port": 443}],
+                              "connections": 2, "shared_with_parent": true},
+             "signals_sent": [], "result": "left_to_parent", "refusal": null}
+        ],
+        "sockets": [], "hidden_holders": 0, "left_alone": 0,
+        "respawns": [{"pid": 102, "command": "nginx", "port": 80, "inherited": true,
+                      "supervisor": null, "stop_command": null, "parent_pid": 100,
+                      "parent_command": "nginx"}],
+        "remaining": [{"protocol": "tcp", "state": "LISTEN",
+                       "local": {"address": "0.0.0.0", "port": 80},
+                       "remote": {"address": "0.0.0.0", "port": 0}, "uid": 0,
+                       "inode": 4242, "holders": [{"pid": 100, "command": "nginx"},
+                                                  {"pid": 102, "command": "nginx"}],
+                       "holders_hidden": false}],
+        "time_wait": {"count": 0, "last_ends_in_ms": null},
+        "orphaned": {"count": 1, "last_ends_in_ms": 59000},
+        "outcome": "signalled", "freed_after_ms": null
+    });
+    assert_mutations_rejected(
+        &validator("kill"),
+        &kill,
+        "a hand-written kill document",
+        &[
+            ("orphaned renamed", &|d| rename(d, "orphaned", "orphans")),
+            ("an unknown outcome", &|d| d["outcome"] = json!("reloaded")),
+            ("an unknown result", &|d| {
+                d["targets"][1]["result"] = json!("left")
+            }),
+            ("connections a string", &|d| {
+                d["targets"][0]["blast_radius"]["connections"] = json!("2")
+            }),
+            ("a listening port without its protocol", &|d| {
+                d["targets"][0]["blast_radius"]["also_listening"][0] = json!({"port": 443})
+            }),
+            ("a holder's pid 0", &|d| {
+                d["remaining"][0]["holders"][0]["pid"] = json!(0)
+            }),
+            ("inherited missing", &|d| {
+                d["respawns"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("inherited");
+            }),
+            ("wide a string", &|d| d["wide"] = json!("no")),
+        ],
+    );
 }
 
 // ---------------------------------------------------------------------
@@ -693,6 +758,50 @@ fn every_json_document_lsport_prints_matches_its_schema() {
         assert_eq!(doc["ports"].as_array().map(Vec::len), Some(3), "{doc}");
     }
 
+    // lsport kill, dry: the listener's holders (this process among
+    // them, refused as lsport's parent) with what goes down with each;
+    // with --sockets, its connections.
+    let kill = validator("kill");
+    let dry = run(&services, &["--json", "kill", "-n", "40010"], &[4]);
+    assert_valid(&kill, &dry, "lsport --json kill -n 40010");
+    assert_eq!(dry["outcome"], "would_not_free", "{dry:#}");
+    let results: Vec<Value> = dry["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["result"].clone())
+        .collect();
+    assert_has(
+        &results,
+        &[json!("would_signal"), json!("refused")],
+        "kill -n 40010",
+    );
+    assert!(
+        dry["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["blast_radius"].is_object()),
+        "{dry:#}"
+    );
+    let closing = run(
+        &services,
+        &["--json", "kill", "--sockets", "-n", "40010"],
+        &[4],
+    );
+    assert_valid(&kill, &closing, "lsport --json kill --sockets -n 40010");
+    let fates: Vec<Value> = closing["sockets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["result"].clone())
+        .collect();
+    assert_has(
+        &fates,
+        &[json!("would_close"), json!("bound_by_program")],
+        "kill --sockets -n 40010",
+    );
+
     // The same validators reject the real documents once changed.
     assert_mutations_rejected(
         &probe,
@@ -727,6 +836,19 @@ fn every_json_document_lsport_prints_matches_its_schema() {
                 rename(d, "hard_bound_ports", "bound_ports")
             }),
             ("size a string", &|d| d["size"] = json!("100")),
+        ],
+    );
+    assert_mutations_rejected(
+        &kill,
+        &dry,
+        "lsport --json kill -n 40010",
+        &[
+            ("a target's blast radius renamed", &|d| {
+                rename(&mut d["targets"][0], "blast_radius", "radius")
+            }),
+            ("a target's parent pid a string", &|d| {
+                d["targets"][0]["parent_pid"] = json!("1")
+            }),
         ],
     );
 

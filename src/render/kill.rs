@@ -1,6 +1,9 @@
-//! `lsport kill`'s answer: a few lines for people (each process and its
-//! fate, a respawn and what restarts it, the TIME_WAIT left over) and
-//! its JSON document (doc/schema/kill.schema.json).
+//! `lsport kill`'s answer: a few lines for people (each process, what
+//! goes down with it and its fate, the newcomers on the port and what
+//! starts them, who holds the port at the end, the sockets the kernel
+//! ends by itself) and its JSON document (doc/schema/kill.schema.json).
+//! Also the lines said while it runs: each signal as it goes, and the
+//! questions of `--interactive` and of a wide kill.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -9,31 +12,36 @@ use std::io;
 use serde::Serialize;
 
 use crate::commands::kill::{
-    Fate, KillReport, Mode, Outcome, Respawn, SocketFate, Target, stop_command,
+    BlastRadius, Fate, HANDFUL, KillReport, Mode, Outcome, RemainingSocket, Respawn, SocketFate,
+    Target, stop_command,
 };
 use crate::commands::wait::TimeWaitLeft;
+use crate::container::Container;
 use crate::duration;
+use crate::process::{Refusal, Signal};
 use crate::render::escape::escape_bytes;
 use crate::render::json::{ContainerView, SCHEMA_VERSION, write_document};
-use crate::socket::Socket;
+use crate::socket::Protocol;
+
+/// How many remaining sockets the text lists before it counts the rest.
+const SHOWN_SOCKETS: usize = 20;
+/// How many other listening ports of a process the text lists.
+const SHOWN_PORTS: usize = 12;
 
 /// The report as text, one line per process or socket and per finding.
 pub fn text(report: &KillReport) -> String {
     let mut out = String::new();
-    let ports = report
-        .ports
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
+    let ports = ports_asked(report);
     let dry = report.options.dry_run;
     if report.outcome == Outcome::NothingHeld {
         let _ = writeln!(out, "nothing holds port {ports}");
-        time_wait_line(&mut out, &report.time_wait);
+        left_lines(&mut out, report);
         return out;
     }
+    // The blast radius was said as each signal went; a plan shows it.
+    let planned = dry || report.outcome == Outcome::NotConfirmed;
     for target in &report.targets {
-        let _ = writeln!(out, "{}", target_line(target, report));
+        target_lines(&mut out, target, report, planned);
     }
     for action in &report.sockets {
         let what = match &action.fate {
@@ -42,14 +50,15 @@ pub fn text(report: &KillReport) -> String {
             SocketFate::BoundByProgram => {
                 "left open: its program bound the port, which stays bound until the program closes it; signal the program instead".to_string()
             }
+            SocketFate::WouldFail(errno) => format!(
+                "would not close: the kernel would refuse ({}){}",
+                io::Error::from_raw_os_error(*errno),
+                net_admin_hint(*errno)
+            ),
             SocketFate::Failed(errno) => format!(
                 "could not close it: {}{}",
                 io::Error::from_raw_os_error(*errno),
-                if *errno == libc::EPERM {
-                    " (closing sockets needs CAP_NET_ADMIN)"
-                } else {
-                    ""
-                }
+                net_admin_hint(*errno)
             ),
         };
         let _ = writeln!(
@@ -65,15 +74,47 @@ pub fn text(report: &KillReport) -> String {
     if report.hidden > 0 {
         let _ = writeln!(
             out,
-            "{} socket{} on the port ha{} holders hidden from this user: they cannot be signalled; run as root to see them",
+            "{} socket{} on the port ha{} holders hidden from this user: they cannot be signalled{}",
             report.hidden,
             plural(report.hidden),
-            if report.hidden == 1 { "s" } else { "ve" }
+            if report.hidden == 1 { "s" } else { "ve" },
+            if is_root() {
+                ""
+            } else {
+                "; run as root to see them"
+            }
         );
     }
-    for respawn in &report.respawns {
-        respawn_lines(&mut out, respawn);
+    if report.left_alone > 0 {
+        let _ = writeln!(
+            out,
+            "left alone: {} process{} whose only sockets in the ranges asked are connections (a range frees listeners and bound sockets; --with-connections takes connections too)",
+            report.left_alone,
+            if report.left_alone == 1 { "" } else { "es" }
+        );
     }
+    let reload = report.options.mode == Mode::Signal && !report.options.signal.ends_process();
+    for respawn in &report.respawns {
+        respawn_lines(&mut out, respawn, reload.then_some(report.options.signal));
+    }
+    outcome_lines(&mut out, report, &ports);
+    if !dry {
+        left_lines(&mut out, report);
+    }
+    out
+}
+
+fn ports_asked(report: &KillReport) -> String {
+    report
+        .ports
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn outcome_lines(out: &mut String, report: &KillReport, ports: &str) {
+    let signal = report.options.signal.name();
     match report.outcome {
         Outcome::Freed => {
             let after = report
@@ -85,7 +126,16 @@ pub fn text(report: &KillReport) -> String {
         Outcome::WouldFree => {
             let _ = writeln!(out, "dry run: nothing was sent");
         }
+        Outcome::WouldSignal => {
+            let _ = writeln!(
+                out,
+                "dry run: nothing was sent; {signal} is not meant to end a process, so no KILL would follow it"
+            );
+        }
         Outcome::WouldNotFree => {
+            for remaining in report.remaining.iter().filter(|r| r.holders.is_empty()) {
+                let _ = writeln!(out, "{}", remaining_line(remaining));
+            }
             let _ = writeln!(
                 out,
                 "dry run: nothing was sent; the port would stay held by what cannot be {}",
@@ -96,29 +146,71 @@ pub fn text(report: &KillReport) -> String {
                 }
             );
         }
-        Outcome::Respawned => {
-            let _ = writeln!(out, "port {ports} was taken again");
+        Outcome::NotConfirmed => {
+            let _ = writeln!(
+                out,
+                "not done: {}; nothing was sent. Confirm on a terminal, or add --yes",
+                wide_reason(report)
+            );
         }
-        Outcome::StillHeld | Outcome::TimedOut => {
-            let why = if report.outcome == Outcome::TimedOut {
-                format!(
+        Outcome::Respawned => {
+            let _ = writeln!(out, "port {ports} was taken again:");
+            remaining_lines(out, &report.remaining);
+        }
+        Outcome::Signalled => {
+            let _ = writeln!(out, "port {ports} is held after {signal}:");
+            remaining_lines(out, &report.remaining);
+            let _ = writeln!(
+                out,
+                "{signal} is not meant to end a process: lsport sends no KILL after it"
+            );
+        }
+        Outcome::StillHeld | Outcome::TimedOut | Outcome::Interrupted => {
+            let why = match report.outcome {
+                Outcome::TimedOut => format!(
                     "still held after --timeout {}",
                     duration::display(report.options.timeout)
-                )
-            } else {
-                "still held".to_string()
+                ),
+                Outcome::Interrupted => "still held (interrupted)".to_string(),
+                _ => "still held".to_string(),
             };
             let _ = writeln!(out, "port {ports} is {why}:");
-            for socket in &report.remaining {
-                let _ = writeln!(out, "  {}", socket_line(socket));
-            }
+            remaining_lines(out, &report.remaining);
         }
         Outcome::NothingHeld => {}
     }
-    if !dry {
-        time_wait_line(&mut out, &report.time_wait);
+}
+
+/// Why a kill is wide, in words.
+fn wide_reason(report: &KillReport) -> String {
+    let asked: usize = report
+        .ports
+        .iter()
+        .map(|r| usize::from(r.hi - r.lo) + 1)
+        .sum();
+    let receivers = report
+        .targets
+        .iter()
+        .filter(|t| !matches!(t.fate, Fate::Refused(_) | Fate::LeftToParent(_)))
+        .count();
+    if asked > HANDFUL {
+        format!("{asked} ports asked, more than a handful ({HANDFUL})")
+    } else {
+        format!("{receivers} processes to signal, more than a handful ({HANDFUL})")
     }
-    out
+}
+
+fn net_admin_hint(errno: i32) -> &'static str {
+    if errno == libc::EPERM {
+        " (closing sockets needs CAP_NET_ADMIN)"
+    } else {
+        ""
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    unsafe { libc::geteuid() == 0 }
 }
 
 fn plural(n: usize) -> &'static str {
@@ -138,13 +230,16 @@ fn who(target: &Target) -> String {
     )
 }
 
-fn target_line(target: &Target, report: &KillReport) -> String {
-    let ports = target
-        .ports
+fn port_list(ports: &[u16]) -> String {
+    ports
         .iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
-        .join(",");
+        .join(",")
+}
+
+fn target_lines(out: &mut String, target: &Target, report: &KillReport, planned: bool) {
+    let ports = port_list(&target.ports);
     let signal = report.options.signal.name();
     let sent = target
         .signals_sent
@@ -153,7 +248,7 @@ fn target_line(target: &Target, report: &KillReport) -> String {
         .collect::<Vec<_>>()
         .join(", then ");
     let who = who(target);
-    match target.fate {
+    let line = match target.fate {
         Fate::WouldSignal => format!("would send {signal} to {who}, holding {ports}"),
         Fate::Refused(why) => format!("{who} holds {ports}: refused, {}", why.describe()),
         Fate::Skipped => format!("{who} holds {ports}: skipped"),
@@ -161,6 +256,9 @@ fn target_line(target: &Target, report: &KillReport) -> String {
             format!("{who} holds {ports}: not permitted to signal it (EPERM)")
         }
         Fate::GoneBefore => format!("{who} had let go of {ports} before it was signalled"),
+        Fate::LeftToParent(parent) => format!(
+            "{who} holds {ports}: left to its parent pid {parent} ({signal} goes to the main process only)"
+        ),
         Fate::Exited => format!("sent {sent} to {who}: exited"),
         Fate::Killed => format!(
             "sent {sent} to {who}: killed after the grace period ({})",
@@ -170,34 +268,228 @@ fn target_line(target: &Target, report: &KillReport) -> String {
         Fate::StillHolding if target.signals_sent.is_empty() => {
             format!("{who} holds {ports}")
         }
-        Fate::StillHolding => format!("sent {sent} to {who}: still holding {ports}"),
+        Fate::StillHolding => format!("sent {sent} to {who}: still running, holding {ports}"),
+    };
+    let _ = writeln!(out, "{line}");
+    let goes_down = matches!(target.fate, Fate::WouldSignal | Fate::StillHolding);
+    if planned && goes_down {
+        if let Some(blast) = target
+            .blast
+            .as_ref()
+            .and_then(|b| blast_line(b, true, report.options.signal))
+        {
+            let _ = writeln!(out, "{blast}");
+        }
+    }
+    if let Some(line) = supervisor_line(target) {
+        let _ = writeln!(out, "{line}");
     }
 }
 
-fn respawn_lines(out: &mut String, respawn: &Respawn) {
+/// What else goes down with a process, on one indented line; None when
+/// nothing does, or when its parent, signalled too, holds all it holds
+/// (a worker of its master: said once, with the master).
+pub fn blast_line(blast: &BlastRadius, dry: bool, signal: Signal) -> Option<String> {
+    if blast.is_empty() || blast.shared_with_parent {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if !blast.also_listening.is_empty() {
+        parts.push(format!(
+            "listens on {}",
+            listening_list(&blast.also_listening)
+        ));
+    }
+    if blast.connections > 0 {
+        parts.push(format!(
+            "holds {} connection{}",
+            blast.connections,
+            plural(blast.connections)
+        ));
+    }
+    let they = if parts.len() > 1 || blast.also_listening.len() + blast.connections > 1 {
+        "they"
+    } else {
+        "it"
+    };
+    let fate = match (signal.ends_process(), dry) {
+        (true, true) => format!(": {they} would go down with it"),
+        (true, false) => format!(": {they} go down with it"),
+        (false, _) => format!(
+            ", which {} down with it only should {} end it",
+            if they == "it" { "goes" } else { "go" },
+            signal.name()
+        ),
+    };
+    Some(format!("  it also {}{fate}", parts.join(" and ")))
+}
+
+/// `tcp 7801, 8088; udp 5353`, the first few only.
+fn listening_list(ports: &[(Protocol, u16)]) -> String {
+    let mut groups: Vec<String> = Vec::new();
+    for protocol in [Protocol::Tcp, Protocol::Udp] {
+        let of: Vec<String> = ports
+            .iter()
+            .filter(|(p, _)| *p == protocol)
+            .take(SHOWN_PORTS)
+            .map(|(_, port)| port.to_string())
+            .collect();
+        if !of.is_empty() {
+            groups.push(format!("{} {}", protocol.name(), of.join(", ")));
+        }
+    }
+    let hidden = ports
+        .len()
+        .saturating_sub(groups.iter().map(|g| g.matches(',').count() + 1).sum());
+    let more = if hidden > 0 {
+        format!(" and {hidden} more")
+    } else {
+        String::new()
+    };
+    format!("{}{more}", groups.join("; "))
+}
+
+/// What runs the process and how to stop that, where its cgroup says:
+/// killing a service's process is undone by its supervisor, and pid 1
+/// of a container is the container.
+fn supervisor_line(target: &Target) -> Option<String> {
+    let init = target.fate == Fate::Refused(Refusal::InitOfNamespace);
+    match (&target.container, init) {
+        (Some(supervisor), true) => Some(format!(
+            "  it is pid 1 of {}: stop that instead{}",
+            supervisor_name(supervisor),
+            stop_command(supervisor)
+                .map(|c| format!(", with: {}", escape_bytes(c.as_bytes())))
+                .unwrap_or_default()
+        )),
+        (Some(supervisor), false) => Some(format!(
+            "  it runs under {}, which may start it again{}",
+            supervisor_name(supervisor),
+            stop_command(supervisor)
+                .map(|c| format!("; to stop it for good: {}", escape_bytes(c.as_bytes())))
+                .unwrap_or_default()
+        )),
+        (None, true) => Some(
+            "  stopping it would end every process of its pid namespace: stop its container or service with the tool that started it"
+                .to_string(),
+        ),
+        (None, false) => None,
+    }
+}
+
+fn supervisor_name(supervisor: &Container) -> String {
+    match supervisor.runtime {
+        "systemd" => format!("systemd unit {}", escape_bytes(supervisor.id.as_bytes())),
+        runtime => format!(
+            "{runtime} container {}",
+            escape_bytes(
+                supervisor
+                    .id
+                    .chars()
+                    .take(12)
+                    .collect::<String>()
+                    .as_bytes()
+            )
+        ),
+    }
+}
+
+/// The line said as `signal` goes to `target`, with what goes down
+/// with it the first time.
+pub fn sending_lines(target: &Target, signal: Signal, grace: std::time::Duration) -> String {
+    let mut out = String::new();
+    if target.signals_sent.is_empty() {
+        let _ = writeln!(
+            out,
+            "sending {} to {}, holding {}",
+            signal.name(),
+            who(target),
+            port_list(&target.ports)
+        );
+        if let Some(blast) = target
+            .blast
+            .as_ref()
+            .and_then(|b| blast_line(b, false, signal))
+        {
+            let _ = writeln!(out, "{blast}");
+        }
+    } else {
+        let _ = writeln!(
+            out,
+            "sending {} to {}: still holding {} after the grace period ({})",
+            signal.name(),
+            who(target),
+            port_list(&target.ports),
+            duration::display(grace)
+        );
+    }
+    out
+}
+
+/// `--interactive`: what is about to happen to one process, and the
+/// question (on stderr; the answer is read from stdin).
+pub fn question(target: &Target, signal: Signal) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} holds {}", who(target), port_list(&target.ports));
+    if let Some(blast) = target
+        .blast
+        .as_ref()
+        .and_then(|b| blast_line(b, true, signal))
+    {
+        let _ = writeln!(out, "{blast}");
+    }
+    if let Some(line) = supervisor_line(target) {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = write!(
+        out,
+        "lsport: send {} to pid {}? [y/N] ",
+        signal.name(),
+        target.pid
+    );
+    out
+}
+
+/// A wide kill: the plan, and the one question before it is carried out.
+pub fn wide_question(report: &KillReport) -> String {
+    let mut out = String::new();
+    let mut receivers = 0;
+    for target in &report.targets {
+        target_lines(&mut out, target, report, true);
+        if target.fate == Fate::StillHolding {
+            receivers += 1;
+        }
+    }
+    let _ = write!(
+        out,
+        "lsport: {}: send {} to {receivers} process{} holding ports in {}? [y/N] ",
+        wide_reason(report),
+        report.options.signal.name(),
+        if receivers == 1 { "" } else { "es" },
+        ports_asked(report)
+    );
+    out
+}
+
+fn respawn_lines(out: &mut String, respawn: &Respawn, reload: Option<Signal>) {
+    let label = match reload {
+        Some(signal) => format!("new holder since {}", signal.name()),
+        None => "respawned".to_string(),
+    };
+    let how = if respawn.inherited {
+        format!("holds port {} on a socket it took over", respawn.port)
+    } else {
+        format!("took port {}", respawn.port)
+    };
     let _ = writeln!(
         out,
-        "respawned: pid {} ({}) took port {}",
+        "{label}: pid {} ({}) {how}",
         respawn.pid,
         escape_bytes(&respawn.command),
-        respawn.port
     );
-    match &respawn.supervisor {
-        Some(supervisor) => {
-            let name = match supervisor.runtime {
-                "systemd" => format!("systemd unit {}", escape_bytes(supervisor.id.as_bytes())),
-                runtime => format!(
-                    "{runtime} container {}",
-                    escape_bytes(
-                        supervisor
-                            .id
-                            .chars()
-                            .take(12)
-                            .collect::<String>()
-                            .as_bytes()
-                    )
-                ),
-            };
+    match (&respawn.supervisor, &respawn.parent) {
+        (Some(supervisor), _) => {
+            let name = supervisor_name(supervisor);
             match stop_command(supervisor) {
                 Some(command) => {
                     let _ = writeln!(
@@ -211,21 +503,51 @@ fn respawn_lines(out: &mut String, respawn: &Respawn) {
                 }
             }
         }
-        None => {
-            if let Some((pid, command)) = &respawn.parent {
-                let _ = writeln!(
-                    out,
-                    "  its parent, pid {pid} ({}), may be what restarts it",
-                    escape_bytes(command)
-                );
-            }
+        (None, Some((pid, command))) if reload.is_none() => {
+            let _ = writeln!(
+                out,
+                "  its parent, pid {pid} ({}), may be what restarts it",
+                escape_bytes(command)
+            );
         }
+        (None, Some((pid, command))) => {
+            let _ = writeln!(out, "  its parent is pid {pid} ({})", escape_bytes(command));
+        }
+        (None, None) => {}
     }
 }
 
-fn socket_line(socket: &Socket) -> String {
+fn remaining_lines(out: &mut String, remaining: &[RemainingSocket]) {
+    for socket in remaining.iter().take(SHOWN_SOCKETS) {
+        let _ = writeln!(out, "{}", remaining_line(socket));
+    }
+    if remaining.len() > SHOWN_SOCKETS {
+        let _ = writeln!(
+            out,
+            "  and {} more sockets (--json lists them all)",
+            remaining.len() - SHOWN_SOCKETS
+        );
+    }
+}
+
+fn remaining_line(remaining: &RemainingSocket) -> String {
+    let socket = &remaining.socket;
+    let held = if !remaining.holders.is_empty() {
+        let names: Vec<String> = remaining
+            .holders
+            .iter()
+            .map(|h| format!("pid {} ({})", h.pid, escape_bytes(&h.command)))
+            .collect();
+        format!("held by {}", names.join(", "))
+    } else if remaining.holders_hidden {
+        "its holders are hidden from this user".to_string()
+    } else if socket.inode == 0 {
+        "no process holds it".to_string()
+    } else {
+        "no process in sight holds it (the kernel's own, such as a tunnel's port; one in flight over a unix socket; or one held from outside this pid namespace): nothing can be signalled for it".to_string()
+    };
     format!(
-        "{} {} {} -> {} (uid {})",
+        "  {} {} {} -> {} (uid {}): {held}",
         socket.protocol.name(),
         socket.state.kernel_name(),
         socket.local,
@@ -234,26 +556,43 @@ fn socket_line(socket: &Socket) -> String {
     )
 }
 
-fn time_wait_line(out: &mut String, time_wait: &TimeWaitLeft) {
-    if time_wait.count == 0 {
-        return;
+/// The sockets the kernel ends by itself, left on the ports.
+fn left_lines(out: &mut String, report: &KillReport) {
+    let ends = |left: &TimeWaitLeft, lead: &str| {
+        left.last_ends_in_ms
+            .map(|ms| {
+                format!(
+                    "{lead}{}",
+                    duration::display(std::time::Duration::from_millis(u64::from(ms)))
+                )
+            })
+            .unwrap_or_default()
+    };
+    let time_wait = &report.time_wait;
+    if time_wait.count > 0 {
+        let _ = writeln!(
+            out,
+            "{} TIME_WAIT socket{} remain{}: servers that set SO_REUSEADDR can bind the port now{}",
+            time_wait.count,
+            plural(time_wait.count),
+            if time_wait.count == 1 { "s" } else { "" },
+            ends(time_wait, "; the last ends in ")
+        );
     }
-    let ends = time_wait
-        .last_ends_in_ms
-        .map(|ms| {
-            format!(
-                "; the last ends in {}",
-                duration::display(std::time::Duration::from_millis(u64::from(ms)))
-            )
-        })
-        .unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "{} TIME_WAIT socket{} remain{}: servers that set SO_REUSEADDR can bind the port now{ends}",
-        time_wait.count,
-        plural(time_wait.count),
-        if time_wait.count == 1 { "s" } else { "" }
-    );
+    let orphaned = &report.orphaned;
+    if orphaned.count > 0 {
+        let _ = writeln!(
+            out,
+            "{} connection{} closed by {} program under a live peer remain{}: no process holds {}, the kernel ends {} by itself{}; servers that set SO_REUSEADDR can bind the port now",
+            orphaned.count,
+            plural(orphaned.count),
+            if orphaned.count == 1 { "its" } else { "their" },
+            if orphaned.count == 1 { "s" } else { "" },
+            if orphaned.count == 1 { "it" } else { "them" },
+            if orphaned.count == 1 { "it" } else { "them" },
+            ends(orphaned, ", at the latest in ")
+        );
+    }
 }
 
 /// `lsport kill --json`.
@@ -269,9 +608,14 @@ pub fn write_json(report: &KillReport, sink: &mut dyn io::Write) -> io::Result<(
         dry_run: options.dry_run,
         signal: (options.mode == Mode::Signal).then(|| options.signal.name()),
         grace_ms: duration_ms(options.grace),
-        escalate: options.escalate && options.mode == Mode::Signal,
+        escalate: options.escalate
+            && options.mode == Mode::Signal
+            && options.signal.ends_process()
+            && options.signal != Signal::KILL,
         timeout_ms: duration_ms(options.timeout),
         ports: report.ports.iter().map(|r| [r.lo, r.hi]).collect(),
+        with_connections: options.with_connections,
+        wide: report.wide,
         targets: report.targets.iter().map(TargetView::of).collect(),
         sockets: report
             .sockets
@@ -284,31 +628,20 @@ pub fn write_json(report: &KillReport, sink: &mut dyn io::Write) -> io::Result<(
                 remote: EndpointView::of(&a.socket.remote),
                 pids: &a.pids,
                 result: a.fate.id(),
-                errno: match a.fate {
-                    SocketFate::Failed(errno) => Some(errno),
-                    _ => None,
-                },
+                errno: a.fate.errno(),
             })
             .collect(),
         hidden_holders: report.hidden,
+        left_alone: report.left_alone,
         respawns: report.respawns.iter().map(RespawnView::of).collect(),
         remaining: report
             .remaining
             .iter()
             .filter(|_| !matches!(report.outcome, Outcome::Freed | Outcome::NothingHeld))
-            .map(|s| RemainingView {
-                protocol: s.protocol.name(),
-                state: s.state.kernel_name(),
-                local: EndpointView::of(&s.local),
-                remote: EndpointView::of(&s.remote),
-                uid: s.uid,
-                inode: s.inode,
-            })
+            .map(RemainingView::of)
             .collect(),
-        time_wait: TimeWaitView {
-            count: report.time_wait.count,
-            last_ends_in_ms: report.time_wait.last_ends_in_ms,
-        },
+        time_wait: TimeWaitView::of(&report.time_wait),
+        orphaned: TimeWaitView::of(&report.orphaned),
         outcome: report.outcome.id(),
         freed_after_ms: report.freed_after.map(duration_ms),
     };
@@ -330,20 +663,35 @@ struct KillDocument<'a> {
     escalate: bool,
     timeout_ms: u64,
     ports: Vec<[u16; 2]>,
+    with_connections: bool,
+    wide: bool,
     targets: Vec<TargetView<'a>>,
     sockets: Vec<SocketView<'a>>,
     hidden_holders: usize,
+    left_alone: usize,
     respawns: Vec<RespawnView<'a>>,
-    remaining: Vec<RemainingView>,
+    remaining: Vec<RemainingView<'a>>,
     time_wait: TimeWaitView,
+    orphaned: TimeWaitView,
     outcome: &'static str,
     freed_after_ms: Option<u64>,
 }
 
+/// Sockets the kernel ends by itself, left on the ports: TIME_WAIT, or
+/// orphaned connections.
 #[derive(Serialize)]
 pub(crate) struct TimeWaitView {
     pub(crate) count: usize,
     pub(crate) last_ends_in_ms: Option<u32>,
+}
+
+impl TimeWaitView {
+    fn of(left: &TimeWaitLeft) -> TimeWaitView {
+        TimeWaitView {
+            count: left.count,
+            last_ends_in_ms: left.last_ends_in_ms,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -369,7 +717,11 @@ struct TargetView<'a> {
     user: Option<&'a str>,
     uid: Option<u32>,
     container: Option<ContainerView<'a>>,
+    stop_command: Option<String>,
+    parent_pid: Option<u32>,
+    parent_command: Option<Cow<'a, str>>,
     ports: &'a [u16],
+    blast_radius: Option<BlastView>,
     signals_sent: Vec<String>,
     result: &'static str,
     refusal: Option<&'static str>,
@@ -384,13 +736,50 @@ impl<'a> TargetView<'a> {
             user: target.user.as_deref(),
             uid: target.uid,
             container: target.container.as_ref().map(ContainerView::of),
+            stop_command: target.container.as_ref().and_then(stop_command),
+            parent_pid: target.parent.as_ref().map(|(pid, _)| *pid),
+            parent_command: target
+                .parent
+                .as_ref()
+                .map(|(_, c)| String::from_utf8_lossy(c)),
             ports: &target.ports,
+            blast_radius: target.blast.as_ref().map(BlastView::of),
             signals_sent: target.signals_sent.iter().map(|s| s.name()).collect(),
             result: target.fate.id(),
             refusal: match target.fate {
                 Fate::Refused(why) => Some(why.id()),
                 _ => None,
             },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct BlastView {
+    also_listening: Vec<ListeningView>,
+    connections: usize,
+    shared_with_parent: bool,
+}
+
+#[derive(Serialize)]
+struct ListeningView {
+    protocol: &'static str,
+    port: u16,
+}
+
+impl BlastView {
+    fn of(blast: &BlastRadius) -> BlastView {
+        BlastView {
+            also_listening: blast
+                .also_listening
+                .iter()
+                .map(|(protocol, port)| ListeningView {
+                    protocol: protocol.name(),
+                    port: *port,
+                })
+                .collect(),
+            connections: blast.connections,
+            shared_with_parent: blast.shared_with_parent,
         }
     }
 }
@@ -408,13 +797,44 @@ struct SocketView<'a> {
 }
 
 #[derive(Serialize)]
-struct RemainingView {
+struct RemainingView<'a> {
     protocol: &'static str,
     state: String,
     local: EndpointView,
     remote: EndpointView,
     uid: u32,
     inode: u64,
+    holders: Vec<HolderView<'a>>,
+    holders_hidden: bool,
+}
+
+#[derive(Serialize)]
+struct HolderView<'a> {
+    pid: u32,
+    command: Cow<'a, str>,
+}
+
+impl<'a> RemainingView<'a> {
+    fn of(remaining: &'a RemainingSocket) -> RemainingView<'a> {
+        let socket = &remaining.socket;
+        RemainingView {
+            protocol: socket.protocol.name(),
+            state: socket.state.kernel_name(),
+            local: EndpointView::of(&socket.local),
+            remote: EndpointView::of(&socket.remote),
+            uid: socket.uid,
+            inode: socket.inode,
+            holders: remaining
+                .holders
+                .iter()
+                .map(|h| HolderView {
+                    pid: h.pid,
+                    command: String::from_utf8_lossy(&h.command),
+                })
+                .collect(),
+            holders_hidden: remaining.holders_hidden,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -422,6 +842,7 @@ struct RespawnView<'a> {
     pid: u32,
     command: Cow<'a, str>,
     port: u16,
+    inherited: bool,
     supervisor: Option<ContainerView<'a>>,
     stop_command: Option<String>,
     parent_pid: Option<u32>,
@@ -434,6 +855,7 @@ impl<'a> RespawnView<'a> {
             pid: respawn.pid,
             command: String::from_utf8_lossy(&respawn.command),
             port: respawn.port,
+            inherited: respawn.inherited,
             supervisor: respawn.supervisor.as_ref().map(ContainerView::of),
             stop_command: respawn.supervisor.as_ref().and_then(stop_command),
             parent_pid: respawn.parent.as_ref().map(|(pid, _)| *pid),
@@ -442,5 +864,50 @@ impl<'a> RespawnView<'a> {
                 .as_ref()
                 .map(|(_, c)| String::from_utf8_lossy(c)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_blast_radius_reads_as_one_line() {
+        let blast = BlastRadius {
+            also_listening: vec![
+                (Protocol::Tcp, 7801),
+                (Protocol::Tcp, 8088),
+                (Protocol::Udp, 5353),
+            ],
+            connections: 1,
+            shared_with_parent: false,
+        };
+        assert_eq!(
+            blast_line(&blast, false, Signal::TERM).unwrap(),
+            "  it also listens on tcp 7801, 8088; udp 5353 and holds 1 connection: they go down with it"
+        );
+        let one = BlastRadius {
+            connections: 1,
+            ..BlastRadius::default()
+        };
+        assert_eq!(
+            blast_line(&one, true, Signal::TERM).unwrap(),
+            "  it also holds 1 connection: it would go down with it"
+        );
+        assert_eq!(
+            blast_line(&one, false, Signal(libc::SIGHUP)).unwrap(),
+            "  it also holds 1 connection, which goes down with it only should HUP end it"
+        );
+        let worker = BlastRadius {
+            shared_with_parent: true,
+            ..blast
+        };
+        assert_eq!(blast_line(&worker, true, Signal::TERM), None);
+        assert_eq!(
+            blast_line(&BlastRadius::default(), true, Signal::TERM),
+            None
+        );
+        let many: Vec<(Protocol, u16)> = (1..=20).map(|p| (Protocol::Tcp, p)).collect();
+        assert!(listening_list(&many).ends_with("12 and 8 more"));
     }
 }
