@@ -55,8 +55,6 @@ const SHOW: u32 = UDIAG_SHOW_NAME
 const NO_COOKIE: u64 = u64::MAX;
 /// The reply buffer: the kernel sends dumps in chunks of at most 32 KiB.
 const RECEIVE_BUFFER_LEN: usize = 64 * 1024;
-/// ENOENT: the kernel's answer to a lookup of an inode it does not have.
-const ENOENT: i32 = 2;
 
 /// Which states a dump asks for: bit N keeps sockets in kernel state N.
 /// Every state: listeners, connected and unconnected sockets.
@@ -73,8 +71,9 @@ pub fn build_dump_request(states: u32, sequence: u32) -> Vec<u8> {
 
 /// The bytes of a request for the one socket with `inode` (and, when
 /// given, `cookie`: a socket that closed and whose inode number was
-/// reused then gives ENOENT rather than the newcomer). None for an
-/// inode past 32 bits, which the request cannot carry and no socket has.
+/// reused then gives ESTALE rather than the newcomer). None for an
+/// inode of 0 or past 32 bits, which the request cannot carry and no
+/// socket has.
 pub fn build_lookup_request(inode: u64, cookie: Option<u64>, sequence: u32) -> Option<Vec<u8>> {
     let inode = u32::try_from(inode).ok().filter(|inode| *inode != 0)?;
     Some(build(
@@ -310,7 +309,8 @@ impl UnixSession {
     }
 
     /// The one socket with `inode` (and `cookie`, when given), or None
-    /// when the namespace has no such socket. Not-yet-accepted ends have
+    /// when the namespace has no such socket (ENOENT), or has one with
+    /// that inode and another cookie (ESTALE). Not-yet-accepted ends have
     /// no inode and cannot be looked up.
     pub fn lookup(
         &mut self,
@@ -324,7 +324,7 @@ impl UnixSession {
         let mut out = Vec::with_capacity(1);
         match self.exchange(&request, &mut |_| true, &mut out, true) {
             Ok(_) => Ok(out.pop()),
-            Err(err) if err.errno == Some(ENOENT) => Ok(None),
+            Err(err) if matches!(err.errno, Some(libc::ENOENT | libc::ESTALE)) => Ok(None),
             Err(err) => {
                 self.socket = None;
                 Err(err)
@@ -596,7 +596,7 @@ mod tests {
     #[test]
     fn errors_are_errors_and_broken_framing_no_panic() {
         let (result, _, _) = decode_all(&frame(NLMSG_ERROR, &(-2i32).to_ne_bytes()));
-        assert_eq!(result.unwrap_err().errno, Some(ENOENT));
+        assert_eq!(result.unwrap_err().errno, Some(libc::ENOENT));
         let (result, _, _) = decode_all(&frame(NLMSG_DONE, &(-13i32).to_ne_bytes()));
         assert_eq!(result.unwrap_err().errno, Some(13));
         let (result, _, _) = decode_all(&frame(NLMSG_DONE, &i32::MIN.to_ne_bytes()));
@@ -612,6 +612,5 @@ mod tests {
         assert_eq!(decode_all(&stream).0.unwrap_err().errno, Some(22));
         // Less than a header: nothing yet.
         assert_eq!(decode_all(&[1, 2, 3]).0.unwrap(), Progress::More);
-        assert_eq!(ENOENT, libc::ENOENT);
     }
 }
