@@ -333,9 +333,9 @@ impl UnixSocket {
         }
     }
 
-    /// A minimal socket for tests and examples: the given type, state,
-    /// inode and name, nothing else known.
-    pub fn example(socket_type: UnixType, state: UnixState, inode: u64, name: UnixName) -> Self {
+    /// A socket of which only the type, state, inode and name are known
+    /// (all /proc/net/unix gives); sock_diag's decoder fills in the rest.
+    pub fn new(socket_type: UnixType, state: UnixState, inode: u64, name: UnixName) -> Self {
         UnixSocket {
             socket_type,
             state,
@@ -467,19 +467,19 @@ mod tests {
     #[test]
     fn a_named_datagram_socket_takes_datagrams_unless_it_has_a_peer() {
         let named = UnixName::Abstract(b"log".to_vec());
-        let mut socket = UnixSocket::example(UnixType::Dgram, UnixState::Connected, 9, named);
+        let mut socket = UnixSocket::new(UnixType::Dgram, UnixState::Connected, 9, named);
         // Others connected to it: ESTABLISHED, yet no peer of its own.
         assert!(socket.takes_by_name());
         socket.peer = Some(UnixPeer::Socket(10));
         assert!(!socket.takes_by_name());
-        let unnamed = UnixSocket::example(
+        let unnamed = UnixSocket::new(
             UnixType::Dgram,
             UnixState::Unconnected,
             11,
             UnixName::Unnamed,
         );
         assert!(!unnamed.takes_by_name());
-        let listener = UnixSocket::example(
+        let listener = UnixSocket::new(
             UnixType::SeqPacket,
             UnixState::Listen,
             12,

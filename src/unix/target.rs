@@ -339,32 +339,31 @@ mod tests {
             device: DEV,
             inode: 500,
         });
-        let mut listener =
-            UnixSocket::example(UnixType::Stream, UnixState::Listen, 10, path.clone());
+        let mut listener = UnixSocket::new(UnixType::Stream, UnixState::Listen, 10, path.clone());
         listener.bound_file = bound;
         listener.pending_connections = Some(vec![22, 0]);
         listener.queue = Some(UnixQueue::Listener {
             pending: 2,
             backlog: 5,
         });
-        let mut accepted = UnixSocket::example(UnixType::Stream, UnixState::Connected, 11, path);
+        let mut accepted = UnixSocket::new(UnixType::Stream, UnixState::Connected, 11, path);
         accepted.bound_file = bound;
         accepted.peer = Some(UnixPeer::Socket(21));
-        let mut client = UnixSocket::example(
+        let mut client = UnixSocket::new(
             UnixType::Stream,
             UnixState::Connected,
             21,
             UnixName::Unnamed,
         );
         client.peer = Some(UnixPeer::Socket(11));
-        let mut waiting = UnixSocket::example(
+        let mut waiting = UnixSocket::new(
             UnixType::Stream,
             UnixState::Connected,
             22,
             UnixName::Unnamed,
         );
         waiting.peer = Some(UnixPeer::AwaitingAccept);
-        let mut elsewhere = UnixSocket::example(
+        let mut elsewhere = UnixSocket::new(
             UnixType::Stream,
             UnixState::Listen,
             30,
@@ -376,7 +375,7 @@ mod tests {
             device: DEV,
             inode: 501,
         });
-        let stray = UnixSocket::example(
+        let stray = UnixSocket::new(
             UnixType::Stream,
             UnixState::Connected,
             40,
@@ -455,11 +454,11 @@ mod tests {
     #[test]
     fn datagram_senders_are_clients_of_the_bound_socket() {
         let name = UnixName::Abstract(b"log".to_vec());
-        let server = UnixSocket::example(UnixType::Dgram, UnixState::Connected, 5, name);
+        let server = UnixSocket::new(UnixType::Dgram, UnixState::Connected, 5, name);
         let mut sender =
-            UnixSocket::example(UnixType::Dgram, UnixState::Connected, 6, UnixName::Unnamed);
+            UnixSocket::new(UnixType::Dgram, UnixState::Connected, 6, UnixName::Unnamed);
         sender.peer = Some(UnixPeer::Socket(5));
-        let other = UnixSocket::example(
+        let other = UnixSocket::new(
             UnixType::Dgram,
             UnixState::Unconnected,
             7,
@@ -475,20 +474,20 @@ mod tests {
     #[test]
     fn abstract_names_compare_as_printed() {
         let sockets = vec![
-            UnixSocket::example(
+            UnixSocket::new(
                 UnixType::Stream,
                 UnixState::Listen,
                 1,
                 UnixName::Abstract(b"a\0b".to_vec()),
             ),
-            UnixSocket::example(
+            UnixSocket::new(
                 UnixType::Stream,
                 UnixState::Listen,
                 2,
                 UnixName::Abstract(b"ab".to_vec()),
             ),
             // A path that reads like the abstract name is not one.
-            UnixSocket::example(
+            UnixSocket::new(
                 UnixType::Stream,
                 UnixState::Listen,
                 3,

@@ -206,7 +206,7 @@ pub fn decode_socket(payload: &[u8]) -> Option<UnixSocket> {
     let inode = u32_at(header, 4)?;
     let cookie = u64::from(u32_at(header, 8)?) | u64::from(u32_at(header, 12)?) << 32;
     let state = UnixState::from_kernel(header[2]);
-    let mut socket = UnixSocket::example(
+    let mut socket = UnixSocket::new(
         UnixType::from_kernel(header[1]),
         state,
         u64::from(inode),

@@ -148,7 +148,7 @@ fn parse_socket(line: &[u8]) -> Option<Line> {
     if inode == 0 {
         return (st == SS_CONNECTING).then_some(Line::AwaitingAccept);
     }
-    Some(Line::Socket(UnixSocket::example(
+    Some(Line::Socket(UnixSocket::new(
         UnixType::from_kernel(socket_type),
         state,
         inode,
