@@ -64,6 +64,7 @@ pub mod services;
 pub mod socket;
 pub mod source;
 pub mod sys;
+pub mod unix;
 mod users;
 
 pub use error::Error;

@@ -6,6 +6,7 @@ pub mod destroy;
 pub mod events;
 pub mod netlink;
 pub mod procfs;
+pub mod unix;
 
 /// The source that answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
