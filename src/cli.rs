@@ -337,8 +337,9 @@ pub struct WaitArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct WhyArgs {
-    /// The bind to try: PORT, ADDRESS:PORT or [IPV6-ADDRESS]:PORT; without
-    /// an address, the wildcard 0.0.0.0 (or [::] with -6).
+    /// The bind to try: PORT (a number or a service name), ADDRESS:PORT,
+    /// [IPV6-ADDRESS]:PORT or, for a link-local address, [fe80::1%IF]:PORT;
+    /// without an address, the wildcard 0.0.0.0 (or [::] with -6).
     #[arg(value_name = "[ADDRESS:]PORT")]
     pub target: String,
 
@@ -604,7 +605,7 @@ impl Args {
             None => Task::Probe,
             Some(Command::Ephemeral(args)) => Task::Ephemeral(args.to_settings(self.json)?),
             Some(Command::Suggest(args)) => Task::Suggest(args.to_settings()?),
-            Some(Command::Why(args)) => Task::Why(args.to_options(quiet)?),
+            Some(Command::Why(args)) => Task::Why(args.to_options(quiet, &services)?),
             Some(Command::Watch(args)) => Task::Watch(args.to_options()?),
             Some(Command::Kill(args)) => Task::Kill(args.to_settings()?),
             Some(Command::Wait(args)) => Task::Wait(args.to_settings(quiet)?),
@@ -762,8 +763,12 @@ impl EphemeralArgs {
 }
 
 impl WhyArgs {
-    fn to_options(&self, quiet: bool) -> Result<WhyOptions, Error> {
-        let (address, port) = why::parse_target(&self.target)?;
+    fn to_options(&self, quiet: bool, services: &Services) -> Result<WhyOptions, Error> {
+        let why::Target {
+            address,
+            scope,
+            port,
+        } = why::parse_target(&self.target, services)?;
         let address = match address {
             Some(address) if self.ipv6 && address.is_ipv4() => {
                 return Err(Error::Usage(format!(
@@ -797,10 +802,12 @@ impl WhyArgs {
                     Protocol::Tcp
                 },
                 address,
+                scope,
                 port,
                 reuseaddr: !self.no_reuseaddr,
                 reuseport: self.reuseport,
                 v6only,
+                freebind: false,
             },
             as_user,
             explain: !quiet,

@@ -151,61 +151,73 @@ fn subschemas<'a>(pointer: String, value: &'a Value, out: &mut Vec<(String, &'a 
 #[test]
 fn the_schemas_are_strict_draft_2020_12_documents_that_describe_every_field() {
     for name in SCHEMAS {
-        let doc = schema(name);
-        if let Err(e) = jsonschema::draft202012::meta::validate(&doc) {
-            panic!("{name}.schema.json is no valid draft 2020-12 schema: {e}");
-        }
-        assert_eq!(
-            doc["$schema"], "https://json-schema.org/draft/2020-12/schema",
-            "{name}"
-        );
-        assert_eq!(
-            doc["$id"],
-            format!("https://lsport.invalid/schema/{name}.schema.json"),
-            "{name}"
-        );
-        for key in ["title", "description"] {
-            assert!(doc[key].is_string(), "{name}.schema.json has no {key}");
-        }
-        let mut all = Vec::new();
-        subschemas(String::new(), &doc, &mut all);
-        for (pointer, subschema) in all {
-            if let Some(definitions) = subschema.get("$defs").and_then(Value::as_object) {
-                for (def, body) in definitions {
-                    assert!(
-                        body["description"].is_string(),
-                        "{name}.schema.json#{pointer}/$defs/{def} has no description"
-                    );
-                }
-            }
-            let Some(properties) = subschema.get("properties").and_then(Value::as_object) else {
-                continue;
-            };
-            let here = format!("{name}.schema.json#{pointer}");
-            for (field, body) in properties {
+        assert_strict(name);
+    }
+}
+
+#[test]
+fn the_why_schema_is_strict_and_describes_every_field() {
+    assert_strict("why");
+}
+
+/// A schema is a valid draft 2020-12 document with lsport's `$id`, a
+/// description on every field and definition, and objects that list
+/// every field as required and allow no other.
+fn assert_strict(name: &str) {
+    let doc = schema(name);
+    if let Err(e) = jsonschema::draft202012::meta::validate(&doc) {
+        panic!("{name}.schema.json is no valid draft 2020-12 schema: {e}");
+    }
+    assert_eq!(
+        doc["$schema"], "https://json-schema.org/draft/2020-12/schema",
+        "{name}"
+    );
+    assert_eq!(
+        doc["$id"],
+        format!("https://lsport.invalid/schema/{name}.schema.json"),
+        "{name}"
+    );
+    for key in ["title", "description"] {
+        assert!(doc[key].is_string(), "{name}.schema.json has no {key}");
+    }
+    let mut all = Vec::new();
+    subschemas(String::new(), &doc, &mut all);
+    for (pointer, subschema) in all {
+        if let Some(definitions) = subschema.get("$defs").and_then(Value::as_object) {
+            for (def, body) in definitions {
                 assert!(
                     body["description"].is_string(),
-                    "{here}: property {field} has no description"
+                    "{name}.schema.json#{pointer}/$defs/{def} has no description"
                 );
             }
-            // lsport writes every field of an object every time: each is
-            // required, and no other may appear.
-            assert_eq!(
-                subschema["additionalProperties"],
-                Value::Bool(false),
-                "{here}: additionalProperties is not false"
-            );
-            let mut required: Vec<&str> = subschema["required"]
-                .as_array()
-                .unwrap_or_else(|| panic!("{here}: no required list"))
-                .iter()
-                .map(|v| v.as_str().unwrap())
-                .collect();
-            let mut listed: Vec<&str> = properties.keys().map(String::as_str).collect();
-            required.sort_unstable();
-            listed.sort_unstable();
-            assert_eq!(required, listed, "{here}: required differs from properties");
         }
+        let Some(properties) = subschema.get("properties").and_then(Value::as_object) else {
+            continue;
+        };
+        let here = format!("{name}.schema.json#{pointer}");
+        for (field, body) in properties {
+            assert!(
+                body["description"].is_string(),
+                "{here}: property {field} has no description"
+            );
+        }
+        // lsport writes every field of an object every time: each is
+        // required, and no other may appear.
+        assert_eq!(
+            subschema["additionalProperties"],
+            Value::Bool(false),
+            "{here}: additionalProperties is not false"
+        );
+        let mut required: Vec<&str> = subschema["required"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{here}: no required list"))
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let mut listed: Vec<&str> = properties.keys().map(String::as_str).collect();
+        required.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(required, listed, "{here}: required differs from properties");
     }
 }
 
