@@ -195,11 +195,18 @@ pub enum Command {
     /// Suggest ports that are safe for a new service: outside the
     /// ephemeral range, not registered with IANA, not in use.
     Suggest(SuggestArgs),
-    /// Try the bind a server would make (socket, options, bind and for
-    /// TCP listen, then close) in the network namespace probed, and say
-    /// whether it would succeed; if not, which sockets stand in the way
-    /// and by which kernel rule, and what to do. Exit status 0 when it
-    /// would succeed, 4 when it would fail.
+    /// Try the bind a server would make, and say whether it would
+    /// succeed; if not, which sockets stand in the way, by which kernel
+    /// rule, and what to do.
+    ///
+    /// The trial is a real socket (options, bind and for TCP listen, then
+    /// close) in the network namespace probed. It never takes traffic
+    /// meant for a live server: beside a live SO_REUSEPORT listener it
+    /// does not listen, beside a live UDP socket it does not bind, and
+    /// the kernel's rules decide that part instead, as the answer says.
+    /// Each fix is tried, weighed by the rules, or said to be unverified.
+    /// Exit status 0 when the bind would succeed, 4 when it would fail or
+    /// the rules cannot tell.
     Why(WhyArgs),
     /// Follow the sockets on PORTs (or, without a PORT, the listeners)
     /// as they appear, change state and close, one line each; a summary

@@ -708,9 +708,9 @@ pub fn warning_text(report: &WhyReport, warning: &Warning) -> String {
         } => {
             let tcp = report.bind.protocol == Protocol::Tcp;
             format!(
-                "{} on port {port} {} an SO_REUSEPORT group that your socket joins: the kernel \
-                 then spreads {} over every member, yours included, so your server takes a \
-                 share of what {} get now",
+                "{} on port {port} {} an SO_REUSEPORT group that your socket would join: the \
+                 kernel then spreads {} over every member, yours included, so your server \
+                 would take a share of what {} get now",
                 plural(
                     sockets.len(),
                     if tcp { "a listener" } else { "a UDP socket" },
@@ -729,11 +729,10 @@ pub fn warning_text(report: &WhyReport, warning: &Warning) -> String {
             how: Coexistence::TakesDatagrams,
             sockets,
         } => format!(
-            "{} on port {port} share{} it with your socket through SO_REUSEADDR: the kernel \
+            "{} on port {port} would share it with yours through SO_REUSEADDR: the kernel \
              delivers each unicast datagram to one socket only, so your server would take \
              datagrams meant for {} (broadcast and multicast go to both)",
             plural(sockets.len(), "a UDP socket", "UDP sockets"),
-            if sockets.len() == 1 { "s" } else { "" },
             if sockets.len() == 1 { "it" } else { "them" }
         ),
         Warning::OtherNamespaces { sockets } => {
