@@ -846,3 +846,116 @@ fn container_fields_match_the_schema() {
     changed["sockets"][0]["holders"][0]["container"]["pod_uid"] = json!(7);
     assert_invalid(&probe, &changed, "a container whose pod_uid is a number");
 }
+
+/// `lsport why --json`: real documents of each way a verdict is reached
+/// (a trial; the rules, beside a live UDP socket) match the schema, with
+/// the fields that say how; and the schema rejects them once changed.
+#[test]
+fn why_documents_match_the_schema_and_changed_ones_do_not() {
+    if !setup("why_documents") {
+        return;
+    }
+    let services = ServicesFile::new("why_documents");
+    // A UDP server that set SO_REUSEADDR, held by this process.
+    let server = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    nix::sys::socket::setsockopt(&server, nix::sys::socket::sockopt::ReuseAddr, &true).unwrap();
+    nix::sys::socket::bind(
+        server.as_raw_fd(),
+        &nix::sys::socket::SockaddrIn::new(0, 0, 0, 0, 7061),
+    )
+    .unwrap();
+    // A TCP listener held by another process.
+    let listener = TcpListener::bind("127.0.0.1:7060").unwrap();
+    let holder = hold(&[listener.as_raw_fd()]);
+    drop(listener);
+    let schema = validator("why");
+    let by_trial = run(&services, &["why", "--json", "7060"], &[4]);
+    let shared = run(&services, &["why", "--json", "-u", "7061"], &[0]);
+    let refused = run(
+        &services,
+        &["why", "--json", "-u", "--no-reuseaddr", "7061"],
+        &[4],
+    );
+    for (doc, what) in [
+        (&by_trial, "a trial's failure"),
+        (&shared, "the rules' success"),
+        (&refused, "the rules' failure"),
+    ] {
+        assert_valid(&schema, doc, what);
+    }
+    assert_eq!(by_trial["decided_by"], "trial");
+    assert_eq!(by_trial["not_tried"], Value::Null);
+    let stop = &by_trial["fixes"][0];
+    assert_eq!(stop["kind"], "stop_process");
+    assert_eq!(stop["pids"], json!([holder.pid()]));
+    assert_eq!(stop["checked_by"], "rules");
+    let pick = by_trial["fixes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "pick_another_port")
+        .unwrap();
+    assert_eq!(pick["checked_by"], "trial");
+    assert!(pick["port"].is_u64());
+    assert_eq!(shared["decided_by"], "rules");
+    assert_eq!(shared["not_tried"], "bind");
+    assert_eq!(shared["warnings"][0]["kind"], "takes_datagrams");
+    assert_eq!(refused["verdict"], "fail");
+    assert_eq!(refused["causes"][0]["sockets"][0]["reuseaddr"], true);
+    assert_mutations_rejected(
+        &schema,
+        &by_trial,
+        "lsport why --json 7060",
+        &[
+            ("decided_by renamed", &|d| {
+                rename(d, "decided_by", "decision")
+            }),
+            ("an unknown verdict", &|d| d["verdict"] = json!("maybe")),
+            ("not_tried an unknown call", &|d| {
+                d["not_tried"] = json!("connect")
+            }),
+            ("checked_by an unknown way", &|d| {
+                d["fixes"][0]["checked_by"] = json!("kernel")
+            }),
+            ("a fix without checked_by", &|d| {
+                d["fixes"][0].as_object_mut().unwrap().remove("checked_by");
+            }),
+            ("a fix's port 0", &|d| d["fixes"][0]["port"] = json!(0)),
+            ("an unknown fix", &|d| {
+                d["fixes"][0]["kind"] = json!("reboot")
+            }),
+            ("a socket's side an unknown one", &|d| {
+                d["causes"][0]["sockets"][0]["side"] = json!("client")
+            }),
+            ("a socket's reuseaddr a string", &|d| {
+                d["causes"][0]["sockets"][0]["reuseaddr"] = json!("no")
+            }),
+            ("the interface a number", &|d| {
+                d["bind"]["interface"] = json!(2)
+            }),
+            ("an unknown rule", &|d| {
+                d["causes"][0]["rule"] = json!("firewall")
+            }),
+        ],
+    );
+    assert_mutations_rejected(
+        &schema,
+        &shared,
+        "lsport why --json -u 7061",
+        &[
+            ("an unknown warning", &|d| {
+                d["warnings"][0]["kind"] = json!("steals")
+            }),
+            ("decided_by missing", &|d| {
+                d.as_object_mut().unwrap().remove("decided_by");
+            }),
+        ],
+    );
+    drop(server);
+}
