@@ -179,7 +179,12 @@ fn agrees(t: Try, args: &[&str]) -> Value {
         doc["verdict"],
         if before.is_none() { "succeed" } else { "fail" }
     );
-    fixes_hold(t, &doc);
+    let applied = fixes_hold(t, &doc);
+    // Shown with --nocapture: what was held against the kernel.
+    eprintln!(
+        "oracle: lsport {all:?} and the kernel: {}; fixes applied and held: {applied:?}",
+        before.map_or("succeed".to_string(), |e| format!("errno {e}"))
+    );
     doc
 }
 
@@ -1409,4 +1414,38 @@ fn s23_a_udp_verdict_that_turns_on_options_nobody_may_read_is_unknown() {
         entry(&doc, "warnings", "takes_datagrams")["sockets"][0]["uid"],
         65534
     );
+}
+
+#[test]
+fn s24_fixes_that_change_the_bind_are_tried_and_hold() {
+    if !private_netns("s24") {
+        return;
+    }
+    // IPV6_V6ONLY: a dual-stack [::] beside an IPv4 listener.
+    let _v4 = held(tcp4_listener(7070));
+    let dual = Try {
+        v6only: Some(false),
+        ..Try::tcp("::", 7070)
+    };
+    let doc = agrees(dual, &["--dual-stack", "-6", "7070"]);
+    assert_eq!(entry(&doc, "fixes", "set_v6only")["checked_by"], "trial");
+    // SO_REUSEPORT: a live group of lsport's own user.
+    let _group = [
+        held(listener_as(0, "0.0.0.0", 7071, true)),
+        held(listener_as(0, "0.0.0.0", 7071, true)),
+    ];
+    let doc = agrees(Try::tcp("0.0.0.0", 7071), &["7071"]);
+    let join = entry(&doc, "fixes", "set_reuseport");
+    assert_eq!(join["checked_by"], "trial");
+    assert!(join["text"].as_str().unwrap().contains("joins"), "{join:#}");
+    // A specific address: the namespace has 10.0.0.1 besides loopback.
+    let added = Command::new("ip")
+        .args(["addr", "add", "10.0.0.1/32", "dev", "lo"])
+        .status()
+        .unwrap();
+    assert!(added.success());
+    let doc = agrees(Try::tcp("0.0.0.0", 7070), &["7070"]);
+    let specific = entry(&doc, "fixes", "bind_specific_address");
+    assert_eq!(specific["addresses"], serde_json::json!(["10.0.0.1"]));
+    assert_eq!(specific["checked_by"], "trial");
 }

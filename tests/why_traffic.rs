@@ -102,10 +102,12 @@ fn strace_available(test: &str) -> bool {
 /// `slow` call made to return 300 ms late, as in a preempted lsport: a
 /// trial socket that took traffic would take plenty then.
 fn traced_slowly(calls: &str, slow: Option<&str>, args: &[&str]) -> Vec<String> {
+    // The tests run on threads of one process: each trace its own file.
+    static TRACES: AtomicU64 = AtomicU64::new(0);
     let log = std::env::temp_dir().join(format!(
         "lsport-why-traffic-{}-{}",
         std::process::id(),
-        calls.replace(',', "-")
+        TRACES.fetch_add(1, Ordering::Relaxed)
     ));
     let mut command = Command::new("strace");
     command

@@ -368,11 +368,11 @@ fn connection_words(cause: &Cause, port: u16) -> String {
 /// What to do, in words, with how it was checked.
 pub fn fix_text(report: &WhyReport, fix: &Fix) -> String {
     let mut text = action_text(report, &fix.action);
-    text.push_str(&format!(" ({})", check_words(report, fix)));
+    text.push_str(&format!(" ({})", check_words(fix)));
     text
 }
 
-fn check_words(report: &WhyReport, fix: &Fix) -> String {
+fn check_words(fix: &Fix) -> String {
     let tried = match &fix.action {
         Action::BindSpecificAddress { .. } => "the kernel accepts this bind on those addresses",
         Action::RunAsGroupOwner { .. } => "the kernel accepts this bind as that user",
@@ -389,15 +389,10 @@ fn check_words(report: &WhyReport, fix: &Fix) -> String {
             "not tried; by the kernel's rules nothing else lsport sees stands in the way after it"
                 .to_string()
         }
-        Check::Rules => format!(
-            "by the kernel's rules {}: not tried, as the socket would take datagrams meant for \
-             the live sockets",
-            if report.bind.protocol == Protocol::Udp {
-                "the bind then succeeds"
-            } else {
-                "it is enough"
-            }
-        ),
+        // Only a UDP bind beside live sockets is left to the rules.
+        Check::Rules => "by the kernel's rules the bind then succeeds: not tried, as the \
+             socket would take datagrams meant for the live sockets"
+            .to_string(),
         Check::Unverified => "not tried".to_string(),
     }
 }
@@ -430,11 +425,22 @@ fn action_text(report: &WhyReport, action: &Action) -> String {
             }
             text
         }
-        Action::WaitTimeWait { seconds, leaves } => {
+        Action::WaitTimeWait {
+            seconds,
+            orphans,
+            leaves,
+        } => {
             let mut text = match seconds {
                 Some(s) => format!("wait {s} s for TIME_WAIT to end"),
                 None => "wait for TIME_WAIT to end (at most 60 s)".to_string(),
             };
+            if *orphans {
+                text.push_str(
+                    ", and for the kernel to finish the connections their programs closed \
+                     (FIN_WAIT2 ends after net.ipv4.tcp_fin_timeout; a peer that does not \
+                     answer takes as long as the retransmissions)",
+                );
+            }
             if !leaves.is_empty() {
                 text.push_str(&format!("; {}", leaves_words(leaves)));
             }
@@ -573,28 +579,37 @@ fn time_wait_after_words(spec: &BindSpec, certainty: Certainty) -> String {
     }
 }
 
+/// What stays in the way after a fix: `a socket the kernel is closing
+/// (TIME_WAIT) stays in the way`.
 fn leaves_words(leaves: &[Row]) -> String {
-    let ending = leaves.iter().all(|r| r.socket.ends_by_itself());
-    let many = leaves.len() > 1;
-    let what = if ending {
-        if many {
-            format!("{} sockets in TIME_WAIT", leaves.len())
-        } else {
-            "a socket in TIME_WAIT".to_string()
-        }
-    } else if many {
-        format!("{} other sockets", leaves.len())
-    } else {
-        "another socket".to_string()
-    };
-    let tail = if ending {
-        " (for up to 60 s)"
-    } else {
-        ", which no process lsport sees holds,"
-    };
+    let count = |keep: &dyn Fn(&Row) -> bool| leaves.iter().filter(|r| keep(r)).count();
+    let ending = count(&|r| r.socket.ends_by_itself());
+    let held =
+        count(&|r| !r.socket.ends_by_itself() && (!r.holders.is_empty() || r.holders_hidden));
+    let unheld = leaves.len() - ending - held;
+    let mut parts = Vec::new();
+    if ending > 0 {
+        parts.push(format!(
+            "{} the kernel is closing (TIME_WAIT)",
+            plural(ending, "a socket", "sockets")
+        ));
+    }
+    if held > 0 {
+        parts.push(format!(
+            "{} held by other processes",
+            plural(held, "a socket", "sockets")
+        ));
+    }
+    if unheld > 0 {
+        parts.push(format!(
+            "{} no process lsport sees holds",
+            plural(unheld, "a socket", "sockets")
+        ));
+    }
     format!(
-        "{what}{tail} {} in the way",
-        if many { "stay" } else { "stays" }
+        "{} {} in the way",
+        list(&parts),
+        if leaves.len() == 1 { "stays" } else { "stay" }
     )
 }
 

@@ -123,8 +123,12 @@ pub enum Action {
     /// Wait for TIME_WAIT (and orphaned connections) to end.
     WaitTimeWait {
         /// Seconds left on the longest TIME_WAIT timer, rounded up; None
-        /// when the source gives no timer (/proc/net).
+        /// when the source gives no timer (/proc/net), or none of them
+        /// is in TIME_WAIT.
         seconds: Option<u32>,
+        /// Some are orphaned connections, which may take longer (their
+        /// FIN_WAIT2 timeout, or their retransmissions).
+        orphans: bool,
         /// Sockets in the way that do not end by themselves.
         leaves: Vec<Row>,
     },
@@ -853,6 +857,7 @@ fn wait_time_wait(in_way: &[&InTheWay]) -> Option<Fix> {
     Some(Fix {
         action: Action::WaitTimeWait {
             seconds: longest.map(|ms| ms.div_ceil(1000)),
+            orphans: ending.iter().any(|r| r.socket.is_orphaned()),
             leaves,
         },
         check,
