@@ -481,10 +481,9 @@ pub struct Knowns {
     by_inode: HashMap<u64, Known>,
 }
 
-/// How many sockets' options are read, at most: on a busy port the
-/// listener is the cause, and thousands of connections need no copy of
-/// their descriptors.
-const MOST_OPTIONS_READ: usize = 64;
+/// How many sockets' options are read, at most (a few microseconds
+/// each): beyond that, on a port busier still, the rest stay unknown.
+const MOST_OPTIONS_READ: usize = 4096;
 
 impl Knowns {
     /// Reads the options of the rows whose verdict or certainty turns on
@@ -501,8 +500,9 @@ impl Knowns {
                     || rules::judge(view, s, Known::default())
                         .is_some_and(|(_, c)| c == Certainty::Possible))
         });
+        let mut reader = held::Reader::default();
         for row in worth.take(MOST_OPTIONS_READ) {
-            by_inode.insert(row.socket.inode, held::options_of(row));
+            by_inode.insert(row.socket.inode, reader.options_of(row));
         }
         Knowns { by_inode }
     }
@@ -706,13 +706,14 @@ fn peer_listeners(
     policy: &KernelPortPolicy,
     knowns: &Knowns,
 ) -> Result<Vec<Socket>, Error> {
+    let listeners = tcp_listeners(rows);
     let mut ports: Vec<u16> = rows
         .iter()
         .filter(|row| {
             row.socket.protocol == Protocol::Tcp
                 && rules::judge(view, &row.socket, knowns.of(&row.socket))
                     .is_some_and(|(rule, _)| rule == Rule::Connection)
-                && rules::connection_side(row, rows, &[], policy) == Side::Unknown
+                && rules::connection_side(&row.socket, &listeners, &[], policy) == Side::Unknown
         })
         .map(|row| row.socket.remote.port)
         .filter(|port| *port != 0)
@@ -783,6 +784,7 @@ fn causes(
         libc::ENODEV if spec.scope.is_some() => return alone(Reason::NoSuchInterface),
         _ => return alone(Reason::Errno),
     }
+    let listeners = tcp_listeners(context.rows);
     let mut causes: Vec<Cause> = Vec::new();
     for row in context.rows {
         let known = knowns.of(&row.socket);
@@ -790,7 +792,7 @@ fn causes(
             continue;
         };
         let side = (rule == Rule::Connection)
-            .then(|| rules::connection_side(row, context.rows, peers, context.policy));
+            .then(|| rules::connection_side(&row.socket, &listeners, peers, context.policy));
         let entry = InTheWay {
             row: row.clone(),
             known,
@@ -827,6 +829,15 @@ fn causes(
         )
     });
     causes
+}
+
+/// The TCP listeners among the port's sockets.
+fn tcp_listeners(rows: &[Row]) -> Vec<Socket> {
+    rows.iter()
+        .map(|r| &r.socket)
+        .filter(|s| s.protocol == Protocol::Tcp && s.state == State::Listen)
+        .cloned()
+        .collect()
 }
 
 /// Why the kernel refused the address (EADDRNOTAVAIL).

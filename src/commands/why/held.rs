@@ -12,6 +12,7 @@
 //! listener set SO_REUSEPORT is asked of the kernel by a trial instead
 //! (see `fixes`).
 
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::commands::why::rules::Known;
@@ -19,23 +20,41 @@ use crate::commands::why::trial::get_flag;
 use crate::report::Row;
 use crate::socket::{Protocol, State};
 
-/// The options of `row`'s socket, read through the first holder whose
-/// descriptor still refers to it; unknown when none can be read (no
-/// holder seen, not permitted, or the descriptor now refers to another
-/// file).
-pub fn options_of(row: &Row) -> Known {
-    let listener = row.socket.protocol == Protocol::Tcp && row.socket.state == State::Listen;
-    if listener || row.socket.inode == 0 {
-        return Known::default();
-    }
-    row.holders
-        .iter()
-        .find_map(|holder| read(holder.pid, holder.fd, row.socket.inode))
-        .unwrap_or_default()
+/// Reads sockets' options, keeping one pidfd per holder process (a busy
+/// server holds thousands of sockets on one port).
+#[derive(Default)]
+pub struct Reader {
+    pidfds: HashMap<u32, Option<OwnedFd>>,
 }
 
-fn read(pid: u32, fd: u32, inode: u64) -> Option<Known> {
-    let copy = copy_descriptor(pid, fd)?;
+impl Reader {
+    /// The options of `row`'s socket, read through the first holder
+    /// whose descriptor still refers to it; unknown when none can be
+    /// read (no holder seen, not permitted, or the descriptor now refers
+    /// to another file).
+    pub fn options_of(&mut self, row: &Row) -> Known {
+        let listener = row.socket.protocol == Protocol::Tcp && row.socket.state == State::Listen;
+        if listener || row.socket.inode == 0 {
+            return Known::default();
+        }
+        for holder in &row.holders {
+            let pidfd = self
+                .pidfds
+                .entry(holder.pid)
+                .or_insert_with(|| open_pidfd(holder.pid));
+            if let Some(known) = pidfd
+                .as_ref()
+                .and_then(|pidfd| read(pidfd, holder.fd, row.socket.inode))
+            {
+                return known;
+            }
+        }
+        Known::default()
+    }
+}
+
+fn read(pidfd: &OwnedFd, fd: u32, inode: u64) -> Option<Known> {
+    let copy = copy_descriptor(pidfd, fd)?;
     if inode_of(&copy) != Some(inode) {
         return None;
     }
@@ -53,16 +72,21 @@ fn inode_of(fd: &OwnedFd) -> Option<u64> {
     }
 }
 
-/// A copy of `pid`'s descriptor `fd`, close-on-exec.
-fn copy_descriptor(pid: u32, fd: u32) -> Option<OwnedFd> {
-    // SAFETY: plain system calls; each descriptor they return is owned
-    // at once and closed on drop.
+/// A pidfd for `pid`, which names that process even once its pid is
+/// reused.
+fn open_pidfd(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: a plain system call; the descriptor is owned at once.
     unsafe {
         let pidfd = libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0);
-        if pidfd < 0 {
-            return None;
-        }
-        let pidfd = OwnedFd::from_raw_fd(pidfd as i32);
+        (pidfd >= 0).then(|| OwnedFd::from_raw_fd(pidfd as i32))
+    }
+}
+
+/// A copy of the process's descriptor `fd`, close-on-exec.
+fn copy_descriptor(pidfd: &OwnedFd, fd: u32) -> Option<OwnedFd> {
+    // SAFETY: a plain system call; the descriptor is owned at once and
+    // closed on drop.
+    unsafe {
         let copy = libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd as i32, 0);
         (copy >= 0).then(|| OwnedFd::from_raw_fd(copy as i32))
     }
@@ -79,7 +103,10 @@ mod tests {
         let inode = std::fs::metadata(format!("/proc/self/fd/{}", socket.as_raw_fd()))
             .unwrap()
             .ino();
-        let known = read(std::process::id(), socket.as_raw_fd() as u32, inode);
+        let Some(pidfd) = open_pidfd(std::process::id()) else {
+            return;
+        };
+        let known = read(&pidfd, socket.as_raw_fd() as u32, inode);
         // Yama or a seccomp policy may refuse even a process itself; when
         // the copy is had, it tells the truth.
         if let Some(known) = known {
@@ -87,9 +114,6 @@ mod tests {
             assert_eq!(known.reuseport, Some(false));
         }
         // Another inode: the descriptor is not that socket.
-        assert_eq!(
-            read(std::process::id(), socket.as_raw_fd() as u32, inode + 1),
-            None
-        );
+        assert_eq!(read(&pidfd, socket.as_raw_fd() as u32, inode + 1), None);
     }
 }

@@ -20,7 +20,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::commands::why::trial::BindSpec;
 use crate::ports::KernelPortPolicy;
-use crate::report::Row;
 use crate::socket::{Family, Protocol, Socket, State};
 
 /// The addresses a socket receives on: some of IPv4, some of IPv6.
@@ -360,21 +359,20 @@ pub enum Side {
     Unknown,
 }
 
-/// The side of the TCP connection `row`, given the port's other rows and
-/// the listeners on its peers' ports (`peer_listeners`).
+/// The side of the TCP connection `socket`, given the listeners of its
+/// port (`listeners`) and those of its peers' ports (`peer_listeners`).
 pub fn connection_side(
-    row: &Row,
-    rows: &[Row],
+    socket: &Socket,
+    listeners: &[Socket],
     peer_listeners: &[Socket],
     policy: &KernelPortPolicy,
 ) -> Side {
-    let socket = &row.socket;
     if socket.state == State::SynSent {
         return Side::Outgoing {
             kernel_chose_port: socket.autobound,
         };
     }
-    if listens_at(rows.iter().map(|r| &r.socket), &socket.local) {
+    if listens_at(listeners.iter(), &socket.local) {
         return Side::Accepted;
     }
     if socket.autobound == Some(false) {
@@ -616,19 +614,6 @@ mod tests {
         );
     }
 
-    fn row(socket: Socket) -> Row {
-        Row {
-            socket,
-            role: crate::report::Role::Outgoing,
-            holders: Default::default(),
-            holders_hidden: false,
-            risky: false,
-            service: None,
-            cgroup: None,
-            owner: None,
-        }
-    }
-
     #[test]
     fn a_connection_without_a_listener_in_the_ephemeral_range_is_either_side() {
         let policy = KernelPortPolicy::kernel_defaults();
@@ -636,13 +621,13 @@ mod tests {
             Socket::example(State::Established, "10.0.0.1:40000", "10.0.0.9:51000");
         connection.autobound = Some(true);
         assert_eq!(
-            connection_side(&row(connection.clone()), &[], &[], &policy),
+            connection_side(&connection, &[], &[], &policy),
             Side::Unknown
         );
         // Its port kept the bind lock: a client bound it on purpose.
         connection.autobound = Some(false);
         assert_eq!(
-            connection_side(&row(connection.clone()), &[], &[], &policy),
+            connection_side(&connection, &[], &[], &policy),
             Side::Outgoing {
                 kernel_chose_port: Some(false)
             }
@@ -652,7 +637,7 @@ mod tests {
         local.autobound = Some(true);
         let listener = Socket::example(State::Listen, "0.0.0.0:8080", "0.0.0.0:0");
         assert_eq!(
-            connection_side(&row(local.clone()), &[], &[listener], &policy),
+            connection_side(&local, &[], &[listener], &policy),
             Side::Outgoing {
                 kernel_chose_port: Some(true)
             }
@@ -660,14 +645,11 @@ mod tests {
         // A listener on the port itself: accepted.
         let own = Socket::example(State::Listen, "0.0.0.0:40000", "0.0.0.0:0");
         assert_eq!(
-            connection_side(&row(local), &[row(own)], &[], &policy),
+            connection_side(&local, &[own], &[], &policy),
             Side::Accepted
         );
         // Outside the ephemeral range connect() never picks: accepted.
         let sshd = Socket::example(State::Established, "10.0.0.1:22", "10.0.0.9:51000");
-        assert_eq!(
-            connection_side(&row(sshd), &[], &[], &policy),
-            Side::Accepted
-        );
+        assert_eq!(connection_side(&sshd, &[], &[], &policy), Side::Accepted);
     }
 }
