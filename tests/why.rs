@@ -432,6 +432,20 @@ fn s05_a_dual_stack_wildcard_takes_ipv4() {
     let socket = &doc["causes"][0]["sockets"][0];
     assert_eq!(socket["family"], "inet6");
     assert_eq!(socket["v6only"], false);
+    // This test's own process holds it: lsport's parent, whom it would
+    // never tell to stop.
+    let stop = entry(&doc, "fixes", "stop_process");
+    assert_eq!(stop["pids"], serde_json::json!([]));
+    assert_eq!(stop["command"], Value::Null);
+    assert_eq!(stop["checked_by"], "none");
+    let text = stop["text"].as_str().unwrap();
+    assert!(
+        text.contains(&format!(
+            "(pid {}) holds a socket in the way",
+            std::process::id()
+        )) && text.contains("an ancestor of lsport, which lsport would not stop"),
+        "{text}"
+    );
 }
 
 #[test]

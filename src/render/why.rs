@@ -415,8 +415,16 @@ fn action_text(report: &WhyReport, action: &Action) -> String {
             time_wait_after,
             leaves,
         } => {
-            let whom: Vec<String> = targets.iter().map(target_text).collect();
-            let mut text = format!("stop {}", list(&whom));
+            let (refused, stoppable): (Vec<&StopTarget>, Vec<&StopTarget>) = targets
+                .iter()
+                .partition(|t| matches!(t, StopTarget::Refused { .. }));
+            let whom: Vec<String> = stoppable.into_iter().map(target_text).collect();
+            let mut parts = Vec::new();
+            if !whom.is_empty() {
+                parts.push(format!("stop {}", list(&whom)));
+            }
+            parts.extend(refused.into_iter().map(target_text));
+            let mut text = parts.join("; ");
             if let Some(certainty) = time_wait_after {
                 text.push_str(&time_wait_after_words(spec, *certainty));
             }
@@ -555,6 +563,24 @@ fn target_text(target: &StopTarget) -> String {
         StopTarget::Hidden { uid } => {
             format!("the process of uid {uid} that holds it (run lsport as root to see which)")
         }
+        StopTarget::Refused {
+            pid,
+            command,
+            refusal,
+        } => {
+            let mut text = format!(
+                "{} (pid {pid}) holds a socket in the way, and is {}, which lsport would not stop",
+                escape_bytes(command),
+                refusal.describe()
+            );
+            if *refusal == crate::process::Refusal::InitOfNamespace {
+                text.push_str(
+                    ": if it holds the port for a systemd socket unit, stop that unit \
+                     (systemctl list-sockets shows which)",
+                );
+            }
+            text
+        }
     }
 }
 
@@ -648,7 +674,7 @@ fn stop_pids(targets: &[StopTarget]) -> Vec<u32> {
         .flat_map(|t| match t {
             StopTarget::Supervisor { pids, .. } => pids.clone(),
             StopTarget::Process { pid, .. } => vec![*pid],
-            StopTarget::Hidden { .. } => Vec::new(),
+            StopTarget::Hidden { .. } | StopTarget::Refused { .. } => Vec::new(),
         })
         .collect()
 }
@@ -1186,7 +1212,7 @@ impl<'a> FixView<'a> {
                             view.supervisor = Some(ContainerView::of(container));
                         }
                         StopTarget::Hidden { uid } => view.uids.push(*uid),
-                        StopTarget::Process { .. } => {}
+                        StopTarget::Process { .. } | StopTarget::Refused { .. } => {}
                     }
                 }
             }

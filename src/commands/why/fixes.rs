@@ -102,6 +102,16 @@ pub enum StopTarget {
         /// The owner's uid.
         uid: u32,
     },
+    /// A holder lsport would not signal (pid 1, a kernel thread, lsport
+    /// or its ancestors): not stopped, and said so.
+    Refused {
+        /// Its pid.
+        pid: u32,
+        /// Its command name, raw (escape before showing).
+        command: Vec<u8>,
+        /// Why.
+        refusal: process::Refusal,
+    },
 }
 
 /// What to do.
@@ -650,6 +660,7 @@ struct Holding {
     pid: u32,
     command: Vec<u8>,
     container: Option<Container>,
+    pid_in_namespace: Option<u32>,
 }
 
 /// Stop every holder of the sockets in the way, weighed by the rules.
@@ -663,6 +674,7 @@ fn stop(context: &Context<'_>, in_way: &[&InTheWay], knowns: &Knowns) -> Option<
                     pid: holder.pid,
                     command: holder.command().to_vec(),
                     container: holder.container().cloned(),
+                    pid_in_namespace: holder.pid_in_namespace(),
                 });
             }
         }
@@ -673,8 +685,26 @@ fn stop(context: &Context<'_>, in_way: &[&InTheWay], knowns: &Knowns) -> Option<
     if holders.is_empty() && hidden.is_empty() {
         return None;
     }
+    // pid 1, kernel threads, lsport and its ancestors are no one to stop
+    // (pid 1 holds the sockets of systemd's socket units).
+    let lsport = process::self_and_ancestors(context.proc_root);
+    let mut refused = Vec::new();
+    holders.retain(|h| {
+        match process::refusal(context.proc_root, h.pid, h.pid_in_namespace, &lsport) {
+            Some(refusal) => {
+                refused.push(StopTarget::Refused {
+                    pid: h.pid,
+                    command: h.command.clone(),
+                    refusal,
+                });
+                false
+            }
+            None => true,
+        }
+    });
     let mut targets = stop_targets(context.proc_root, &holders);
     targets.extend(hidden.into_iter().map(|uid| StopTarget::Hidden { uid }));
+    targets.extend(refused);
     let leaves: Vec<Row> = in_way
         .iter()
         .filter(|w| w.row.holders.is_empty() && !w.row.holders_hidden)
@@ -708,11 +738,15 @@ fn stop(context: &Context<'_>, in_way: &[&InTheWay], knowns: &Knowns) -> Option<
     let trusts_a_master = targets
         .iter()
         .any(|t| matches!(t, StopTarget::Process { workers, .. } if !workers.is_empty()));
-    let check = if leaves.is_empty() && time_wait_after.is_none() && !trusts_a_master {
-        Check::Rules
-    } else {
-        Check::Unverified
-    };
+    let any_refused = targets
+        .iter()
+        .any(|t| matches!(t, StopTarget::Refused { .. }));
+    let check =
+        if leaves.is_empty() && time_wait_after.is_none() && !trusts_a_master && !any_refused {
+            Check::Rules
+        } else {
+            Check::Unverified
+        };
     Some(Fix {
         action: Action::Stop {
             targets,
@@ -869,6 +903,6 @@ pub fn stop_command(target: &StopTarget) -> Option<String> {
     match target {
         StopTarget::Supervisor { container, .. } => kill::stop_command(container),
         StopTarget::Process { pid, .. } => Some(format!("kill {pid}")),
-        StopTarget::Hidden { .. } => None,
+        StopTarget::Hidden { .. } | StopTarget::Refused { .. } => None,
     }
 }
