@@ -196,11 +196,18 @@ pub enum Command {
     /// Suggest ports that are safe for a new service: outside the
     /// ephemeral range, not registered with IANA, not in use.
     Suggest(SuggestArgs),
-    /// Try the bind a server would make (socket, options, bind and for
-    /// TCP listen, then close) in the network namespace probed, and say
-    /// whether it would succeed; if not, which sockets stand in the way
-    /// and by which kernel rule, and what to do. Exit status 0 when it
-    /// would succeed, 4 when it would fail.
+    /// Try the bind a server would make, and say whether it would
+    /// succeed; if not, which sockets stand in the way, by which kernel
+    /// rule, and what to do.
+    ///
+    /// The trial is a real socket (options, bind and for TCP listen, then
+    /// close) in the network namespace probed. It never takes traffic
+    /// meant for a live server: beside a live SO_REUSEPORT listener it
+    /// does not listen, beside a live UDP socket it does not bind, and
+    /// the kernel's rules decide that part instead, as the answer says.
+    /// Each fix is tried, weighed by the rules, or said to be unverified.
+    /// Exit status 0 when the bind would succeed, 4 when it would fail or
+    /// the rules cannot tell.
     Why(WhyArgs),
     /// Follow the sockets on PORTs (or, without a PORT, the listeners)
     /// as they appear, change state and close, one line each; a summary
@@ -364,8 +371,9 @@ pub struct WaitArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct WhyArgs {
-    /// The bind to try: PORT, ADDRESS:PORT or [IPV6-ADDRESS]:PORT; without
-    /// an address, the wildcard 0.0.0.0 (or [::] with -6).
+    /// The bind to try: PORT (a number or a service name), ADDRESS:PORT,
+    /// [IPV6-ADDRESS]:PORT or, for a link-local address, [fe80::1%IF]:PORT;
+    /// without an address, the wildcard 0.0.0.0 (or [::] with -6).
     #[arg(value_name = "[ADDRESS:]PORT")]
     pub target: String,
 
@@ -634,7 +642,7 @@ impl Args {
             None => Task::Probe,
             Some(Command::Ephemeral(args)) => Task::Ephemeral(args.to_settings(self.json)?),
             Some(Command::Suggest(args)) => Task::Suggest(args.to_settings()?),
-            Some(Command::Why(args)) => Task::Why(args.to_options(quiet)?),
+            Some(Command::Why(args)) => Task::Why(args.to_options(quiet, &services)?),
             Some(Command::Watch(args)) => Task::Watch(args.to_options()?),
             Some(Command::Kill(args)) => Task::Kill(args.to_settings()?),
             Some(Command::Wait(args)) => Task::Wait(args.to_settings(quiet)?),
@@ -792,8 +800,12 @@ impl EphemeralArgs {
 }
 
 impl WhyArgs {
-    fn to_options(&self, quiet: bool) -> Result<WhyOptions, Error> {
-        let (address, port) = why::parse_target(&self.target)?;
+    fn to_options(&self, quiet: bool, services: &Services) -> Result<WhyOptions, Error> {
+        let why::Target {
+            address,
+            scope,
+            port,
+        } = why::parse_target(&self.target, services)?;
         let address = match address {
             Some(address) if self.ipv6 && address.is_ipv4() => {
                 return Err(Error::Usage(format!(
@@ -827,10 +839,12 @@ impl WhyArgs {
                     Protocol::Tcp
                 },
                 address,
+                scope,
                 port,
                 reuseaddr: !self.no_reuseaddr,
                 reuseport: self.reuseport,
                 v6only,
+                freebind: false,
             },
             as_user,
             explain: !quiet,

@@ -151,61 +151,73 @@ fn subschemas<'a>(pointer: String, value: &'a Value, out: &mut Vec<(String, &'a 
 #[test]
 fn the_schemas_are_strict_draft_2020_12_documents_that_describe_every_field() {
     for name in SCHEMAS {
-        let doc = schema(name);
-        if let Err(e) = jsonschema::draft202012::meta::validate(&doc) {
-            panic!("{name}.schema.json is no valid draft 2020-12 schema: {e}");
-        }
-        assert_eq!(
-            doc["$schema"], "https://json-schema.org/draft/2020-12/schema",
-            "{name}"
-        );
-        assert_eq!(
-            doc["$id"],
-            format!("https://lsport.invalid/schema/{name}.schema.json"),
-            "{name}"
-        );
-        for key in ["title", "description"] {
-            assert!(doc[key].is_string(), "{name}.schema.json has no {key}");
-        }
-        let mut all = Vec::new();
-        subschemas(String::new(), &doc, &mut all);
-        for (pointer, subschema) in all {
-            if let Some(definitions) = subschema.get("$defs").and_then(Value::as_object) {
-                for (def, body) in definitions {
-                    assert!(
-                        body["description"].is_string(),
-                        "{name}.schema.json#{pointer}/$defs/{def} has no description"
-                    );
-                }
-            }
-            let Some(properties) = subschema.get("properties").and_then(Value::as_object) else {
-                continue;
-            };
-            let here = format!("{name}.schema.json#{pointer}");
-            for (field, body) in properties {
+        assert_strict(name);
+    }
+}
+
+#[test]
+fn the_why_schema_is_strict_and_describes_every_field() {
+    assert_strict("why");
+}
+
+/// A schema is a valid draft 2020-12 document with lsport's `$id`, a
+/// description on every field and definition, and objects that list
+/// every field as required and allow no other.
+fn assert_strict(name: &str) {
+    let doc = schema(name);
+    if let Err(e) = jsonschema::draft202012::meta::validate(&doc) {
+        panic!("{name}.schema.json is no valid draft 2020-12 schema: {e}");
+    }
+    assert_eq!(
+        doc["$schema"], "https://json-schema.org/draft/2020-12/schema",
+        "{name}"
+    );
+    assert_eq!(
+        doc["$id"],
+        format!("https://lsport.invalid/schema/{name}.schema.json"),
+        "{name}"
+    );
+    for key in ["title", "description"] {
+        assert!(doc[key].is_string(), "{name}.schema.json has no {key}");
+    }
+    let mut all = Vec::new();
+    subschemas(String::new(), &doc, &mut all);
+    for (pointer, subschema) in all {
+        if let Some(definitions) = subschema.get("$defs").and_then(Value::as_object) {
+            for (def, body) in definitions {
                 assert!(
                     body["description"].is_string(),
-                    "{here}: property {field} has no description"
+                    "{name}.schema.json#{pointer}/$defs/{def} has no description"
                 );
             }
-            // lsport writes every field of an object every time: each is
-            // required, and no other may appear.
-            assert_eq!(
-                subschema["additionalProperties"],
-                Value::Bool(false),
-                "{here}: additionalProperties is not false"
-            );
-            let mut required: Vec<&str> = subschema["required"]
-                .as_array()
-                .unwrap_or_else(|| panic!("{here}: no required list"))
-                .iter()
-                .map(|v| v.as_str().unwrap())
-                .collect();
-            let mut listed: Vec<&str> = properties.keys().map(String::as_str).collect();
-            required.sort_unstable();
-            listed.sort_unstable();
-            assert_eq!(required, listed, "{here}: required differs from properties");
         }
+        let Some(properties) = subschema.get("properties").and_then(Value::as_object) else {
+            continue;
+        };
+        let here = format!("{name}.schema.json#{pointer}");
+        for (field, body) in properties {
+            assert!(
+                body["description"].is_string(),
+                "{here}: property {field} has no description"
+            );
+        }
+        // lsport writes every field of an object every time: each is
+        // required, and no other may appear.
+        assert_eq!(
+            subschema["additionalProperties"],
+            Value::Bool(false),
+            "{here}: additionalProperties is not false"
+        );
+        let mut required: Vec<&str> = subschema["required"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{here}: no required list"))
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let mut listed: Vec<&str> = properties.keys().map(String::as_str).collect();
+        required.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(required, listed, "{here}: required differs from properties");
     }
 }
 
@@ -972,4 +984,117 @@ fn container_fields_match_the_schema() {
     let mut changed = one.clone();
     changed["sockets"][0]["holders"][0]["container"]["pod_uid"] = json!(7);
     assert_invalid(&probe, &changed, "a container whose pod_uid is a number");
+}
+
+/// `lsport why --json`: real documents of each way a verdict is reached
+/// (a trial; the rules, beside a live UDP socket) match the schema, with
+/// the fields that say how; and the schema rejects them once changed.
+#[test]
+fn why_documents_match_the_schema_and_changed_ones_do_not() {
+    if !setup("why_documents") {
+        return;
+    }
+    let services = ServicesFile::new("why_documents");
+    // A UDP server that set SO_REUSEADDR, held by this process.
+    let server = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    nix::sys::socket::setsockopt(&server, nix::sys::socket::sockopt::ReuseAddr, &true).unwrap();
+    nix::sys::socket::bind(
+        server.as_raw_fd(),
+        &nix::sys::socket::SockaddrIn::new(0, 0, 0, 0, 7061),
+    )
+    .unwrap();
+    // A TCP listener held by another process.
+    let listener = TcpListener::bind("127.0.0.1:7060").unwrap();
+    let holder = hold(&[listener.as_raw_fd()]);
+    drop(listener);
+    let schema = validator("why");
+    let by_trial = run(&services, &["why", "--json", "7060"], &[4]);
+    let shared = run(&services, &["why", "--json", "-u", "7061"], &[0]);
+    let refused = run(
+        &services,
+        &["why", "--json", "-u", "--no-reuseaddr", "7061"],
+        &[4],
+    );
+    for (doc, what) in [
+        (&by_trial, "a trial's failure"),
+        (&shared, "the rules' success"),
+        (&refused, "the rules' failure"),
+    ] {
+        assert_valid(&schema, doc, what);
+    }
+    assert_eq!(by_trial["decided_by"], "trial");
+    assert_eq!(by_trial["not_tried"], Value::Null);
+    let stop = &by_trial["fixes"][0];
+    assert_eq!(stop["kind"], "stop_process");
+    assert_eq!(stop["pids"], json!([holder.pid()]));
+    assert_eq!(stop["checked_by"], "rules");
+    let pick = by_trial["fixes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "pick_another_port")
+        .unwrap();
+    assert_eq!(pick["checked_by"], "trial");
+    assert!(pick["port"].is_u64());
+    assert_eq!(shared["decided_by"], "rules");
+    assert_eq!(shared["not_tried"], "bind");
+    assert_eq!(shared["warnings"][0]["kind"], "takes_datagrams");
+    assert_eq!(refused["verdict"], "fail");
+    assert_eq!(refused["causes"][0]["sockets"][0]["reuseaddr"], true);
+    assert_mutations_rejected(
+        &schema,
+        &by_trial,
+        "lsport why --json 7060",
+        &[
+            ("decided_by renamed", &|d| {
+                rename(d, "decided_by", "decision")
+            }),
+            ("an unknown verdict", &|d| d["verdict"] = json!("maybe")),
+            ("not_tried an unknown call", &|d| {
+                d["not_tried"] = json!("connect")
+            }),
+            ("checked_by an unknown way", &|d| {
+                d["fixes"][0]["checked_by"] = json!("kernel")
+            }),
+            ("a fix without checked_by", &|d| {
+                d["fixes"][0].as_object_mut().unwrap().remove("checked_by");
+            }),
+            ("a fix's port 0", &|d| d["fixes"][0]["port"] = json!(0)),
+            ("an unknown fix", &|d| {
+                d["fixes"][0]["kind"] = json!("reboot")
+            }),
+            ("a socket's side an unknown one", &|d| {
+                d["causes"][0]["sockets"][0]["side"] = json!("client")
+            }),
+            ("a socket's reuseaddr a string", &|d| {
+                d["causes"][0]["sockets"][0]["reuseaddr"] = json!("no")
+            }),
+            ("the interface a number", &|d| {
+                d["bind"]["interface"] = json!(2)
+            }),
+            ("an unknown rule", &|d| {
+                d["causes"][0]["rule"] = json!("firewall")
+            }),
+        ],
+    );
+    assert_mutations_rejected(
+        &schema,
+        &shared,
+        "lsport why --json -u 7061",
+        &[
+            ("an unknown warning", &|d| {
+                d["warnings"][0]["kind"] = json!("steals")
+            }),
+            ("decided_by missing", &|d| {
+                d.as_object_mut().unwrap().remove("decided_by");
+            }),
+        ],
+    );
+    drop(server);
 }

@@ -1,27 +1,38 @@
 //! `lsport why`: would this bind succeed, and if not, why not. The
 //! verdict comes from a real trial in the namespace probed (see
-//! [`trial`]); the causes come from one probe of the port, sorted by the
-//! kernel's rules (see [`rules`]); the fixes that change the bind's own
-//! options are tried too, so that only those the kernel accepts are
-//! offered.
+//! [`trial`]), which stops short of any call that would take traffic
+//! from a live server; the rules then judge what it left (see [`rules`]).
+//! The causes come from one probe of the port, sorted by the kernel's
+//! rules; each fix is checked as far as it can be: those that change the
+//! bind itself are tried, the others are weighed by the rules or said to
+//! be unverified (see [`fixes`]).
 
+pub mod address;
+pub mod fixes;
+pub mod guard;
+pub mod held;
 pub mod rules;
 pub mod trial;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::error::Error;
 use crate::netns::{self, NetnsLabel};
 use crate::ports::KernelPortPolicy;
 use crate::probe::probe;
-use crate::query::{NetnsChoice, Query, View};
-use crate::report::{self, Role, Row};
-use crate::socket::{Family, PortRange, State};
+use crate::query::{CgroupDetail, HolderDetail, NetnsChoice, Query, View};
+use crate::report::{self, Row};
+use crate::services::Services;
+use crate::socket::{Family, PortRange, Protocol, Socket, State};
 use crate::source::SourceKind;
 
-pub use rules::{Certainty, Coexistence, Rule};
-pub use trial::{BindSpec, Outcome, Stage, TrialUser};
+use address::LocalAddress;
+use guard::Lookout;
+
+pub use fixes::{Action, Check, Fix, StopTarget};
+pub use rules::{Certainty, Coexistence, Known, Rule, Side};
+pub use trial::{BindSpec, Outcome, Scope, Skipped, Stage, TrialUser};
 
 /// What `lsport why` tries.
 #[derive(Debug, Clone)]
@@ -31,12 +42,51 @@ pub struct WhyOptions {
     /// Run the trial as this user instead of lsport's own (root only).
     pub as_user: Option<TrialUser>,
     /// Probe the port for causes, fixes and warnings; off when only the
-    /// verdict is wanted (`-q`), which then reads no socket table at all.
+    /// verdict is wanted (`-q`), which then reads no socket table beyond
+    /// what the trial's lookout needs, unless the verdict itself must
+    /// come from the rules.
     pub explain: bool,
 }
 
-/// Why a bind fails.
+/// Whether the bind would succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It would (and for TCP listen() too).
+    Succeed,
+    /// It would fail at this call with this errno.
+    Fail {
+        /// The call.
+        stage: Stage,
+        /// The errno.
+        errno: i32,
+    },
+    /// The rules cannot tell: it turns on options of live sockets lsport
+    /// could not read, and the trial could not be made without taking
+    /// their traffic.
+    Unknown,
+}
+
+impl Verdict {
+    /// The verdict's name in JSON: `succeed`, `fail` or `unknown`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Succeed => "succeed",
+            Verdict::Fail { .. } => "fail",
+            Verdict::Unknown => "unknown",
+        }
+    }
+
+    /// The failed call and its errno, for a failure.
+    pub fn failure(self) -> Option<(Stage, i32)> {
+        match self {
+            Verdict::Fail { stage, errno } => Some((stage, errno)),
+            _ => None,
+        }
+    }
+}
+
+/// Why a bind fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
     /// Sockets in the way, by one rule.
     Rule(Rule),
@@ -48,6 +98,31 @@ pub enum Reason {
     },
     /// The address is not one of the namespace's (EADDRNOTAVAIL).
     AddressNotAvailable,
+    /// IPv6: the address is the namespace's, but duplicate address
+    /// detection is still running on it (EADDRNOTAVAIL).
+    AddressTentative {
+        /// Its interface.
+        interface: String,
+    },
+    /// IPv6: duplicate address detection found another host with the
+    /// address; the kernel keeps it unusable (EADDRNOTAVAIL).
+    AddressDuplicate {
+        /// Its interface.
+        interface: String,
+    },
+    /// A link-local address of another interface than the one given
+    /// (EADDRNOTAVAIL).
+    AddressOnOtherInterface {
+        /// The interfaces that have it.
+        interfaces: Vec<String>,
+    },
+    /// A link-local address without its interface (EINVAL).
+    ScopeMissing {
+        /// The interfaces that have it.
+        interfaces: Vec<String>,
+    },
+    /// The interface given does not exist in the namespace (ENODEV).
+    NoSuchInterface,
     /// The port is in use, yet no socket lsport can see explains it.
     Unseen,
     /// Another errno, said as the kernel said it.
@@ -55,18 +130,33 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// The reason's stable name in JSON: a [`Rule`]'s name, or
-    /// `privileged_port`, `address_not_available`, `no_visible_socket`,
-    /// `errno`.
-    pub fn name(self) -> &'static str {
+    /// The reason's stable name in JSON: a [`Rule`]'s name, or one of
+    /// its own.
+    pub fn name(&self) -> &'static str {
         match self {
             Reason::Rule(rule) => rule.name(),
             Reason::PrivilegedPort { .. } => "privileged_port",
             Reason::AddressNotAvailable => "address_not_available",
+            Reason::AddressTentative { .. } => "address_tentative",
+            Reason::AddressDuplicate { .. } => "address_duplicate",
+            Reason::AddressOnOtherInterface { .. } => "address_on_other_interface",
+            Reason::ScopeMissing { .. } => "scope_missing",
+            Reason::NoSuchInterface => "no_such_interface",
             Reason::Unseen => "no_visible_socket",
             Reason::Errno => "errno",
         }
     }
+}
+
+/// A socket in the way, with what lsport knows of it.
+#[derive(Debug, Clone)]
+pub struct InTheWay {
+    /// The socket and its holders.
+    pub row: Row,
+    /// Its SO_REUSEADDR and SO_REUSEPORT, where known.
+    pub known: Known,
+    /// For a TCP connection: which end it is, as far as the kernel tells.
+    pub side: Option<Side>,
 }
 
 /// One cause of a failed bind: a reason, and the sockets it applies to.
@@ -78,82 +168,7 @@ pub struct Cause {
     pub certainty: Certainty,
     /// The sockets in the way, with their holders; empty for reasons
     /// that are no socket's.
-    pub sockets: Vec<Row>,
-}
-
-/// What would make the bind succeed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fix {
-    /// Stop the process that holds a socket in the way.
-    StopProcess {
-        /// Its pid.
-        pid: u32,
-        /// Its command name, raw (escape before showing).
-        command: Vec<u8>,
-    },
-    /// Stop the holder of a socket whose holders this user cannot see.
-    StopHiddenHolder {
-        /// The socket's owner.
-        uid: u32,
-    },
-    /// Wait for TIME_WAIT to end.
-    WaitTimeWait {
-        /// Seconds left on the longest TIME_WAIT timer, rounded up; None
-        /// when the source gives no timer (/proc/net).
-        seconds: Option<u32>,
-    },
-    /// Set SO_REUSEADDR: tried, and the kernel accepts the bind with it.
-    SetReuseaddr,
-    /// Set IPV6_V6ONLY: tried, and the kernel accepts the bind with it.
-    SetV6only,
-    /// Bind one address instead of the wildcard: the sockets in the way
-    /// hold only these.
-    BindSpecificAddress {
-        /// The addresses taken.
-        taken: Vec<IpAddr>,
-    },
-    /// Reserve the port so that outgoing connections stop taking it.
-    ReservePort {
-        /// The new value of `ip_local_reserved_ports`, the current list
-        /// kept.
-        reserved_ports: String,
-    },
-    /// Run as the user that owns the SO_REUSEPORT group.
-    RunAsGroupOwner {
-        /// The group's uids.
-        uids: Vec<u32>,
-    },
-    /// Bind the privileged port with CAP_NET_BIND_SERVICE, or lower the
-    /// namespace's `ip_unprivileged_port_start`.
-    AllowPrivilegedPort,
-    /// Bind an address the namespace has, or the wildcard.
-    BindLocalAddress,
-    /// Pick another port (`lsport suggest`).
-    PickAnotherPort,
-}
-
-impl Fix {
-    /// The fix's stable name in JSON.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Fix::StopProcess { .. } => "stop_process",
-            Fix::StopHiddenHolder { .. } => "stop_hidden_holder",
-            Fix::WaitTimeWait { .. } => "wait_time_wait",
-            Fix::SetReuseaddr => "set_reuseaddr",
-            Fix::SetV6only => "set_v6only",
-            Fix::BindSpecificAddress { .. } => "bind_specific_address",
-            Fix::ReservePort { .. } => "reserve_port",
-            Fix::RunAsGroupOwner { .. } => "run_as_group_owner",
-            Fix::AllowPrivilegedPort => "allow_privileged_port",
-            Fix::BindLocalAddress => "bind_local_address",
-            Fix::PickAnotherPort => "pick_another_port",
-        }
-    }
-
-    /// Whether the kernel was asked and accepted the bind with this fix.
-    pub fn verified(&self) -> bool {
-        matches!(self, Fix::SetReuseaddr | Fix::SetV6only)
-    }
+    pub sockets: Vec<InTheWay>,
 }
 
 /// A socket found in some namespace.
@@ -218,8 +233,10 @@ pub struct WhyReport {
     pub as_user: Option<TrialUser>,
     /// The uid the trial ran as.
     pub uid: u32,
-    /// The kernel's answer.
+    /// What the trial did and the kernel said.
     pub outcome: Outcome,
+    /// The verdict: the trial's, or the rules' for a call it left.
+    pub verdict: Verdict,
     /// The namespace of the trial.
     pub netns: NetnsLabel,
     /// Its port policy; None when nothing was probed.
@@ -242,7 +259,7 @@ pub struct WhyReport {
 impl WhyReport {
     /// Whether the bind (and for TCP the listen) would succeed.
     pub fn would_succeed(&self) -> bool {
-        self.outcome.succeeded()
+        self.verdict == Verdict::Succeed
     }
 }
 
@@ -273,45 +290,272 @@ impl TrialUser {
     }
 }
 
-/// `[ADDRESS:]PORT` as `lsport why` takes it: `8080`, `127.0.0.1:8080`,
-/// `[::1]:8080`, `*:8080`. The address is None when not given (or `*`).
-pub fn parse_target(text: &str) -> Result<(Option<IpAddr>, u16), Error> {
+/// What `[ADDRESS:]PORT` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The address; None when not given (or `*`).
+    pub address: Option<IpAddr>,
+    /// The interface of a link-local IPv6 address (`%eth0`).
+    pub scope: Option<Scope>,
+    /// The port.
+    pub port: u16,
+}
+
+/// `[ADDRESS:]PORT` as `lsport why` takes it: `8080`, `ssh`,
+/// `127.0.0.1:8080`, `[::1]:8080`, `[fe80::1%eth0]:8080`, `*:8080`. A
+/// service name stands for its port (one, whatever the protocol).
+pub fn parse_target(text: &str, services: &Services) -> Result<Target, Error> {
     let bad_address = |address: &str| {
         Error::Usage(format!(
             "invalid address '{address}' in '{text}': give an IPv4 address (127.0.0.1:8080) \
              or an IPv6 one in brackets ([::1]:8080)"
         ))
     };
-    let (address, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (address, port) = rest.split_once("]:").ok_or_else(|| bad_address(text))?;
-        let address: std::net::Ipv6Addr = address.parse().map_err(|_| bad_address(address))?;
-        (Some(IpAddr::V6(address)), port)
+    let no_port = |example: String| {
+        Error::Usage(format!(
+            "'{text}' is an address without a port: give one, as {example}"
+        ))
+    };
+    if text.is_empty() {
+        return Err(Error::usage("empty port argument: give a port, as 8080"));
+    }
+    let (address, scope, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']').ok_or_else(|| bad_address(text))?;
+        let (address, scope) = parse_scoped_v6(inside).ok_or_else(|| bad_address(inside))?;
+        let port = match after.strip_prefix(':') {
+            Some(port) => port,
+            None if after.is_empty() => return Err(no_port(format!("[{inside}]:8080"))),
+            None => return Err(bad_address(text)),
+        };
+        (Some(IpAddr::V6(address)), scope, port)
     } else {
+        if text.parse::<IpAddr>().is_ok_and(|a| a.is_ipv4()) {
+            return Err(no_port(format!("{text}:8080")));
+        }
+        if parse_scoped_v6(text).is_some() {
+            return Err(no_port(format!("[{text}]:8080")));
+        }
         match text.rsplit_once(':') {
-            None => (None, text),
+            None => (None, None, text),
             Some((address, _)) if address.contains(':') => return Err(bad_address(address)),
-            Some(("*", port)) => (None, port),
+            Some(("*", port)) => (None, None, port),
             Some((address, port)) => {
                 let address: std::net::Ipv4Addr =
                     address.parse().map_err(|_| bad_address(address))?;
-                (Some(IpAddr::V4(address)), port)
+                (Some(IpAddr::V4(address)), None, port)
             }
         }
     };
-    let port = match port.parse::<u16>() {
-        Ok(0) => {
-            return Err(Error::usage(
-                "port 0 asks the kernel to pick a port: give the port to check",
-            ));
-        }
-        Ok(port) => port,
-        _ => {
-            return Err(Error::Usage(format!(
-                "invalid port '{port}': a number from 1 to 65535"
-            )));
-        }
+    let port = parse_port(port, services)?;
+    if scope.is_some() && !address.is_some_and(address::is_link_local) {
+        return Err(Error::Usage(format!(
+            "'{text}': only a link-local address (fe80::/10) takes an interface after %"
+        )));
+    }
+    Ok(Target {
+        address,
+        scope,
+        port,
+    })
+}
+
+/// `fe80::1%eth0`, `fe80::1%2` or `::1`.
+fn parse_scoped_v6(text: &str) -> Option<(std::net::Ipv6Addr, Option<Scope>)> {
+    let (address, scope) = match text.split_once('%') {
+        Some((address, scope)) => (address, Some(scope)),
+        None => (text, None),
     };
-    Ok((address, port))
+    let address: std::net::Ipv6Addr = address.parse().ok()?;
+    let scope = match scope {
+        None => None,
+        Some(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(Scope::Index(s.parse().ok()?))
+        }
+        // IFNAMSIZ is 16 with the NUL; the kernel refuses '/', ':' and
+        // whitespace in a name.
+        Some(s)
+            if !s.is_empty()
+                && s.len() < 16
+                && !s
+                    .bytes()
+                    .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace()) =>
+        {
+            Some(Scope::Name(s.to_string()))
+        }
+        Some(_) => return None,
+    };
+    Some((address, scope))
+}
+
+fn parse_port(text: &str, services: &Services) -> Result<u16, Error> {
+    if text.is_empty() {
+        return Err(Error::usage("the port is missing: give one, as 8080"));
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return match text.parse::<u16>() {
+            Ok(0) => Err(Error::usage(
+                "port 0 asks the kernel to pick a port: give the port to check",
+            )),
+            Ok(port) => Ok(port),
+            Err(_) => Err(Error::Usage(format!(
+                "invalid port '{text}': a number from 1 to 65535"
+            ))),
+        };
+    }
+    if !text.bytes().any(|b| b.is_ascii_alphabetic()) {
+        return Err(Error::Usage(format!(
+            "invalid port '{text}': a number from 1 to 65535, or a service name"
+        )));
+    }
+    let ranges = services.resolve(text)?;
+    match ranges[..] {
+        [range] if range.lo == range.hi && range.lo != 0 => Ok(range.lo),
+        _ => {
+            let ports: Vec<String> = ranges.iter().map(ToString::to_string).collect();
+            Err(Error::Usage(format!(
+                "service '{text}' has several ports ({}): give the one to check",
+                ports.join(", ")
+            )))
+        }
+    }
+}
+
+/// One trial to run: a bind, as a user, maybe keeping
+/// CAP_NET_BIND_SERVICE.
+#[derive(Debug, Clone)]
+pub struct TrialRun {
+    /// The bind.
+    pub spec: BindSpec,
+    /// The user, when not lsport's own.
+    pub user: Option<TrialUser>,
+    /// Keep CAP_NET_BIND_SERVICE after becoming `user`.
+    pub keep_bind_service: bool,
+}
+
+/// Runs `work` where the trials belong: on a thread inside the
+/// namespace asked for, or here (lsport's own namespace, which is also
+/// where `--all-netns` tries the bind).
+fn in_namespace<T: Send>(
+    query: &Query,
+    work: impl FnOnce() -> Result<T, Error> + Send,
+) -> Result<T, Error> {
+    match &query.netns {
+        NetnsChoice::One(path) => {
+            netns::run_in(path, None, work).map_err(|e| e.into_error(path))?
+        }
+        _ => work(),
+    }
+}
+
+/// One trial, on a thread of its own when it runs as another user (see
+/// [`trial`]).
+fn run_one(lookout: &Lookout, run: &TrialRun) -> Result<Outcome, Error> {
+    let guard = |spec: &BindSpec, v6only| lookout.sharers(spec, v6only);
+    match &run.user {
+        None => trial::attempt(&run.spec, &guard),
+        Some(user) => std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    trial::become_user(user, run.keep_bind_service)?;
+                    trial::attempt(&run.spec, &guard)
+                })
+                .join()
+                .unwrap_or_else(|_| Err(Error::usage("the trial's thread panicked")))
+        }),
+    }
+}
+
+/// Runs trials in the namespace of `query`, in order.
+fn run_trials(query: &Query, lookout: &Lookout, runs: &[TrialRun]) -> Result<Vec<Outcome>, Error> {
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    in_namespace(query, || {
+        runs.iter().map(|run| run_one(lookout, run)).collect()
+    })
+}
+
+/// What lsport knows of the options of the port's sockets, by inode.
+#[derive(Debug, Default, Clone)]
+pub struct Knowns {
+    by_inode: HashMap<u64, Known>,
+}
+
+/// How many sockets' options are read, at most (a few microseconds
+/// each): beyond that, on a port busier still, the rest stay unknown.
+const MOST_OPTIONS_READ: usize = 4096;
+
+impl Knowns {
+    /// Reads the options of the rows whose verdict or certainty turns on
+    /// them: the UDP sockets the trial would share the port with, and the
+    /// sockets only possibly in the way.
+    fn read(view: &rules::TrialView<'_>, rows: &[Row]) -> Knowns {
+        let mut by_inode = HashMap::new();
+        let worth = rows.iter().filter(|row| {
+            let s = &row.socket;
+            s.inode != 0
+                && !row.holders.is_empty()
+                && view.meets(s)
+                && (s.protocol == Protocol::Udp
+                    || rules::judge(view, s, Known::default())
+                        .is_some_and(|(_, c)| c == Certainty::Possible))
+        });
+        let mut reader = held::Reader::default();
+        for row in worth.take(MOST_OPTIONS_READ) {
+            by_inode.insert(row.socket.inode, reader.options_of(row));
+        }
+        Knowns { by_inode }
+    }
+
+    /// What is known of `socket`.
+    pub fn of(&self, socket: &Socket) -> Known {
+        if socket.inode == 0 {
+            return Known::default();
+        }
+        self.by_inode
+            .get(&socket.inode)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Learns that `socket` set SO_REUSEPORT (a trial said so).
+    fn learn_reuseport(&mut self, socket: &Socket) {
+        if socket.inode != 0 {
+            self.by_inode.entry(socket.inode).or_default().reuseport = Some(true);
+        }
+    }
+}
+
+/// The verdict on an outcome: the kernel's answer, or the rules' on the
+/// call the trial left.
+fn judge_outcome(view: &rules::TrialView<'_>, outcome: &Outcome, knowns: &Knowns) -> Verdict {
+    if let Some((stage, errno)) = outcome.failure {
+        return Verdict::Fail { stage, errno };
+    }
+    match &outcome.skipped {
+        // The kernel checks listen() by the rules it checked bind() by.
+        None | Some(Skipped::Listen { .. }) => Verdict::Succeed,
+        Some(Skipped::Bind { sharers }) => {
+            let mut unknown = false;
+            for sharer in sharers {
+                match rules::conflicts(view, sharer, knowns.of(sharer)) {
+                    Some(true) => {
+                        return Verdict::Fail {
+                            stage: Stage::Bind,
+                            errno: libc::EADDRINUSE,
+                        };
+                    }
+                    None => unknown = true,
+                    Some(false) => {}
+                }
+            }
+            if unknown {
+                Verdict::Unknown
+            } else {
+                Verdict::Succeed
+            }
+        }
+    }
 }
 
 /// Runs the trial, then probes the port in the same namespace, and
@@ -324,16 +568,40 @@ pub fn run(query: &Query, options: &WhyOptions) -> Result<WhyReport, Error> {
             "port 0 asks the kernel to pick a port: give the port to check",
         ));
     }
-    let uid = options
-        .as_user
-        .as_ref()
-        .map_or_else(|| nix::unistd::geteuid().as_raw(), |u| u.uid);
-    let trials = run_trials(query, spec, options.as_user.as_ref())?;
+    let own_uid = nix::unistd::geteuid().as_raw();
+    let uid = options.as_user.as_ref().map_or(own_uid, |u| u.uid);
+    let lookout = Lookout::new(query);
+    let main = TrialRun {
+        spec: spec.clone(),
+        user: options.as_user.clone(),
+        keep_bind_service: false,
+    };
+    let (outcome, addresses) = in_namespace(query, || {
+        let outcome = run_one(&lookout, &main)?;
+        // What a failed bind asked for, and what else a fix may bind.
+        let addresses = if outcome.succeeded() {
+            Vec::new()
+        } else {
+            address::local_addresses(&query.proc_root)
+        };
+        Ok((outcome, addresses))
+    })?;
+    let left_to_rules =
+        matches!(outcome.skipped, Some(Skipped::Bind { .. })) && outcome.succeeded();
     let mut answer = WhyReport {
         bind: spec.clone(),
         as_user: options.as_user.clone(),
         uid,
-        outcome: trials.outcome,
+        verdict: judge_outcome(
+            &rules::TrialView {
+                spec,
+                v6only: outcome.v6only,
+                uid,
+            },
+            &outcome,
+            &Knowns::default(),
+        ),
+        outcome,
         netns: NetnsLabel::default(),
         policy: None,
         causes: Vec::new(),
@@ -343,7 +611,7 @@ pub fn run(query: &Query, options: &WhyOptions) -> Result<WhyReport, Error> {
         hidden_holders: 0,
         skipped: Vec::new(),
     };
-    if !options.explain {
+    if !options.explain && !left_to_rules {
         return Ok(answer);
     }
     // Every socket of the trial's protocol on the port, both families:
@@ -356,6 +624,8 @@ pub fn run(query: &Query, options: &WhyOptions) -> Result<WhyReport, Error> {
     asked.match_remote = false;
     asked.listening_only = false;
     asked.stop_at_first_match = false;
+    // The rules need the holders to read the sockets' options.
+    asked.holders = HolderDetail::Processes;
     let report = probe(&asked)?;
     answer.hidden_holders = report.hidden_sockets();
     answer.skipped = report.skipped;
@@ -387,217 +657,237 @@ pub fn run(query: &Query, options: &WhyOptions) -> Result<WhyReport, Error> {
     answer.source = Some(here.source);
     let view = rules::TrialView {
         spec,
-        v6only: trials.outcome.v6only,
+        v6only: answer.outcome.v6only,
         uid,
     };
-    if let Some((stage, errno)) = trials.outcome.failure {
-        answer.causes = causes(&view, stage, errno, &here.rows, &here.policy);
-        answer.fixes = fixes(&view, &answer.causes, &trials, &here.policy);
+    let mut knowns = Knowns::read(&view, &here.rows);
+    answer.verdict = judge_outcome(&view, &answer.outcome, &knowns);
+    answer.policy = Some(here.policy.clone());
+    if !options.explain {
+        return Ok(answer);
+    }
+    let context = fixes::Context {
+        view,
+        rows: &here.rows,
+        policy: &here.policy,
+        addresses: &addresses,
+        as_user: options.as_user.as_ref(),
+        lsport_is_root: own_uid == 0,
+        services: &query.services,
+        proc_root: &query.proc_root,
+    };
+    if answer.verdict == Verdict::Succeed {
+        answer.warnings = warnings(&view, &here.rows, &here.policy, &knowns);
     } else {
-        answer.warnings = warnings(&view, &here.rows, &here.policy);
+        let peers = peer_listeners(query, &view, &here.rows, &here.policy, &knowns)?;
+        let first = causes(&context, answer.verdict, &knowns, &peers);
+        let plan = fixes::plan(&context, answer.verdict, &first);
+        let outcomes = run_trials(query, &lookout, &plan.runs())?;
+        let tried = plan.settle(&context, &outcomes, &mut knowns);
+        answer.causes = causes(&context, answer.verdict, &knowns, &peers);
+        answer.fixes = fixes::offer(&context, &answer.causes, tried, &knowns);
     }
     if !elsewhere.is_empty() {
         answer
             .warnings
             .push(Warning::OtherNamespaces { sockets: elsewhere });
     }
-    answer.policy = Some(here.policy);
     Ok(answer)
 }
 
-/// The kernel's answers: the bind as asked, and, when it failed for a
-/// port in use, the same bind with each option that might help.
-struct Trials {
-    outcome: Outcome,
-    with_reuseaddr: Option<Outcome>,
-    with_v6only: Option<Outcome>,
-}
-
-/// Runs the trials where they belong: inside the namespace asked for
-/// (on a thread that entered it), and as the user asked for (on a
-/// thread of its own, see [`trial`]).
-fn run_trials(query: &Query, spec: &BindSpec, user: Option<&TrialUser>) -> Result<Trials, Error> {
-    let work = || -> Result<Trials, Error> {
-        if let Some(user) = user {
-            trial::become_user(user)?;
-        }
-        let outcome = trial::attempt(spec);
-        let in_use = outcome.errno() == Some(libc::EADDRINUSE);
-        let with_reuseaddr = (in_use && !spec.reuseaddr).then(|| {
-            trial::attempt(&BindSpec {
-                reuseaddr: true,
-                ..spec.clone()
-            })
-        });
-        let dual_wildcard = matches!(spec.address, IpAddr::V6(a) if a.is_unspecified())
-            && outcome.v6only == Some(false);
-        let with_v6only = (in_use && dual_wildcard).then(|| {
-            trial::attempt(&BindSpec {
-                v6only: Some(true),
-                ..spec.clone()
-            })
-        });
-        Ok(Trials {
-            outcome,
-            with_reuseaddr,
-            with_v6only,
-        })
-    };
-    match &query.netns {
-        NetnsChoice::One(path) => {
-            netns::run_in(path, None, work).map_err(|e| e.into_error(path))?
-        }
-        _ if user.is_some() => std::thread::scope(|scope| {
-            scope
-                .spawn(work)
-                .join()
-                .unwrap_or_else(|_| Err(Error::usage("the trial's thread panicked")))
-        }),
-        _ => work(),
-    }
-}
-
-fn causes(
+/// The TCP listeners on the ports the port's connections are connected
+/// to, where those peers are local: a connection whose peer listens is
+/// the client end (see [`rules::connection_side`]). One more probe, made
+/// only when some connection's side is otherwise unknown.
+fn peer_listeners(
+    query: &Query,
     view: &rules::TrialView<'_>,
-    stage: Stage,
-    errno: i32,
     rows: &[Row],
     policy: &KernelPortPolicy,
+    knowns: &Knowns,
+) -> Result<Vec<Socket>, Error> {
+    let listeners = tcp_listeners(rows);
+    let mut ports: Vec<u16> = rows
+        .iter()
+        .filter(|row| {
+            row.socket.protocol == Protocol::Tcp
+                && rules::judge(view, &row.socket, knowns.of(&row.socket))
+                    .is_some_and(|(rule, _)| rule == Rule::Connection)
+                && rules::connection_side(&row.socket, &listeners, &[], policy) == Side::Unknown
+        })
+        .map(|row| row.socket.remote.port)
+        .filter(|port| *port != 0)
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports.truncate(64);
+    if ports.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut asked = query.clone();
+    asked.view = View::Ports;
+    asked.ports = ports.into_iter().map(PortRange::single).collect();
+    asked.protocols = vec![Protocol::Tcp];
+    asked.families = vec![Family::Inet, Family::Inet6];
+    asked.listening_only = true;
+    asked.match_remote = false;
+    asked.stop_at_first_match = false;
+    asked.holders = HolderDetail::None;
+    asked.cgroups = CgroupDetail::None;
+    if asked.netns == NetnsChoice::All {
+        asked.netns = NetnsChoice::Current;
+    }
+    let report = probe(&asked)?;
+    Ok(report
+        .namespaces
+        .into_iter()
+        .flat_map(|n| n.rows.into_iter().map(|r| r.socket))
+        .filter(|s| s.state == State::Listen)
+        .collect())
+}
+
+/// Why the bind fails, from the verdict and the port's sockets.
+fn causes(
+    context: &fixes::Context<'_>,
+    verdict: Verdict,
+    knowns: &Knowns,
+    peers: &[Socket],
 ) -> Vec<Cause> {
-    let reason = match errno {
-        libc::EADDRINUSE => None,
-        libc::EACCES if stage == Stage::Bind && policy.is_privileged(view.spec.port) => {
-            Some(Reason::PrivilegedPort {
-                unprivileged_start: policy.unprivileged_start.value,
-            })
-        }
-        libc::EADDRNOTAVAIL => Some(Reason::AddressNotAvailable),
-        _ => Some(Reason::Errno),
+    let view = &context.view;
+    let spec = view.spec;
+    let (stage, errno) = match verdict {
+        Verdict::Succeed => return Vec::new(),
+        Verdict::Fail { stage, errno } => (stage, errno),
+        // Unknown comes only from the sharing rules.
+        Verdict::Unknown => (Stage::Bind, libc::EADDRINUSE),
     };
-    if let Some(reason) = reason {
-        return vec![Cause {
+    let alone = |reason| {
+        vec![Cause {
             reason,
             certainty: Certainty::Certain,
             sockets: Vec::new(),
-        }];
+        }]
+    };
+    match errno {
+        libc::EADDRINUSE => {}
+        libc::EACCES if stage == Stage::Bind && context.policy.is_privileged(spec.port) => {
+            return alone(Reason::PrivilegedPort {
+                unprivileged_start: context.policy.unprivileged_start.value,
+            });
+        }
+        libc::EADDRNOTAVAIL => return alone(address_reason(spec, context.addresses)),
+        libc::EINVAL if spec.scope.is_none() && address::is_link_local(spec.address) => {
+            return alone(Reason::ScopeMissing {
+                interfaces: interfaces_with(spec.address, context.addresses),
+            });
+        }
+        libc::ENODEV if spec.scope.is_some() => return alone(Reason::NoSuchInterface),
+        _ => return alone(Reason::Errno),
     }
-    let judged: Vec<(&Row, Rule, Certainty)> = rows
-        .iter()
-        .filter_map(|row| {
-            rules::in_the_way(view, &row.socket).map(|(rule, certainty)| (row, rule, certainty))
-        })
-        .collect();
-    // Accepted connections come and go with their listener, which is
-    // the cause worth naming when there is one.
-    let sure = |(_, rule, certainty): &&(&Row, Rule, Certainty)| {
-        *certainty == Certainty::Certain
-            && !(*rule == Rule::Connection && judged.iter().any(|(_, r, _)| *r == Rule::Listener))
-    };
-    let certainty = if judged.iter().any(|j| sure(&j)) {
-        Certainty::Certain
-    } else {
-        Certainty::Possible
-    };
-    let chosen: Vec<&(&Row, Rule, Certainty)> = judged
-        .iter()
-        .filter(|j| certainty == Certainty::Possible || sure(j))
-        .collect();
-    if chosen.is_empty() {
+    let listeners = tcp_listeners(context.rows);
+    let mut causes: Vec<Cause> = Vec::new();
+    for row in context.rows {
+        let known = knowns.of(&row.socket);
+        let Some((rule, certainty)) = rules::judge(view, &row.socket, known) else {
+            continue;
+        };
+        let side = (rule == Rule::Connection)
+            .then(|| rules::connection_side(&row.socket, &listeners, peers, context.policy));
+        let entry = InTheWay {
+            row: row.clone(),
+            known,
+            side,
+        };
+        let reason = Reason::Rule(rule);
+        match causes
+            .iter_mut()
+            .find(|c| c.reason == reason && c.certainty == certainty)
+        {
+            Some(cause) => cause.sockets.push(entry),
+            None => causes.push(Cause {
+                reason,
+                certainty,
+                sockets: vec![entry],
+            }),
+        }
+    }
+    if causes.is_empty() {
         return vec![Cause {
             reason: Reason::Unseen,
             certainty: Certainty::Possible,
             sockets: Vec::new(),
         }];
     }
-    let mut causes: Vec<Cause> = Vec::new();
-    for (row, rule, _) in chosen {
-        let reason = Reason::Rule(*rule);
-        match causes.iter_mut().find(|c| c.reason == reason) {
-            Some(cause) => cause.sockets.push((*row).clone()),
-            None => causes.push(Cause {
-                reason,
-                certainty,
-                sockets: vec![(*row).clone()],
-            }),
-        }
-    }
+    // Certain causes first, each group in the order of the rules.
+    causes.sort_by_key(|c| {
+        (
+            c.certainty,
+            match c.reason {
+                Reason::Rule(rule) => rule,
+                _ => Rule::Udp,
+            },
+        )
+    });
     causes
 }
 
-fn fixes(
-    view: &rules::TrialView<'_>,
-    causes: &[Cause],
-    trials: &Trials,
-    policy: &KernelPortPolicy,
-) -> Vec<Fix> {
-    let spec = view.spec;
-    let mut fixes = Vec::new();
-    let rows = || causes.iter().flat_map(|c| c.sockets.iter());
-    let mut seen_pids = HashSet::new();
-    let mut seen_uids = HashSet::new();
-    for row in rows() {
-        for holder in &row.holders {
-            if seen_pids.insert(holder.pid) {
-                fixes.push(Fix::StopProcess {
-                    pid: holder.pid,
-                    command: holder.command().to_vec(),
-                });
-            }
-        }
-        if row.holders_hidden && seen_uids.insert(row.socket.uid) {
-            fixes.push(Fix::StopHiddenHolder {
-                uid: row.socket.uid,
-            });
-        }
-    }
-    let time_wait: Vec<&Row> = rows()
-        .filter(|r| r.socket.state == State::TimeWait)
-        .collect();
-    if !time_wait.is_empty() {
-        let longest = time_wait.iter().filter_map(|r| r.socket.timer_ms).max();
-        fixes.push(Fix::WaitTimeWait {
-            seconds: longest.map(|ms| ms.div_ceil(1000)),
-        });
-    }
-    if trials.with_reuseaddr.is_some_and(|o| o.succeeded()) {
-        fixes.push(Fix::SetReuseaddr);
-    }
-    if trials.with_v6only.is_some_and(|o| o.succeeded()) {
-        fixes.push(Fix::SetV6only);
-    }
-    let mut taken: Vec<IpAddr> = rows().map(|r| r.socket.local.readable_address()).collect();
-    taken.sort_unstable();
-    taken.dedup();
-    if rules::is_wildcard(spec.address)
-        && !taken.is_empty()
-        && taken.iter().all(|a| !rules::is_wildcard(*a))
-    {
-        fixes.push(Fix::BindSpecificAddress { taken });
-    }
-    let outgoing = rows().any(|r| r.role == Role::Outgoing);
-    if outgoing && policy.may_be_taken_by_outgoing(spec.port) {
-        fixes.push(Fix::ReservePort {
-            reserved_ports: report::reserved_ports_with(policy, &[spec.port]),
-        });
-    }
-    for cause in causes {
-        match cause.reason {
-            Reason::Rule(Rule::ReuseportOtherUser) => {
-                let mut uids: Vec<u32> = cause.sockets.iter().map(|r| r.socket.uid).collect();
-                uids.sort_unstable();
-                uids.dedup();
-                fixes.push(Fix::RunAsGroupOwner { uids });
-            }
-            Reason::PrivilegedPort { .. } => fixes.push(Fix::AllowPrivilegedPort),
-            Reason::AddressNotAvailable => fixes.push(Fix::BindLocalAddress),
-            _ => {}
-        }
-    }
-    fixes.push(Fix::PickAnotherPort);
-    fixes
+/// The TCP listeners among the port's sockets.
+fn tcp_listeners(rows: &[Row]) -> Vec<Socket> {
+    rows.iter()
+        .map(|r| &r.socket)
+        .filter(|s| s.protocol == Protocol::Tcp && s.state == State::Listen)
+        .cloned()
+        .collect()
 }
 
-fn warnings(view: &rules::TrialView<'_>, rows: &[Row], policy: &KernelPortPolicy) -> Vec<Warning> {
+/// Why the kernel refused the address (EADDRNOTAVAIL).
+fn address_reason(spec: &BindSpec, addresses: &[LocalAddress]) -> Reason {
+    let same: Vec<&LocalAddress> = addresses
+        .iter()
+        .filter(|a| a.address == spec.address)
+        .collect();
+    if let Some(scope) = &spec.scope {
+        let on_scope = |a: &&LocalAddress| match scope {
+            Scope::Index(index) => a.index == *index,
+            Scope::Name(name) => a.interface == *name,
+        };
+        if !same.is_empty() && !same.iter().any(on_scope) {
+            return Reason::AddressOnOtherInterface {
+                interfaces: interfaces_with(spec.address, addresses),
+            };
+        }
+    }
+    if let Some(a) = same.iter().find(|a| a.dad_failed) {
+        return Reason::AddressDuplicate {
+            interface: a.interface.clone(),
+        };
+    }
+    if let Some(a) = same.iter().find(|a| a.tentative) {
+        return Reason::AddressTentative {
+            interface: a.interface.clone(),
+        };
+    }
+    Reason::AddressNotAvailable
+}
+
+/// The interfaces that have `address`, each once.
+fn interfaces_with(address: IpAddr, addresses: &[LocalAddress]) -> Vec<String> {
+    let mut names: Vec<String> = addresses
+        .iter()
+        .filter(|a| a.address == address)
+        .map(|a| a.interface.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn warnings(
+    view: &rules::TrialView<'_>,
+    rows: &[Row],
+    policy: &KernelPortPolicy,
+    knowns: &Knowns,
+) -> Vec<Warning> {
     let port = view.spec.port;
     let mut warnings = Vec::new();
     if policy.may_be_taken_by_outgoing(port) {
@@ -612,13 +902,17 @@ fn warnings(view: &rules::TrialView<'_>, rows: &[Row], policy: &KernelPortPolicy
         });
     }
     for how in [
+        Coexistence::TakesDatagrams,
+        Coexistence::JoinsGroup,
         Coexistence::OtherFamily,
         Coexistence::OtherAddress,
         Coexistence::SharesPort,
     ] {
         let sockets: Vec<Row> = rows
             .iter()
-            .filter(|row| rules::coexistence(view, &row.socket) == Some(how))
+            .filter(|row| {
+                rules::coexistence(view, &row.socket, knowns.of(&row.socket)) == Some(how)
+            })
             .cloned()
             .collect();
         if !sockets.is_empty() {
@@ -632,17 +926,40 @@ fn warnings(view: &rules::TrialView<'_>, rows: &[Row], policy: &KernelPortPolicy
 mod tests {
     use super::*;
 
+    fn target(text: &str) -> Result<Target, Error> {
+        parse_target(text, &Services::default())
+    }
+
     #[test]
     fn targets_take_an_optional_address_of_either_family() {
-        assert_eq!(parse_target("8080").unwrap(), (None, 8080));
-        assert_eq!(parse_target("*:8080").unwrap(), (None, 8080));
+        let plain = |address: Option<&str>, port| Target {
+            address: address.map(|a| a.parse().unwrap()),
+            scope: None,
+            port,
+        };
+        assert_eq!(target("8080").unwrap(), plain(None, 8080));
+        assert_eq!(target("*:8080").unwrap(), plain(None, 8080));
         assert_eq!(
-            parse_target("127.0.0.1:80").unwrap(),
-            (Some("127.0.0.1".parse().unwrap()), 80)
+            target("127.0.0.1:80").unwrap(),
+            plain(Some("127.0.0.1"), 80)
+        );
+        assert_eq!(target("[::1]:80").unwrap(), plain(Some("::1"), 80));
+        assert_eq!(target("ssh").unwrap(), plain(None, 22));
+        assert_eq!(
+            target("127.0.0.1:ssh").unwrap(),
+            plain(Some("127.0.0.1"), 22)
         );
         assert_eq!(
-            parse_target("[::1]:80").unwrap(),
-            (Some("::1".parse().unwrap()), 80)
+            target("[fe80::1%eth0]:80").unwrap(),
+            Target {
+                address: Some("fe80::1".parse().unwrap()),
+                scope: Some(Scope::Name("eth0".into())),
+                port: 80
+            }
+        );
+        assert_eq!(
+            target("[fe80::1%2]:80").unwrap().scope,
+            Some(Scope::Index(2))
         );
         for bad in [
             "::1:80",
@@ -654,10 +971,20 @@ mod tests {
             "0",
             "",
             "-1",
+            "[::1%eth0]:80",
+            "[fe80::1%]:80",
+            "[fe80::1%a/b]:80",
+            "no-such-service-lsport",
+            "x11",
         ] {
-            assert!(parse_target(bad).is_err(), "{bad}");
+            assert!(target(bad).is_err(), "{bad}");
         }
-        let message = parse_target("70000").unwrap_err().to_string();
-        assert!(message.contains("1 to 65535"), "{message}");
+        let message = |text| target(text).unwrap_err().to_string();
+        assert!(message("70000").contains("1 to 65535"));
+        for address_alone in ["[::1]", "::1", "127.0.0.1", "fe80::1%eth0"] {
+            let text = message(address_alone);
+            assert!(text.contains("without a port"), "{address_alone}: {text}");
+        }
+        assert!(message("x11").contains("several ports"));
     }
 }

@@ -1,7 +1,7 @@
 //! `lsport why` in words: the verdict line, each cause with its rule in
-//! plain words and its sockets, the fixes, the warnings; and the same as
-//! one JSON document. The words are written here once: the JSON carries
-//! them too, beside stable names.
+//! plain words and its sockets, the fixes with how each was checked, the
+//! warnings; and the same as one JSON document. The words are written
+//! here once: the JSON carries them too, beside stable names.
 
 use std::io;
 use std::net::IpAddr;
@@ -9,42 +9,98 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::commands::why::{
-    BindSpec, Cause, Certainty, Coexistence, Fix, Reason, Rule, Stage, Warning, WhyReport,
+    Action, BindSpec, Cause, Certainty, Check, Coexistence, Fix, InTheWay, Reason, Rule, Side,
+    Skipped, Stage, StopTarget, Verdict, Warning, WhyReport, fixes,
 };
 use crate::netns::NetnsLabel;
 use crate::render::escape::{escape_bytes, escape_str};
-use crate::render::json::{NetnsView, SCHEMA_VERSION, SocketEntry, write_document};
+use crate::render::json::{ContainerView, NetnsView, SCHEMA_VERSION, SocketEntry, write_document};
 use crate::report::{Role, Row};
 use crate::socket::{Endpoint, Family, Protocol, Socket, State};
 
 /// How many sockets of one cause or warning the text lists.
 const SHOWN_PER_GROUP: usize = 5;
 
+/// Where a verdict comes from when the trial stopped short.
+const NOT_TRIED_LISTEN: &str = "not tried, as the socket would join the SO_REUSEPORT group of the \
+     live listeners below and take some of their connections";
+const NOT_TRIED_BIND: &str =
+    "not tried, as the socket would take datagrams meant for the live sockets below";
+
 /// The verdict, as in `bind(0.0.0.0:8080, tcp, SO_REUSEADDR) would
 /// FAIL: address already in use (EADDRINUSE)`.
 pub fn verdict(report: &WhyReport) -> String {
     let call = format!(
         "bind({}, {}{})",
-        address_port(report.bind.address, report.bind.port),
+        bind_address(&report.bind),
         report.bind.protocol.name(),
         options_text(report)
     );
     let tcp = report.bind.protocol == Protocol::Tcp;
-    match report.outcome.failure {
-        None if tcp => format!("{call} and listen() would succeed"),
-        None => format!("{call} would succeed"),
-        Some((Stage::Listen, errno)) => {
+    let skipped = report.outcome.skipped.as_ref();
+    match (report.verdict, skipped) {
+        (Verdict::Succeed, Some(Skipped::Listen { .. })) => format!(
+            "{call} would succeed, and listen() too by the kernel's rules ({NOT_TRIED_LISTEN})"
+        ),
+        (Verdict::Succeed, Some(Skipped::Bind { .. })) => {
+            format!("{call} would succeed by the kernel's rules ({NOT_TRIED_BIND})")
+        }
+        (Verdict::Succeed, None) if tcp => format!("{call} and listen() would succeed"),
+        (Verdict::Succeed, None) => format!("{call} would succeed"),
+        (Verdict::Unknown, _) => format!(
+            "{call} would succeed only if the live sockets below set {}, which lsport could \
+             not read; else it would FAIL: address already in use (EADDRINUSE) ({NOT_TRIED_BIND})",
+            sharing_options(&report.bind)
+        ),
+        (Verdict::Fail { stage, errno }, Some(Skipped::Bind { .. })) => {
+            if errno == libc::EADDRINUSE {
+                format!(
+                    "{call} would FAIL: {}, by the kernel's rules ({NOT_TRIED_BIND})",
+                    errno_text(errno)
+                )
+            } else {
+                format!(
+                    "{call} would FAIL at {}(): {} (tried with a TCP socket bound to the same \
+                     address and port, which takes no datagrams: the kernel checks the address \
+                     and the privilege alike for both)",
+                    stage.name(),
+                    errno_text(errno)
+                )
+            }
+        }
+        (
+            Verdict::Fail {
+                stage: Stage::Listen,
+                errno,
+            },
+            _,
+        ) => {
             format!(
                 "{call} would succeed, but listen() would FAIL: {}",
                 errno_text(errno)
             )
         }
-        Some((Stage::Bind, errno)) => format!("{call} would FAIL: {}", errno_text(errno)),
-        Some((stage, errno)) => format!(
+        (
+            Verdict::Fail {
+                stage: Stage::Bind,
+                errno,
+            },
+            _,
+        ) => format!("{call} would FAIL: {}", errno_text(errno)),
+        (Verdict::Fail { stage, errno }, _) => format!(
             "{call} would FAIL at {}(): {}",
             stage.name(),
             errno_text(errno)
         ),
+    }
+}
+
+/// The options of a UDP bind that let it share a port.
+fn sharing_options(spec: &BindSpec) -> &'static str {
+    match (spec.reuseaddr, spec.reuseport) {
+        (true, true) => "SO_REUSEADDR (or SO_REUSEPORT, as the same user)",
+        (false, true) => "SO_REUSEPORT as the same user",
+        _ => "SO_REUSEADDR",
     }
 }
 
@@ -79,6 +135,16 @@ fn address_port(address: IpAddr, port: u16) -> String {
     }
 }
 
+/// The bind's address and port, with its interface: `[fe80::1%eth0]:80`.
+fn bind_address(spec: &BindSpec) -> String {
+    match (&spec.scope, spec.address) {
+        (Some(scope), IpAddr::V6(a)) => {
+            format!("[{a}%{}]:{}", escape_str(&scope.to_string()), spec.port)
+        }
+        _ => address_port(spec.address, spec.port),
+    }
+}
+
 /// `address already in use (EADDRINUSE)`.
 fn errno_text(errno: i32) -> String {
     let err = nix::errno::Errno::from_raw(errno);
@@ -89,61 +155,81 @@ fn errno_text(errno: i32) -> String {
     format!("{desc} ({err:?})")
 }
 
+/// `net.ipv4.ip_nonlocal_bind` or `net.ipv6.ip_nonlocal_bind`.
+fn nonlocal_bind_sysctl(address: IpAddr) -> &'static str {
+    match address {
+        IpAddr::V4(_) => "net.ipv4.ip_nonlocal_bind",
+        IpAddr::V6(_) => "net.ipv6.ip_nonlocal_bind",
+    }
+}
+
+fn list(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+fn escaped_list(names: &[String]) -> String {
+    list(&names.iter().map(|n| escape_str(n)).collect::<Vec<_>>())
+}
+
 /// The rule behind a cause, in plain words.
 pub fn explanation(report: &WhyReport, cause: &Cause) -> String {
     let spec = &report.bind;
     let port = spec.port;
-    let mut text = match cause.reason {
+    let rows: Vec<&Row> = cause.sockets.iter().map(|w| &w.row).collect();
+    let mut text = match &cause.reason {
         Reason::Rule(Rule::Listener) => format!(
             "{} {} {}: while a socket listens, another may bind an address it takes only \
              if both set SO_REUSEPORT as the same user",
-            plural_word(cause.sockets.len(), "the listener on", "the listeners on"),
-            where_words(&cause.sockets),
-            if cause.sockets.len() == 1 {
+            plural_word(rows.len(), "the listener on", "the listeners on"),
+            where_words(&rows),
+            if rows.len() == 1 {
                 format!("takes {}", address_port(spec.address, port))
             } else {
                 format!("take {}", address_port(spec.address, port))
             }
         ),
         Reason::Rule(Rule::ReuseportOtherUser) => {
-            let mut uids: Vec<String> = cause
-                .sockets
-                .iter()
-                .map(|r| r.socket.uid.to_string())
-                .collect();
+            let mut uids: Vec<String> = rows.iter().map(|r| r.socket.uid.to_string()).collect();
+            uids.sort();
             uids.dedup();
             format!(
-                "an SO_REUSEPORT group is shared only by sockets of one user: the listeners \
-                 on port {port} belong to uid {}, and the bind ran as uid {}",
+                "the listeners on port {port} form an SO_REUSEPORT group of uid {} (a trial as \
+                 that user joined it), and a group admits only sockets of its own user: the \
+                 bind ran as uid {}",
                 uids.join(", "),
                 report.uid
             )
         }
-        Reason::Rule(Rule::TimeWait) => "TIME_WAIT blocks binds without SO_REUSEADDR: a closed \
-             connection keeps its port for a while (60 s on Linux) so that its late packets \
-             are not taken for a new connection's"
-            .to_string(),
-        Reason::Rule(Rule::TimeWaitWithoutReuse) => "a TIME_WAIT socket left by a socket that \
-             did not set SO_REUSEADDR blocks even binds that set it"
-            .to_string(),
+        Reason::Rule(rule @ (Rule::TimeWait | Rule::TimeWaitWithoutReuse)) => {
+            let orphans = rows.iter().any(|r| r.socket.is_orphaned());
+            let what = if orphans {
+                "TIME_WAIT, or a connection its program closed that the kernel still finishes \
+                 (FIN_WAIT1, FIN_WAIT2, CLOSING, LAST_ACK),"
+            } else {
+                "TIME_WAIT"
+            };
+            if *rule == Rule::TimeWait {
+                format!(
+                    "{what} blocks binds without SO_REUSEADDR: a closed connection keeps its \
+                     port for a while (60 s on Linux) so that its late packets are not taken \
+                     for a new connection's"
+                )
+            } else {
+                format!(
+                    "{what} left by a socket that did not set SO_REUSEADDR blocks even binds \
+                     that set it"
+                )
+            }
+        }
         Reason::Rule(Rule::BoundOnly) => "a socket that is only bound (bind() without listen() \
              or connect()) holds the port as firmly as a listener unless both sockets set \
              SO_REUSEADDR; ss -l and /proc/net/tcp do not show it"
             .to_string(),
-        Reason::Rule(Rule::Connection) => {
-            if cause.sockets.iter().any(|r| r.role == Role::Outgoing) {
-                format!(
-                    "an outgoing connection took port {port} as its source port: its socket \
-                     holds the port until it closes, and blocks binds unless both set \
-                     SO_REUSEADDR"
-                )
-            } else {
-                format!(
-                    "a connection accepted on port {port} holds the port until it closes, and \
-                     blocks binds unless both set SO_REUSEADDR"
-                )
-            }
-        }
+        Reason::Rule(Rule::Connection) => connection_words(cause, port),
         Reason::Rule(Rule::Udp) => "UDP sockets share a port only if both set SO_REUSEADDR, or \
              both set SO_REUSEPORT as the same user"
             .to_string(),
@@ -155,9 +241,54 @@ pub fn explanation(report: &WhyReport, cause: &Cause) -> String {
         ),
         Reason::AddressNotAvailable => format!(
             "{} is not an address of this network namespace: a socket may bind only the \
-             namespace's own addresses (or any, with IP_FREEBIND or \
-             net.ipv4.ip_nonlocal_bind=1)",
-            spec.address
+             namespace's own addresses (or any, with IP_FREEBIND or {}=1)",
+            spec.address,
+            nonlocal_bind_sysctl(spec.address)
+        ),
+        Reason::AddressTentative { interface } => format!(
+            "{} is an address of {}, but duplicate address detection is still running on it \
+             (it is tentative): the kernel lets no socket bind it until that ends, unless the \
+             socket sets IP_FREEBIND or {}=1",
+            spec.address,
+            escape_str(interface),
+            nonlocal_bind_sysctl(spec.address)
+        ),
+        Reason::AddressDuplicate { interface } => format!(
+            "{} is an address of {}, but duplicate address detection found another host on \
+             the link with it (dadfailed): the kernel keeps it unusable until it is removed \
+             and added again",
+            spec.address,
+            escape_str(interface)
+        ),
+        Reason::AddressOnOtherInterface { interfaces } => format!(
+            "{} is a link-local address of {}, not of {}: each interface has its own \
+             link-local addresses",
+            spec.address,
+            escaped_list(interfaces),
+            spec.scope
+                .as_ref()
+                .map_or_else(String::new, |s| escape_str(&s.to_string()))
+        ),
+        Reason::ScopeMissing { interfaces } => {
+            let example = interfaces
+                .first()
+                .map_or("eth0".to_string(), |i| escape_str(i));
+            let whose = if interfaces.is_empty() {
+                "no interface of this namespace has it".to_string()
+            } else {
+                format!("it is on {}", escaped_list(interfaces))
+            };
+            format!(
+                "{} is a link-local address, which every interface may have: a bind needs its \
+                 interface too, and the scope id is missing (as [{}%{example}]:{port}); {whose}",
+                spec.address, spec.address
+            )
+        }
+        Reason::NoSuchInterface => format!(
+            "there is no interface {} in this network namespace",
+            spec.scope
+                .as_ref()
+                .map_or_else(String::new, |s| escape_str(&s.to_string()))
         ),
         Reason::Unseen => {
             let why = if report.source == Some(crate::source::SourceKind::Proc) {
@@ -167,7 +298,7 @@ pub fn explanation(report: &WhyReport, cause: &Cause) -> String {
             };
             format!("no socket lsport can see on port {port} explains it ({why})")
         }
-        Reason::Errno => match report.outcome.failure {
+        Reason::Errno => match report.verdict.failure() {
             Some((stage, errno)) => format!(
                 "the kernel refused {}(): {}",
                 stage.name(),
@@ -177,86 +308,375 @@ pub fn explanation(report: &WhyReport, cause: &Cause) -> String {
         },
     };
     if cause.certainty == Certainty::Possible && matches!(cause.reason, Reason::Rule(_)) {
-        text.push_str(
-            " (sock_diag does not show another socket's SO_REUSEADDR or SO_REUSEPORT; as \
-             the bind fails, this one most likely lacks them)",
-        );
+        text.push_str(&format!(" ({})", possibly_words(report, cause)));
     }
     text
 }
 
-/// What to do, in words.
+/// What a possible cause turns on: the options lsport could not read.
+fn possibly_words(report: &WhyReport, cause: &Cause) -> String {
+    let spec = &report.bind;
+    let listening = cause
+        .sockets
+        .iter()
+        .any(|w| w.row.socket.protocol == Protocol::Tcp && w.row.socket.state == State::Listen);
+    let mut options = Vec::new();
+    if spec.reuseaddr && !listening {
+        options.push("SO_REUSEADDR");
+    }
+    if spec.reuseport {
+        options.push("SO_REUSEPORT");
+    }
+    let options = options.join(" or ");
+    let why = if listening {
+        "lsport does not read a listener's options, and a trial on its own address could not \
+         tell"
+    } else if cause.sockets.iter().all(|w| w.row.socket.inode == 0) {
+        "no process holds it to ask"
+    } else {
+        "lsport could not read them from its holder"
+    };
+    format!("possibly: only if it did not set {options}; {why}")
+}
+
+fn connection_words(cause: &Cause, port: u16) -> String {
+    let sides: Vec<Option<Side>> = cause.sockets.iter().map(|w| w.side).collect();
+    let all = |wanted: fn(Option<Side>) -> bool| sides.iter().all(|s| wanted(*s));
+    let blocks = "holds the port until it closes, and blocks binds unless both set SO_REUSEADDR";
+    if all(|s| {
+        matches!(
+            s,
+            Some(Side::Outgoing {
+                kernel_chose_port: Some(false)
+            })
+        )
+    }) {
+        format!("a client bound port {port} on purpose for its outgoing connection, which {blocks}")
+    } else if all(|s| matches!(s, Some(Side::Outgoing { .. }))) {
+        format!("an outgoing connection took port {port} as its source port: its socket {blocks}")
+    } else if all(|s| s == Some(Side::Accepted)) {
+        format!("a connection accepted on port {port} {blocks}")
+    } else {
+        format!(
+            "a connection has port {port} as its local port: the kernel does not record whether \
+             a client's connect() took the port or a listener since gone accepted it; either \
+             way its socket {blocks}"
+        )
+    }
+}
+
+/// What to do, in words, with how it was checked.
 pub fn fix_text(report: &WhyReport, fix: &Fix) -> String {
-    let port = report.bind.port;
-    match fix {
-        Fix::StopProcess { pid, command } => {
-            format!("stop {} (pid {pid})", escape_bytes(command))
+    let mut text = action_text(report, &fix.action);
+    text.push_str(&format!(" ({})", check_words(fix)));
+    text
+}
+
+fn check_words(fix: &Fix) -> String {
+    let tried = match &fix.action {
+        Action::BindSpecificAddress { .. } => "the kernel accepts this bind on those addresses",
+        Action::RunAsGroupOwner { .. } => "the kernel accepts this bind as that user",
+        Action::AllowPrivilegedPort => {
+            "with CAP_NET_BIND_SERVICE the kernel accepts this bind as that user"
         }
-        Fix::StopHiddenHolder { uid } => {
-            format!("stop the process of uid {uid} that holds it (run lsport as root to see which)")
+        Action::GiveScope { .. } => "the kernel accepts this bind with that interface",
+        Action::PickAnotherPort { .. } => "the kernel accepts this bind there",
+        _ => "the kernel then accepts this bind",
+    };
+    match fix.check {
+        Check::Tried => format!("tried: {tried}"),
+        Check::Rules if changes_world(&fix.action) => {
+            "not tried; by the kernel's rules nothing else lsport sees stands in the way after it"
+                .to_string()
         }
-        Fix::WaitTimeWait { seconds: Some(s) } => {
-            format!("wait {s} s for TIME_WAIT to end")
-        }
-        Fix::WaitTimeWait { seconds: None } => {
-            "wait for TIME_WAIT to end (at most 60 s)".to_string()
-        }
-        Fix::SetReuseaddr => "set SO_REUSEADDR before bind() (tried: the kernel then accepts \
-             this bind)"
+        // Only a UDP bind beside live sockets is left to the rules.
+        Check::Rules => "by the kernel's rules the bind then succeeds: not tried, as the \
+             socket would take datagrams meant for the live sockets"
             .to_string(),
-        Fix::SetV6only => "set IPV6_V6ONLY, so that the socket takes IPv6 only (tried: the \
-             kernel then accepts this bind)"
+        Check::Unverified => "not tried".to_string(),
+    }
+}
+
+/// Whether a fix changes something a trial cannot (processes, time,
+/// sysctls) rather than the bind.
+fn changes_world(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Stop { .. } | Action::WaitTimeWait { .. } | Action::ReservePort { .. }
+    )
+}
+
+fn action_text(report: &WhyReport, action: &Action) -> String {
+    let spec = &report.bind;
+    let port = spec.port;
+    match action {
+        Action::Stop {
+            targets,
+            time_wait_after,
+            leaves,
+        } => {
+            let (refused, stoppable): (Vec<&StopTarget>, Vec<&StopTarget>) = targets
+                .iter()
+                .partition(|t| matches!(t, StopTarget::Refused { .. }));
+            let whom: Vec<String> = stoppable.into_iter().map(target_text).collect();
+            let mut parts = Vec::new();
+            if !whom.is_empty() {
+                parts.push(format!("stop {}", list(&whom)));
+            }
+            parts.extend(refused.into_iter().map(target_text));
+            let mut text = parts.join("; ");
+            if let Some(certainty) = time_wait_after {
+                text.push_str(&time_wait_after_words(spec, *certainty));
+            }
+            if !leaves.is_empty() {
+                text.push_str(&format!("; {}", leaves_words(leaves)));
+            }
+            text
+        }
+        Action::WaitTimeWait {
+            seconds,
+            orphans,
+            leaves,
+        } => {
+            let mut text = match seconds {
+                Some(s) => format!("wait {s} s for TIME_WAIT to end"),
+                None => "wait for TIME_WAIT to end (at most 60 s)".to_string(),
+            };
+            if *orphans {
+                text.push_str(
+                    ", and for the kernel to finish the connections their programs closed \
+                     (FIN_WAIT2 ends after net.ipv4.tcp_fin_timeout; a peer that does not \
+                     answer takes as long as the retransmissions)",
+                );
+            }
+            if !leaves.is_empty() {
+                text.push_str(&format!("; {}", leaves_words(leaves)));
+            }
+            text
+        }
+        Action::SetReuseaddr => "set SO_REUSEADDR before bind()".to_string(),
+        Action::SetV6only => "set IPV6_V6ONLY, so that the socket takes IPv6 only".to_string(),
+        Action::SetReuseport => "set SO_REUSEPORT too, so that the socket joins the \
+             SO_REUSEPORT group in the way: the kernel then spreads connections or datagrams \
+             over every member, yours included"
             .to_string(),
-        Fix::BindSpecificAddress { taken } => {
-            let taken: Vec<String> = taken.iter().map(ToString::to_string).collect();
+        Action::BindSpecificAddress { addresses } => {
+            let addresses: Vec<String> = addresses.iter().map(ToString::to_string).collect();
             format!(
-                "bind a specific address other than {} (the sockets in the way hold only \
-                 {})",
-                taken.join(", "),
-                if taken.len() == 1 {
-                    "that one"
+                "bind {} instead of the wildcard, as the sockets in the way hold only other \
+                 addresses",
+                if addresses.len() == 1 {
+                    addresses[0].clone()
                 } else {
-                    "those"
+                    format!("one of {}", list(&addresses))
                 }
             )
         }
-        Fix::ReservePort { .. } => format!(
-            "reserve port {port} so that outgoing connections stop taking it (then restart \
-             the client that holds it)"
+        Action::ReservePort { .. } => format!(
+            "reserve port {port} so that connect() stops taking it, then restart the client \
+             that holds it; its closed connection keeps the port in TIME_WAIT for up to 60 s, \
+             and the bind waits that long"
         ),
-        Fix::RunAsGroupOwner { uids } => {
+        Action::RunAsGroupOwner { uids } => {
             let uids: Vec<String> = uids.iter().map(ToString::to_string).collect();
             format!(
                 "run the server as uid {}, the owner of the SO_REUSEPORT group",
                 uids.join(" or ")
             )
         }
-        Fix::AllowPrivilegedPort => format!(
-            "run it as root or with CAP_NET_BIND_SERVICE (setcap cap_net_bind_service=+ep \
-             PROGRAM, or AmbientCapabilities= in a systemd unit), or lower \
-             ip_unprivileged_port_start to {port}"
+        Action::AllowPrivilegedPort => format!(
+            "give it CAP_NET_BIND_SERVICE (setcap cap_net_bind_service=+ep PROGRAM, or \
+             AmbientCapabilities= in a systemd unit), or lower ip_unprivileged_port_start to \
+             {port}, which the kernel treats alike"
         ),
-        Fix::BindLocalAddress => "bind an address this namespace has (ip -br addr), or the \
-             wildcard"
-            .to_string(),
-        Fix::PickAnotherPort => "pick another port".to_string(),
+        Action::BindWildcard { address } => {
+            format!("bind the wildcard {address} instead, which takes every address")
+        }
+        Action::SetFreebind => format!(
+            "set IP_FREEBIND before bind() (or {}=1 for the whole namespace), so that a socket \
+             may bind an address the namespace does not have yet",
+            nonlocal_bind_sysctl(spec.address)
+        ),
+        Action::GiveScope { interfaces } => {
+            let forms: Vec<String> = interfaces
+                .iter()
+                .map(|i| format!("[{}%{}]:{port}", spec.address, escape_str(i)))
+                .collect();
+            format!(
+                "give the interface: {}",
+                list(&forms).replace(" and ", " or ")
+            )
+        }
+        Action::WaitForDad { interface } => format!(
+            "wait until duplicate address detection on {} ends (a second or so by default: \
+             dad_transmits times retrans_time_ms)",
+            escape_str(interface)
+        ),
+        Action::PickAnotherPort { port } => format!("pick another port, such as {port}"),
     }
+}
+
+fn target_text(target: &StopTarget) -> String {
+    match target {
+        StopTarget::Supervisor { container, pids } => {
+            let what = match container.runtime {
+                "systemd" => format!("the unit {}", escape_str(&container.id)),
+                runtime => format!(
+                    "the {runtime} container {}",
+                    escape_str(
+                        container
+                            .name
+                            .as_deref()
+                            .unwrap_or(&short_id(&container.id))
+                    )
+                ),
+            };
+            let pids: Vec<String> = pids.iter().map(ToString::to_string).collect();
+            format!(
+                "{what}, which runs the {} that {} the sockets in the way ({} {}), and with \
+                 it every other process it runs",
+                plural_word(pids.len(), "process", "processes"),
+                plural_word(pids.len(), "holds", "hold"),
+                plural_word(pids.len(), "pid", "pids"),
+                pids.join(", ")
+            )
+        }
+        StopTarget::Process {
+            pid,
+            command,
+            workers,
+        } => {
+            let mut text = format!("{} (pid {pid})", escape_bytes(command));
+            if !workers.is_empty() {
+                let workers: Vec<String> = workers.iter().map(ToString::to_string).collect();
+                text.push_str(&format!(
+                    ", whose {} ({} {}) {} the port too: a server's master stops its workers \
+                     with it, but stop any that outlive it",
+                    plural_word(workers.len(), "worker", "workers"),
+                    plural_word(workers.len(), "pid", "pids"),
+                    workers.join(", "),
+                    plural_word(workers.len(), "holds", "hold"),
+                ));
+            }
+            text
+        }
+        StopTarget::Hidden { uid } => {
+            format!("the process of uid {uid} that holds it (run lsport as root to see which)")
+        }
+        StopTarget::Refused {
+            pid,
+            command,
+            refusal,
+        } => {
+            let mut text = format!(
+                "{} (pid {pid}) holds a socket in the way, and is {}, which lsport would not stop",
+                escape_bytes(command),
+                refusal.describe()
+            );
+            if *refusal == crate::process::Refusal::InitOfNamespace {
+                text.push_str(
+                    ": if it holds the port for a systemd socket unit, stop that unit \
+                     (systemctl list-sockets shows which)",
+                );
+            }
+            text
+        }
+    }
+}
+
+fn short_id(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+fn time_wait_after_words(spec: &BindSpec, certainty: Certainty) -> String {
+    let then = "; its connections on the port then close from this end and stay in TIME_WAIT";
+    match certainty {
+        Certainty::Certain if spec.reuseaddr => format!(
+            "{then}, which blocks the bind for up to 60 s, as their sockets did not set \
+             SO_REUSEADDR"
+        ),
+        Certainty::Certain => {
+            format!("{then}, which blocks the bind for up to 60 s unless it sets SO_REUSEADDR")
+        }
+        Certainty::Possible => format!(
+            "{then}, which blocks the bind for up to 60 s if their sockets did not set \
+             SO_REUSEADDR (lsport could not read them)"
+        ),
+    }
+}
+
+/// What stays in the way after a fix: `a socket the kernel is closing
+/// (TIME_WAIT) stays in the way`.
+fn leaves_words(leaves: &[Row]) -> String {
+    let count = |keep: &dyn Fn(&Row) -> bool| leaves.iter().filter(|r| keep(r)).count();
+    let ending = count(&|r| r.socket.ends_by_itself());
+    let held =
+        count(&|r| !r.socket.ends_by_itself() && (!r.holders.is_empty() || r.holders_hidden));
+    let unheld = leaves.len() - ending - held;
+    let mut parts = Vec::new();
+    if ending > 0 {
+        parts.push(format!(
+            "{} the kernel is closing (TIME_WAIT)",
+            plural(ending, "a socket", "sockets")
+        ));
+    }
+    if held > 0 {
+        parts.push(format!(
+            "{} held by other processes",
+            plural(held, "a socket", "sockets")
+        ));
+    }
+    if unheld > 0 {
+        parts.push(format!(
+            "{} no process lsport sees holds",
+            plural(unheld, "a socket", "sockets")
+        ));
+    }
+    format!(
+        "{} {} in the way",
+        list(&parts),
+        if leaves.len() == 1 { "stays" } else { "stay" }
+    )
 }
 
 /// The command line that applies a fix, where there is one.
 pub fn fix_command(report: &WhyReport, fix: &Fix) -> Option<String> {
     let port = report.bind.port;
-    match fix {
-        Fix::StopProcess { pid, .. } => Some(format!("kill {pid}")),
-        Fix::ReservePort { reserved_ports } => Some(format!(
+    match &fix.action {
+        Action::Stop { targets, .. } => {
+            let supervisors: Vec<String> = targets
+                .iter()
+                .filter(|t| matches!(t, StopTarget::Supervisor { .. }))
+                .filter_map(fixes::stop_command)
+                .collect();
+            if !supervisors.is_empty() {
+                return Some(supervisors.join("; "));
+            }
+            let pids: Vec<String> = stop_pids(targets).iter().map(ToString::to_string).collect();
+            (!pids.is_empty()).then(|| format!("kill {}", pids.join(" ")))
+        }
+        Action::ReservePort { reserved_ports } => Some(format!(
             "sysctl -w net.ipv4.ip_local_reserved_ports={reserved_ports}"
         )),
-        Fix::AllowPrivilegedPort => Some(format!(
+        Action::AllowPrivilegedPort => Some(format!(
             "sysctl -w net.ipv4.ip_unprivileged_port_start={port}"
         )),
-        Fix::PickAnotherPort => Some(format!("lsport suggest --near {port}")),
+        Action::PickAnotherPort { .. } => Some(format!("lsport suggest --near {port}")),
         _ => None,
     }
+}
+
+/// The processes a stop signals: each lone holder or master; for a
+/// supervisor, its processes.
+fn stop_pids(targets: &[StopTarget]) -> Vec<u32> {
+    targets
+        .iter()
+        .flat_map(|t| match t {
+            StopTarget::Supervisor { pids, .. } => pids.clone(),
+            StopTarget::Process { pid, .. } => vec![*pid],
+            StopTarget::Hidden { .. } | StopTarget::Refused { .. } => Vec::new(),
+        })
+        .collect()
 }
 
 /// A warning, in words.
@@ -317,10 +737,44 @@ pub fn warning_text(report: &WhyReport, warning: &Warning) -> String {
             sockets,
         } => format!(
             "{} on port {port} share{} it with your socket thanks to the options set \
-             (SO_REUSEADDR over TIME_WAIT, an SO_REUSEPORT group, or UDP with SO_REUSEADDR \
-             on both); without them the bind would fail",
+             (SO_REUSEADDR over TIME_WAIT or a socket that is only bound), and take{} no \
+             traffic from it; without them the bind would fail",
             plural(sockets.len(), "a socket", "sockets"),
+            if sockets.len() == 1 { "s" } else { "" },
             if sockets.len() == 1 { "s" } else { "" }
+        ),
+        Warning::Coexists {
+            how: Coexistence::JoinsGroup,
+            sockets,
+        } => {
+            let tcp = report.bind.protocol == Protocol::Tcp;
+            format!(
+                "{} on port {port} {} an SO_REUSEPORT group that your socket would join: the \
+                 kernel then spreads {} over every member, yours included, so your server \
+                 would take a share of what {} get now",
+                plural(
+                    sockets.len(),
+                    if tcp { "a listener" } else { "a UDP socket" },
+                    if tcp { "listeners" } else { "UDP sockets" }
+                ),
+                if sockets.len() == 1 { "is" } else { "form" },
+                if tcp {
+                    "new connections"
+                } else {
+                    "datagrams (by their addresses and ports)"
+                },
+                if sockets.len() == 1 { "it" } else { "they" }
+            )
+        }
+        Warning::Coexists {
+            how: Coexistence::TakesDatagrams,
+            sockets,
+        } => format!(
+            "{} on port {port} would share it with yours through SO_REUSEADDR: the kernel \
+             delivers each unicast datagram to one socket only, so your server would take \
+             datagrams meant for {} (broadcast and multicast go to both)",
+            plural(sockets.len(), "a UDP socket", "UDP sockets"),
+            if sockets.len() == 1 { "it" } else { "them" }
         ),
         Warning::OtherNamespaces { sockets } => {
             let mut namespaces: Vec<Option<u64>> = sockets.iter().map(|s| s.netns.inode).collect();
@@ -360,7 +814,7 @@ fn plural_word<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
 
 /// The local ends of some sockets, each once, with what a wildcard
 /// takes: `*:8080 (every IPv4 address)`.
-fn where_words(rows: &[Row]) -> String {
+fn where_words(rows: &[&Row]) -> String {
     let mut seen: Vec<String> = Vec::new();
     for row in rows {
         let mut text = display_endpoint(&row.socket.local);
@@ -391,7 +845,7 @@ pub fn text(report: &WhyReport) -> String {
         out.push_str("\nWhy:\n");
         for cause in &report.causes {
             out.push_str(&format!("  {}.\n", explanation(report, cause)));
-            push_sockets(&mut out, cause.sockets.iter().map(|r| (r, None)));
+            push_lines(&mut out, cause.sockets.iter().map(way_line));
         }
     }
     if !report.fixes.is_empty() {
@@ -401,10 +855,8 @@ pub fn text(report: &WhyReport) -> String {
             let or = if i == last && i > 0 { "or " } else { "" };
             out.push_str(&format!("  - {or}{}", fix_text(report, fix)));
             match fix_command(report, fix) {
-                Some(command) if !matches!(fix, Fix::StopProcess { .. }) => {
-                    out.push_str(&format!(": {command}\n"))
-                }
-                _ => out.push('\n'),
+                Some(command) => out.push_str(&format!(": {command}\n")),
+                None => out.push('\n'),
             }
         }
     }
@@ -422,11 +874,13 @@ pub fn text(report: &WhyReport) -> String {
             }
             match warning {
                 Warning::Coexists { sockets, .. } => {
-                    push_sockets(&mut out, sockets.iter().map(|r| (r, None)))
+                    push_lines(&mut out, sockets.iter().map(|r| socket_line(r, None)))
                 }
-                Warning::OtherNamespaces { sockets } => push_sockets(
+                Warning::OtherNamespaces { sockets } => push_lines(
                     &mut out,
-                    sockets.iter().map(|s| (&s.row, Some(label(&s.netns)))),
+                    sockets
+                        .iter()
+                        .map(|s| format!("{}: {}", label(&s.netns), socket_line(&s.row, None))),
                 ),
                 _ => {}
             }
@@ -450,27 +904,32 @@ fn namespace_text(netns: &NetnsLabel) -> String {
     text
 }
 
-fn push_sockets<'a>(out: &mut String, rows: impl Iterator<Item = (&'a Row, Option<String>)>) {
-    let rows: Vec<(&Row, Option<String>)> = rows.collect();
-    for (row, netns) in rows.iter().take(SHOWN_PER_GROUP) {
-        out.push_str("      ");
-        if let Some(netns) = netns {
-            out.push_str(&format!("{netns}: "));
-        }
-        out.push_str(&socket_line(row));
-        out.push('\n');
+fn push_lines(out: &mut String, lines: impl Iterator<Item = String>) {
+    let lines: Vec<String> = lines.collect();
+    for line in lines.iter().take(SHOWN_PER_GROUP) {
+        out.push_str(&format!("      {line}\n"));
     }
-    if rows.len() > SHOWN_PER_GROUP {
+    if lines.len() > SHOWN_PER_GROUP {
         out.push_str(&format!(
             "      ... and {} more\n",
-            rows.len() - SHOWN_PER_GROUP
+            lines.len() - SHOWN_PER_GROUP
         ));
     }
 }
 
+fn way_line(way: &InTheWay) -> String {
+    let mut line = socket_line(&way.row, way.side);
+    let option = |name: &str, value: Option<bool>| {
+        value.map(|on| format!(", {name} {}", if on { "set" } else { "not set" }))
+    };
+    line.extend(option("SO_REUSEADDR", way.known.reuseaddr));
+    line.extend(option("SO_REUSEPORT", way.known.reuseport));
+    line
+}
+
 /// One socket: `tcp LISTEN *:8080 (every IPv4 address), uid 0, held by
 /// python3 (pid 4242, fd 3)`.
-fn socket_line(row: &Row) -> String {
+fn socket_line(row: &Row, side: Option<Side>) -> String {
     let s = &row.socket;
     let mut line = format!(
         "{} {} {}",
@@ -483,8 +942,12 @@ fn socket_line(row: &Row) -> String {
     } else if let Some(covers) = coverage_words(s) {
         line.push_str(&format!(" ({covers})"));
     }
-    if row.role == Role::Outgoing {
-        line.push_str(", outgoing");
+    match side {
+        Some(Side::Accepted) => line.push_str(", accepted"),
+        Some(Side::Outgoing { .. }) => line.push_str(", outgoing"),
+        Some(Side::Unknown) => line.push_str(", accepted or outgoing"),
+        None if row.role == Role::Outgoing => line.push_str(", outgoing"),
+        None => {}
     }
     line.push_str(&format!(", uid {}", s.uid));
     if let Some(ms) = s.timer_ms.filter(|_| s.state == State::TimeWait) {
@@ -547,6 +1010,8 @@ pub fn write_json(report: &WhyReport, sink: &mut dyn io::Write) -> io::Result<()
 struct Document<'a> {
     schema_version: u32,
     verdict: &'static str,
+    decided_by: &'static str,
+    not_tried: Option<&'static str>,
     message: String,
     bind: BindView<'a>,
     uid: u32,
@@ -557,7 +1022,7 @@ struct Document<'a> {
     policy: Option<PolicyView>,
     source: Option<&'static str>,
     causes: Vec<CauseView<'a>>,
-    fixes: Vec<FixView>,
+    fixes: Vec<FixView<'a>>,
     warnings: Vec<WarningView<'a>>,
     hidden_holders: usize,
 }
@@ -567,6 +1032,7 @@ struct BindView<'a> {
     protocol: &'static str,
     family: &'static str,
     address: IpAddr,
+    interface: Option<String>,
     port: u16,
     reuseaddr: bool,
     reuseport: bool,
@@ -593,17 +1059,34 @@ struct CauseView<'a> {
     rule: &'static str,
     certain: bool,
     explanation: String,
-    sockets: Vec<SocketEntry<'a>>,
+    sockets: Vec<WaySocketView<'a>>,
+}
+
+/// A socket in the way: as in `lsport --json`, with what lsport knows
+/// of its options and which end of a connection it is.
+#[derive(Serialize)]
+struct WaySocketView<'a> {
+    #[serde(flatten)]
+    socket: SocketEntry<'a>,
+    reuseaddr: Option<bool>,
+    reuseport: Option<bool>,
+    side: Option<&'static str>,
 }
 
 #[derive(Serialize)]
-struct FixView {
+struct FixView<'a> {
     kind: &'static str,
     text: String,
     command: Option<String>,
     pids: Vec<u32>,
+    uids: Vec<u32>,
+    supervisor: Option<ContainerView<'a>>,
     seconds: Option<u32>,
+    port: Option<u16>,
+    addresses: Vec<IpAddr>,
+    interfaces: Vec<&'a str>,
     verified: bool,
+    checked_by: &'static str,
 }
 
 #[derive(Serialize)]
@@ -614,25 +1097,41 @@ struct WarningView<'a> {
     sockets: Vec<SocketEntry<'a>>,
 }
 
+fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Accepted => "accepted",
+        Side::Outgoing { .. } => "outgoing",
+        Side::Unknown => "unknown",
+    }
+}
+
 impl<'a> Document<'a> {
     fn of(report: &'a WhyReport) -> Document<'a> {
         let here = &report.netns;
+        let failure = report.verdict.failure();
+        let not_tried = match report.outcome.skipped {
+            Some(Skipped::Listen { .. }) => Some("listen"),
+            Some(Skipped::Bind { .. }) => Some("bind"),
+            None => None,
+        };
+        // A UDP bind that was not made is decided by the rules, unless
+        // the stand-in's own call failed (address, privilege).
+        let by_rules = match report.outcome.skipped {
+            Some(Skipped::Listen { .. }) => report.verdict == Verdict::Succeed,
+            Some(Skipped::Bind { .. }) => report.outcome.failure.is_none(),
+            None => false,
+        };
         Document {
             schema_version: SCHEMA_VERSION,
-            verdict: if report.would_succeed() {
-                "succeed"
-            } else {
-                "fail"
-            },
+            verdict: report.verdict.name(),
+            decided_by: if by_rules { "rules" } else { "trial" },
+            not_tried,
             message: verdict(report),
             bind: BindView::of(&report.bind, report),
             uid: report.uid,
-            failed_at: report.outcome.failure.map(|(stage, _)| stage.name()),
-            errno: report.outcome.errno(),
-            error: report
-                .outcome
-                .errno()
-                .map(|e| format!("{:?}", nix::errno::Errno::from_raw(e))),
+            failed_at: failure.map(|(stage, _)| stage.name()),
+            errno: failure.map(|(_, errno)| errno),
+            error: failure.map(|(_, e)| format!("{:?}", nix::errno::Errno::from_raw(e))),
             netns: NetnsView::of(here),
             policy: report.policy.as_ref().map(|p| PolicyView {
                 ephemeral_range: [p.ephemeral.value.lo, p.ephemeral.value.hi],
@@ -650,27 +1149,19 @@ impl<'a> Document<'a> {
                     sockets: cause
                         .sockets
                         .iter()
-                        .map(|r| SocketEntry::of(r, here))
+                        .map(|w| WaySocketView {
+                            socket: SocketEntry::of(&w.row, here),
+                            reuseaddr: w.known.reuseaddr,
+                            reuseport: w.known.reuseport,
+                            side: w.side.map(side_name),
+                        })
                         .collect(),
                 })
                 .collect(),
             fixes: report
                 .fixes
                 .iter()
-                .map(|fix| FixView {
-                    kind: fix.name(),
-                    text: fix_text(report, fix),
-                    command: fix_command(report, fix),
-                    pids: match fix {
-                        Fix::StopProcess { pid, .. } => vec![*pid],
-                        _ => Vec::new(),
-                    },
-                    seconds: match fix {
-                        Fix::WaitTimeWait { seconds } => *seconds,
-                        _ => None,
-                    },
-                    verified: fix.verified(),
-                })
+                .map(|fix| FixView::of(report, fix))
                 .collect(),
             warnings: report
                 .warnings
@@ -696,12 +1187,56 @@ impl<'a> Document<'a> {
     }
 }
 
+impl<'a> FixView<'a> {
+    fn of(report: &'a WhyReport, fix: &'a Fix) -> FixView<'a> {
+        let mut view = FixView {
+            kind: fix.name(),
+            text: fix_text(report, fix),
+            command: fix_command(report, fix),
+            pids: Vec::new(),
+            uids: Vec::new(),
+            supervisor: None,
+            seconds: None,
+            port: None,
+            addresses: Vec::new(),
+            interfaces: Vec::new(),
+            verified: fix.verified(),
+            checked_by: fix.check.name(),
+        };
+        match &fix.action {
+            Action::Stop { targets, .. } => {
+                view.pids = stop_pids(targets);
+                for target in targets {
+                    match target {
+                        StopTarget::Supervisor { container, .. } => {
+                            view.supervisor = Some(ContainerView::of(container));
+                        }
+                        StopTarget::Hidden { uid } => view.uids.push(*uid),
+                        StopTarget::Process { .. } | StopTarget::Refused { .. } => {}
+                    }
+                }
+            }
+            Action::WaitTimeWait { seconds, .. } => view.seconds = *seconds,
+            Action::RunAsGroupOwner { uids } => view.uids = uids.clone(),
+            Action::BindSpecificAddress { addresses } => view.addresses = addresses.clone(),
+            Action::BindWildcard { address } => view.addresses = vec![*address],
+            Action::GiveScope { interfaces } => {
+                view.interfaces = interfaces.iter().map(String::as_str).collect();
+            }
+            Action::PickAnotherPort { port } => view.port = Some(*port),
+            _ => {}
+        }
+        view
+    }
+}
+
 impl<'a> BindView<'a> {
     fn of(spec: &BindSpec, report: &'a WhyReport) -> BindView<'a> {
         BindView {
             protocol: spec.protocol.name(),
             family: crate::commands::why::rules::family_of(spec.address).name(),
             address: spec.address,
+            interface: spec.scope.as_ref().map(ToString::to_string),
             port: spec.port,
             reuseaddr: spec.reuseaddr,
             reuseport: spec.reuseport,

@@ -1,19 +1,25 @@
-//! The kernel's bind rules, as far as they explain a trial's answer.
-//! The verdict never comes from here (the trial gives it); these rules
-//! only name which sockets of the probe stand in the way, and which
-//! share the port harmlessly. What sock_diag does not tell (another
-//! socket's SO_REUSEADDR and SO_REUSEPORT) makes some of them only
-//! possible causes, named when no certain one is found.
+//! The kernel's bind rules, as far as they explain a trial's answer, or
+//! stand in for a call the trial did not make (see `trial`). They name
+//! which sockets of the probe stand in the way, and which share the
+//! port harmlessly. What sock_diag does not tell (another socket's
+//! SO_REUSEADDR and SO_REUSEPORT) is read from the socket where its
+//! holder allows (see `held`); where it is not known, a socket that
+//! conflicts unless it set them is only a possible cause.
 //!
-//! The rules (net/ipv4/inet_connection_sock.c, net/ipv4/udp.c): two
-//! sockets on one port conflict when their addresses overlap, unless
-//! both set SO_REUSEADDR and the other one is not listening (TCP; for
-//! UDP, both set it), or both set SO_REUSEPORT and belong to the same
-//! user (a TIME_WAIT socket counts as any user's).
+//! The rules (net/ipv4/inet_connection_sock.c, net/ipv4/udp.c), for a
+//! new socket beside another on the same port whose addresses overlap:
+//!
+//! - TCP: they coexist when both set SO_REUSEADDR and the other one is
+//!   not listening, or when both set SO_REUSEPORT and the other one is
+//!   of the same user (a TIME_WAIT socket counts as any user's). The
+//!   same test runs at bind() and at listen().
+//! - UDP: they coexist when both set SO_REUSEADDR, or both set
+//!   SO_REUSEPORT as the same user.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::commands::why::trial::BindSpec;
+use crate::ports::KernelPortPolicy;
 use crate::socket::{Family, Protocol, Socket, State};
 
 /// The addresses a socket receives on: some of IPv4, some of IPv6.
@@ -92,6 +98,76 @@ impl TrialView<'_> {
     fn coverage(&self) -> Coverage {
         coverage(self.spec.address, self.v6only)
     }
+
+    /// Whether `socket` is on the trial's protocol and port, with
+    /// addresses that overlap the trial's.
+    pub fn meets(&self, socket: &Socket) -> bool {
+        socket.protocol == self.spec.protocol
+            && socket.local.port == self.spec.port
+            && overlaps(
+                self.coverage(),
+                coverage(socket.local.address, socket.v6only),
+            )
+    }
+}
+
+/// What lsport knows of another socket's SO_REUSEADDR and SO_REUSEPORT:
+/// each None where it could not be read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Known {
+    /// SO_REUSEADDR.
+    pub reuseaddr: Option<bool>,
+    /// SO_REUSEPORT.
+    pub reuseport: Option<bool>,
+}
+
+/// Three-valued logic over what is known: None is "unknown".
+fn and(a: Option<bool>, b: Option<bool>) -> Option<bool> {
+    match (a, b) {
+        (Some(false), _) | (_, Some(false)) => Some(false),
+        (Some(true), Some(true)) => Some(true),
+        _ => None,
+    }
+}
+
+fn or(a: Option<bool>, b: Option<bool>) -> Option<bool> {
+    match (a, b) {
+        (Some(true), _) | (_, Some(true)) => Some(true),
+        (Some(false), Some(false)) => Some(false),
+        _ => None,
+    }
+}
+
+/// Whether a bind as `trial` conflicts with `socket`, by the rules in
+/// the module's comment: Some(true) whatever is unknown, Some(false)
+/// never, None when it turns on an option not known.
+pub fn conflicts(trial: &TrialView<'_>, socket: &Socket, known: Known) -> Option<bool> {
+    if !trial.meets(socket) {
+        return Some(false);
+    }
+    let spec = trial.spec;
+    let same_user = socket.uid == trial.uid;
+    let coexist = match spec.protocol {
+        Protocol::Tcp => {
+            // Request sockets live on their listener, not on the port.
+            if matches!(socket.state, State::SynRecv | State::NewSynRecv) {
+                return Some(false);
+            }
+            let not_listening = Some(socket.state != State::Listen);
+            // TIME_WAIT counts as any user's; so does an orphaned
+            // connection, which the kernel may already keep as one.
+            let any_user = socket.ends_by_itself() || same_user;
+            or(
+                and(Some(spec.reuseaddr), and(known.reuseaddr, not_listening)),
+                and(Some(spec.reuseport), and(known.reuseport, Some(any_user))),
+            )
+        }
+        Protocol::Udp => or(
+            and(Some(spec.reuseaddr), known.reuseaddr),
+            and(Some(spec.reuseport), and(known.reuseport, Some(same_user))),
+        ),
+    };
+    coexist.map(|c| !c)
 }
 
 /// Why a socket stands in the way of the bind.
@@ -100,10 +176,12 @@ pub enum Rule {
     /// A TCP listener whose addresses overlap: it blocks every other
     /// bind unless both set SO_REUSEPORT as the same user.
     Listener,
-    /// An SO_REUSEPORT group of another user: SO_REUSEPORT was set, but
-    /// the group is shared only by sockets of one uid.
+    /// An SO_REUSEPORT group of another user: SO_REUSEPORT was set on
+    /// both (the kernel said so to a trial as that user), but a group is
+    /// shared only by sockets of one uid.
     ReuseportOtherUser,
-    /// A TIME_WAIT socket, which blocks binds without SO_REUSEADDR.
+    /// A TIME_WAIT socket (or an orphaned connection), which blocks binds
+    /// without SO_REUSEADDR.
     TimeWait,
     /// A TIME_WAIT socket left by a socket without SO_REUSEADDR, which
     /// blocks even a bind with it.
@@ -134,54 +212,43 @@ impl Rule {
 }
 
 /// How sure the rules are that a socket is in the way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Certainty {
-    /// Whatever its own options, it conflicts.
+    /// Whatever is not known of it, it conflicts.
     Certain,
-    /// It conflicts unless it set options sock_diag does not show.
+    /// It conflicts unless it set options lsport could not read.
     Possible,
 }
 
-/// Whether `socket` may stand in the way of the trial, and by which
-/// rule. None: it cannot (another protocol, address or family, or a
-/// request socket, which holds no port of its own).
-pub fn in_the_way(trial: &TrialView<'_>, socket: &Socket) -> Option<(Rule, Certainty)> {
-    let spec = trial.spec;
-    if socket.protocol != spec.protocol || socket.local.port != spec.port {
-        return None;
-    }
-    if !overlaps(
-        trial.coverage(),
-        coverage(socket.local.address, socket.v6only),
-    ) {
-        return None;
-    }
-    let same_user = socket.uid == trial.uid;
-    // Both sockets in one SO_REUSEPORT group would be allowed, if the
-    // other one set it: unknown, so at most possible.
-    let group_may_admit = spec.reuseport && (same_user || socket.state == State::TimeWait);
-    let unless_reuse = |rule| {
-        if spec.reuseaddr || group_may_admit {
-            Some((rule, Certainty::Possible))
-        } else {
-            Some((rule, Certainty::Certain))
-        }
+/// Whether `socket` stands in the way of the trial, and by which rule:
+/// certain when it conflicts whatever is unknown of it, possible when
+/// that turns on an option lsport could not read. None: it cannot
+/// (another protocol, address or family, a request socket, which holds
+/// no port of its own, or options that let both have the port).
+pub fn judge(trial: &TrialView<'_>, socket: &Socket, known: Known) -> Option<(Rule, Certainty)> {
+    let certainty = match conflicts(trial, socket, known) {
+        Some(true) => Certainty::Certain,
+        None => Certainty::Possible,
+        Some(false) => return None,
     };
+    Some((rule_of(trial, socket, known), certainty))
+}
+
+fn rule_of(trial: &TrialView<'_>, socket: &Socket, known: Known) -> Rule {
+    let spec = trial.spec;
     match spec.protocol {
-        Protocol::Udp => unless_reuse(Rule::Udp),
+        Protocol::Udp => Rule::Udp,
         Protocol::Tcp => match socket.state {
-            State::Listen if spec.reuseport && !same_user => {
-                Some((Rule::ReuseportOtherUser, Certainty::Certain))
+            State::Listen
+                if spec.reuseport && socket.uid != trial.uid && known.reuseport == Some(true) =>
+            {
+                Rule::ReuseportOtherUser
             }
-            State::Listen => Some((Rule::Listener, Certainty::Certain)),
-            State::TimeWait if spec.reuseaddr => {
-                Some((Rule::TimeWaitWithoutReuse, Certainty::Possible))
-            }
-            State::TimeWait => unless_reuse(Rule::TimeWait),
-            State::BoundInactive | State::Close => unless_reuse(Rule::BoundOnly),
-            // Request sockets live on their listener, not on the port.
-            State::SynRecv | State::NewSynRecv => None,
-            _ => unless_reuse(Rule::Connection),
+            State::Listen => Rule::Listener,
+            _ if socket.ends_by_itself() && spec.reuseaddr => Rule::TimeWaitWithoutReuse,
+            _ if socket.ends_by_itself() => Rule::TimeWait,
+            State::BoundInactive | State::Close => Rule::BoundOnly,
+            _ => Rule::Connection,
         },
     }
 }
@@ -197,9 +264,17 @@ pub enum Coexistence {
     /// other's family.
     OtherFamily,
     /// The addresses overlap, but the options let both have the port
-    /// (SO_REUSEADDR over TIME_WAIT, an SO_REUSEPORT group, UDP with
-    /// SO_REUSEADDR on both).
+    /// (SO_REUSEADDR over TIME_WAIT or a bound-only socket); it takes no
+    /// traffic from the new socket.
     SharesPort,
+    /// A live SO_REUSEPORT group (TCP listeners, UDP sockets): the new
+    /// socket joins it, and the kernel spreads new connections or
+    /// datagrams over every member.
+    JoinsGroup,
+    /// A UDP socket that shares the port through SO_REUSEADDR: each
+    /// unicast datagram goes to one socket only, so the new one takes
+    /// traffic meant for the other.
+    TakesDatagrams,
 }
 
 impl Coexistence {
@@ -209,6 +284,8 @@ impl Coexistence {
             Coexistence::OtherAddress => "other_address",
             Coexistence::OtherFamily => "other_family",
             Coexistence::SharesPort => "shares_port",
+            Coexistence::JoinsGroup => "joins_group",
+            Coexistence::TakesDatagrams => "takes_datagrams",
         }
     }
 }
@@ -216,16 +293,18 @@ impl Coexistence {
 /// How a socket on the port lives beside the trial's socket, when the
 /// bind succeeded. Only sockets that receive on the port, or TIME_WAIT
 /// ones, are worth a note; connections are not.
-pub fn coexistence(trial: &TrialView<'_>, socket: &Socket) -> Option<Coexistence> {
+pub fn coexistence(trial: &TrialView<'_>, socket: &Socket, known: Known) -> Option<Coexistence> {
     let spec = trial.spec;
     if socket.protocol != spec.protocol || socket.local.port != spec.port {
         return None;
     }
     let receives = match socket.protocol {
-        Protocol::Tcp => matches!(
-            socket.state,
-            State::Listen | State::BoundInactive | State::Close | State::TimeWait
-        ),
+        Protocol::Tcp => {
+            matches!(
+                socket.state,
+                State::Listen | State::BoundInactive | State::Close
+            ) || socket.ends_by_itself()
+        }
         Protocol::Udp => socket.state == State::Close,
     };
     if !receives {
@@ -234,9 +313,21 @@ pub fn coexistence(trial: &TrialView<'_>, socket: &Socket) -> Option<Coexistence
     let ours = trial.coverage();
     let theirs = coverage(socket.local.address, socket.v6only);
     if overlaps(ours, theirs) {
-        return Some(Coexistence::SharesPort);
+        return Some(match (socket.protocol, socket.state) {
+            (Protocol::Tcp, State::Listen) => Coexistence::JoinsGroup,
+            (Protocol::Tcp, _) => Coexistence::SharesPort,
+            (Protocol::Udp, _) => {
+                let group =
+                    spec.reuseport && known.reuseport == Some(true) && socket.uid == trial.uid;
+                if group && !(spec.reuseaddr && known.reuseaddr == Some(true)) {
+                    Coexistence::JoinsGroup
+                } else {
+                    Coexistence::TakesDatagrams
+                }
+            }
+        });
     }
-    if socket.state == State::TimeWait {
+    if socket.ends_by_itself() {
         return None;
     }
     let families_apart = (ours.v4 == Part::Nothing) != (theirs.v4 == Part::Nothing)
@@ -246,6 +337,74 @@ pub fn coexistence(trial: &TrialView<'_>, socket: &Socket) -> Option<Coexistence
     } else {
         Some(Coexistence::OtherAddress)
     }
+}
+
+/// Which end of a connection a socket is, as far as the kernel tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Accepted by a listener on the port (one is there still, or the
+    /// port is outside the ephemeral range, where connect() never
+    /// picks).
+    Accepted,
+    /// A client's: the connection is being opened, its port was bound
+    /// on purpose (accepted sockets never keep that mark), or its peer
+    /// is a local listener.
+    Outgoing {
+        /// Whether connect() picked the port (the kernel says so:
+        /// INET_DIAG_BC_AUTO); None where the source cannot tell.
+        kernel_chose_port: Option<bool>,
+    },
+    /// Either: the kernel does not record whether a client's connect()
+    /// took the port or a listener that has gone accepted it.
+    Unknown,
+}
+
+/// The side of the TCP connection `socket`, given the listeners of its
+/// port (`listeners`) and those of its peers' ports (`peer_listeners`).
+pub fn connection_side(
+    socket: &Socket,
+    listeners: &[Socket],
+    peer_listeners: &[Socket],
+    policy: &KernelPortPolicy,
+) -> Side {
+    if socket.state == State::SynSent {
+        return Side::Outgoing {
+            kernel_chose_port: socket.autobound,
+        };
+    }
+    if listens_at(listeners.iter(), &socket.local) {
+        return Side::Accepted;
+    }
+    if socket.autobound == Some(false) {
+        return Side::Outgoing {
+            kernel_chose_port: Some(false),
+        };
+    }
+    let remote = socket.remote.readable_address();
+    let local_peer = remote.is_loopback() || remote == socket.local.readable_address();
+    if local_peer && listens_at(peer_listeners.iter(), &socket.remote) {
+        return Side::Outgoing {
+            kernel_chose_port: socket.autobound,
+        };
+    }
+    if !policy.is_ephemeral(socket.local.port) {
+        return Side::Accepted;
+    }
+    Side::Unknown
+}
+
+/// Whether one of `listeners` takes the address and port `at`.
+fn listens_at<'s>(
+    mut listeners: impl Iterator<Item = &'s Socket>,
+    at: &crate::socket::Endpoint,
+) -> bool {
+    let address = at.readable_address();
+    listeners.any(|l| {
+        l.protocol == Protocol::Tcp
+            && l.state == State::Listen
+            && l.local.port == at.port
+            && (l.local.address.is_unspecified() || l.local.readable_address() == address)
+    })
 }
 
 /// Whether the address is the wildcard of its family.
@@ -268,12 +427,8 @@ mod tests {
 
     fn spec(address: &str, reuseaddr: bool) -> BindSpec {
         BindSpec {
-            protocol: Protocol::Tcp,
-            address: address.parse().unwrap(),
-            port: 8080,
             reuseaddr,
-            reuseport: false,
-            v6only: None,
+            ..BindSpec::tcp(address.parse().unwrap(), 8080)
         }
     }
 
@@ -298,18 +453,23 @@ mod tests {
         }
     }
 
+    const UNKNOWN: Known = Known {
+        reuseaddr: None,
+        reuseport: None,
+    };
+
     #[test]
     fn a_dual_stack_wildcard_covers_ipv4_and_a_v6only_one_does_not() {
         let any4 = spec("0.0.0.0", true);
         let dual = socket(State::Listen, "::", Some(false));
         let v6only = socket(State::Listen, "::", Some(true));
         assert_eq!(
-            in_the_way(&view(&any4), &dual),
+            judge(&view(&any4), &dual, UNKNOWN),
             Some((Rule::Listener, Certainty::Certain))
         );
-        assert_eq!(in_the_way(&view(&any4), &v6only), None);
+        assert_eq!(judge(&view(&any4), &v6only, UNKNOWN), None);
         assert_eq!(
-            coexistence(&view(&any4), &v6only),
+            coexistence(&view(&any4), &v6only, UNKNOWN),
             Some(Coexistence::OtherFamily)
         );
     }
@@ -318,42 +478,178 @@ mod tests {
     fn loopback_of_one_family_does_not_meet_the_other() {
         let lo4 = spec("127.0.0.1", true);
         let lo6 = socket(State::Listen, "::1", Some(false));
-        assert_eq!(in_the_way(&view(&lo4), &lo6), None);
+        assert_eq!(judge(&view(&lo4), &lo6, UNKNOWN), None);
         assert_eq!(
-            coexistence(&view(&lo4), &lo6),
+            coexistence(&view(&lo4), &lo6, UNKNOWN),
             Some(Coexistence::OtherFamily)
         );
         let other = socket(State::Listen, "127.0.0.2", None);
         assert_eq!(
-            coexistence(&view(&lo4), &other),
+            coexistence(&view(&lo4), &other, UNKNOWN),
             Some(Coexistence::OtherAddress)
         );
         let mapped = socket(State::Listen, "::ffff:127.0.0.1", Some(false));
-        assert!(in_the_way(&view(&lo4), &mapped).is_some());
+        assert!(judge(&view(&lo4), &mapped, UNKNOWN).is_some());
     }
 
     #[test]
     fn time_wait_is_certain_without_reuseaddr_and_possible_with_it() {
         let tw = socket(State::TimeWait, "127.0.0.1", None);
         assert_eq!(
-            in_the_way(&view(&spec("0.0.0.0", false)), &tw),
+            judge(&view(&spec("0.0.0.0", false)), &tw, UNKNOWN),
             Some((Rule::TimeWait, Certainty::Certain))
         );
         assert_eq!(
-            in_the_way(&view(&spec("0.0.0.0", true)), &tw),
+            judge(&view(&spec("0.0.0.0", true)), &tw, UNKNOWN),
             Some((Rule::TimeWaitWithoutReuse, Certainty::Possible))
+        );
+        // An orphaned connection is judged as TIME_WAIT is.
+        let orphan = Socket {
+            inode: 0,
+            ..socket(State::FinWait2, "127.0.0.1", None)
+        };
+        assert_eq!(
+            judge(&view(&spec("0.0.0.0", false)), &orphan, UNKNOWN),
+            Some((Rule::TimeWait, Certainty::Certain))
         );
     }
 
     #[test]
-    fn reuseport_of_another_user_is_named_as_such() {
+    fn a_listener_of_another_user_is_in_the_way_whatever_its_options() {
         let mut group = spec("0.0.0.0", true);
         group.reuseport = true;
         let mut listener = socket(State::Listen, "0.0.0.0", None);
         listener.uid = 1000;
+        // Unknown SO_REUSEPORT: the plain listener rule, certain.
         assert_eq!(
-            in_the_way(&view(&group), &listener),
+            judge(&view(&group), &listener, UNKNOWN),
+            Some((Rule::Listener, Certainty::Certain))
+        );
+        // Known to be a group: the rule of groups.
+        let in_group = Known {
+            reuseaddr: None,
+            reuseport: Some(true),
+        };
+        assert_eq!(
+            judge(&view(&group), &listener, in_group),
             Some((Rule::ReuseportOtherUser, Certainty::Certain))
         );
+        // A listener of the same user is in the way only if it lacks
+        // SO_REUSEPORT.
+        listener.uid = 0;
+        assert_eq!(
+            judge(&view(&group), &listener, UNKNOWN),
+            Some((Rule::Listener, Certainty::Possible))
+        );
+        assert_eq!(judge(&view(&group), &listener, in_group), None);
+    }
+
+    #[test]
+    fn options_read_from_a_socket_settle_what_was_possible() {
+        let bound = socket(State::BoundInactive, "127.0.0.2", None);
+        let trial = spec("0.0.0.0", true);
+        assert_eq!(
+            judge(&view(&trial), &bound, UNKNOWN),
+            Some((Rule::BoundOnly, Certainty::Possible))
+        );
+        let without = Known {
+            reuseaddr: Some(false),
+            reuseport: Some(false),
+        };
+        assert_eq!(
+            judge(&view(&trial), &bound, without),
+            Some((Rule::BoundOnly, Certainty::Certain))
+        );
+        let with = Known {
+            reuseaddr: Some(true),
+            reuseport: Some(false),
+        };
+        assert_eq!(judge(&view(&trial), &bound, with), None);
+    }
+
+    #[test]
+    fn udp_shares_by_reuseaddr_on_both_or_a_group_of_one_user() {
+        let udp = |reuseaddr, reuseport| BindSpec {
+            protocol: Protocol::Udp,
+            reuseaddr,
+            reuseport,
+            ..BindSpec::tcp("0.0.0.0".parse().unwrap(), 8080)
+        };
+        let server = Socket {
+            protocol: Protocol::Udp,
+            ..socket(State::Close, "0.0.0.0", None)
+        };
+        let known = |a, p| Known {
+            reuseaddr: Some(a),
+            reuseport: Some(p),
+        };
+        let trial = udp(true, false);
+        assert_eq!(
+            conflicts(&view(&trial), &server, known(true, false)),
+            Some(false)
+        );
+        assert_eq!(
+            conflicts(&view(&trial), &server, known(false, false)),
+            Some(true)
+        );
+        assert_eq!(conflicts(&view(&trial), &server, UNKNOWN), None);
+        // Without SO_REUSEADDR the trial conflicts whatever the other set
+        // (unless both are in one group).
+        assert_eq!(
+            conflicts(&view(&udp(false, false)), &server, UNKNOWN),
+            Some(true)
+        );
+        let group = udp(false, true);
+        assert_eq!(
+            conflicts(&view(&group), &server, known(false, true)),
+            Some(false)
+        );
+        assert_eq!(
+            coexistence(&view(&group), &server, known(false, true)),
+            Some(Coexistence::JoinsGroup)
+        );
+        assert_eq!(
+            coexistence(&view(&trial), &server, known(true, false)),
+            Some(Coexistence::TakesDatagrams)
+        );
+    }
+
+    #[test]
+    fn a_connection_without_a_listener_in_the_ephemeral_range_is_either_side() {
+        let policy = KernelPortPolicy::kernel_defaults();
+        let mut connection =
+            Socket::example(State::Established, "10.0.0.1:40000", "10.0.0.9:51000");
+        connection.autobound = Some(true);
+        assert_eq!(
+            connection_side(&connection, &[], &[], &policy),
+            Side::Unknown
+        );
+        // Its port kept the bind lock: a client bound it on purpose.
+        connection.autobound = Some(false);
+        assert_eq!(
+            connection_side(&connection, &[], &[], &policy),
+            Side::Outgoing {
+                kernel_chose_port: Some(false)
+            }
+        );
+        // A local peer that listens: the client end.
+        let mut local = Socket::example(State::Established, "127.0.0.1:40000", "127.0.0.1:8080");
+        local.autobound = Some(true);
+        let listener = Socket::example(State::Listen, "0.0.0.0:8080", "0.0.0.0:0");
+        assert_eq!(
+            connection_side(&local, &[], &[listener], &policy),
+            Side::Outgoing {
+                kernel_chose_port: Some(true)
+            }
+        );
+        // A listener on the port itself: accepted.
+        let own = Socket::example(State::Listen, "0.0.0.0:40000", "0.0.0.0:0");
+        assert_eq!(
+            connection_side(&local, &[own], &[], &policy),
+            Side::Accepted
+        );
+        // Outside the ephemeral range connect() never picks: accepted.
+        let sshd = Socket::example(State::Established, "10.0.0.1:22", "10.0.0.9:51000");
+        assert_eq!(connection_side(&sshd, &[], &[], &policy), Side::Accepted);
     }
 }

@@ -2,6 +2,21 @@
 //! TCP put to listen()) in the namespace probed, then closed at once.
 //! The kernel's answer is the verdict; no table of rules is.
 //!
+//! A trial never takes a packet or a connection meant for a live
+//! server. A bound TCP socket receives nothing, but once it listens it
+//! joins any SO_REUSEPORT group on its address, and the kernel hands it
+//! some of the group's connections, which its close resets; a UDP
+//! socket receives from the moment it is bound, and beside another
+//! socket on the port it takes datagrams meant for that one. So before
+//! those two calls the trial asks a [`Guard`] which live sockets it would
+//! share traffic with, and when there are some it stops short: a TCP
+//! trial keeps its bind()'s answer and does not listen (the kernel runs
+//! the same conflict check at listen() as at bind()); a UDP trial does
+//! not bind at all, and a TCP socket bound to the same address and port
+//! (which receives nothing) checks what does not depend on the sharing:
+//! the address and the privilege. The caller then judges the sharing by
+//! the kernel's rules ([`Skipped`]).
+//!
 //! `--as USER` runs the trial with that user's uid and gid. lsport does
 //! not fork for it: a forked child of a program that may be running
 //! threads could only make async-signal-safe calls, and re-executing
@@ -10,16 +25,17 @@
 //! setresgid and setresuid system calls. In Linux credentials belong to
 //! a thread; only the C library's wrappers copy a change to every thread
 //! of the process, and the raw calls skip them. Leaving uid 0 clears the
-//! thread's capabilities (CAP_NET_BIND_SERVICE too), and a socket takes
-//! its owner (the uid SO_REUSEPORT compares) from the thread that
-//! creates it. The thread ends with the trial, and its credentials with
-//! it; the rest of lsport keeps root.
+//! thread's capabilities (CAP_NET_BIND_SERVICE too, unless asked to keep
+//! that one), and a socket takes its owner (the uid SO_REUSEPORT
+//! compares) from the thread that creates it. The thread ends with the
+//! trial, and its credentials with it; the rest of lsport keeps root.
 
+use std::ffi::CString;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::error::Error;
-use crate::socket::Protocol;
+use crate::socket::{Protocol, Socket};
 
 /// The bind to try: what a server would do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +44,8 @@ pub struct BindSpec {
     pub protocol: Protocol,
     /// The local address: the wildcard 0.0.0.0 or `::` for every address.
     pub address: IpAddr,
+    /// The interface of an IPv6 link-local address (`fe80::1%eth0`).
+    pub scope: Option<Scope>,
     /// The port; never 0.
     pub port: u16,
     /// SO_REUSEADDR.
@@ -38,6 +56,45 @@ pub struct BindSpec {
     /// the namespace's default (`net.ipv6.bindv6only`). Always `None` for
     /// IPv4.
     pub v6only: Option<bool>,
+    /// IP_FREEBIND (IPV6_FREEBIND): bind an address the namespace does
+    /// not have (yet). Only fixes set it.
+    pub freebind: bool,
+}
+
+impl BindSpec {
+    /// A plain TCP bind of `address:port` with SO_REUSEADDR, as most
+    /// servers make it.
+    pub fn tcp(address: IpAddr, port: u16) -> BindSpec {
+        BindSpec {
+            protocol: Protocol::Tcp,
+            address,
+            scope: None,
+            port,
+            reuseaddr: true,
+            reuseport: false,
+            v6only: None,
+            freebind: false,
+        }
+    }
+}
+
+/// The interface that scopes an IPv6 link-local address: the part after
+/// `%` in `fe80::1%eth0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// An interface index, as `%2`.
+    Index(u32),
+    /// An interface name, looked up in the trial's namespace.
+    Name(String),
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Index(index) => write!(f, "{index}"),
+            Scope::Name(name) => f.write_str(name),
+        }
+    }
 }
 
 /// The user a trial runs as.
@@ -76,18 +133,39 @@ impl Stage {
     }
 }
 
+/// A call the trial did not make, so as not to take traffic from the
+/// live sockets it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skipped {
+    /// TCP: bind() was made, listen() was not: the socket would have
+    /// joined the SO_REUSEPORT group of these listeners.
+    Listen {
+        /// The live listeners whose addresses overlap the trial's.
+        listeners: Vec<Socket>,
+    },
+    /// UDP: bind() was not made: the socket would have shared the port
+    /// with these sockets. A TCP socket bound to the same address and
+    /// port checked the address and the privilege.
+    Bind {
+        /// The live UDP sockets whose addresses overlap the trial's.
+        sharers: Vec<Socket>,
+    },
+}
+
 /// What the kernel said.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     /// Where the trial failed and with which errno; None when every call
-    /// succeeded.
+    /// made succeeded.
     pub failure: Option<(Stage, i32)>,
     /// IPV6_V6ONLY as the socket had it (read back), for IPv6.
     pub v6only: Option<bool>,
+    /// The call left to the rules, if one was (see the module's comment).
+    pub skipped: Option<Skipped>,
 }
 
 impl Outcome {
-    /// Whether the bind (and listen) succeeded.
+    /// Whether every call made succeeded.
     pub fn succeeded(&self) -> bool {
         self.failure.is_none()
     }
@@ -98,20 +176,75 @@ impl Outcome {
     }
 }
 
+/// Asked before the calls that would take traffic: the live sockets a
+/// socket bound as `spec` (with IPV6_V6ONLY as given) would share its
+/// traffic with, read from the kernel in the trial's namespace. For TCP
+/// the listeners of the port, for UDP every socket of it, whose
+/// addresses overlap the trial's.
+pub type Guard<'a> = dyn Fn(&BindSpec, Option<bool>) -> Result<Vec<Socket>, Error> + 'a;
+
 /// Creates, binds (and for TCP listens on) one socket on the calling
-/// thread, and closes it.
-pub fn attempt(spec: &BindSpec) -> Outcome {
-    let mut v6only = None;
-    let failure = try_bind(spec, &mut v6only).err();
-    Outcome { failure, v6only }
+/// thread, and closes it; stops short where `guard` names live sockets
+/// the socket would take traffic from.
+pub fn attempt(spec: &BindSpec, guard: &Guard<'_>) -> Result<Outcome, Error> {
+    let mut outcome = Outcome {
+        failure: None,
+        v6only: None,
+        skipped: None,
+    };
+    if let Err(failure) = try_bind(spec, guard, &mut outcome)? {
+        outcome.failure = Some(failure);
+    }
+    Ok(outcome)
 }
 
-fn try_bind(spec: &BindSpec, v6only_seen: &mut Option<bool>) -> Result<(), (Stage, i32)> {
+type Calls = Result<(), (Stage, i32)>;
+
+fn try_bind(spec: &BindSpec, guard: &Guard<'_>, outcome: &mut Outcome) -> Result<Calls, Error> {
+    let socket = match configured_socket(spec, spec.protocol) {
+        Ok(socket) => socket,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    if spec.address.is_ipv6() {
+        outcome.v6only = get_flag(&socket, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY);
+    }
+    let scope = match scope_index(spec) {
+        Ok(scope) => scope,
+        Err(errno) => return Ok(Err((Stage::Bind, errno))),
+    };
+    if spec.protocol == Protocol::Udp {
+        let sharers = guard(spec, outcome.v6only)?;
+        if !sharers.is_empty() {
+            outcome.skipped = Some(Skipped::Bind { sharers });
+            return Ok(stand_in_bind(spec, scope));
+        }
+    }
+    if let Err(errno) = bind(&socket, spec.address, spec.port, scope) {
+        return Ok(Err((Stage::Bind, errno)));
+    }
+    if spec.protocol == Protocol::Tcp {
+        if spec.reuseport {
+            let listeners = guard(spec, outcome.v6only)?;
+            if !listeners.is_empty() {
+                outcome.skipped = Some(Skipped::Listen { listeners });
+                return Ok(Ok(()));
+            }
+        }
+        // SAFETY: a plain system call on a descriptor we own.
+        if unsafe { libc::listen(socket.as_raw_fd(), 1) } != 0 {
+            return Ok(Err((Stage::Listen, last_errno())));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// A socket of `protocol` with the options of `spec` set.
+fn configured_socket(spec: &BindSpec, protocol: Protocol) -> Result<OwnedFd, (Stage, i32)> {
     let domain = match spec.address {
         IpAddr::V4(_) => libc::AF_INET,
         IpAddr::V6(_) => libc::AF_INET6,
     };
-    let kind = match spec.protocol {
+    let kind = match protocol {
         Protocol::Tcp => libc::SOCK_STREAM,
         Protocol::Udp => libc::SOCK_DGRAM,
     };
@@ -129,23 +262,62 @@ fn try_bind(spec: &BindSpec, v6only_seen: &mut Option<bool>) -> Result<(), (Stag
     if spec.reuseport {
         option(libc::SOL_SOCKET, libc::SO_REUSEPORT, true)?;
     }
+    if spec.freebind {
+        match spec.address {
+            IpAddr::V4(_) => option(libc::IPPROTO_IP, libc::IP_FREEBIND, true)?,
+            IpAddr::V6(_) => option(libc::IPPROTO_IPV6, IPV6_FREEBIND, true)?,
+        }
+    }
     if spec.address.is_ipv6() {
         if let Some(on) = spec.v6only {
             option(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, on)?;
         }
-        *v6only_seen = get_flag(&socket, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY);
     }
-    bind(&socket, spec.address, spec.port).map_err(|errno| (Stage::Bind, errno))?;
-    if spec.protocol == Protocol::Tcp {
-        // SAFETY: a plain system call on a descriptor we own.
-        if unsafe { libc::listen(socket.as_raw_fd(), 1) } != 0 {
-            return Err((Stage::Listen, last_errno()));
-        }
-    }
-    Ok(())
+    Ok(socket)
 }
 
-fn bind(socket: &OwnedFd, address: IpAddr, port: u16) -> Result<(), i32> {
+/// IPV6_FREEBIND (linux/in6.h), which the libc crate does not name.
+const IPV6_FREEBIND: i32 = 78;
+
+/// The bind of a UDP trial that would share the port, made with a TCP
+/// socket instead: one that is only bound receives nothing. The kernel
+/// checks the address and the privilege the same way for both
+/// protocols, before it looks at the port; what it says of the port
+/// (EADDRINUSE) is of TCP's sockets and does not count. It sets
+/// SO_REUSEADDR and SO_REUSEPORT so as to stand in the way of a TCP
+/// server that starts at that instant as little as the kernel allows.
+fn stand_in_bind(spec: &BindSpec, scope: u32) -> Calls {
+    let stand_in = BindSpec {
+        reuseaddr: true,
+        reuseport: true,
+        ..spec.clone()
+    };
+    let socket = configured_socket(&stand_in, Protocol::Tcp)?;
+    match bind(&socket, spec.address, spec.port, scope) {
+        Ok(()) => Ok(()),
+        Err(libc::EADDRINUSE) => Ok(()),
+        Err(errno) => Err((Stage::Bind, errno)),
+    }
+}
+
+/// The interface index of the bind's scope: 0 for none, ENODEV for a
+/// name the namespace does not have.
+fn scope_index(spec: &BindSpec) -> Result<u32, i32> {
+    match &spec.scope {
+        None => Ok(0),
+        Some(Scope::Index(index)) => Ok(*index),
+        Some(Scope::Name(name)) => {
+            let name = CString::new(name.as_bytes()).map_err(|_| libc::ENODEV)?;
+            // SAFETY: a NUL-terminated string that lives across the call.
+            match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+                0 => Err(libc::ENODEV),
+                index => Ok(index),
+            }
+        }
+    }
+}
+
+fn bind(socket: &OwnedFd, address: IpAddr, port: u16, scope: u32) -> Result<(), i32> {
     let fd = socket.as_raw_fd();
     // SAFETY: each sockaddr is fully initialised (zeroed, then filled)
     // and passed with its own size.
@@ -167,6 +339,7 @@ fn bind(socket: &OwnedFd, address: IpAddr, port: u16) -> Result<(), i32> {
                 sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
                 sa.sin6_port = port.to_be();
                 sa.sin6_addr.s6_addr = v6.octets();
+                sa.sin6_scope_id = scope;
                 libc::bind(
                     fd,
                     (&raw const sa).cast(),
@@ -201,7 +374,8 @@ fn set_flag(socket: &OwnedFd, level: i32, name: i32, on: bool) -> Result<(), i32
     }
 }
 
-fn get_flag(socket: &OwnedFd, level: i32, name: i32) -> Option<bool> {
+/// A boolean socket option, or None when the kernel refuses to say.
+pub(crate) fn get_flag(socket: &impl AsRawFd, level: i32, name: i32) -> Option<bool> {
     let mut value: libc::c_int = 0;
     let mut size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: the kernel writes at most `size` bytes into `value`.
@@ -223,9 +397,14 @@ fn last_errno() -> i32 {
         .unwrap_or(libc::EIO)
 }
 
+/// CAP_NET_BIND_SERVICE (linux/capability.h).
+const CAP_NET_BIND_SERVICE: u32 = 10;
+
 /// Gives the calling thread, and only it, `user`'s uid and gid (see the
-/// module's comment). Call it only on a thread that ends afterwards.
-pub fn become_user(user: &TrialUser) -> Result<(), Error> {
+/// module's comment); with `keep_bind_service`, it keeps
+/// CAP_NET_BIND_SERVICE and no other capability. Call it only on a
+/// thread that ends afterwards.
+pub fn become_user(user: &TrialUser, keep_bind_service: bool) -> Result<(), Error> {
     let gid = user.gid as libc::gid_t;
     let fail = |call: &str| {
         let err = std::io::Error::last_os_error();
@@ -237,8 +416,12 @@ pub fn become_user(user: &TrialUser) -> Result<(), Error> {
         Error::usage(format!("--as {}: {call}: {err}{hint}", user.uid))
     };
     // SAFETY: raw system calls that change only this thread's
-    // credentials; the group list is one gid that lives across the call.
+    // credentials; the group list is one gid that lives across the call,
+    // and the capability structures are filled before capset reads them.
     unsafe {
+        if keep_bind_service && libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 {
+            return Err(fail("prctl(PR_SET_KEEPCAPS)"));
+        }
         if libc::syscall(libc::SYS_setgroups, 1usize, &raw const gid) != 0 {
             return Err(fail("setgroups"));
         }
@@ -249,6 +432,16 @@ pub fn become_user(user: &TrialUser) -> Result<(), Error> {
         if libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0 {
             return Err(fail("setresuid"));
         }
+        if keep_bind_service {
+            // _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set.
+            let header: [u32; 2] = [0x2008_0522, 0];
+            let bit = 1u32 << CAP_NET_BIND_SERVICE;
+            // effective, permitted, inheritable; then the upper words.
+            let data: [u32; 6] = [bit, bit, 0, 0, 0, 0];
+            if libc::syscall(libc::SYS_capset, &raw const header, &raw const data) != 0 {
+                return Err(fail("capset"));
+            }
+        }
     }
     Ok(())
 }
@@ -257,25 +450,48 @@ pub fn become_user(user: &TrialUser) -> Result<(), Error> {
 mod tests {
     use super::*;
 
+    fn no_guard(_: &BindSpec, _: Option<bool>) -> Result<Vec<Socket>, Error> {
+        Ok(Vec::new())
+    }
+
     #[test]
     fn a_port_that_is_taken_fails_at_bind_and_a_free_one_succeeds() {
         // Loopback exists in every namespace; port 0 is never tried by
         // lsport, but a socket bound to it gives a port that is taken.
         let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = held.local_addr().unwrap().port();
-        let spec = BindSpec {
-            protocol: Protocol::Tcp,
-            address: "127.0.0.1".parse().unwrap(),
-            port,
-            reuseaddr: true,
-            reuseport: false,
-            v6only: None,
-        };
+        let spec = BindSpec::tcp("127.0.0.1".parse().unwrap(), port);
         assert_eq!(
-            attempt(&spec).failure,
+            attempt(&spec, &no_guard).unwrap().failure,
             Some((Stage::Bind, libc::EADDRINUSE))
         );
         drop(held);
-        assert!(attempt(&spec).succeeded());
+        assert!(attempt(&spec, &no_guard).unwrap().succeeded());
+    }
+
+    #[test]
+    fn a_udp_trial_beside_a_live_socket_does_not_bind_it() {
+        let held = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let spec = BindSpec {
+            protocol: Protocol::Udp,
+            reuseaddr: false,
+            ..BindSpec::tcp("127.0.0.1".parse().unwrap(), port)
+        };
+        // The guard names the live socket: no UDP bind, so no failure
+        // either; the stand-in's EADDRINUSE, if any, does not count.
+        let live = |_: &BindSpec, _: Option<bool>| {
+            Ok(vec![Socket::example(
+                crate::socket::State::Close,
+                &format!("127.0.0.1:{port}"),
+                "0.0.0.0:0",
+            )])
+        };
+        let outcome = attempt(&spec, &live).unwrap();
+        assert_eq!(outcome.failure, None);
+        assert!(matches!(outcome.skipped, Some(Skipped::Bind { .. })));
+        // Without the guard the kernel refuses the bind.
+        let outcome = attempt(&spec, &no_guard).unwrap();
+        assert_eq!(outcome.failure, Some((Stage::Bind, libc::EADDRINUSE)));
     }
 }
