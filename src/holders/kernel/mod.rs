@@ -24,6 +24,7 @@ mod program;
 mod records;
 mod vmlinux;
 
+use std::collections::HashSet;
 use std::ffi::CStr;
 use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -41,6 +42,12 @@ const LICENSE: &CStr = c"Dual MIT/GPL";
 /// The names the kernel shows for the program and the filter map.
 const PROGRAM_NAME: &str = "lsport_holders";
 const MAP_NAME: &str = "lsport_inodes";
+
+/// Up to this many inodes are looked up in the kernel; past it, filling
+/// the map costs more than it saves (at 43,000 socket fds: about 1.5 us
+/// an inode, against 20 ms for copying out and sorting every record),
+/// and the walk keeps every socket and the asked ones are picked here.
+const KERNEL_FILTER_LIMIT: usize = 4096;
 
 /// The inode of the initial pid namespace (`PROC_PID_INIT_INO`): the
 /// tgids the program reads are that namespace's pids.
@@ -189,12 +196,23 @@ impl std::error::Error for Unavailable {}
 
 /// Every socket fd of every process, as (inode, pid, fd), sorted and
 /// without repeats. With `filter`, only the fds of those socket inodes,
-/// chosen in the kernel; an empty filter asks for nothing and gets
-/// nothing, without loading anything.
+/// chosen in the kernel when there are at most a few thousand; an empty
+/// filter asks for nothing and gets nothing, without loading anything.
 pub fn kernel_fd_walk(filter: Option<&[u64]>) -> Result<Vec<SocketFd>, Unavailable> {
-    if filter.is_some_and(|f| f.is_empty()) {
-        return Ok(Vec::new());
+    match filter {
+        Some([]) => Ok(Vec::new()),
+        Some(inodes) if inodes.len() > KERNEL_FILTER_LIMIT => {
+            let wanted: HashSet<u64> = inodes.iter().copied().collect();
+            let mut found = walk(None)?;
+            found.retain(|f| wanted.contains(&f.inode));
+            Ok(found)
+        }
+        filter => walk(filter),
     }
+}
+
+/// One walk; `filter` goes into the kernel.
+fn walk(filter: Option<&[u64]>) -> Result<Vec<SocketFd>, Unavailable> {
     check_pid_namespace()?;
     let layout = read_layout()?;
     let map = filter.map(filter_map).transpose()?;
