@@ -4,8 +4,9 @@
 //! loop replaces a `readlinkat` per fd under `/proc`.
 //!
 //! Nothing is compiled at build time: the program's instructions are
-//! written in [`program`] from the field offsets in the running kernel's
-//! BTF ([`btf`], [`layout`]), and loaded with bpf(2) ([`bpf`]). Loading
+//! written (`program.rs`, with the assembler in `insn.rs`) from the
+//! field offsets in the running kernel's BTF ([`btf`], `layout.rs`), and
+//! loaded with bpf(2) (`bpf.rs`). Loading
 //! needs CAP_BPF and CAP_PERFMON (root has both); with them a process
 //! sees every process's fds, as CAP_SYS_PTRACE would let it through
 //! `/proc`. Anything that stops the walk is an [`Unavailable`], for the
