@@ -34,10 +34,13 @@ use btf::{Btf, BtfError};
 use layout::KernelLayout;
 pub use records::SocketFd;
 
-/// The licence the program declares. The kernel lets a program call
-/// `bpf_seq_write` only when its licence is GPL-compatible, and it
-/// counts "Dual MIT/GPL" as such; the program is lsport's own (MIT OR
-/// Apache-2.0), offered to the kernel under the GPL as well.
+/// The licence the program declares. The verifier lets a program read
+/// kernel structs through their BTF types (and call `bpf_seq_write`)
+/// only when its licence is GPL-compatible: with "MIT" the load fails
+/// with "Cannot access kernel 'struct file' from non-GPL compatible
+/// program". It counts "Dual MIT/GPL" as compatible; the program is
+/// lsport's own (MIT OR Apache-2.0), offered to the kernel under the GPL
+/// as well.
 const LICENSE: &CStr = c"Dual MIT/GPL";
 
 /// The names the kernel shows for the program and the filter map.
