@@ -221,20 +221,7 @@ fn walk(filter: Option<&[u64]>) -> Result<Vec<SocketFd>, Unavailable> {
     let layout = read_layout()?;
     let map = filter.map(filter_map).transpose()?;
     let insns = program::build(&layout, map.as_ref().map(|m| m.as_raw_fd()));
-    let prog = bpf::load_iterator_program(PROGRAM_NAME, &insns, LICENSE, layout.iterator_btf_id)
-        .map_err(|err| match err.errno {
-            libc::EPERM => Unavailable::NotPermitted {
-                step: Step::LoadProgram,
-            },
-            libc::ENOSYS => Unavailable::NoBpf,
-            // Refused without a word from the verifier: a security
-            // module, or a seccomp profile that says EACCES.
-            errno if err.log.is_empty() => Unavailable::from_errno(Step::LoadProgram, errno),
-            errno => Unavailable::Refused {
-                errno,
-                log: err.log,
-            },
-        })?;
+    let prog = load_program(&insns, layout.iterator_btf_id)?;
     // The program holds its own reference to the map.
     drop(map);
     let link =
@@ -250,6 +237,25 @@ fn walk(filter: Option<&[u64]>) -> Result<Vec<SocketFd>, Unavailable> {
     found.sort_unstable();
     found.dedup();
     Ok(found)
+}
+
+/// Loads the program; a refusal with the verifier's log is `Refused`.
+fn load_program(insns: &[insn::Insn], attach_btf_id: u32) -> Result<OwnedFd, Unavailable> {
+    bpf::load_iterator_program(PROGRAM_NAME, insns, LICENSE, attach_btf_id).map_err(|err| {
+        match err.errno {
+            libc::EPERM => Unavailable::NotPermitted {
+                step: Step::LoadProgram,
+            },
+            libc::ENOSYS => Unavailable::NoBpf,
+            // Refused without a word from the verifier: a security
+            // module, or a seccomp profile that says EACCES.
+            errno if err.log.is_empty() => Unavailable::from_errno(Step::LoadProgram, errno),
+            errno => Unavailable::Refused {
+                errno,
+                log: err.log,
+            },
+        }
+    })
 }
 
 /// The program's field offsets, from the running kernel's BTF.
@@ -314,6 +320,55 @@ fn read_walk(walk: &OwnedFd) -> Result<Vec<u8>, i32> {
                 Some(libc::EINTR | libc::EAGAIN) => continue,
                 errno => return Err(errno.unwrap_or(libc::EIO)),
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// The verifier's refusal comes back typed, with its log: here for
+    /// a program that reads `ctx->task` without testing it for NULL.
+    /// Needs CAP_BPF and CAP_PERFMON; skipped (and said so) without.
+    #[test]
+    fn a_program_the_verifier_refuses_comes_back_with_its_log() {
+        let skip = |err: Unavailable| {
+            if std::env::var_os("LSPORT_REQUIRE_BPF").is_some() {
+                panic!("the kernel's walk is unavailable: {err:?}");
+            }
+            // Past the harness's capture, so that the skip shows.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED a_program_the_verifier_refuses_comes_back_with_its_log: {err}"
+            );
+        };
+        let layout = match read_layout() {
+            Ok(layout) => layout,
+            Err(err) => return skip(err),
+        };
+        let insns = program::build(&layout, None);
+        let mut broken = insns.clone();
+        // Instruction 2 is `if r7 == 0 goto out`; make it a jump to the
+        // next instruction (`ja +0`).
+        assert_eq!(broken[2].code, 0x15);
+        broken[2] = insn::Insn {
+            code: 0x05,
+            regs: 0,
+            off: 0,
+            imm: 0,
+        };
+        if let Err(err) = load_program(&insns, layout.iterator_btf_id) {
+            return skip(err);
+        }
+        match load_program(&broken, layout.iterator_btf_id) {
+            Err(Unavailable::Refused { errno, log }) => {
+                assert_eq!(errno, libc::EACCES);
+                assert!(log.contains("invalid mem access"), "{log}");
+            }
+            other => panic!("{other:?}"),
         }
     }
 }
