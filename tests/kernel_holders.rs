@@ -307,9 +307,45 @@ mod roles {
         wait_for_eof()
     }
 
-    /// Walks once and says how it went: `ok COUNT` or `unavailable
-    /// CODE MESSAGE`. `LSPORT_TEST_INODES` (comma-separated) is the filter.
+    /// Installs a seccomp filter under which bpf(2) fails with `errno`
+    /// and every other call is allowed (classic BPF: load the syscall
+    /// number, compare, return).
+    fn refuse_bpf(errno: u32) {
+        const LD_W_ABS: u16 = 0x20;
+        const JEQ_K: u16 = 0x15;
+        const RET_K: u16 = 0x06;
+        const RET_ERRNO: u32 = 0x0005_0000;
+        const RET_ALLOW: u32 = 0x7fff_0000;
+        let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+        let mut filter = [
+            op(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
+            op(JEQ_K, 0, 1, libc::SYS_bpf as u32),
+            op(RET_K, 0, 0, RET_ERRNO | errno),
+            op(RET_K, 0, 0, RET_ALLOW),
+        ];
+        let prog = libc::sock_fprog {
+            len: filter.len() as u16,
+            filter: filter.as_mut_ptr(),
+        };
+        // SAFETY: prctl with a filter that outlives the call (the kernel
+        // copies it).
+        unsafe {
+            assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+            assert_eq!(
+                libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog),
+                0
+            );
+        }
+    }
+
+    /// Walks once and says how it went: `ok COUNT PIDS` or `unavailable
+    /// CODE MESSAGE`. `LSPORT_TEST_INODES` (comma-separated) is the
+    /// filter; with `LSPORT_TEST_SECCOMP_ERRNO`, a seccomp filter first
+    /// makes bpf(2) fail with that errno, as a container profile would.
     fn walk() -> ! {
+        if let Ok(errno) = std::env::var("LSPORT_TEST_SECCOMP_ERRNO") {
+            refuse_bpf(errno.parse().unwrap());
+        }
         let filter: Option<Vec<u64>> = std::env::var("LSPORT_TEST_INODES")
             .ok()
             .map(|s| s.split(',').map(|i| i.parse().unwrap()).collect());
@@ -672,6 +708,26 @@ fn capabilities_decide_who_may_walk() {
         both,
         format!("ok 5 {}", vec![holder.pid().to_string(); 5].join(","))
     );
+}
+
+#[test]
+fn a_seccomp_profile_that_refuses_bpf_is_a_typed_reason() {
+    if !kernel_walk_available("a_seccomp_profile_that_refuses_bpf_is_a_typed_reason") {
+        return;
+    }
+    for (errno, code) in [(libc::EPERM, "not-permitted"), (libc::ENOSYS, "no-bpf")] {
+        let output = Command::new(std::env::current_exe().unwrap())
+            .env(ROLE, "walk")
+            .env("LSPORT_TEST_SECCOMP_ERRNO", errno.to_string())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let said = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            said.starts_with(&format!("unavailable {code} ")),
+            "errno {errno}: {said}"
+        );
+    }
 }
 
 #[test]
