@@ -259,7 +259,7 @@ fn load_program(insns: &[insn::Insn], attach_btf_id: u32) -> Result<OwnedFd, Una
 }
 
 /// The program's field offsets, from the running kernel's BTF.
-pub fn read_layout() -> Result<KernelLayout, Unavailable> {
+fn read_layout() -> Result<KernelLayout, Unavailable> {
     let bytes = vmlinux::KernelBtf::load().map_err(|e| Unavailable::NoBtf {
         errno: e.raw_os_error().unwrap_or(libc::EIO),
     })?;
