@@ -731,6 +731,27 @@ fn a_seccomp_profile_that_refuses_bpf_is_a_typed_reason() {
 }
 
 #[test]
+fn outside_the_initial_pid_namespace_the_walk_is_unavailable() {
+    if !kernel_walk_available("outside_the_initial_pid_namespace_the_walk_is_unavailable") {
+        return;
+    }
+    // The kernel would name holders by the initial namespace's pids, and
+    // walk only the caller's namespace.
+    let output = Command::new("unshare")
+        .args(["--pid", "--fork", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .env(ROLE, "walk")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running unshare(1)");
+    let said = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        said.starts_with("unavailable other-pid-namespace "),
+        "{said}"
+    );
+}
+
+#[test]
 fn unavailable_reasons_read_as_one_line() {
     let reason = Unavailable::NotPermitted {
         step: lsport::holders::kernel::Step::LoadProgram,
