@@ -49,6 +49,7 @@ pub mod error;
 mod files;
 pub mod filter;
 pub mod hidepid;
+pub mod holders;
 pub mod mountinfo;
 pub mod netns;
 mod overlap;
