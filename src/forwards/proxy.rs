@@ -182,6 +182,12 @@ fn go_flag(arg: &str) -> Option<(&str, Option<&str>)> {
     })
 }
 
+/// A short option's letter and what is attached to it (`-t8080`). The
+/// letter may be any character: a command line is any bytes.
+fn split_first_char(text: &str) -> (&str, &str) {
+    text.split_at(text.chars().next().map_or(0, char::len_utf8))
+}
+
 fn docker_proxy(kind: ProxyKind, args: &[String]) -> Proxy {
     const WITH_VALUES: [&str; 5] = [
         "proto",
@@ -262,7 +268,7 @@ fn pasta(args: &[String]) -> Proxy {
                 None => (long, None),
             }
         } else if let Some(short) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
-            let (name, value) = short.split_at(1);
+            let (name, value) = split_first_char(short);
             (name, (!value.is_empty()).then_some(value))
         } else {
             i += 1;
@@ -464,7 +470,7 @@ fn kubectl(args: &[String]) -> Option<Proxy> {
                 None => (long, None),
             })
         } else if let Some(short) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
-            let (name, value) = short.split_at(1);
+            let (name, value) = split_first_char(short);
             Some((
                 name,
                 (!value.is_empty()).then(|| value.trim_start_matches('=')),
@@ -775,6 +781,19 @@ mod tests {
             let proxy = recognize(&cmdline(&[program, "--mtu=65520", "tap0"])).unwrap();
             assert!(proxy.forwards.is_empty());
             assert!(proxy.unsaid.is_some(), "{program}");
+        }
+    }
+
+    #[test]
+    fn options_that_are_not_utf8_are_not_a_panic() {
+        // Found by the fuzzer: an option whose first byte is not UTF-8.
+        for (program, kind) in [
+            ("pasta", ProxyKind::Pasta),
+            ("kubectl", ProxyKind::KubectlPortForward),
+        ] {
+            let mut line = cmdline(&[program, "port-forward", "pod/x"]);
+            line.extend_from_slice(b"-\xff\xfe8080\0-\xc3\xa98\0");
+            assert_eq!(recognize(&line).map(|p| p.kind), Some(kind));
         }
     }
 
