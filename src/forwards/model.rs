@@ -360,8 +360,9 @@ impl fmt::Display for Target {
 pub struct Forward {
     /// The rule that rewrites the destination, and how it is reached.
     pub place: RulePlace,
-    /// The rule's comment (`nft ... comment "..."`, `-m comment`), which
-    /// Kubernetes and firewalld fill with what the rule is for.
+    /// The rule's comment (`nft ... comment "..."`, `-m comment`), or
+    /// failing that the nearest one on the jumps to it: Kubernetes and
+    /// firewalld fill them with what the rule is for.
     pub comment: Option<String>,
     /// The traffic it applies to: IPv4, IPv6 or both.
     pub families: Vec<Family>,

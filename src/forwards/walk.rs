@@ -9,6 +9,8 @@
 //! is never called free because an earlier rule might have let the
 //! traffic pass.
 
+use std::collections::HashMap;
+
 use super::conditions::{Action, Conditions, PortSet, RuleMeaning, table_families};
 use super::model::{Forward, Hook, RulePlace, RuleSource, TableFamily, UndecodedRule};
 
@@ -57,6 +59,8 @@ pub struct Found {
 
 struct Walk<'a> {
     table: &'a Table,
+    /// Each chain's index, by name.
+    chains: HashMap<&'a str, usize>,
     asked: &'a PortSet,
     steps: usize,
     found: Found,
@@ -75,6 +79,12 @@ struct PortUnknownAt {
 pub fn walk(table: &Table, asked: &PortSet) -> Found {
     let mut walk = Walk {
         table,
+        chains: table
+            .chains
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_str(), i))
+            .collect(),
         asked,
         steps: 0,
         found: Found::default(),
@@ -83,13 +93,13 @@ pub fn walk(table: &Table, asked: &PortSet) -> Found {
     for (index, chain) in table.chains.iter().enumerate() {
         if let Some(hook) = chain.hook {
             let mut path = vec![index];
-            walk.chain(hook, &mut path, &Conditions::any(families), None);
+            walk.chain(hook, &mut path, &Conditions::any(families), None, None);
         }
     }
     walk.found
 }
 
-impl Walk<'_> {
+impl<'t> Walk<'t> {
     fn place(&self, hook: Hook, path: &[usize], rule: u64) -> RulePlace {
         RulePlace {
             source: self.table.source,
@@ -121,8 +131,9 @@ impl Walk<'_> {
         path: &mut Vec<usize>,
         outer: &Conditions,
         port_unknown: Option<PortUnknownAt>,
+        comment: Option<&'t str>,
     ) {
-        let table = self.table;
+        let table: &'t Table = self.table;
         let chain = &table.chains[*path.last().unwrap()];
         for rule in &chain.rules {
             for branch in &rule.branches {
@@ -154,7 +165,7 @@ impl Walk<'_> {
                         Some(at) => self.undecoded(at.place, at.what, &conditions),
                         None => self.found.forwards.push(Forward {
                             place: self.place(hook, path, rule.id),
-                            comment: rule.comment.clone(),
+                            comment: rule.comment.as_deref().or(comment).map(str::to_string),
                             families: conditions.family_list(),
                             protocols: conditions.protocol_list(),
                             ports: conditions.ports.ranges().to_vec(),
@@ -170,7 +181,7 @@ impl Walk<'_> {
                         self.undecoded(place, what.clone(), &conditions);
                     }
                     Action::Jump(name) => {
-                        let target = table.chains.iter().position(|c| &c.name == name);
+                        let target = self.chains.get(name.as_str()).copied();
                         let problem = match target {
                             None => Some(format!("a jump to chain {name}, which was not found")),
                             Some(i) if path.contains(&i) => {
@@ -187,7 +198,8 @@ impl Walk<'_> {
                             continue;
                         }
                         path.push(target.unwrap());
-                        self.chain(hook, path, &conditions, unknown);
+                        let comment = rule.comment.as_deref().or(comment);
+                        self.chain(hook, path, &conditions, unknown, comment);
                         path.pop();
                     }
                 }
@@ -274,6 +286,16 @@ mod tests {
                 (Hook::Output, "OUTPUT -> DOCKER".to_string())
             ]
         );
+        // The jump's comment names a forward whose own rule has none.
+        let mut commented = docker_like();
+        commented.chains[1].rules[0].comment = Some("published ports".into());
+        let found = walk(&commented, &PortSet::asked(&[PortRange::single(8081)]));
+        let comments: Vec<Option<&str>> = found
+            .forwards
+            .iter()
+            .map(|f| f.comment.as_deref())
+            .collect();
+        assert_eq!(comments, [Some("published ports"), None]);
         // The return before it does not hide it; other ports find nothing.
         assert!(
             walk(&docker_like(), &PortSet::asked(&[PortRange::single(8080)]))

@@ -185,9 +185,10 @@ pub fn table_of(
         if entry.target_name == "ERROR" || policies.contains(&entry.offset) {
             continue;
         }
+        // The last chain that starts at or before the entry.
         let Some(index) = starts
-            .iter()
-            .rposition(|(start, ..)| *start <= entry.offset)
+            .partition_point(|(start, ..)| *start <= entry.offset)
+            .checked_sub(1)
         else {
             continue;
         };
@@ -234,9 +235,9 @@ fn interpret(entry: &Entry<'_>, ipv6: bool, starts: &[(u32, String, Option<Hook>
                 if verdict < 0 {
                     Action::Stop
                 } else {
-                    match starts.iter().find(|(start, ..)| *start == verdict as u32) {
-                        Some((_, chain, _)) => Action::Jump(chain.clone()),
-                        None => Action::Undecoded(format!("a jump to offset {verdict}")),
+                    match starts.binary_search_by_key(&(verdict as u32), |(start, ..)| *start) {
+                        Ok(i) => Action::Jump(starts[i].1.clone()),
+                        Err(_) => Action::Undecoded(format!("a jump to offset {verdict}")),
                     }
                 }
             }

@@ -10,7 +10,7 @@ pub mod nfnetlink;
 pub mod objects;
 mod session;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::conditions::PortSet;
 use super::model::{Hook, RuleSource, TableFamily};
@@ -204,13 +204,14 @@ fn nat_tables(replies: &Replies) -> Vec<String> {
 /// The (table, set) pairs that rules of nat tables look up.
 fn sets_to_read(replies: &Replies) -> Vec<(String, String)> {
     let tables = nat_tables(replies);
-    let known: Vec<(String, String)> = replies
+    let known: HashSet<(String, String)> = replies
         .sets
         .iter()
         .filter_map(|m| decode_set(&m.attributes))
         .map(|s| (s.table, s.name))
         .collect();
     let mut out = Vec::new();
+    let mut seen = HashSet::new();
     for rule in replies
         .rules
         .iter()
@@ -222,7 +223,7 @@ fn sets_to_read(replies: &Replies) -> Vec<(String, String)> {
         for expr in rule.expressions.iter().flatten() {
             if let Expr::Lookup { set, .. } = expr {
                 let pair = (rule.table.clone(), set.clone());
-                if known.contains(&pair) && !out.contains(&pair) {
+                if known.contains(&pair) && seen.insert(pair.clone()) {
                     out.push(pair);
                 }
             }
@@ -231,15 +232,8 @@ fn sets_to_read(replies: &Replies) -> Vec<(String, String)> {
     out
 }
 
-/// The tables of one family's replies that have a nat chain at
-/// prerouting or output, their rules interpreted. Pure.
-pub fn tables_of(family: TableFamily, replies: &Replies, asked: &PortSet) -> Vec<Table> {
-    let names = nat_tables(replies);
-    let chains: Vec<objects::Chain> = replies
-        .chains
-        .iter()
-        .filter_map(|m| decode_chain(&m.attributes))
-        .collect();
+/// The elements of each (table, set), from every element message.
+fn elements_by_set(replies: &Replies) -> HashMap<(String, String), Result<Vec<Element>, String>> {
     let mut elements: HashMap<(String, String), Result<Vec<Element>, String>> = HashMap::new();
     for message in &replies.elements {
         let table = nfnetlink::find(&message.attributes, 1).map(nfnetlink::string);
@@ -256,54 +250,71 @@ pub fn tables_of(family: TableFamily, replies: &Replies, asked: &PortSet) -> Vec
             }
         }
     }
-    let mut tables = Vec::new();
-    for name in names {
-        let mut sets = Sets::new();
-        for set in replies
-            .sets
-            .iter()
-            .filter_map(|m| decode_set(&m.attributes))
-        {
-            if set.table != name {
-                continue;
-            }
-            let key = (set.table.clone(), set.name.clone());
-            let contents = SetContents {
-                elements: elements
-                    .get(&key)
-                    .cloned()
-                    .unwrap_or_else(|| Err("they were not read".into())),
-                set,
-            };
-            sets.insert(key.1, contents);
-        }
-        let mut table = Table {
+    elements
+}
+
+/// The tables of one family's replies that have a nat chain at
+/// prerouting or output, their rules interpreted. Pure. Each message is
+/// decoded once: a Kubernetes node has thousands of chains and tens of
+/// thousands of rules.
+pub fn tables_of(family: TableFamily, replies: &Replies, asked: &PortSet) -> Vec<Table> {
+    let names = nat_tables(replies);
+    let mut elements = elements_by_set(replies);
+    let mut tables: Vec<Table> = names
+        .iter()
+        .map(|name| Table {
             source: RuleSource::Nftables,
             family,
             name: name.clone(),
-            chains: chains
-                .iter()
-                .filter(|c| c.table == name)
-                .map(|c| ChainRules {
-                    name: c.name.clone(),
-                    hook: nat_hook(c),
-                    rules: Vec::new(),
-                })
-                .collect(),
+            chains: Vec::new(),
+        })
+        .collect();
+    let mut sets: Vec<Sets> = vec![Sets::new(); names.len()];
+    let table_index = |table: &str| names.binary_search_by(|n| n.as_str().cmp(table)).ok();
+    for set in replies
+        .sets
+        .iter()
+        .filter_map(|m| decode_set(&m.attributes))
+    {
+        let Some(i) = table_index(&set.table) else {
+            continue;
         };
-        for rule in replies
-            .rules
-            .iter()
-            .filter_map(|m| decode_rule(&m.attributes))
-        {
-            if rule.table != name {
-                continue;
-            }
-            if let Some(chain) = table.chains.iter_mut().find(|c| c.name == rule.chain) {
-                chain.rules.push(interpret(&rule, family, &sets, asked));
-            }
+        let elements = elements
+            .remove(&(set.table.clone(), set.name.clone()))
+            .unwrap_or_else(|| Err("they were not read".into()));
+        sets[i].insert(set.name.clone(), SetContents { set, elements });
+    }
+    // Chains in dump order, and where each is, by (table, name).
+    let mut chain_index: HashMap<(usize, String), usize> = HashMap::new();
+    for chain in replies
+        .chains
+        .iter()
+        .filter_map(|m| decode_chain(&m.attributes))
+    {
+        let Some(i) = table_index(&chain.table) else {
+            continue;
+        };
+        chain_index.insert((i, chain.name.clone()), tables[i].chains.len());
+        tables[i].chains.push(ChainRules {
+            hook: nat_hook(&chain),
+            name: chain.name,
+            rules: Vec::new(),
+        });
+    }
+    for rule in replies
+        .rules
+        .iter()
+        .filter_map(|m| decode_rule(&m.attributes))
+    {
+        let Some(i) = table_index(&rule.table) else {
+            continue;
+        };
+        // A rule of a chain the chain dump did not have: the generation
+        // check makes this rare; it is left out with its chain.
+        if let Some(&c) = chain_index.get(&(i, rule.chain.clone())) {
+            let meaning = interpret(&rule, family, &sets[i], asked);
+            tables[i].chains[c].rules.push(meaning);
         }
-        tables.push(table);
     }
     tables
 }
