@@ -224,6 +224,9 @@ fn check_docker_forwards(found: &ForwardScan, source: RuleSource) {
     assert_eq!(forward.place.source, source);
     assert_eq!(forward.place.family, TableFamily::Ip);
     assert_eq!(forward.place.table, "nat");
+    // Docker's DNAT is the second rule of DOCKER, after its RETURN:
+    // `iptables -t nat -D DOCKER 2` removes it, whichever iptables.
+    assert_eq!(forward.place.position, 2);
     assert_eq!(forward.protocols, [Protocol::Tcp]);
     assert_eq!(forward.ports, [PortRange::single(8081)]);
     assert_eq!(forward.target, dnat_to("172.17.0.2", 80));

@@ -108,6 +108,9 @@ pub struct RulePlace {
     /// iptables-legacy: its number in its chain, from 1
     /// (`iptables -t nat -L --line-numbers`).
     pub rule: u64,
+    /// The rule's place in its chain, from 1: the number iptables gives
+    /// it (`iptables -t nat -D CHAIN N`), for iptables-nft's tables too.
+    pub position: u64,
 }
 
 impl RulePlace {

@@ -100,7 +100,7 @@ pub fn walk(table: &Table, asked: &PortSet) -> Found {
 }
 
 impl<'t> Walk<'t> {
-    fn place(&self, hook: Hook, path: &[usize], rule: u64) -> RulePlace {
+    fn place(&self, hook: Hook, path: &[usize], rule: u64, position: usize) -> RulePlace {
         RulePlace {
             source: self.table.source,
             family: self.table.family,
@@ -111,6 +111,7 @@ impl<'t> Walk<'t> {
                 .collect(),
             hook,
             rule,
+            position: position as u64 + 1,
         }
     }
 
@@ -135,11 +136,11 @@ impl<'t> Walk<'t> {
     ) {
         let table: &'t Table = self.table;
         let chain = &table.chains[*path.last().unwrap()];
-        for rule in &chain.rules {
+        for (position, rule) in chain.rules.iter().enumerate() {
             for branch in &rule.branches {
                 self.steps += 1;
                 if self.steps == MAX_STEPS {
-                    let place = self.place(hook, path, rule.id);
+                    let place = self.place(hook, path, rule.id, position);
                     let what = format!("a rule set with more than {MAX_STEPS} paths to follow");
                     self.undecoded(place, what, outer);
                 }
@@ -154,7 +155,7 @@ impl<'t> Walk<'t> {
                 if unknown.is_none() {
                     if let Some(what) = &branch.conditions.port_unknown {
                         unknown = Some(PortUnknownAt {
-                            place: self.place(hook, path, rule.id),
+                            place: self.place(hook, path, rule.id, position),
                             what: what.clone(),
                         });
                     }
@@ -164,7 +165,7 @@ impl<'t> Walk<'t> {
                     Action::Forward(target) => match unknown {
                         Some(at) => self.undecoded(at.place, at.what, &conditions),
                         None => self.found.forwards.push(Forward {
-                            place: self.place(hook, path, rule.id),
+                            place: self.place(hook, path, rule.id, position),
                             comment: rule.comment.as_deref().or(comment).map(str::to_string),
                             families: conditions.family_list(),
                             protocols: conditions.protocol_list(),
@@ -177,7 +178,7 @@ impl<'t> Walk<'t> {
                         }),
                     },
                     Action::Undecoded(what) => {
-                        let place = self.place(hook, path, rule.id);
+                        let place = self.place(hook, path, rule.id, position);
                         self.undecoded(place, what.clone(), &conditions);
                     }
                     Action::Jump(name) => {
@@ -193,7 +194,7 @@ impl<'t> Walk<'t> {
                             Some(_) => None,
                         };
                         if let Some(what) = problem {
-                            let place = self.place(hook, path, rule.id);
+                            let place = self.place(hook, path, rule.id, position);
                             self.undecoded(place, what, &conditions);
                             continue;
                         }
