@@ -48,6 +48,7 @@ pub mod duration;
 pub mod error;
 mod files;
 pub mod filter;
+pub mod forwards;
 pub mod hidepid;
 pub mod holders;
 pub mod mountinfo;
