@@ -314,7 +314,8 @@ pub fn blast_line(blast: &BlastRadius, dry: bool, signal: Signal) -> Option<Stri
     };
     let fate = match (signal.ends_process(), dry) {
         (true, true) => format!(": {they} would go down with it"),
-        (true, false) => format!(": {they} go down with it"),
+        (true, false) if they == "it" => ": it goes down with it".to_string(),
+        (true, false) => ": they go down with it".to_string(),
         (false, _) => format!(
             ", which {} down with it only should {} end it",
             if they == "it" { "goes" } else { "go" },
@@ -893,6 +894,10 @@ mod tests {
         assert_eq!(
             blast_line(&one, true, Signal::TERM).unwrap(),
             "  it also holds 1 connection: it would go down with it"
+        );
+        assert_eq!(
+            blast_line(&one, false, Signal::TERM).unwrap(),
+            "  it also holds 1 connection: it goes down with it"
         );
         assert_eq!(
             blast_line(&one, false, Signal(libc::SIGHUP)).unwrap(),
