@@ -265,10 +265,22 @@ impl WhyReport {
 
 impl TrialUser {
     /// USER as `--as` takes it: a name from the passwd file, or a uid
-    /// (its entry's gid, or the same number when it has none).
+    /// (its entry's gid, or the same number when it has none or the file
+    /// cannot be read). The file is read bounded (see
+    /// [`crate::users::read_passwd`]): a fifo or a device there is
+    /// refused at once.
     pub fn resolve(user: &str, passwd: &std::path::Path) -> Result<TrialUser, Error> {
-        let text = std::fs::read(passwd).unwrap_or_default();
-        let text = String::from_utf8_lossy(&text);
+        let uid = user.parse::<u32>().ok().filter(|uid| *uid != u32::MAX);
+        let text = match crate::users::read_passwd(passwd) {
+            Ok(text) => text,
+            Err(err) if uid.is_none() => {
+                return Err(Error::Usage(format!(
+                    "--as {user}: {} cannot be read ({err}): give the user as a uid",
+                    passwd.display()
+                )));
+            }
+            Err(_) => String::new(),
+        };
         if let Some(account) = crate::users::find_account(&text, user) {
             return Ok(TrialUser {
                 uid: account.uid,
@@ -276,13 +288,13 @@ impl TrialUser {
                 name: Some(account.name),
             });
         }
-        match user.parse::<u32>() {
-            Ok(uid) if uid != u32::MAX => Ok(TrialUser {
+        match uid {
+            Some(uid) => Ok(TrialUser {
                 uid,
                 gid: uid,
                 name: None,
             }),
-            _ => Err(Error::Usage(format!(
+            None => Err(Error::Usage(format!(
                 "unknown user '{user}': not a name in {} nor a uid",
                 passwd.display()
             ))),
