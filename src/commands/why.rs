@@ -8,6 +8,7 @@
 //! be unverified (see [`fixes`]).
 
 pub mod address;
+pub mod as_user;
 pub mod fixes;
 pub mod guard;
 pub mod held;
@@ -459,21 +460,13 @@ fn in_namespace<T: Send>(
     }
 }
 
-/// One trial, on a thread of its own when it runs as another user (see
-/// [`trial`]).
+/// One trial, here, or in a child process of its own when it runs as
+/// another user (see [`as_user`]).
 fn run_one(lookout: &Lookout, run: &TrialRun) -> Result<Outcome, Error> {
     let guard = |spec: &BindSpec, v6only| lookout.sharers(spec, v6only);
     match &run.user {
         None => trial::attempt(&run.spec, &guard),
-        Some(user) => std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    trial::become_user(user, run.keep_bind_service)?;
-                    trial::attempt(&run.spec, &guard)
-                })
-                .join()
-                .unwrap_or_else(|_| Err(Error::usage("the trial's thread panicked")))
-        }),
+        Some(user) => as_user::attempt(user, run.keep_bind_service, &run.spec, &guard),
     }
 }
 
