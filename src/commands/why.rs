@@ -400,36 +400,17 @@ fn parse_scoped_v6(text: &str) -> Option<(std::net::Ipv6Addr, Option<Scope>)> {
     Some((address, scope))
 }
 
+/// The port of a target, as every command reads one (see
+/// [`crate::portspec`]); 0 is no port to try.
 fn parse_port(text: &str, services: &Services) -> Result<u16, Error> {
     if text.is_empty() {
         return Err(Error::usage("the port is missing: give one, as 8080"));
     }
-    if text.bytes().all(|b| b.is_ascii_digit()) {
-        return match text.parse::<u16>() {
-            Ok(0) => Err(Error::usage(
-                "port 0 asks the kernel to pick a port: give the port to check",
-            )),
-            Ok(port) => Ok(port),
-            Err(_) => Err(Error::Usage(format!(
-                "invalid port '{text}': a number from 1 to 65535"
-            ))),
-        };
-    }
-    if !text.bytes().any(|b| b.is_ascii_alphabetic()) {
-        return Err(Error::Usage(format!(
-            "invalid port '{text}': a number from 1 to 65535, or a service name"
-        )));
-    }
-    let ranges = services.resolve(text)?;
-    match ranges[..] {
-        [range] if range.lo == range.hi && range.lo != 0 => Ok(range.lo),
-        _ => {
-            let ports: Vec<String> = ranges.iter().map(ToString::to_string).collect();
-            Err(Error::Usage(format!(
-                "service '{text}' has several ports ({}): give the one to check",
-                ports.join(", ")
-            )))
-        }
+    match crate::portspec::parse_port(text, services)? {
+        0 => Err(Error::usage(
+            "port 0 asks the kernel to pick a port: give the port to check",
+        )),
+        port => Ok(port),
     }
 }
 
@@ -985,7 +966,7 @@ mod tests {
             assert!(target(bad).is_err(), "{bad}");
         }
         let message = |text| target(text).unwrap_err().to_string();
-        assert!(message("70000").contains("1 to 65535"));
+        assert!(message("70000").contains("0 to 65535"));
         for address_alone in ["[::1]", "::1", "127.0.0.1", "fe80::1%eth0"] {
             let text = message(address_alone);
             assert!(text.contains("without a port"), "{address_alone}: {text}");
