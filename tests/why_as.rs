@@ -14,7 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-
+use lsport::commands::why::as_user;
 
 /// nobody, on every Linux.
 const NOBODY: u32 = 65534;
@@ -260,7 +260,7 @@ fn a_trial_that_does_not_answer_is_killed_and_said_in_one_line() {
     }
     // As a process of nobody may stop it: held past the time lsport
     // waits for an answer.
-    let delay = Duration::from_secs(10) + Duration::from_secs(2);
+    let delay = as_user::ANSWER_TIMEOUT + Duration::from_secs(2);
     let inject = format!("delay_enter={}s", delay.as_secs());
     let what = "trial silent";
     let Some(line) = why_as_with_listen(&inject, "7085", what) else {
