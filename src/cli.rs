@@ -407,7 +407,9 @@ pub struct WhyArgs {
     pub dual_stack: bool,
 
     /// Try the bind with this user's uid and gid (a name or a uid; root
-    /// only): privileged ports and SO_REUSEPORT groups depend on it.
+    /// only): privileged ports and SO_REUSEPORT groups depend on it. The
+    /// trial runs in a child process of its own; lsport keeps its
+    /// credentials.
     #[arg(long = "as", value_name = "USER")]
     pub as_user: Option<String>,
 }
