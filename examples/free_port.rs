@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use lsport::query::Query;
 use lsport::render::escape::escape_bytes;
+use lsport::services::Services;
 use lsport::socket::PortRange;
 
 fn main() -> ExitCode {
@@ -17,12 +18,9 @@ fn main() -> ExitCode {
         eprintln!("usage: free_port PORT");
         return ExitCode::from(2);
     };
-    let port = match lsport::portspec::parse_port_arg(&port) {
-        Ok(range) if range.lo == range.hi => range.lo,
-        Ok(_) => {
-            eprintln!("free_port: one port, not a range");
-            return ExitCode::from(2);
-        }
+    // A number, or a service name of IANA's registry.
+    let port = match lsport::portspec::parse_port(&port, &Services::default()) {
+        Ok(port) => port,
         Err(err) => {
             eprintln!(
                 "free_port: {}",

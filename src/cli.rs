@@ -407,7 +407,9 @@ pub struct WhyArgs {
     pub dual_stack: bool,
 
     /// Try the bind with this user's uid and gid (a name or a uid; root
-    /// only): privileged ports and SO_REUSEPORT groups depend on it.
+    /// only): privileged ports and SO_REUSEPORT groups depend on it. The
+    /// trial runs in a child process of its own; lsport keeps its
+    /// credentials.
     #[arg(long = "as", value_name = "USER")]
     pub as_user: Option<String>,
 }
@@ -609,9 +611,7 @@ impl Args {
         // /etc/services is read only when something needs it: a port
         // given by name, or an answer that names services.
         let mut warnings = Vec::new();
-        let names_given = port_texts
-            .iter()
-            .any(|p| p.bytes().any(|b| b.is_ascii_alphabetic()));
+        let names_given = port_texts.iter().any(|p| portspec::is_service_name(p));
         let services = if names_given || !quiet || self.command.is_some() {
             let file = self
                 .services_file
@@ -626,7 +626,7 @@ impl Args {
         };
         let mut asked: Vec<PortRange> = Vec::new();
         for text in port_texts {
-            asked.extend(port_arg(text, &services)?);
+            asked.extend(portspec::parse_ports(text, &services)?);
         }
         let proc_root = self
             .proc_root
@@ -640,8 +640,10 @@ impl Args {
         };
         let task = match &self.command {
             None => Task::Probe,
-            Some(Command::Ephemeral(args)) => Task::Ephemeral(args.to_settings(self.json)?),
-            Some(Command::Suggest(args)) => Task::Suggest(args.to_settings()?),
+            Some(Command::Ephemeral(args)) => {
+                Task::Ephemeral(args.to_settings(self.json, &services)?)
+            }
+            Some(Command::Suggest(args)) => Task::Suggest(args.to_settings(&services)?),
             Some(Command::Why(args)) => Task::Why(args.to_options(quiet, &services)?),
             Some(Command::Watch(args)) => Task::Watch(args.to_options()?),
             Some(Command::Kill(args)) => Task::Kill(args.to_settings()?),
@@ -755,18 +757,8 @@ impl Args {
     }
 }
 
-/// A number or a range as portspec reads it; anything with a letter in
-/// it is a service name, which stands for each of its ports.
-fn port_arg(text: &str, services: &Services) -> Result<Vec<PortRange>, Error> {
-    match portspec::parse_port_arg(text) {
-        Ok(range) => Ok(vec![range]),
-        Err(_) if text.bytes().any(|b| b.is_ascii_alphabetic()) => services.resolve(text),
-        Err(message) => Err(message),
-    }
-}
-
 impl EphemeralArgs {
-    fn to_settings(&self, json: bool) -> Result<EphemeralSettings, Error> {
+    fn to_settings(&self, json: bool, services: &Services) -> Result<EphemeralSettings, Error> {
         if !(0.0..=100.0).contains(&self.warn_headroom) {
             return Err(Error::Usage(format!(
                 "invalid --warn-headroom {}: a percentage from 0 to 100",
@@ -778,11 +770,10 @@ impl EphemeralArgs {
                 "invalid --top 0: show at least one destination",
             ));
         }
-        let planned = self
-            .check_range
-            .iter()
-            .map(|text| portspec::parse_port_arg(text))
-            .collect::<Result<_, _>>()?;
+        let mut planned = Vec::new();
+        for text in &self.check_range {
+            planned.extend(portspec::parse_ports(text, services)?);
+        }
         let format = if json && self.format == ReportFormat::Text {
             ReportFormat::Json
         } else {
@@ -930,23 +921,16 @@ impl WaitArgs {
 }
 
 impl SuggestArgs {
-    fn to_settings(&self) -> Result<SuggestQuery, Error> {
-        let near = match &self.near {
-            Some(text) => {
-                let range = portspec::parse_port_arg(text)?;
-                if range.lo != range.hi {
-                    return Err(Error::Usage(format!(
-                        "invalid --near {text}: one port, not a range"
-                    )));
-                }
-                Some(range.lo)
-            }
-            None => None,
-        };
+    fn to_settings(&self, services: &Services) -> Result<SuggestQuery, Error> {
+        let near = self
+            .near
+            .as_deref()
+            .map(|text| portspec::parse_port(text, services))
+            .transpose()?;
         let within = self
             .range
             .as_deref()
-            .map(portspec::parse_port_arg)
+            .map(|text| portspec::parse_range(text, services))
             .transpose()?;
         if self.count == 0 {
             return Err(Error::usage("invalid count 0: ask for at least one port"));
@@ -1041,24 +1025,5 @@ mod tests {
             Task::Why(options) => assert!(!options.explain),
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn names_stand_for_ports_and_numbers_keep_their_errors() {
-        let services = Services::default();
-        assert_eq!(
-            port_arg("SSH", &services).unwrap(),
-            vec![PortRange::single(22)]
-        );
-        assert_eq!(
-            port_arg("6000-6001", &services).unwrap(),
-            vec![PortRange { lo: 6000, hi: 6001 }]
-        );
-        let message = |text| port_arg(text, &services).unwrap_err().to_string();
-        // No letter: a bad number, not an unknown name.
-        assert!(message("9000-8000").contains("greater"));
-        assert!(message("70000").contains("0 to 65535"));
-        let err = message("no-such-service-x");
-        assert!(err.starts_with("unknown port or service name"), "{err}");
     }
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod generate;
+mod memory;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -200,8 +200,8 @@ pub fn run_in<T: Send>(
         return Err(EnterError::Gone);
     }
     std::thread::scope(|scope| {
-        scope
-            .spawn(move || {
+        std::thread::Builder::new()
+            .spawn_scoped(scope, move || {
                 setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| {
                     let hint = match e {
                         nix::errno::Errno::EPERM => {
@@ -217,6 +217,13 @@ pub fn run_in<T: Send>(
                 })?;
                 Ok(work())
             })
+            // No thread to be had (a pids limit, a small ulimit -v).
+            .map_err(|e| {
+                EnterError::Refused(format!(
+                    "cannot start a thread to enter the network namespace of {}: {e}",
+                    path.display()
+                ))
+            })?
             .join()
             .unwrap_or_else(|_| Err(EnterError::Refused("a namespace worker panicked".into())))
     })

@@ -1,58 +1,134 @@
-//! Parsing what the user typed as a port: `22`, `8000-8100`.
+//! What the user typed as a port, read the same way by every command
+//! (the probe, `why`, `kill`, `wait`, `watch`, `suggest --near` and
+//! `--range`, `ephemeral --check-range`): a number (`22`), a range
+//! (`8000-8100`) or a service name (`ssh`).
+//!
+//! Anything with a letter in it is a service name, looked up in IANA's
+//! registry and the local services file. Anything else is a number or
+//! a range, in plain decimal digits: `+22` and `022` are refused, as
+//! `ss` and `lsof` never print a port so, and as some programs read a
+//! leading zero as octal; the error says how to write it. Each error is
+//! one line that quotes the argument unescaped (whoever prints it
+//! escapes it).
 
 use crate::error::Error;
+use crate::services::Services;
 use crate::socket::PortRange;
 
-/// Parses one command-line port argument. The error is one line, meant
-/// for the user; it quotes the argument unescaped (whoever prints it
-/// escapes it).
-pub fn parse_port_arg(text: &str) -> Result<PortRange, Error> {
-    if text.is_empty() {
-        return Err(Error::usage("empty port argument"));
+/// Whether `text` names a service rather than spelling a number: it has
+/// a letter in it.
+pub fn is_service_name(text: &str) -> bool {
+    text.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
+/// The ports of one argument: a number, a range, or each port of a
+/// service name (one or more ranges, sorted).
+pub fn parse_ports(text: &str, services: &Services) -> Result<Vec<PortRange>, Error> {
+    if is_service_name(text) {
+        return services.resolve(text);
     }
-    if text.starts_with('-') {
-        return Err(Error::Usage(format!(
-            "invalid port '{}': ports go from 0 to 65535",
-            text
-        )));
-    }
-    match text.split_once('-') {
-        None => parse_port(text, text).map(PortRange::single),
-        Some((lo, hi)) => {
-            if lo.is_empty() || hi.is_empty() || hi.contains('-') {
-                return Err(Error::Usage(format!(
-                    "invalid port range '{}': expected LOW-HIGH, e.g. 8000-8100",
-                    text
-                )));
-            }
-            let range = PortRange {
-                lo: parse_port(lo, text)?,
-                hi: parse_port(hi, text)?,
-            };
-            if range.lo > range.hi {
-                return Err(Error::Usage(format!(
-                    "invalid port range '{text}': {} is greater than {}",
-                    range.lo, range.hi
-                )));
-            }
-            Ok(range)
-        }
+    parse_numbers(text).map(|range| vec![range])
+}
+
+/// One range: a number, a range, or a service name whose ports make one
+/// range (`x11`: 6000-6063).
+pub fn parse_range(text: &str, services: &Services) -> Result<PortRange, Error> {
+    match normalize(parse_ports(text, services)?)[..] {
+        [range] => Ok(range),
+        ref ranges => Err(several_ports(text, ranges, "give one range")),
     }
 }
 
-fn parse_port(text: &str, whole: &str) -> Result<u16, Error> {
-    if !text.bytes().all(|b| b.is_ascii_digit()) {
+/// One port: a number, or a service name that stands for one port.
+pub fn parse_port(text: &str, services: &Services) -> Result<u16, Error> {
+    match normalize(parse_ports(text, services)?)[..] {
+        [range] if range.lo == range.hi => Ok(range.lo),
+        [range] if !is_service_name(text) => Err(Error::Usage(format!(
+            "invalid port '{text}': a range where one port is wanted ({range})"
+        ))),
+        ref ranges => Err(several_ports(text, ranges, "give the one meant")),
+    }
+}
+
+fn several_ports(text: &str, ranges: &[PortRange], ask: &str) -> Error {
+    let ports: Vec<String> = ranges.iter().map(ToString::to_string).collect();
+    Error::Usage(format!(
+        "service '{text}' stands for several ports ({}): {ask}",
+        ports.join(", ")
+    ))
+}
+
+/// A number or a range, in plain decimal digits.
+fn parse_numbers(text: &str) -> Result<PortRange, Error> {
+    if text.is_empty() {
+        return Err(Error::usage("empty port argument: give a port, as 8080"));
+    }
+    if text.starts_with('-') {
+        return Err(out_of_range(text));
+    }
+    let parts = match text.split_once('-') {
+        None => (text, None),
+        Some((lo, hi)) => {
+            if lo.is_empty() || hi.is_empty() || hi.contains('-') {
+                return Err(Error::Usage(format!(
+                    "invalid port range '{text}': expected LOW-HIGH, e.g. 8000-8100"
+                )));
+            }
+            (lo, Some(hi))
+        }
+    };
+    let lenient = |part: &str| -> Option<u16> {
+        let digits = part.strip_prefix('+').unwrap_or(part);
+        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse::<u32>().ok()?.try_into().ok())
+            .flatten()
+    };
+    let plain = |part: &str| {
+        part.bytes().all(|b| b.is_ascii_digit()) && (part == "0" || !part.starts_with('0'))
+    };
+    let (lo, hi) = match parts {
+        (lo, None) => (lo, lo),
+        (lo, Some(hi)) => (lo, hi),
+    };
+    if !plain(lo) || !plain(hi) {
+        let canonical = match (lenient(lo), lenient(hi), parts.1) {
+            (Some(lo), _, None) => Some(lo.to_string()),
+            (Some(lo), Some(hi), Some(_)) => Some(format!("{lo}-{hi}")),
+            _ => None,
+        };
+        let all_digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+        return Err(match canonical {
+            Some(canonical) => Error::Usage(format!(
+                "invalid port '{text}': a port is plain digits, without a sign or leading \
+                 zeros: write {canonical}"
+            )),
+            None if all_digits(lo) && all_digits(hi) => out_of_range(text),
+            None => Error::Usage(format!("invalid port '{text}': not a number")),
+        });
+    }
+    let number = |part: &str| -> Result<u16, Error> {
+        // Digits only: the parse fails just for numbers past u32, and
+        // try_from for those past u16; both are out of range.
+        part.parse::<u32>()
+            .ok()
+            .and_then(|n| u16::try_from(n).ok())
+            .ok_or_else(|| out_of_range(text))
+    };
+    let range = PortRange {
+        lo: number(lo)?,
+        hi: number(hi)?,
+    };
+    if range.lo > range.hi {
         return Err(Error::Usage(format!(
-            "invalid port '{}': not a number",
-            whole
+            "invalid port range '{text}': {} is greater than {}",
+            range.lo, range.hi
         )));
     }
-    // Digits only: the parse fails just for numbers past u32, and
-    // try_from for those past u16; both are out of range.
-    text.parse::<u32>()
-        .ok()
-        .and_then(|n| u16::try_from(n).ok())
-        .ok_or_else(|| Error::Usage(format!("invalid port '{whole}': ports go from 0 to 65535")))
+    Ok(range)
+}
+
+fn out_of_range(text: &str) -> Error {
+    Error::Usage(format!("invalid port '{text}': ports go from 0 to 65535"))
 }
 
 /// Sorts ranges and merges the ones that overlap or touch.
@@ -74,19 +150,28 @@ pub fn normalize(mut ranges: Vec<PortRange>) -> Vec<PortRange> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn accepts_ports_and_ranges() {
-        assert_eq!(parse_port_arg("22").unwrap(), PortRange::single(22));
-        assert_eq!(parse_port_arg("0").unwrap(), PortRange::single(0));
-        assert_eq!(parse_port_arg("65535").unwrap(), PortRange::single(65535));
-        assert_eq!(
-            parse_port_arg("8000-8100").unwrap(),
-            PortRange { lo: 8000, hi: 8100 }
-        );
+    fn ports(text: &str) -> Result<Vec<PortRange>, Error> {
+        parse_ports(text, &Services::default())
+    }
+
+    fn message(result: Result<impl std::fmt::Debug, Error>) -> String {
+        result.unwrap_err().to_string()
     }
 
     #[test]
-    fn rejects_bad_input_with_one_clear_line() {
+    fn accepts_ports_ranges_and_names() {
+        let one = |text| ports(text).unwrap();
+        assert_eq!(one("22"), [PortRange::single(22)]);
+        assert_eq!(one("0"), [PortRange::single(0)]);
+        assert_eq!(one("65535"), [PortRange::single(65535)]);
+        assert_eq!(one("8000-8100"), [PortRange { lo: 8000, hi: 8100 }]);
+        assert_eq!(one("0-10"), [PortRange { lo: 0, hi: 10 }]);
+        assert_eq!(one("SSH"), [PortRange::single(22)]);
+        assert_eq!(one("msp"), [PortRange::single(18), PortRange::single(2438)]);
+    }
+
+    #[test]
+    fn refuses_bad_input_with_one_clear_line() {
         for bad in [
             "abc",
             "70000",
@@ -95,25 +180,58 @@ mod tests {
             "1-2-3",
             "",
             "1-",
+            "-",
             "+5",
+            "05",
+            "00",
+            "+05-010",
             " 5",
+            "5 ",
+            "5.0",
+            "\u{ff11}",
             "99999999999999999999",
+            "0x16",
         ] {
-            let err = parse_port_arg(bad).unwrap_err().to_string();
+            let err = message(ports(bad));
             assert!(!err.contains('\n'), "{bad}: {err}");
         }
-        assert!(
-            parse_port_arg("70000")
-                .unwrap_err()
-                .to_string()
-                .contains("0 to 65535")
+        assert!(message(ports("70000")).contains("0 to 65535"));
+        assert!(message(ports("070000")).contains("0 to 65535"));
+        assert!(message(ports("9000-8000")).contains("greater"));
+        assert!(message(ports("5.0")).ends_with("not a number"));
+        assert!(message(ports("0x16")).starts_with("unknown port or service name"));
+    }
+
+    #[test]
+    fn a_sign_or_a_leading_zero_is_refused_with_the_plain_spelling() {
+        for (bad, plain) in [
+            ("+22", "22"),
+            ("022", "22"),
+            ("00", "0"),
+            ("+022", "22"),
+            ("080-090", "80-90"),
+            ("+1-+2", "1-2"),
+        ] {
+            let err = message(ports(bad));
+            assert!(err.ends_with(&format!("write {plain}")), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn one_port_or_one_range_where_one_is_wanted() {
+        let services = Services::default();
+        assert_eq!(parse_port("ssh", &services).unwrap(), 22);
+        assert_eq!(parse_port("8080", &services).unwrap(), 8080);
+        assert!(message(parse_port("22-23", &services)).contains("where one port is wanted"));
+        assert!(message(parse_port("x11", &services)).contains("several ports (6000-6063)"));
+        assert!(message(parse_port("msp", &services)).contains("several ports (18, 2438)"));
+        // x11's registrations overlap: one range.
+        assert_eq!(
+            parse_range("x11", &services).unwrap(),
+            PortRange { lo: 6000, hi: 6063 }
         );
-        assert!(
-            parse_port_arg("9000-8000")
-                .unwrap_err()
-                .to_string()
-                .contains("greater")
-        );
+        assert!(message(parse_range("msp", &services)).contains("give one range"));
+        assert_eq!(message(parse_port("+22", &services)), message(ports("+22")));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! have none; then users show as numbers.
 
 use std::collections::HashMap;
+use std::io;
+use std::path::Path;
 
 /// User names by uid.
 pub struct UserNames {
@@ -19,10 +21,9 @@ impl UserNames {
     /// The names of a passwd file; none when it cannot be read, is not
     /// a regular file, or is larger than 16 MiB.
     pub fn load(path: &str) -> UserNames {
-        let text = crate::files::read_bounded(path.as_ref(), crate::files::TABLE_FILE_LIMIT)
-            .unwrap_or_default();
+        let text = read_passwd(path.as_ref()).unwrap_or_default();
         UserNames {
-            names: parse_passwd(&String::from_utf8_lossy(&text)),
+            names: parse_passwd(&text),
         }
     }
 
@@ -39,6 +40,14 @@ impl UserNames {
     pub fn name(&self, uid: u32) -> Option<&str> {
         self.names.get(&uid).map(String::as_str)
     }
+}
+
+/// A passwd file's text, read the way lsport reads every table: without
+/// blocking on a fifo, refusing a device or anything larger than 16 MiB
+/// (see [`crate::files`]). Bytes that are not UTF-8 are replaced.
+pub fn read_passwd(path: &Path) -> io::Result<String> {
+    let bytes = crate::files::read_bounded(path, crate::files::TABLE_FILE_LIMIT)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// `name:password:uid:...` per line; malformed lines are skipped. The

@@ -208,3 +208,107 @@ fn column_help_as_json_lists_the_same_columns() {
         .collect();
     assert_eq!(columns, listed);
 }
+
+/// Every command that takes a port, with the argument last.
+const PORT_TAKERS: &[&[&str]] = &[
+    &[],
+    &["why"],
+    &["kill", "-n"],
+    &["wait", "--listening", "--timeout", "0"],
+    &["watch", "--for", "1ms"],
+    &["suggest", "--near"],
+    &["suggest", "--range"],
+    &["ephemeral", "--check-range"],
+];
+
+fn with_port(command: &[&str], port: &str) -> std::process::Output {
+    let mut args = command.to_vec();
+    args.push(port);
+    lsport(&args)
+}
+
+/// One parser reads a port for every command: the same spelling is
+/// refused by each with the same line, and a name is read as its number.
+#[test]
+fn every_command_reads_a_port_the_same_way() {
+    if !private_netns("one-port-parser") {
+        return;
+    }
+    for (spelling, says) in [
+        (
+            "+22",
+            "invalid port '+22': a port is plain digits, without a sign or leading zeros: write 22",
+        ),
+        (
+            "022",
+            "invalid port '022': a port is plain digits, without a sign or leading zeros: write 22",
+        ),
+        (
+            "00",
+            "invalid port '00': a port is plain digits, without a sign or leading zeros: write 0",
+        ),
+        (
+            "+080-090",
+            "invalid port '+080-090': a port is plain digits, without a sign or leading zeros: write 80-90",
+        ),
+        (" 22", "invalid port ' 22': not a number"),
+        ("22.0", "invalid port '22.0': not a number"),
+        (
+            "\u{ff12}\u{ff12}",
+            "invalid port '\u{ff12}\u{ff12}': not a number",
+        ),
+        ("65536", "invalid port '65536': ports go from 0 to 65535"),
+        (
+            "99999999999999999999",
+            "invalid port '99999999999999999999': ports go from 0 to 65535",
+        ),
+        (
+            "22-",
+            "invalid port range '22-': expected LOW-HIGH, e.g. 8000-8100",
+        ),
+        ("23-22", "invalid port range '23-22': 23 is greater than 22"),
+        ("", "empty port argument: give a port, as 8080"),
+        (
+            "0x16",
+            "unknown port or service name '0x16' (did you mean: x11?)",
+        ),
+    ] {
+        for command in PORT_TAKERS {
+            let output = with_port(command, spelling);
+            let err = stderr(&output);
+            assert_eq!(
+                output.status.code(),
+                Some(2),
+                "{command:?} {spelling:?}: {err}"
+            );
+            assert!(output.stdout.is_empty(), "{command:?} {spelling:?}");
+            // Escaped as every message is: the fullwidth digits stay.
+            assert_eq!(err, format!("lsport: {says}\n"), "{command:?} {spelling:?}");
+        }
+    }
+    for (name, number) in [("ssh", "22"), ("SSH", "22"), ("http", "80")] {
+        for command in PORT_TAKERS {
+            let by_name = with_port(command, name);
+            let by_number = with_port(command, number);
+            let what = format!("{command:?} {name} against {number}");
+            assert_ne!(
+                by_name.status.code(),
+                Some(2),
+                "{what}: {}",
+                stderr(&by_name)
+            );
+            assert_eq!(by_name.status.code(), by_number.status.code(), "{what}");
+            // watch starts each line with the time.
+            let untimed = |output: &std::process::Output| -> Vec<String> {
+                stdout(output)
+                    .lines()
+                    .map(|l| {
+                        l.trim_start_matches(|c: char| c.is_ascii_digit() || c == ':' || c == '.')
+                            .to_string()
+                    })
+                    .collect()
+            };
+            assert_eq!(untimed(&by_name), untimed(&by_number), "{what}");
+        }
+    }
+}

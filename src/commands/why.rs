@@ -8,6 +8,7 @@
 //! be unverified (see [`fixes`]).
 
 pub mod address;
+pub mod as_user;
 pub mod fixes;
 pub mod guard;
 pub mod held;
@@ -265,10 +266,22 @@ impl WhyReport {
 
 impl TrialUser {
     /// USER as `--as` takes it: a name from the passwd file, or a uid
-    /// (its entry's gid, or the same number when it has none).
+    /// (its entry's gid, or the same number when it has none or the file
+    /// cannot be read). The file is read bounded (see
+    /// [`crate::users::read_passwd`]): a fifo or a device there is
+    /// refused at once.
     pub fn resolve(user: &str, passwd: &std::path::Path) -> Result<TrialUser, Error> {
-        let text = std::fs::read(passwd).unwrap_or_default();
-        let text = String::from_utf8_lossy(&text);
+        let uid = user.parse::<u32>().ok().filter(|uid| *uid != u32::MAX);
+        let text = match crate::users::read_passwd(passwd) {
+            Ok(text) => text,
+            Err(err) if uid.is_none() => {
+                return Err(Error::Usage(format!(
+                    "--as {user}: {} cannot be read ({err}): give the user as a uid",
+                    passwd.display()
+                )));
+            }
+            Err(_) => String::new(),
+        };
         if let Some(account) = crate::users::find_account(&text, user) {
             return Ok(TrialUser {
                 uid: account.uid,
@@ -276,13 +289,13 @@ impl TrialUser {
                 name: Some(account.name),
             });
         }
-        match user.parse::<u32>() {
-            Ok(uid) if uid != u32::MAX => Ok(TrialUser {
+        match uid {
+            Some(uid) => Ok(TrialUser {
                 uid,
                 gid: uid,
                 name: None,
             }),
-            _ => Err(Error::Usage(format!(
+            None => Err(Error::Usage(format!(
                 "unknown user '{user}': not a name in {} nor a uid",
                 passwd.display()
             ))),
@@ -387,36 +400,17 @@ fn parse_scoped_v6(text: &str) -> Option<(std::net::Ipv6Addr, Option<Scope>)> {
     Some((address, scope))
 }
 
+/// The port of a target, as every command reads one (see
+/// [`crate::portspec`]); 0 is no port to try.
 fn parse_port(text: &str, services: &Services) -> Result<u16, Error> {
     if text.is_empty() {
         return Err(Error::usage("the port is missing: give one, as 8080"));
     }
-    if text.bytes().all(|b| b.is_ascii_digit()) {
-        return match text.parse::<u16>() {
-            Ok(0) => Err(Error::usage(
-                "port 0 asks the kernel to pick a port: give the port to check",
-            )),
-            Ok(port) => Ok(port),
-            Err(_) => Err(Error::Usage(format!(
-                "invalid port '{text}': a number from 1 to 65535"
-            ))),
-        };
-    }
-    if !text.bytes().any(|b| b.is_ascii_alphabetic()) {
-        return Err(Error::Usage(format!(
-            "invalid port '{text}': a number from 1 to 65535, or a service name"
-        )));
-    }
-    let ranges = services.resolve(text)?;
-    match ranges[..] {
-        [range] if range.lo == range.hi && range.lo != 0 => Ok(range.lo),
-        _ => {
-            let ports: Vec<String> = ranges.iter().map(ToString::to_string).collect();
-            Err(Error::Usage(format!(
-                "service '{text}' has several ports ({}): give the one to check",
-                ports.join(", ")
-            )))
-        }
+    match crate::portspec::parse_port(text, services)? {
+        0 => Err(Error::usage(
+            "port 0 asks the kernel to pick a port: give the port to check",
+        )),
+        port => Ok(port),
     }
 }
 
@@ -447,21 +441,13 @@ fn in_namespace<T: Send>(
     }
 }
 
-/// One trial, on a thread of its own when it runs as another user (see
-/// [`trial`]).
+/// One trial, here, or in a child process of its own when it runs as
+/// another user (see [`as_user`]).
 fn run_one(lookout: &Lookout, run: &TrialRun) -> Result<Outcome, Error> {
     let guard = |spec: &BindSpec, v6only| lookout.sharers(spec, v6only);
     match &run.user {
         None => trial::attempt(&run.spec, &guard),
-        Some(user) => std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    trial::become_user(user, run.keep_bind_service)?;
-                    trial::attempt(&run.spec, &guard)
-                })
-                .join()
-                .unwrap_or_else(|_| Err(Error::usage("the trial's thread panicked")))
-        }),
+        Some(user) => as_user::attempt(user, run.keep_bind_service, &run.spec, &guard),
     }
 }
 
@@ -980,7 +966,7 @@ mod tests {
             assert!(target(bad).is_err(), "{bad}");
         }
         let message = |text| target(text).unwrap_err().to_string();
-        assert!(message("70000").contains("1 to 65535"));
+        assert!(message("70000").contains("0 to 65535"));
         for address_alone in ["[::1]", "::1", "127.0.0.1", "fe80::1%eth0"] {
             let text = message(address_alone);
             assert!(text.contains("without a port"), "{address_alone}: {text}");

@@ -17,18 +17,8 @@
 //! the address and the privilege. The caller then judges the sharing by
 //! the kernel's rules ([`Skipped`]).
 //!
-//! `--as USER` runs the trial with that user's uid and gid. lsport does
-//! not fork for it: a forked child of a program that may be running
-//! threads could only make async-signal-safe calls, and re-executing
-//! lsport would cost a process start. Instead the trial runs on a thread
-//! of its own that changes its own credentials with the raw setgroups,
-//! setresgid and setresuid system calls. In Linux credentials belong to
-//! a thread; only the C library's wrappers copy a change to every thread
-//! of the process, and the raw calls skip them. Leaving uid 0 clears the
-//! thread's capabilities (CAP_NET_BIND_SERVICE too, unless asked to keep
-//! that one), and a socket takes its owner (the uid SO_REUSEPORT
-//! compares) from the thread that creates it. The thread ends with the
-//! trial, and its credentials with it; the rest of lsport keeps root.
+//! `--as USER` runs these calls in a short-lived child process that
+//! alone takes the user's credentials (see `as_user`).
 
 use std::ffi::CString;
 use std::net::IpAddr;
@@ -187,48 +177,98 @@ pub type Guard<'a> = dyn Fn(&BindSpec, Option<bool>) -> Result<Vec<Socket>, Erro
 /// thread, and closes it; stops short where `guard` names live sockets
 /// the socket would take traffic from.
 pub fn attempt(spec: &BindSpec, guard: &Guard<'_>) -> Result<Outcome, Error> {
-    let mut outcome = Outcome {
+    let scope = scope_index(spec);
+    let mut skipped = None;
+    let mut ask = |v6only| {
+        let live = guard(spec, v6only)?;
+        let stop = !live.is_empty();
+        if stop {
+            skipped = Some(Skipped::of(spec.protocol, live));
+        }
+        Ok(stop)
+    };
+    let made = calls(spec, scope, &mut ask)?;
+    Ok(Outcome {
+        failure: made.failure,
+        v6only: made.v6only,
+        skipped,
+    })
+}
+
+impl Skipped {
+    /// The call a trial of `protocol` leaves when it asks before it and
+    /// hears of `live` sockets (see [`calls`]): TCP asks before
+    /// listen(), UDP before bind().
+    pub(crate) fn of(protocol: Protocol, live: Vec<Socket>) -> Skipped {
+        match protocol {
+            Protocol::Tcp => Skipped::Listen { listeners: live },
+            Protocol::Udp => Skipped::Bind { sharers: live },
+        }
+    }
+}
+
+/// What the calls of a trial gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Made {
+    /// The call that failed, with its errno.
+    pub failure: Option<(Stage, i32)>,
+    /// IPV6_V6ONLY as the socket had it, for IPv6.
+    pub v6only: Option<bool>,
+}
+
+/// The calls of a trial on the calling thread: socket, options, bind
+/// and for TCP listen, with `ask` called (with IPV6_V6ONLY as the
+/// socket has it) before the call that would take traffic: for UDP
+/// before bind(), for TCP with SO_REUSEPORT before listen(). `ask`
+/// answers whether live sockets would share it (then the call is not
+/// made), or an error that ends the trial. `scope` is the interface
+/// index of the bind, or the errno of looking it up ([`scope_index`]).
+///
+/// It allocates nothing and takes no lock: a forked child runs it
+/// between fork() and _exit() (see `as_user`).
+pub(crate) fn calls<E>(
+    spec: &BindSpec,
+    scope: Result<u32, i32>,
+    ask: &mut dyn FnMut(Option<bool>) -> Result<bool, E>,
+) -> Result<Made, E> {
+    let mut made = Made {
         failure: None,
         v6only: None,
-        skipped: None,
     };
-    if let Err(failure) = try_bind(spec, guard, &mut outcome)? {
-        outcome.failure = Some(failure);
+    if let Err(failure) = try_bind(spec, scope, ask, &mut made)? {
+        made.failure = Some(failure);
     }
-    Ok(outcome)
+    Ok(made)
 }
 
 type Calls = Result<(), (Stage, i32)>;
 
-fn try_bind(spec: &BindSpec, guard: &Guard<'_>, outcome: &mut Outcome) -> Result<Calls, Error> {
-    let socket = match configured_socket(spec, spec.protocol) {
+fn try_bind<E>(
+    spec: &BindSpec,
+    scope: Result<u32, i32>,
+    ask: &mut dyn FnMut(Option<bool>) -> Result<bool, E>,
+    made: &mut Made,
+) -> Result<Calls, E> {
+    let socket = match configured_socket(spec, spec.protocol, spec.reuseaddr, spec.reuseport) {
         Ok(socket) => socket,
         Err(failure) => return Ok(Err(failure)),
     };
     if spec.address.is_ipv6() {
-        outcome.v6only = get_flag(&socket, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY);
+        made.v6only = get_flag(&socket, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY);
     }
-    let scope = match scope_index(spec) {
+    let scope = match scope {
         Ok(scope) => scope,
         Err(errno) => return Ok(Err((Stage::Bind, errno))),
     };
-    if spec.protocol == Protocol::Udp {
-        let sharers = guard(spec, outcome.v6only)?;
-        if !sharers.is_empty() {
-            outcome.skipped = Some(Skipped::Bind { sharers });
-            return Ok(stand_in_bind(spec, scope));
-        }
+    if spec.protocol == Protocol::Udp && ask(made.v6only)? {
+        return Ok(stand_in_bind(spec, scope));
     }
     if let Err(errno) = bind(&socket, spec.address, spec.port, scope) {
         return Ok(Err((Stage::Bind, errno)));
     }
     if spec.protocol == Protocol::Tcp {
-        if spec.reuseport {
-            let listeners = guard(spec, outcome.v6only)?;
-            if !listeners.is_empty() {
-                outcome.skipped = Some(Skipped::Listen { listeners });
-                return Ok(Ok(()));
-            }
+        if spec.reuseport && ask(made.v6only)? {
+            return Ok(Ok(()));
         }
         // SAFETY: a plain system call on a descriptor we own.
         if unsafe { libc::listen(socket.as_raw_fd(), 1) } != 0 {
@@ -238,8 +278,14 @@ fn try_bind(spec: &BindSpec, guard: &Guard<'_>, outcome: &mut Outcome) -> Result
     Ok(Ok(()))
 }
 
-/// A socket of `protocol` with the options of `spec` set.
-fn configured_socket(spec: &BindSpec, protocol: Protocol) -> Result<OwnedFd, (Stage, i32)> {
+/// A socket of `protocol` with the options of `spec` set, SO_REUSEADDR
+/// and SO_REUSEPORT as given.
+fn configured_socket(
+    spec: &BindSpec,
+    protocol: Protocol,
+    reuseaddr: bool,
+    reuseport: bool,
+) -> Result<OwnedFd, (Stage, i32)> {
     let domain = match spec.address {
         IpAddr::V4(_) => libc::AF_INET,
         IpAddr::V6(_) => libc::AF_INET6,
@@ -258,8 +304,8 @@ fn configured_socket(spec: &BindSpec, protocol: Protocol) -> Result<OwnedFd, (St
     let option = |level, name, on: bool| {
         set_flag(&socket, level, name, on).map_err(|errno| (Stage::Option, errno))
     };
-    option(libc::SOL_SOCKET, libc::SO_REUSEADDR, spec.reuseaddr)?;
-    if spec.reuseport {
+    option(libc::SOL_SOCKET, libc::SO_REUSEADDR, reuseaddr)?;
+    if reuseport {
         option(libc::SOL_SOCKET, libc::SO_REUSEPORT, true)?;
     }
     if spec.freebind {
@@ -287,12 +333,7 @@ const IPV6_FREEBIND: i32 = 78;
 /// SO_REUSEADDR and SO_REUSEPORT so as to stand in the way of a TCP
 /// server that starts at that instant as little as the kernel allows.
 fn stand_in_bind(spec: &BindSpec, scope: u32) -> Calls {
-    let stand_in = BindSpec {
-        reuseaddr: true,
-        reuseport: true,
-        ..spec.clone()
-    };
-    let socket = configured_socket(&stand_in, Protocol::Tcp)?;
+    let socket = configured_socket(spec, Protocol::Tcp, true, true)?;
     match bind(&socket, spec.address, spec.port, scope) {
         Ok(()) => Ok(()),
         Err(libc::EADDRINUSE) => Ok(()),
@@ -301,8 +342,9 @@ fn stand_in_bind(spec: &BindSpec, scope: u32) -> Calls {
 }
 
 /// The interface index of the bind's scope: 0 for none, ENODEV for a
-/// name the namespace does not have.
-fn scope_index(spec: &BindSpec) -> Result<u32, i32> {
+/// name the namespace does not have. Looked up before the calls, in the
+/// trial's namespace: it allocates.
+pub(crate) fn scope_index(spec: &BindSpec) -> Result<u32, i32> {
     match &spec.scope {
         None => Ok(0),
         Some(Scope::Index(index)) => Ok(*index),
@@ -391,59 +433,8 @@ pub(crate) fn get_flag(socket: &impl AsRawFd, level: i32, name: i32) -> Option<b
     (status == 0).then_some(value != 0)
 }
 
-fn last_errno() -> i32 {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
-}
-
-/// CAP_NET_BIND_SERVICE (linux/capability.h).
-const CAP_NET_BIND_SERVICE: u32 = 10;
-
-/// Gives the calling thread, and only it, `user`'s uid and gid (see the
-/// module's comment); with `keep_bind_service`, it keeps
-/// CAP_NET_BIND_SERVICE and no other capability. Call it only on a
-/// thread that ends afterwards.
-pub fn become_user(user: &TrialUser, keep_bind_service: bool) -> Result<(), Error> {
-    let gid = user.gid as libc::gid_t;
-    let fail = |call: &str| {
-        let err = std::io::Error::last_os_error();
-        let hint = if err.raw_os_error() == Some(libc::EPERM) {
-            " (running a trial as another user needs root)"
-        } else {
-            ""
-        };
-        Error::usage(format!("--as {}: {call}: {err}{hint}", user.uid))
-    };
-    // SAFETY: raw system calls that change only this thread's
-    // credentials; the group list is one gid that lives across the call,
-    // and the capability structures are filled before capset reads them.
-    unsafe {
-        if keep_bind_service && libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 {
-            return Err(fail("prctl(PR_SET_KEEPCAPS)"));
-        }
-        if libc::syscall(libc::SYS_setgroups, 1usize, &raw const gid) != 0 {
-            return Err(fail("setgroups"));
-        }
-        if libc::syscall(libc::SYS_setresgid, gid, gid, gid) != 0 {
-            return Err(fail("setresgid"));
-        }
-        let uid = user.uid as libc::uid_t;
-        if libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0 {
-            return Err(fail("setresuid"));
-        }
-        if keep_bind_service {
-            // _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set.
-            let header: [u32; 2] = [0x2008_0522, 0];
-            let bit = 1u32 << CAP_NET_BIND_SERVICE;
-            // effective, permitted, inheritable; then the upper words.
-            let data: [u32; 6] = [bit, bit, 0, 0, 0, 0];
-            if libc::syscall(libc::SYS_capset, &raw const header, &raw const data) != 0 {
-                return Err(fail("capset"));
-            }
-        }
-    }
-    Ok(())
+pub(crate) fn last_errno() -> i32 {
+    nix::errno::Errno::last_raw()
 }
 
 #[cfg(test)]
