@@ -358,9 +358,12 @@ pub fn process_info(root: &ProcRoot, pid: u32) -> ProcessInfo {
     if command.last() == Some(&b'\n') {
         command.pop();
     }
-    let cmdline = read("cmdline", CMDLINE_LIMIT)
+    let mut cmdline = read("cmdline", CMDLINE_LIMIT)
         .map(|raw| split_cmdline(&raw))
         .unwrap_or_default();
+    if cmdline.is_empty() {
+        cmdline = live_thread_cmdline(root, pid);
+    }
     let status = read("status", STATUS_LIMIT).unwrap_or_default();
     let container = read("cgroup", CGROUP_LIMIT)
         .ok()
@@ -373,6 +376,26 @@ pub fn process_info(root: &ProcRoot, pid: u32) -> ProcessInfo {
         pid_in_namespace: innermost_pid(&status).filter(|inner| *inner != pid),
         container,
     }
+}
+
+/// The command line as another thread of `pid` reads it: once the
+/// thread-group leader has exited (a program whose main thread called
+/// pthread_exit), `/proc/PID/cmdline` reads empty while the process runs
+/// on in its other threads, which share the arguments. Empty for a
+/// kernel thread, which has no arguments and no other thread.
+fn live_thread_cmdline(root: &ProcRoot, pid: u32) -> Vec<Vec<u8>> {
+    let Ok(tasks) = std::fs::read_dir(root.path(&format!("{pid}/task"))) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter(|task| parse_decimal(task.file_name().as_encoded_bytes()).is_some_and(|t| t != pid))
+        .find_map(|task| {
+            let raw =
+                crate::files::read_at_most(&task.path().join("cmdline"), CMDLINE_LIMIT).ok()?;
+            Some(split_cmdline(&raw)).filter(|args| !args.is_empty())
+        })
+        .unwrap_or_default()
 }
 
 /// The value of one `Field:` line of /proc/PID/status, as bytes. The

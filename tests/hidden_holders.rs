@@ -1,12 +1,14 @@
 //! Holders lsport cannot see are reported hidden, never dropped: fds
 //! that even root may not read, a process out of file descriptors, and a
-//! socket that only one thread's own fd table holds.
+//! socket that only one thread's own fd table holds; a process whose
+//! main thread has exited is still named with its command line.
 
 mod common;
 
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
 
 use common::*;
 use serde_json::{Value, json};
@@ -147,4 +149,77 @@ fn a_command_name_cut_mid_character_keeps_the_user_and_pids() {
     assert_eq!(found["pid"], holder.pid());
     assert_eq!(found["uid"], 0, "{found}");
     assert_eq!(found["user"], "root", "{found}");
+}
+
+#[test]
+fn a_process_whose_main_thread_exited_shows_the_command_line_of_a_live_thread() {
+    let test = "a_process_whose_main_thread_exited_shows_the_command_line_of_a_live_thread";
+    if !setup(test) {
+        return;
+    }
+    if Command::new("python3").arg("-V").output().is_err() {
+        assert!(
+            std::env::var_os("LSPORT_REQUIRE_NETNS").is_none(),
+            "{test}: python3 is missing, and LSPORT_REQUIRE_NETNS is set"
+        );
+        eprintln!("SKIPPED {test}: python3 is not installed");
+        return;
+    }
+    // The main thread binds the port, starts a thread that lives on, and
+    // exits by itself (pthread_exit): the process runs on, its leader a
+    // zombie whose /proc/PID/cmdline reads empty.
+    let code = r#"
+import ctypes, socket, sys, threading, time
+s = socket.socket(); s.bind(("127.0.0.1", 7405)); s.listen()
+threading.Thread(target=time.sleep, args=(300,)).start()
+print("ready", flush=True)
+ctypes.CDLL(None).pthread_exit(None)
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", code, "--marker-argument"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starting python3");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let pid = child.id();
+    let leader_exited = (0..500).any(|_| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let zombie = status.lines().any(|l| l.starts_with("State:\tZ"));
+        zombie || {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            false
+        }
+    });
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let (doc, output) = lsport_json(&["7405"]);
+    let text = stdout(&lsport(["-o", "pid,command,args", "7405"]));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        leader_exited && cmdline.is_empty(),
+        "the leader must have exited, its cmdline empty, or the test proves nothing"
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let socket = only_socket(&doc, 7405);
+    let holder = &socket["holders"][0];
+    assert_eq!(holder["pid"], pid, "{socket}");
+    let args: Vec<&str> = holder["cmdline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(args.last(), Some(&"--marker-argument"), "{holder}");
+    assert_eq!(args.get(1), Some(&"-c"), "{holder}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(&pid.to_string()))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(row.ends_with("--marker-argument"), "{text}");
 }
