@@ -527,7 +527,11 @@ fn legend(out: &mut String, report: &NamespaceReport, options: &TableOptions, pa
     let rows = &report.rows;
     let with_fix = report.view != View::Ports;
     let shows = |id| options.columns.contains(&id);
-    if shows(ColumnId::Proto) && rows.iter().any(|r| protocol_label(r).ends_with("46")) {
+    if shows(ColumnId::Proto)
+        && rows
+            .iter()
+            .any(|r| protocol_label(&r.socket).ends_with("46"))
+    {
         let _ = writeln!(
             out,
             "\ntcp46/udp46: an IPv6 wildcard socket that also takes IPv4 (v6only off)."
