@@ -55,6 +55,7 @@ mod overlap;
 mod owners;
 pub mod ports;
 pub mod portspec;
+mod private_proc;
 mod probe;
 pub mod process;
 pub mod query;

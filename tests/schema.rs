@@ -222,10 +222,15 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
         "blind_spots": [],
         "netns": {"inode": 4026531840u64, "name": "blue", "container": null,
                   "ephemeral_range": [32768, 60999], "ephemeral_range_assumed": false,
-                  "reserved_ports": [[9000, 9100]], "unprivileged_port_start": 1024},
+                  "reserved_ports": [[9000, 9100]], "reserved_ports_assumed": false,
+                  "unprivileged_port_start": 1024, "unprivileged_port_start_assumed": false,
+                  "port_settings_read_from": "proc"},
         "namespaces": [{"inode": 4026531840u64, "name": "blue", "container": null,
                         "ephemeral_range": [32768, 60999], "ephemeral_range_assumed": false,
-                        "reserved_ports": [[9000, 9100]], "unprivileged_port_start": 1024}],
+                        "reserved_ports": [[9000, 9100]], "reserved_ports_assumed": false,
+                        "unprivileged_port_start": 1024,
+                        "unprivileged_port_start_assumed": true,
+                        "port_settings_read_from": "private_proc"}],
         "ports": [{"port": 22, "iana_range": "system", "ephemeral": false, "reserved": false,
                    "privileged": true, "in_use": true,
                    "services": [{"name": "ssh", "protocol": "tcp",
@@ -317,6 +322,18 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
                 d.as_object_mut().unwrap().remove("hidden_holders");
             }),
             ("no namespaces", &|d| d["namespaces"] = json!([])),
+            ("reserved_ports_assumed missing", &|d| {
+                d["netns"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("reserved_ports_assumed");
+            }),
+            ("unprivileged_port_start_assumed a string", &|d| {
+                d["namespaces"][0]["unprivileged_port_start_assumed"] = json!("yes")
+            }),
+            ("an unknown place the settings were read from", &|d| {
+                d["netns"]["port_settings_read_from"] = json!("sysctl")
+            }),
             ("a date that is no date", &|d| {
                 d["iana_registry_updated"] = json!("2026-13-45")
             }),

@@ -171,7 +171,10 @@ struct NamespaceWithPolicy<'a> {
     ephemeral_range: [u16; 2],
     ephemeral_range_assumed: bool,
     reserved_ports: Vec<[u16; 2]>,
+    reserved_ports_assumed: bool,
     unprivileged_port_start: u32,
+    unprivileged_port_start_assumed: bool,
+    port_settings_read_from: Option<&'static str>,
 }
 
 impl<'a> NamespaceWithPolicy<'a> {
@@ -182,7 +185,10 @@ impl<'a> NamespaceWithPolicy<'a> {
             ephemeral_range: pair(policy.ephemeral.value),
             ephemeral_range_assumed: policy.ephemeral.assumed,
             reserved_ports: policy.reserved.value.iter().copied().map(pair).collect(),
+            reserved_ports_assumed: policy.reserved.assumed,
             unprivileged_port_start: policy.unprivileged_start.value,
+            unprivileged_port_start_assumed: policy.unprivileged_start.assumed,
+            port_settings_read_from: policy.read_from.id(),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::io;
 
 use crate::container::Container;
 use crate::netns::NetnsLabel;
-use crate::ports::{IanaRange, KernelPortPolicy, PortFacts};
+use crate::ports::{IanaRange, KernelPortPolicy, PortFacts, SettingsSource};
 use crate::query::View;
 use crate::render::columns::{CellSource, ColumnId, hidden_summary, protocol_label};
 use crate::render::escape::{escape_bytes, escape_str};
@@ -369,10 +369,15 @@ fn port_facts(out: &mut String, facts: &PortFacts, policy: &KernelPortPolicy, pa
     } else {
         ""
     };
+    let reserved_assumed = if policy.reserved.assumed {
+        " (assumed: ip_local_reserved_ports could not be read)"
+    } else {
+        ""
+    };
     let _ = writeln!(out, "  {}: a {}.", facts.port, facts.iana_range.describe());
     let ephemeral = match (facts.ephemeral, facts.reserved) {
         (true, false) => paint.yellow(&format!(
-            "inside the kernel's ephemeral range {range}{assumed} and not reserved: outgoing connections may take it"
+            "inside the kernel's ephemeral range {range}{assumed} and not reserved{reserved_assumed}: outgoing connections may take it"
         )),
         (true, true) => format!(
             "inside the kernel's ephemeral range {range}{assumed} but reserved (ip_local_reserved_ports): outgoing connections will not take it"
@@ -393,14 +398,39 @@ fn port_facts(out: &mut String, facts: &PortFacts, policy: &KernelPortPolicy, pa
         );
     }
     let start = policy.unprivileged_start.value;
-    let privileged = if facts.privileged {
+    let start = if policy.unprivileged_start.assumed {
         format!(
-            "privileged: binding it needs root or CAP_NET_BIND_SERVICE (ip_unprivileged_port_start is {start})"
+            "ip_unprivileged_port_start is assumed {start}, the kernel default, as it could not be read"
         )
     } else {
-        format!("not privileged: any user may bind it (ip_unprivileged_port_start is {start})")
+        format!("ip_unprivileged_port_start is {start}")
+    };
+    let privileged = if facts.privileged {
+        format!("privileged: binding it needs root or CAP_NET_BIND_SERVICE ({start})")
+    } else {
+        format!("not privileged: any user may bind it ({start})")
     };
     let _ = writeln!(out, "  {}: {privileged}.", facts.port);
+    settings_source(out, policy);
+}
+
+/// Where the port settings came from, when not from /proc/sys as usual.
+fn settings_source(out: &mut String, policy: &KernelPortPolicy) {
+    match policy.read_from {
+        SettingsSource::Proc => {}
+        SettingsSource::PrivateProc => {
+            let _ = writeln!(
+                out,
+                "  (The port settings were read from a proc instance of lsport's own: the /proc here has no sys/, as when mounted subset=pid.)"
+            );
+        }
+        SettingsSource::Nowhere => {
+            let _ = writeln!(
+                out,
+                "  (No port setting could be read: /proc/sys is missing or unreadable, as when /proc is mounted subset=pid, and a proc instance of lsport's own takes CAP_SYS_ADMIN; the values shown are the kernel's defaults.)"
+            );
+        }
+    }
 }
 
 fn range_facts(out: &mut String, verdict: &PortVerdict, policy: &KernelPortPolicy) {
@@ -415,15 +445,26 @@ fn range_facts(out: &mut String, verdict: &PortVerdict, policy: &KernelPortPolic
         .collect();
     let _ = writeln!(out, "  {asked}: {}.", iana.join(", "));
     let eph = policy.ephemeral.value;
-    let overlap_lo = asked.lo.max(eph.lo);
-    let overlap_hi = asked.hi.min(eph.hi);
+    let eph = if policy.ephemeral.assumed {
+        format!("{eph} (assumed: the kernel default, as ip_local_port_range could not be read)")
+    } else {
+        eph.to_string()
+    };
+    let eph_value = policy.ephemeral.value;
+    let overlap_lo = asked.lo.max(eph_value.lo);
+    let overlap_hi = asked.hi.min(eph_value.hi);
     if overlap_lo <= overlap_hi {
         let unreserved = (overlap_lo..=overlap_hi)
             .filter(|p| !policy.is_reserved(*p))
             .count();
+        let reserved_assumed = if policy.reserved.assumed {
+            " (assumed: ip_local_reserved_ports could not be read)"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "  {asked}: {overlap_lo}-{overlap_hi} lies inside the kernel's ephemeral range {eph}; {unreserved} of those ports are not reserved, and outgoing connections may take them."
+            "  {asked}: {overlap_lo}-{overlap_hi} lies inside the kernel's ephemeral range {eph}; {unreserved} of those ports are not reserved{reserved_assumed}, and outgoing connections may take them."
         );
     } else {
         let _ = writeln!(
@@ -431,6 +472,7 @@ fn range_facts(out: &mut String, verdict: &PortVerdict, policy: &KernelPortPolic
             "  {asked}: outside the kernel's ephemeral range {eph}."
         );
     }
+    settings_source(out, policy);
 }
 
 /// The socket table: one line per holder, or one for a socket without
@@ -548,7 +590,14 @@ fn legend(out: &mut String, report: &NamespaceReport, options: &TableOptions, pa
     risky.sort_unstable();
     risky.dedup();
     if !risky.is_empty() {
-        let range = report.policy.ephemeral.value;
+        let policy = &report.policy;
+        let range = match (policy.ephemeral.assumed, policy.reserved.assumed) {
+            (false, false) => policy.ephemeral.value.to_string(),
+            _ => format!(
+                "{} (assumed: the port settings could not all be read)",
+                policy.ephemeral.value
+            ),
+        };
         let _ = writeln!(
             out,
             "\n{} {} port{} inside the ephemeral range {range} and not reserved (marked !): an outgoing connection may take {} while the service is down, and its restart then fails with \"address already in use\".",
