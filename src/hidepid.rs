@@ -73,8 +73,7 @@ pub fn hidepid_of(mount: &Mount) -> Option<String> {
 
 /// Whether hidepid lets this process see every process anyway.
 fn exempt(root: &ProcRoot, mount: &Mount) -> bool {
-    let status = root.read_to_string("self/status").unwrap_or_default();
-    if has_capability(&status, CAP_SYS_PTRACE) {
+    if has_ptrace(root) {
         return true;
     }
     let Some(gid) = mount.option("gid").and_then(|g| g.parse::<u32>().ok()) else {
@@ -82,6 +81,13 @@ fn exempt(root: &ProcRoot, mount: &Mount) -> bool {
     };
     nix::unistd::getegid().as_raw() == gid
         || nix::unistd::getgroups().is_ok_and(|groups| groups.iter().any(|g| g.as_raw() == gid))
+}
+
+/// Whether lsport holds CAP_SYS_PTRACE, which lets it read every
+/// process's fds whatever its owner and capabilities.
+pub fn has_ptrace(root: &ProcRoot) -> bool {
+    let status = root.read_to_string("self/status").unwrap_or_default();
+    has_capability(&status, CAP_SYS_PTRACE)
 }
 
 /// Whether the `CapEff:` mask of a /proc/PID/status holds capability `bit`.

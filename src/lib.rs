@@ -65,6 +65,7 @@ pub mod services;
 pub mod socket;
 pub mod source;
 pub mod sys;
+pub mod unseen;
 mod users;
 
 pub use error::Error;

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread::{self, Scope, ScopedJoinHandle};
 
-use crate::owners::{self, FdRef, FdScan, FdTable};
+use crate::owners::{self, FdRef, FdScan, TableRead, Unreadable};
 use crate::sys::ProcRoot;
 
 /// At most this many scanning threads: past a few, the kernel's own
@@ -167,7 +167,7 @@ struct WorkerOutput {
     /// inodes come from a 32-bit counter (and sock_diag reports them in
     /// 32 bits), so 12 bytes each keep this small.
     early: Vec<(u32, FdRef)>,
-    unreadable: Vec<u32>,
+    unreadable: Vec<Unreadable>,
 }
 
 impl Shared {
@@ -187,20 +187,20 @@ impl Shared {
                 break;
             };
             let table = match wanted {
-                Some(set) => owners::socket_fds(&self.proc_dir, pid, |inode, fd| {
+                Some(set) => owners::read_socket_fds(&self.proc_dir, pid, |inode, fd| {
                     if set.contains(&inode) {
                         out.found.push((inode, FdRef { pid, fd }));
                     }
                 }),
-                None => owners::socket_fds(&self.proc_dir, pid, |inode, fd| {
+                None => owners::read_socket_fds(&self.proc_dir, pid, |inode, fd| {
                     if let Ok(inode) = u32::try_from(inode) {
                         out.early.push((inode, FdRef { pid, fd }));
                     }
                 }),
             };
             match table {
-                FdTable::Unreadable => out.unreadable.push(pid),
-                FdTable::Read | FdTable::Gone => {}
+                TableRead::Refused(why) => out.unreadable.push(Unreadable { pid, why }),
+                TableRead::Read | TableRead::Gone => {}
             }
         }
         out

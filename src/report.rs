@@ -15,6 +15,7 @@ use crate::query::{HolderDetail, Query, View};
 use crate::services::{Service, Services};
 use crate::socket::{Family, PortRange, Protocol, Socket, State};
 use crate::source::{BlindSpot, SourceKind};
+use crate::unseen::Unseen;
 use crate::users::UserNames;
 
 /// What a socket is doing with its port.
@@ -190,6 +191,10 @@ pub struct Report {
     /// How the /proc that was scanned for holders hides processes from
     /// lsport (hidepid, subset=pid), if it does.
     pub proc_restriction: Option<ProcRestriction>,
+    /// What kept some holders out of sight (the processes whose fds
+    /// could not be read, named); empty when every socket that can have
+    /// a holder has a visible one, or none the scan missed.
+    pub unseen: Unseen,
 }
 
 impl Report {

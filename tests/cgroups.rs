@@ -267,7 +267,7 @@ fn a_hidden_holder_is_named_by_the_cgroup_of_its_socket() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(
-        text.contains("(hidden) uid 0 (root), in demo.service"),
+        text.contains("(hidden) owned by uid 0 (root), in demo.service"),
         "{text}"
     );
     let verdict = text.lines().next().unwrap();

@@ -29,7 +29,7 @@ fn fds_root_may_not_read_make_the_holder_hidden() {
         return;
     }
     let listener = tcp4_listener(7401);
-    let _holder = hold(&[listener.as_raw_fd()]);
+    let holder = hold(&[listener.as_raw_fd()]);
     drop(listener);
     // Root without CAP_SYS_PTRACE, as in Docker's default set: /proc/PID/fd
     // opens, but each link is refused.
@@ -40,9 +40,81 @@ fn fds_root_may_not_read_make_the_holder_hidden() {
     assert_eq!(socket["holders"], json!([]));
     assert_eq!(socket["holders_hidden"], true, "{socket}");
     assert_eq!(doc["hidden_holders"], 1);
+    // The holder is among the processes named as unread, with why.
+    let named = doc["unreadable_processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == holder.pid())
+        .unwrap_or_else(|| panic!("{}", doc["unreadable_processes"]));
+    assert_eq!(
+        named,
+        &json!({"pid": holder.pid(), "command": "sleep", "uid": 0,
+                "reason": "fd_links_refused", "error": "Permission denied"})
+    );
+    // Root is not told to run as root, nor that it is another user.
     let err = stderr(&output);
-    assert!(err.contains("1 socket has holders hidden"), "{err}");
-    assert!(err.contains("CAP_SYS_PTRACE"), "{err}");
+    assert!(
+        err.contains("1 socket has no holder lsport could see"),
+        "{err}"
+    );
+    assert!(
+        err.contains("fd links refused (Permission denied)"),
+        "{err}"
+    );
+    assert!(err.contains("lsport runs without CAP_SYS_PTRACE"), "{err}");
+    assert!(
+        !err.contains("run as root") && !err.contains("hidden from this user"),
+        "{err}"
+    );
+    let text = stdout(&lsport_without_ptrace(&["7401"]));
+    let verdict = text.lines().next().unwrap();
+    assert!(
+        verdict.contains("1 whose holder lsport could not see (owned by uid 0 (root))"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_process_whose_fds_cannot_be_read_is_named_by_pid_and_command() {
+    if !setup("the_process_whose_fds_cannot_be_read_is_named_by_pid_and_command") {
+        return;
+    }
+    // A pid namespace of its own, with its own /proc: a `sleep` with
+    // every capability holds the listener, and lsport, without
+    // CAP_SYS_PTRACE, may not read it. Nothing else runs there: it is
+    // the one process named.
+    let listener = tcp4_listener(7406);
+    let mut command = Command::new("unshare");
+    command
+        // bash: sh (dash) takes `10>&-` for an argument and `>&-`.
+        .args(["--fork", "--pid", "--mount-proc", "--", "bash", "-c"])
+        .arg(
+            "sleep 300 & \
+             until [ \"$(cat /proc/$!/comm)\" = sleep ]; do sleep 0.01; done; \
+             exec setpriv --bounding-set -sys_ptrace --inh-caps -sys_ptrace -- \"$0\" \"$@\" 10>&-",
+        )
+        .arg(lsport_path())
+        .arg("7406")
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    pass_fds(&mut command, &[listener.as_raw_fd()]);
+    let output = command.output().expect("running unshare(1)");
+    drop(listener);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert_eq!(
+        err.trim_end(),
+        "lsport: 1 socket has no holder lsport could see; the file descriptors of processes \
+         that may hold it could not be read: pid 2 (sleep): fd links refused (Permission denied); \
+         lsport runs without CAP_SYS_PTRACE, which reading other processes' file descriptors takes"
+    );
+    let text = stdout(&output);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("127.0.0.1:7406") && l.ends_with("(hidden) owned by uid 0 (root)")),
+        "{text}"
+    );
 }
 
 #[test]

@@ -250,7 +250,9 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
                      "cgroup": {"id": 4821, "path": "/system.slice/ssh.service",
                                 "unit": "ssh.service", "container": null},
                      "netns": netns}],
-        "hidden_holders": 0
+        "hidden_holders": 1,
+        "unreadable_processes": [{"pid": 1, "command": "init", "uid": 0,
+                                  "reason": "fd_links_refused", "error": "Permission denied"}]
     });
     let probe_schema = validator("probe");
     assert_valid(&probe_schema, &json!({}), "the empty probe document");
@@ -322,6 +324,18 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
                 d.as_object_mut().unwrap().remove("hidden_holders");
             }),
             ("no namespaces", &|d| d["namespaces"] = json!([])),
+            ("unreadable_processes missing", &|d| {
+                d.as_object_mut().unwrap().remove("unreadable_processes");
+            }),
+            ("an unknown reason a process could not be read", &|d| {
+                d["unreadable_processes"][0]["reason"] = json!("forbidden")
+            }),
+            ("an unreadable process without its pid", &|d| {
+                d["unreadable_processes"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("pid");
+            }),
             ("reserved_ports_assumed missing", &|d| {
                 d["netns"]
                     .as_object_mut()

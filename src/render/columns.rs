@@ -387,25 +387,10 @@ pub fn long_help() -> String {
     )
 }
 
-/// A socket whose holders this user may not see:
-/// `(hidden) uid 33 (www-data), in nginx.service`.
+/// A socket whose holders lsport could not see:
+/// `(hidden) owned by uid 33 (www-data), in nginx.service`.
 pub fn hidden_holder(row: &Row) -> String {
-    format!("(hidden) {}", hidden_summary(row))
-}
-
-/// What is known of a hidden holder: the socket's owner, and the unit,
-/// container or cgroup it was created in.
-pub fn hidden_summary(row: &Row) -> String {
-    let uid = row.socket.uid;
-    let mut text = match &row.owner {
-        Some(name) => format!("uid {uid} ({})", escape_str(name)),
-        None => format!("uid {uid}"),
-    };
-    if let Some(place) = row.cgroup.as_deref().and_then(cgroup_label) {
-        text.push_str(", in ");
-        text.push_str(&place);
-    }
-    text
+    format!("(hidden) {}", crate::render::unseen::owner_words(row))
 }
 
 /// A cgroup in a few words: its container, else its unit, else its path

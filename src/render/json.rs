@@ -23,6 +23,7 @@ use crate::render::escape::needs_escape_in_json;
 use crate::report::{Holder, NamespaceReport, PortVerdict, Report, Row};
 use crate::services::{Service, Services};
 use crate::socket::{Endpoint, PortRange};
+use crate::unseen::UnreadableProcess;
 
 /// The version every document carries.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -49,6 +50,12 @@ pub fn write_probe(report: &Report, sink: &mut dyn io::Write) -> io::Result<()> 
         ports: PortEntries(&report.namespaces),
         sockets: Sockets(&report.namespaces),
         hidden_holders: report.hidden_sockets(),
+        unreadable_processes: report
+            .unseen
+            .processes
+            .iter()
+            .map(UnreadableEntry::of)
+            .collect(),
     };
     write_document(&document, sink)
 }
@@ -140,6 +147,30 @@ struct ProbeDocument<'a> {
     ports: PortEntries<'a>,
     sockets: Sockets<'a>,
     hidden_holders: usize,
+    unreadable_processes: Vec<UnreadableEntry<'a>>,
+}
+
+/// A process whose fds could not be read, when some socket's holder
+/// may be among them.
+#[derive(Serialize)]
+pub(crate) struct UnreadableEntry<'a> {
+    pid: u32,
+    command: Cow<'a, str>,
+    uid: Option<u32>,
+    reason: &'static str,
+    error: &'static str,
+}
+
+impl<'a> UnreadableEntry<'a> {
+    pub(crate) fn of(process: &'a UnreadableProcess) -> UnreadableEntry<'a> {
+        UnreadableEntry {
+            pid: process.pid,
+            command: String::from_utf8_lossy(&process.command),
+            uid: process.uid,
+            reason: process.why.id(),
+            error: nix::errno::Errno::from_raw(process.why.errno()).desc(),
+        }
+    }
 }
 
 /// A `[lo, hi]` pair.

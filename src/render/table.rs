@@ -8,11 +8,13 @@ use crate::container::Container;
 use crate::netns::NetnsLabel;
 use crate::ports::{IanaRange, KernelPortPolicy, PortFacts, SettingsSource};
 use crate::query::View;
-use crate::render::columns::{CellSource, ColumnId, hidden_summary, protocol_label};
+use crate::render::columns::{CellSource, ColumnId, protocol_label};
 use crate::render::escape::{escape_bytes, escape_str};
+use crate::render::unseen::{hidden_phrase, owner_words};
 use crate::report::{NamespaceReport, PortVerdict, Report, Row, reserved_ports_with};
 use crate::socket::{Protocol, State};
 use crate::source::BlindSpot;
+use crate::unseen::Unseen;
 
 /// How the table is printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +63,7 @@ impl Paint {
 /// a time: `-a` on a busy host has hundreds of thousands of rows.
 pub fn write(report: &Report, options: &TableOptions, sink: &mut dyn io::Write) -> io::Result<()> {
     let paint = Paint { on: options.color };
+    let report_unseen = &report.unseen;
     let reports = &report.namespaces;
     let several = reports.len() > 1;
     let mut shown: Vec<&NamespaceReport> = reports
@@ -86,7 +89,7 @@ pub fn write(report: &Report, options: &TableOptions, sink: &mut dyn io::Write) 
                 ))
             );
         }
-        write_one(&mut out, report, options, &paint, sink)?;
+        write_one(&mut out, report, report_unseen, options, &paint, sink)?;
     }
     let free = reports.len() - shown.len();
     if free > 0 {
@@ -104,6 +107,7 @@ pub fn write(report: &Report, options: &TableOptions, sink: &mut dyn io::Write) 
 fn write_one(
     out: &mut String,
     report: &NamespaceReport,
+    unseen: &Unseen,
     options: &TableOptions,
     paint: &Paint,
     sink: &mut dyn io::Write,
@@ -111,7 +115,7 @@ fn write_one(
     match report.view {
         View::Ports => {
             for verdict in &report.ports {
-                port_verdict(out, verdict, report, paint);
+                port_verdict(out, verdict, report, unseen, paint);
             }
         }
         View::Listening | View::All => {
@@ -216,7 +220,13 @@ fn protocols_label(report: &NamespaceReport) -> &'static str {
     }
 }
 
-fn port_verdict(out: &mut String, verdict: &PortVerdict, report: &NamespaceReport, paint: &Paint) {
+fn port_verdict(
+    out: &mut String,
+    verdict: &PortVerdict,
+    report: &NamespaceReport,
+    unseen: &Unseen,
+    paint: &Paint,
+) {
     let asked = verdict.asked;
     let single = asked.lo == asked.hi;
     let subject = if single {
@@ -225,7 +235,7 @@ fn port_verdict(out: &mut String, verdict: &PortVerdict, report: &NamespaceRepor
         format!("Ports {asked}")
     };
     if verdict.in_use() {
-        let holders = holder_summary(report, verdict);
+        let holders = holder_summary(report, verdict, unseen);
         let ports = if single {
             String::new()
         } else {
@@ -277,7 +287,7 @@ fn port_verdict(out: &mut String, verdict: &PortVerdict, report: &NamespaceRepor
     }
 }
 
-fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
+fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict, unseen: &Unseen) -> String {
     let mut names: Vec<String> = Vec::new();
     let mut hidden = 0;
     let mut hidden_owners: Vec<String> = Vec::new();
@@ -291,7 +301,7 @@ fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
             (false, _, _) => {}
             (true, true, _) => {
                 hidden += 1;
-                let owner = hidden_summary(row);
+                let owner = owner_words(row);
                 if !hidden_owners.contains(&owner) {
                     hidden_owners.push(owner);
                 }
@@ -330,7 +340,8 @@ fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
         };
         hidden_owners.truncate(4);
         parts.push(format!(
-            "{hidden} with holders hidden from this user ({}{more})",
+            "{hidden} {} ({}{more})",
+            hidden_phrase(hidden, unseen),
             hidden_owners.join("; ")
         ));
     }
