@@ -23,8 +23,9 @@ use common::*;
 use serde_json::Value;
 
 /// Each churner runs for at most this long, then exits by itself (the
-/// test ends them sooner).
-const CHURN_SECONDS: u32 = 600;
+/// test ends them sooner): far longer than the test takes on a loaded
+/// machine.
+const CHURN_SECONDS: u32 = 3600;
 
 /// The stable listener: it accepts every connection and keeps the last
 /// twenty open, so that connections on its port close all the time,
@@ -188,7 +189,11 @@ fn probes_stay_right_while_sockets_churn_around_them() {
     // A process with every capability, which lsport without
     // CAP_SYS_PTRACE may not read: it holds 7599.
     let listener = tcp4_listener(7599);
-    let unreadable = hold(&[listener.as_raw_fd()]);
+    let unreadable = hold_running(
+        std::path::Path::new("sleep"),
+        &[&CHURN_SECONDS.to_string()],
+        &[listener.as_raw_fd()],
+    );
     drop(listener);
     let mut stable = python_without_ptrace(STABLE)
         .stdout(Stdio::piped())
@@ -241,7 +246,8 @@ fn probes_stay_right_while_sockets_churn_around_them() {
                     .any(|h| h["pid"] == stable_pid)
         });
         assert!(named, "probe {round} lost the holder: {doc:#}");
-        if round % 15 == 0 || round % 15 == 1 {
+        // Every 15 rounds, with CAP_SYS_PTRACE and without in turn.
+        if round % 15 == 0 {
             let output = run(&["-a", "--json"]);
             assert_eq!(output.status.code(), Some(0), "-a, round {round}");
             let doc: Value = serde_json::from_slice(&output.stdout)
@@ -285,7 +291,7 @@ fn probes_stay_right_while_sockets_churn_around_them() {
         assert!(child.try_wait().unwrap().is_none(), "a churner died early");
     }
     eprintln!(
-        "churn: 300 probes, 40 full listings and 20 dry runs of kill in {:.1} s",
+        "churn: 300 probes, 20 full listings and 20 dry runs of kill in {:.1} s",
         start.elapsed().as_secs_f64()
     );
 }
