@@ -45,6 +45,12 @@ pub struct FdScan {
     index: HashMap<u64, (u32, u32)>,
     /// Processes whose fd table could not be read, by pid, with why.
     pub unreadable: Vec<Unreadable>,
+    /// The processes the pass listed, sorted.
+    pub listed: Vec<u32>,
+    /// Those of them read before every socket was dumped (the pass runs
+    /// while the dumps do), sorted: they may have opened a socket the
+    /// dump found after their fds were read.
+    pub read_early: Vec<u32>,
     /// /proc itself could not be read: no holder is known at all.
     pub blind: bool,
     /// /proc hides other users' processes (hidepid): they are not even
@@ -70,6 +76,8 @@ impl FdScan {
             refs,
             index,
             unreadable,
+            listed: Vec::new(),
+            read_early: Vec::new(),
             blind: false,
             processes_hidden: false,
         }
@@ -337,15 +345,16 @@ pub struct LaterPass {
 }
 
 /// The second pass, for sockets the first found no holder of and that
-/// are still open: every process's fd table again, and its other
-/// threads' (`/proc/PID/task/TID/fd`). The first pass runs while the
-/// sockets are dumped, so it may read a process before that process
-/// opened a socket the dump then finds; a process started since may
-/// hold a socket its parent has closed; a thread has a table of its own
-/// after `unshare(CLONE_FILES)`, and once the thread-group leader has
-/// exited its `/proc/PID/fd` is empty while the other threads still hold
-/// their fds. It costs a walk as long as the first pass per thread, so
-/// it runs only when some socket is left without a holder.
+/// are still open. It reads again the fd tables the first pass may have
+/// read too soon: it runs while the sockets are dumped, so a process
+/// read then may have opened a socket the dump found after; a process
+/// started since the listing may hold one its parent has closed. And it
+/// reads every process's other threads' tables (`/proc/PID/task/TID/fd`):
+/// a thread has a table of its own after `unshare(CLONE_FILES)`, and once
+/// the thread-group leader has exited its `/proc/PID/fd` is empty while
+/// the other threads still hold their fds. Visiting every thread costs a
+/// walk as long as the first pass per thread, so it runs only when some
+/// socket is left without a holder.
 pub fn scan_again(root: &ProcRoot, wanted: &HashSet<u64>, first: &FdScan) -> LaterPass {
     let mut pass = LaterPass::default();
     let Some(proc_dir) = open_proc(root) else {
@@ -361,13 +370,17 @@ pub fn scan_again(root: &ProcRoot, wanted: &HashSet<u64>, first: &FdScan) -> Lat
                 pass.found.push((inode, FdRef { pid, fd }));
             }
         };
-        match socket_fds_at(&proc_dir, &pid.to_string(), &mut keep) {
-            TableRead::Refused(why) => {
-                pass.unreadable.push(Unreadable { pid, why });
-                continue;
+        let read_too_soon = first.read_early.binary_search(&pid).is_ok()
+            || first.listed.binary_search(&pid).is_err();
+        if read_too_soon {
+            match socket_fds_at(&proc_dir, &pid.to_string(), &mut keep) {
+                TableRead::Refused(why) => {
+                    pass.unreadable.push(Unreadable { pid, why });
+                    continue;
+                }
+                TableRead::Gone => continue,
+                TableRead::Read => {}
             }
-            TableRead::Gone => continue,
-            TableRead::Read => {}
         }
         let Ok(tasks) = std::fs::read_dir(root.path(&format!("{pid}/task"))) else {
             continue;
@@ -377,7 +390,7 @@ pub fn scan_again(root: &ProcRoot, wanted: &HashSet<u64>, first: &FdScan) -> Lat
                 continue;
             };
             if tid == pid {
-                continue; // the leader's table is /proc/PID/fd, read above
+                continue; // the leader's table is /proc/PID/fd
             }
             let table = format!("{pid}/task/{tid}");
             socket_fds_at(&proc_dir, &table, &mut keep);
