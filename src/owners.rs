@@ -210,6 +210,20 @@ impl FdRefusal {
         }
     }
 
+    /// Why, in a few words: `fd links refused`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            FdRefusal::Directory(_) => "fd directory refused",
+            FdRefusal::Links(_) => "fd links refused",
+            FdRefusal::Exhausted(_) => "lsport ran out of file descriptors",
+        }
+    }
+
+    /// The kernel's error, in words: `Permission denied`.
+    pub fn error(self) -> &'static str {
+        Errno::from_raw(self.errno()).desc()
+    }
+
     /// The errno the kernel gave.
     pub fn errno(self) -> i32 {
         match self {

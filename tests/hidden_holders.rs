@@ -73,6 +73,16 @@ fn fds_root_may_not_read_make_the_holder_hidden() {
         verdict.contains("1 whose holder lsport could not see (owned by uid 0 (root))"),
         "{text}"
     );
+    // Nor when it asks for that process's sockets.
+    let output = lsport_without_ptrace(&["--pid", &holder.pid().to_string()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr(&output).trim_end(),
+        format!(
+            "lsport: --pid {}: its file descriptors cannot be read: fd links refused (Permission denied)",
+            holder.pid()
+        )
+    );
 }
 
 #[test]

@@ -168,7 +168,7 @@ impl<'a> UnreadableEntry<'a> {
             command: String::from_utf8_lossy(&process.command),
             uid: process.uid,
             reason: process.why.id(),
-            error: nix::errno::Errno::from_raw(process.why.errno()).desc(),
+            error: process.why.error(),
         }
     }
 }

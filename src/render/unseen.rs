@@ -84,23 +84,23 @@ pub fn notice(hidden: usize, unseen: &Unseen) -> Option<String> {
 /// that could not be read, grouped by why, the first few of each named.
 /// Raw text: escape it before showing.
 pub fn unreadable_list(processes: &[UnreadableProcess]) -> String {
-    let mut by_reason: BTreeMap<(&'static str, i32), Vec<&UnreadableProcess>> = BTreeMap::new();
+    let mut by_reason: BTreeMap<(&'static str, &'static str), Vec<&UnreadableProcess>> =
+        BTreeMap::new();
     for process in processes {
         by_reason
-            .entry((reason_words(process.why), process.why.errno()))
+            .entry((process.why.describe(), process.why.error()))
             .or_default()
             .push(process);
     }
     let groups: Vec<String> = by_reason
         .into_iter()
-        .map(|((words, errno), group)| {
+        .map(|((words, error), group)| {
             let mut names: Vec<String> =
                 group.iter().take(NAMED).map(|p| process_name(p)).collect();
             if group.len() > NAMED {
                 names.push(format!("{} more", group.len() - NAMED));
             }
-            let errno = nix::errno::Errno::from_raw(errno).desc();
-            format!("{}: {words} ({errno})", join_names(&names))
+            format!("{}: {words} ({error})", join_names(&names))
         })
         .collect();
     groups.join("; ")
@@ -122,15 +122,6 @@ fn join_names(names: &[String]) -> String {
         [] => String::new(),
         [one] => one.clone(),
         [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
-    }
-}
-
-/// Why an fd table could not be read, in a few words.
-pub fn reason_words(why: FdRefusal) -> &'static str {
-    match why {
-        FdRefusal::Directory(_) => "fd directory refused",
-        FdRefusal::Links(_) => "fd links refused",
-        FdRefusal::Exhausted(_) => "lsport ran out of file descriptors",
     }
 }
 
