@@ -192,8 +192,8 @@ pub struct Report {
     /// lsport (hidepid, subset=pid), if it does.
     pub proc_restriction: Option<ProcRestriction>,
     /// What kept some holders out of sight (the processes whose fds
-    /// could not be read, named); empty when every socket that can have
-    /// a holder has a visible one, or none the scan missed.
+    /// could not be read, named); empty when no socket's holder is
+    /// hidden.
     pub unseen: Unseen,
 }
 

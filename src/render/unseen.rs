@@ -1,5 +1,5 @@
 //! The words for holders lsport could not see: the socket's owner as
-//! the kernel records it, and the one line that names what could not be
+//! the kernel records it, and the one line that names what could not
 //! be read (which processes, and why) with the advice that fits who
 //! lsport runs as. Every command that reports hidden holders words them
 //! here, so that they read the same everywhere.
