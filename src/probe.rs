@@ -113,28 +113,28 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
     })
 }
 
-/// Settles the sockets the first pass found no holder of. Those closed
-/// since the dump are dropped: a process that exits between the dump and
-/// the fd scan leaves its sockets without a holder, and they are no
-/// longer there to hold the port (nor is "hidden" true of them). The
-/// others are looked for again (every fd table, the threads' own ones
-/// too: see [`owners::scan_again`]), and those still without a holder
-/// are looked up once more. Only what is left then may be held by a
-/// process lsport could not read, or one /proc hides (hidepid, read from
-/// the mount table only then).
+/// Settles the sockets the first pass found no holder of. They are
+/// looked for again (the fd tables read before they were dumped, those
+/// of processes started since, and the threads' own: see
+/// [`owners::scan_again`]), and those still without a holder are looked
+/// up again, in their namespace: a process that exits between the dump
+/// and the fd scan leaves its sockets without a holder, and those that
+/// are gone are dropped (nor is "hidden" true of them). Only what is
+/// left then may be held by a process lsport could not read, or one
+/// /proc hides (hidepid, read from the mount table only then).
 fn settle_leftovers(
     query: &Query,
     gathered: &mut [Gathered],
     scan: &mut FdScan,
 ) -> Option<hidepid::ProcRestriction> {
     let root = &query.proc_root;
-    if !drop_closed(query, gathered, scan) {
-        return None;
-    }
     let leftover = sockets_without_holders(
         gathered.iter().flat_map(|g| g.collected.sockets.iter()),
         scan,
     );
+    if leftover.is_empty() {
+        return None;
+    }
     let later = owners::scan_again(root, &leftover, scan);
     scan.add(later);
     if !drop_closed(query, gathered, scan) {
