@@ -115,6 +115,83 @@ fn proc_sockets(
     })
 }
 
+/// Which of `sockets`, which `source` gave in this network namespace,
+/// are still open: one dump per protocol, on their local ports, from the
+/// same source. A socket is still open when one with its inode (and its
+/// cookie, where the source gives one) is found; a connection closed
+/// since keeps its cookie in TIME_WAIT but loses its inode. None when a
+/// dump failed: then nothing is known.
+///
+/// When every TCP socket asked about is unconnected (a listener or a
+/// bound one, as the sockets of a process lsport may not read usually
+/// are), the dump asks for the unconnected states only, which the
+/// kernel finds without walking its table of connections (every
+/// namespace's): a listener that is shut down stays bound, but never
+/// connects again.
+pub fn still_open<'a>(
+    query: &Query,
+    source: SourceKind,
+    sockets: impl Iterator<Item = &'a Socket> + Clone,
+) -> Option<HashSet<(u64, u64)>> {
+    let mut found = Vec::new();
+    let mut again = query.clone();
+    again.match_remote = false;
+    for protocol in [Protocol::Tcp, Protocol::Udp] {
+        let of_protocol = sockets.clone().filter(|s| s.protocol == protocol);
+        let ports: Vec<PortRange> = of_protocol
+            .clone()
+            .map(|s| PortRange::single(s.local.port))
+            .collect();
+        if ports.is_empty() {
+            continue;
+        }
+        let ports = crate::portspec::normalize(ports);
+        again.families = [Family::Inet, Family::Inet6]
+            .into_iter()
+            .filter(|f| of_protocol.clone().any(|s| s.family == *f))
+            .collect();
+        match source {
+            SourceKind::Netlink => {
+                let unconnected = protocol == Protocol::Tcp
+                    && of_protocol
+                        .clone()
+                        .all(|s| UNCONNECTED & (1 << s.state.code()) != 0);
+                let stage = Stage {
+                    protocol,
+                    states: if unconnected {
+                        UNCONNECTED
+                    } else {
+                        netlink::ALL_STATES
+                    },
+                    ports: &ports,
+                    cgroups: None,
+                    autobound_only: false,
+                };
+                let mut session = netlink::Session::default();
+                dump_stage(&mut session, &again, &stage, &mut found).ok()?;
+            }
+            SourceKind::Proc => {
+                let filter = Filter {
+                    states: netlink::ALL_STATES,
+                    ports: &ports,
+                    match_remote: false,
+                };
+                for &family in &again.families {
+                    procfs::read_table(&query.proc_root, family, protocol, &filter, &mut found)
+                        .ok()?;
+                }
+            }
+        }
+    }
+    Some(
+        found
+            .iter()
+            .filter(|s| s.inode != 0)
+            .map(|s| (s.inode, s.cookie))
+            .collect(),
+    )
+}
+
 /// What the answer cannot show, given the source and the query.
 pub fn blind_spots(source: SourceKind, query: &Query) -> Vec<BlindSpot> {
     let mut spots = Vec::new();
@@ -230,6 +307,11 @@ struct Stage<'a> {
     /// Only the sockets whose port the kernel chose.
     autobound_only: bool,
 }
+
+/// TCP states of a socket that is not connected: listening, bound
+/// (BOUND_INACTIVE, 6.5+), or closed and still bound (CLOSE, as a
+/// listener that was shut down, and bound sockets before 6.5).
+const UNCONNECTED: u32 = netlink::TCP_UNCONNECTED | (1 << 7);
 
 /// TCP states of a connection, whichever side opened it.
 const TCP_CONNECTED: u32 = (1 << 1) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 9) | (1 << 11);

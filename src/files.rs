@@ -69,6 +69,41 @@ pub fn read_at_most(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Whether `dir` is the root of a procfs mount or lies on one (and not
+/// a tree laid out like it, as tests point lsport at).
+pub fn is_procfs(dir: &Path) -> bool {
+    File::open(dir).is_ok_and(|file| on_filesystem(&file, PROC_SUPER_MAGIC))
+}
+
+/// Reads the file at `path` below the directory `dir` is open on, as a
+/// sysctl: at most [`SYSCTL_LIMIT`] bytes, and only from procfs.
+pub fn read_sysctl_at(dir: &impl std::os::fd::AsFd, path: &str) -> io::Result<Vec<u8>> {
+    let path = std::ffi::CString::new(path).map_err(io::Error::other)?;
+    // SAFETY: a NUL-terminated path and a directory fd that stays open
+    // for the call; the fd returned is ours alone.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_fd().as_raw_fd(),
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    if !on_filesystem(&file, PROC_SUPER_MAGIC) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a procfs file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(SYSCTL_LIMIT as u64).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 fn open_nonblocking(path: &Path) -> io::Result<File> {
     std::fs::OpenOptions::new()
         .read(true)

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use crate::cgroups::{self, CgroupTree, Hierarchy};
 use crate::error::Error;
-use crate::owners::{self, FdTable};
+use crate::owners::{self, TableRead};
 use crate::query::{Filters, Query, SourceChoice};
 use crate::socket::{Socket, State};
 use crate::sys::ProcRoot;
@@ -128,12 +128,21 @@ fn sockets_of(root: &ProcRoot, pid: u32, inodes: &mut HashSet<u64>) -> Result<()
         path: root.base().to_path_buf(),
         source: std::io::Error::last_os_error(),
     })?;
-    match owners::socket_fds(&proc_dir, pid, |inode, _| {
+    match owners::read_socket_fds(&proc_dir, pid, |inode, _| {
         inodes.insert(inode);
     }) {
-        FdTable::Read => {}
-        FdTable::Gone => return Err(Error::Usage(format!("--pid {pid}: no such process"))),
-        FdTable::Unreadable => {
+        TableRead::Read => {}
+        TableRead::Gone => return Err(Error::Usage(format!("--pid {pid}: no such process"))),
+        // Root is refused by the process itself (or lacks CAP_SYS_PTRACE):
+        // running as root would not help.
+        TableRead::Refused(why) if nix::unistd::geteuid().is_root() => {
+            return Err(Error::Usage(format!(
+                "--pid {pid}: its file descriptors cannot be read: {} ({})",
+                why.describe(),
+                why.error()
+            )));
+        }
+        TableRead::Refused(_) => {
             return Err(Error::Usage(format!(
                 "--pid {pid}: its file descriptors cannot be read by this user (run as root, or as its owner)"
             )));

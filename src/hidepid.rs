@@ -29,20 +29,13 @@ impl ProcRestriction {
         self.hidepid.is_some()
     }
 
-    /// What it means for the answer, in one line.
-    pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(value) = &self.hidepid {
-            parts.push(format!(
-                "/proc is mounted hidepid={value}: other users' processes cannot be seen, so their sockets are shown with hidden holders, and with the owner and cgroup the kernel records"
-            ));
-        }
-        if self.subset_pid {
-            parts.push(
-                "/proc is mounted subset=pid: /proc/sys cannot be read, so the port settings shown may be the kernel's defaults rather than this host's".to_string(),
-            );
-        }
-        parts.join("; ")
+    /// What it means for the holders shown, in one line; None when
+    /// nothing is hidden. (What `subset=pid` means for the port settings
+    /// the port facts say themselves: read another way, or assumed.)
+    pub fn describe(&self) -> Option<String> {
+        self.hidepid.as_ref().map(|value| format!(
+            "/proc is mounted hidepid={value}: other users' processes cannot be seen, so their sockets are shown with hidden holders, and with the owner and cgroup the kernel records"
+        ))
     }
 }
 
@@ -80,8 +73,7 @@ pub fn hidepid_of(mount: &Mount) -> Option<String> {
 
 /// Whether hidepid lets this process see every process anyway.
 fn exempt(root: &ProcRoot, mount: &Mount) -> bool {
-    let status = root.read_to_string("self/status").unwrap_or_default();
-    if has_capability(&status, CAP_SYS_PTRACE) {
+    if has_ptrace(root) {
         return true;
     }
     let Some(gid) = mount.option("gid").and_then(|g| g.parse::<u32>().ok()) else {
@@ -89,6 +81,13 @@ fn exempt(root: &ProcRoot, mount: &Mount) -> bool {
     };
     nix::unistd::getegid().as_raw() == gid
         || nix::unistd::getgroups().is_ok_and(|groups| groups.iter().any(|g| g.as_raw() == gid))
+}
+
+/// Whether lsport holds CAP_SYS_PTRACE, which lets it read every
+/// process's fds whatever its owner and capabilities.
+pub fn has_ptrace(root: &ProcRoot) -> bool {
+    let status = root.read_to_string("self/status").unwrap_or_default();
+    has_capability(&status, CAP_SYS_PTRACE)
 }
 
 /// Whether the `CapEff:` mask of a /proc/PID/status holds capability `bit`.
@@ -149,8 +148,13 @@ mod tests {
             hidepid: Some("invisible".to_string()),
             subset_pid: true,
         };
-        let line = both.describe();
-        assert!(line.contains("hidepid=invisible") && line.contains("subset=pid"));
+        let line = both.describe().unwrap();
+        assert!(line.contains("hidepid=invisible"));
         assert!(!line.contains('\n'));
+        let subset_only = ProcRestriction {
+            hidepid: None,
+            subset_pid: true,
+        };
+        assert_eq!(subset_only.describe(), None);
     }
 }

@@ -57,6 +57,7 @@ mod overlap;
 mod owners;
 pub mod ports;
 pub mod portspec;
+mod private_proc;
 mod probe;
 pub mod process;
 pub mod query;
@@ -67,6 +68,7 @@ pub mod socket;
 pub mod source;
 pub mod sys;
 pub mod unix;
+pub mod unseen;
 mod users;
 
 pub use error::Error;

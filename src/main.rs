@@ -462,10 +462,12 @@ fn run_wait(invocation: &Invocation, options: &wait::WaitOptions) -> Outcome {
 
 /// One line on stderr for each thing the answer could not cover.
 fn warn_about_gaps(invocation: &Invocation, report: &Report) {
-    if let Some(restriction) = &report.proc_restriction {
-        say(&restriction.describe());
+    if let Some(line) = report.proc_restriction.as_ref().and_then(|r| r.describe()) {
+        say(&line);
     }
-    warn_hidden(report.hidden_sockets());
+    if let Some(line) = render::unseen::notice(report.hidden_sockets(), &report.unseen) {
+        say(&line);
+    }
     for namespace in &report.namespaces {
         if namespace.skipped_replies > 0 {
             let what = match namespace.source {

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread::{self, Scope, ScopedJoinHandle};
 
-use crate::owners::{self, FdRef, FdScan, FdTable};
+use crate::owners::{self, FdRef, FdScan, TableRead, Unreadable};
 use crate::sys::ProcRoot;
 
 /// At most this many scanning threads: past a few, the kernel's own
@@ -46,6 +46,9 @@ fn scan_with<T, E>(
     dump: impl FnOnce(&(dyn Fn() + Sync)) -> Result<(T, HashSet<u64>), E>,
 ) -> Result<(T, FdScan), E> {
     let wanted: OnceLock<Option<HashSet<u64>>> = OnceLock::new();
+    // How many processes had been handed out when the wanted set was
+    // published: those may have been read before their sockets existed.
+    let mut handed_out_early = 0;
     let (dumped, outputs) = thread::scope(|scope| {
         let workers = Workers {
             scope,
@@ -59,6 +62,9 @@ fn scan_with<T, E>(
             Ok((value, found)) => {
                 let any = !found.is_empty();
                 let _ = wanted.set(Some(found));
+                if let Some(Some(started)) = shared.get() {
+                    handed_out_early = started.next.load(Ordering::SeqCst);
+                }
                 if any {
                     workers.start();
                 }
@@ -77,7 +83,12 @@ fn scan_with<T, E>(
         return Ok((value, FdScan::blind()));
     }
     let wanted = wanted.into_inner().flatten().unwrap_or_default();
-    Ok((value, merge(outputs, &wanted)))
+    let mut scan = merge(outputs, &wanted);
+    if let Some(Some(started)) = shared.get() {
+        scan.listed = started.pids.clone();
+        scan.read_early = started.pids[..handed_out_early.min(started.pids.len())].to_vec();
+    }
+    Ok((value, scan))
 }
 
 /// The scan's threads, started at most once.
@@ -167,7 +178,7 @@ struct WorkerOutput {
     /// inodes come from a 32-bit counter (and sock_diag reports them in
     /// 32 bits), so 12 bytes each keep this small.
     early: Vec<(u32, FdRef)>,
-    unreadable: Vec<u32>,
+    unreadable: Vec<Unreadable>,
 }
 
 impl Shared {
@@ -183,24 +194,24 @@ impl Shared {
                 Some(Some(set)) => Some(set),
                 None => None,
             };
-            let Some(&pid) = self.pids.get(self.next.fetch_add(1, Ordering::Relaxed)) else {
+            let Some(&pid) = self.pids.get(self.next.fetch_add(1, Ordering::SeqCst)) else {
                 break;
             };
             let table = match wanted {
-                Some(set) => owners::socket_fds(&self.proc_dir, pid, |inode, fd| {
+                Some(set) => owners::read_socket_fds(&self.proc_dir, pid, |inode, fd| {
                     if set.contains(&inode) {
                         out.found.push((inode, FdRef { pid, fd }));
                     }
                 }),
-                None => owners::socket_fds(&self.proc_dir, pid, |inode, fd| {
+                None => owners::read_socket_fds(&self.proc_dir, pid, |inode, fd| {
                     if let Ok(inode) = u32::try_from(inode) {
                         out.early.push((inode, FdRef { pid, fd }));
                     }
                 }),
             };
             match table {
-                FdTable::Unreadable => out.unreadable.push(pid),
-                FdTable::Read | FdTable::Gone => {}
+                TableRead::Refused(why) => out.unreadable.push(Unreadable { pid, why }),
+                TableRead::Read | TableRead::Gone => {}
             }
         }
         out
@@ -281,6 +292,34 @@ mod tests {
         .unwrap();
         assert_eq!(during.holders(777), &holder);
         assert!(during.holders(888).is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn processes_read_while_the_dump_runs_are_marked_read_early() {
+        let dir = fake_proc();
+        let root = ProcRoot::new(dir.clone());
+        // Started after the dump: nothing was read early.
+        let shared = OnceLock::new();
+        let (_, after) = scan_with(&root, &shared, |_| Ok::<_, ()>(((), wanted(&[777])))).unwrap();
+        assert_eq!(after.listed, vec![10, 11]);
+        assert!(after.read_early.is_empty());
+        // Started by the dump, which ends once both were handed out.
+        let shared = OnceLock::new();
+        let (_, during) = scan_with(&root, &shared, |start| {
+            start();
+            let handed_out = || match shared.get() {
+                Some(Some(s)) => s.next.load(Ordering::SeqCst),
+                _ => 0,
+            };
+            while handed_out() < 2 {
+                thread::yield_now();
+            }
+            Ok::<_, ()>(((), wanted(&[777])))
+        })
+        .unwrap();
+        assert_eq!(during.read_early, vec![10, 11]);
+        assert_eq!(during.holders(777), &[FdRef { pid: 10, fd: 3 }]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

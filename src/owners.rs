@@ -43,8 +43,14 @@ pub struct FdScan {
     refs: Vec<FdRef>,
     /// inode -> the range of `refs` that holds it.
     index: HashMap<u64, (u32, u32)>,
-    /// Processes whose fd table we were not allowed to read.
-    pub unreadable_processes: Vec<u32>,
+    /// Processes whose fd table could not be read, by pid, with why.
+    pub unreadable: Vec<Unreadable>,
+    /// The processes the pass listed, sorted.
+    pub listed: Vec<u32>,
+    /// Those of them read before every socket was dumped (the pass runs
+    /// while the dumps do), sorted: they may have opened a socket the
+    /// dump found after their fds were read.
+    pub read_early: Vec<u32>,
     /// /proc itself could not be read: no holder is known at all.
     pub blind: bool,
     /// /proc hides other users' processes (hidepid): they are not even
@@ -54,7 +60,7 @@ pub struct FdScan {
 
 impl FdScan {
     /// Builds the index from (inode, holder) pairs in any order.
-    pub fn new(mut found: Vec<(u64, FdRef)>, mut unreadable_processes: Vec<u32>) -> FdScan {
+    pub fn new(mut found: Vec<(u64, FdRef)>, mut unreadable: Vec<Unreadable>) -> FdScan {
         found.sort_unstable();
         found.dedup();
         let mut index = HashMap::with_capacity(found.len());
@@ -64,11 +70,14 @@ impl FdScan {
             refs.extend(group.iter().map(|(_, r)| *r));
             index.insert(group[0].0, (start, refs.len() as u32));
         }
-        unreadable_processes.sort_unstable();
+        unreadable.sort_unstable_by_key(|u| u.pid);
+        unreadable.dedup_by_key(|u| u.pid);
         FdScan {
             refs,
             index,
-            unreadable_processes,
+            unreadable,
+            listed: Vec::new(),
+            read_early: Vec::new(),
             blind: false,
             processes_hidden: false,
         }
@@ -85,12 +94,26 @@ impl FdScan {
     /// Whether a socket without a holder in this scan may still have one
     /// that lsport could not see.
     pub fn may_hide_holders(&self) -> bool {
-        self.blind || self.processes_hidden || !self.unreadable_processes.is_empty()
+        self.blind || self.processes_hidden || !self.unreadable.is_empty()
     }
 
-    /// Adds holders found by a later pass ([`scan_threads`]) for inodes
-    /// the first pass did not find.
-    pub fn add(&mut self, mut found: Vec<(u64, FdRef)>) {
+    /// Whether the fd table of `pid` could not be read.
+    pub fn is_unreadable(&self, pid: u32) -> bool {
+        self.unreadable
+            .binary_search_by_key(&pid, |u| u.pid)
+            .is_ok()
+    }
+
+    /// Adds what a later pass ([`scan_again`]) found: holders of inodes
+    /// the first pass did not find, and processes it could not read.
+    pub fn add(&mut self, later: LaterPass) {
+        let LaterPass {
+            mut found,
+            unreadable,
+        } = later;
+        self.unreadable.extend(unreadable);
+        self.unreadable.sort_unstable_by_key(|u| u.pid);
+        self.unreadable.dedup_by_key(|u| u.pid);
         found.sort_unstable();
         found.dedup();
         for group in found.chunk_by(|a, b| a.0 == b.0) {
@@ -154,6 +177,89 @@ pub enum FdTable {
     Gone,
 }
 
+/// Why a process's fd table could not be read: what the answer then
+/// says of the sockets it may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdRefusal {
+    /// `/proc/PID/fd` itself could not be opened or listed (another
+    /// user's process, for a user without privileges); the errno.
+    Directory(i32),
+    /// The directory was listed but its links were refused (root without
+    /// CAP_SYS_PTRACE; a process the kernel or a security module keeps
+    /// even from root); the errno.
+    Links(i32),
+    /// lsport ran out of file descriptors (EMFILE, ENFILE) or memory.
+    Exhausted(i32),
+}
+
+impl FdRefusal {
+    fn of_open(errno: Errno) -> FdRefusal {
+        match errno {
+            Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM => FdRefusal::Exhausted(errno as i32),
+            other => FdRefusal::Directory(other as i32),
+        }
+    }
+
+    /// The stable name in JSON output: `fd_directory_refused`,
+    /// `fd_links_refused` or `out_of_resources`.
+    pub fn id(self) -> &'static str {
+        match self {
+            FdRefusal::Directory(_) => "fd_directory_refused",
+            FdRefusal::Links(_) => "fd_links_refused",
+            FdRefusal::Exhausted(_) => "out_of_resources",
+        }
+    }
+
+    /// Why, in a few words: `fd links refused`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            FdRefusal::Directory(_) => "fd directory refused",
+            FdRefusal::Links(_) => "fd links refused",
+            FdRefusal::Exhausted(_) => "lsport ran out of file descriptors",
+        }
+    }
+
+    /// The kernel's error, in words: `Permission denied`.
+    pub fn error(self) -> &'static str {
+        Errno::from_raw(self.errno()).desc()
+    }
+
+    /// The errno the kernel gave.
+    pub fn errno(self) -> i32 {
+        match self {
+            FdRefusal::Directory(e) | FdRefusal::Links(e) | FdRefusal::Exhausted(e) => e,
+        }
+    }
+}
+
+/// A process whose fd table could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The process.
+    pub pid: u32,
+    /// Why.
+    pub why: FdRefusal,
+}
+
+/// What became of one fd table, with why it could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableRead {
+    Read,
+    Gone,
+    Refused(FdRefusal),
+}
+
+impl TableRead {
+    /// The outcome without the reason.
+    pub fn table(self) -> FdTable {
+        match self {
+            TableRead::Read => FdTable::Read,
+            TableRead::Gone => FdTable::Gone,
+            TableRead::Refused(_) => FdTable::Unreadable,
+        }
+    }
+}
+
 /// Calls `found(inode, fd)` for every fd of `pid` that is a socket.
 /// The link target goes into a stack buffer and only the `socket:[`
 /// prefix and the digits are looked at: no allocation and no stat per fd.
@@ -164,6 +270,11 @@ pub enum FdTable {
 /// descriptors (EMFILE) hides holders just the same. Its sockets are then
 /// reported with hidden holders rather than with none.
 pub fn socket_fds(proc_dir: &impl AsFd, pid: u32, found: impl FnMut(u64, u32)) -> FdTable {
+    read_socket_fds(proc_dir, pid, found).table()
+}
+
+/// [`socket_fds`], saying why a table could not be read.
+pub fn read_socket_fds(proc_dir: &impl AsFd, pid: u32, found: impl FnMut(u64, u32)) -> TableRead {
     socket_fds_at(proc_dir, &pid.to_string(), found)
 }
 
@@ -176,12 +287,12 @@ pub fn thread_socket_fds(
     tid: u32,
     found: impl FnMut(u64, u32),
 ) -> FdTable {
-    socket_fds_at(proc_dir, &format!("{pid}/task/{tid}"), found)
+    socket_fds_at(proc_dir, &format!("{pid}/task/{tid}"), found).table()
 }
 
 /// [`socket_fds`] for the fd table under `dir` (`PID` or `PID/task/TID`,
 /// relative to `proc_dir`).
-fn socket_fds_at(proc_dir: &impl AsFd, dir: &str, mut found: impl FnMut(u64, u32)) -> FdTable {
+fn socket_fds_at(proc_dir: &impl AsFd, dir: &str, mut found: impl FnMut(u64, u32)) -> TableRead {
     let path = format!("{dir}/fd");
     let mut dir = match Dir::openat(
         proc_dir,
@@ -191,19 +302,19 @@ fn socket_fds_at(proc_dir: &impl AsFd, dir: &str, mut found: impl FnMut(u64, u32
     ) {
         Ok(dir) => dir,
         // The process exited, or the entry is no process at all.
-        Err(Errno::ENOENT | Errno::ESRCH | Errno::ENOTDIR) => return FdTable::Gone,
+        Err(Errno::ENOENT | Errno::ESRCH | Errno::ENOTDIR) => return TableRead::Gone,
         // EACCES, EPERM, EMFILE, ENFILE, ENOMEM...: it is there, unseen.
-        Err(_) => return FdTable::Unreadable,
+        Err(errno) => return TableRead::Refused(FdRefusal::of_open(errno)),
     };
     let dir_fd = dir.as_raw_fd();
     let mut link = [0u8; 64];
-    let mut refused = false;
+    let mut refused = None;
     for entry in dir.iter() {
         let entry = match entry {
             Ok(entry) => entry,
             Err(Errno::ENOENT | Errno::ESRCH) => break, // it exited meanwhile
-            Err(_) => {
-                refused = true;
+            Err(errno) => {
+                refused = Some(FdRefusal::of_open(errno));
                 break;
             }
         };
@@ -219,43 +330,71 @@ fn socket_fds_at(proc_dir: &impl AsFd, dir: &str, mut found: impl FnMut(u64, u32
         let Ok(len) = usize::try_from(n) else {
             // The fd closed meanwhile (ENOENT) is nothing; a refusal is,
             // and the next link would be refused just the same.
-            if matches!(Errno::last(), Errno::ENOENT | Errno::ESRCH) {
-                continue;
+            match Errno::last() {
+                Errno::ENOENT | Errno::ESRCH => continue,
+                errno @ (Errno::ENOMEM | Errno::EMFILE | Errno::ENFILE) => {
+                    refused = Some(FdRefusal::Exhausted(errno as i32));
+                }
+                errno => refused = Some(FdRefusal::Links(errno as i32)),
             }
-            refused = true;
             break;
         };
         if let Some(inode) = socket_inode(&link[..len]) {
             found(inode, fd);
         }
     }
-    if refused {
-        FdTable::Unreadable
-    } else {
-        FdTable::Read
+    match refused {
+        Some(why) => TableRead::Refused(why),
+        None => TableRead::Read,
     }
 }
 
-/// The second pass, for sockets the first found no holder of: the fd
-/// tables of each process's other threads (`/proc/PID/task/TID/fd`). A
-/// thread has a table of its own after `unshare(CLONE_FILES)`, and when
+/// What a later pass found.
+#[derive(Debug, Default)]
+pub struct LaterPass {
+    /// Holders of the inodes it looked for.
+    pub found: Vec<(u64, FdRef)>,
+    /// Processes it could not read.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// The second pass, for sockets the first found no holder of and that
+/// are still open. It reads again the fd tables the first pass may have
+/// read too soon: it runs while the sockets are dumped, so a process
+/// read then may have opened a socket the dump found after; a process
+/// started since the listing may hold one its parent has closed. And it
+/// reads every process's other threads' tables (`/proc/PID/task/TID/fd`):
+/// a thread has a table of its own after `unshare(CLONE_FILES)`, and once
 /// the thread-group leader has exited its `/proc/PID/fd` is empty while
 /// the other threads still hold their fds. Visiting every thread costs a
 /// walk as long as the first pass per thread, so it runs only when some
 /// socket is left without a holder.
-pub fn scan_threads(
-    root: &ProcRoot,
-    wanted: &HashSet<u64>,
-    unreadable: &[u32],
-) -> Vec<(u64, FdRef)> {
-    let mut found = Vec::new();
+pub fn scan_again(root: &ProcRoot, wanted: &HashSet<u64>, first: &FdScan) -> LaterPass {
+    let mut pass = LaterPass::default();
     let Some(proc_dir) = open_proc(root) else {
-        return found;
+        return pass;
     };
     for pid in list_pids(root).unwrap_or_default() {
         // Its threads' tables are as closed to us as its own.
-        if unreadable.binary_search(&pid).is_ok() {
+        if first.is_unreadable(pid) {
             continue;
+        }
+        let mut keep = |inode, fd| {
+            if wanted.contains(&inode) {
+                pass.found.push((inode, FdRef { pid, fd }));
+            }
+        };
+        let read_too_soon = first.read_early.binary_search(&pid).is_ok()
+            || first.listed.binary_search(&pid).is_err();
+        if read_too_soon {
+            match socket_fds_at(&proc_dir, &pid.to_string(), &mut keep) {
+                TableRead::Refused(why) => {
+                    pass.unreadable.push(Unreadable { pid, why });
+                    continue;
+                }
+                TableRead::Gone => continue,
+                TableRead::Read => {}
+            }
         }
         let Ok(tasks) = std::fs::read_dir(root.path(&format!("{pid}/task"))) else {
             continue;
@@ -265,17 +404,13 @@ pub fn scan_threads(
                 continue;
             };
             if tid == pid {
-                continue; // the leader's table is /proc/PID/fd, read already
+                continue; // the leader's table is /proc/PID/fd
             }
             let table = format!("{pid}/task/{tid}");
-            socket_fds_at(&proc_dir, &table, |inode, fd| {
-                if wanted.contains(&inode) {
-                    found.push((inode, FdRef { pid, fd }));
-                }
-            });
+            socket_fds_at(&proc_dir, &table, &mut keep);
         }
     }
-    found
+    pass
 }
 
 /// A decimal u32 (a pid or an fd number), without sign or spaces.
@@ -358,9 +493,12 @@ pub fn process_info(root: &ProcRoot, pid: u32) -> ProcessInfo {
     if command.last() == Some(&b'\n') {
         command.pop();
     }
-    let cmdline = read("cmdline", CMDLINE_LIMIT)
+    let mut cmdline = read("cmdline", CMDLINE_LIMIT)
         .map(|raw| split_cmdline(&raw))
         .unwrap_or_default();
+    if cmdline.is_empty() {
+        cmdline = live_thread_cmdline(root, pid);
+    }
     let status = read("status", STATUS_LIMIT).unwrap_or_default();
     let container = read("cgroup", CGROUP_LIMIT)
         .ok()
@@ -373,6 +511,39 @@ pub fn process_info(root: &ProcRoot, pid: u32) -> ProcessInfo {
         pid_in_namespace: innermost_pid(&status).filter(|inner| *inner != pid),
         container,
     }
+}
+
+/// The command name and effective uid of `pid`: what names a process
+/// whose fds could not be read (its comm and status can be, by anyone).
+pub fn command_and_uid(root: &ProcRoot, pid: u32) -> (Vec<u8>, Option<u32>) {
+    let dir = root.path(&pid.to_string());
+    let read = |name: &str, limit| crate::files::read_at_most(&dir.join(name), limit);
+    let mut command = read("comm", COMM_LIMIT).unwrap_or_default();
+    if command.last() == Some(&b'\n') {
+        command.pop();
+    }
+    let status = read("status", STATUS_LIMIT).unwrap_or_default();
+    (command, effective_uid(&status))
+}
+
+/// The command line as another thread of `pid` reads it: once the
+/// thread-group leader has exited (a program whose main thread called
+/// pthread_exit), `/proc/PID/cmdline` reads empty while the process runs
+/// on in its other threads, which share the arguments. Empty for a
+/// kernel thread, which has no arguments and no other thread.
+fn live_thread_cmdline(root: &ProcRoot, pid: u32) -> Vec<Vec<u8>> {
+    let Ok(tasks) = std::fs::read_dir(root.path(&format!("{pid}/task"))) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter(|task| parse_decimal(task.file_name().as_encoded_bytes()).is_some_and(|t| t != pid))
+        .find_map(|task| {
+            let raw =
+                crate::files::read_at_most(&task.path().join("cmdline"), CMDLINE_LIMIT).ok()?;
+            Some(split_cmdline(&raw)).filter(|args| !args.is_empty())
+        })
+        .unwrap_or_default()
 }
 
 /// The value of one `Field:` line of /proc/PID/status, as bytes. The
@@ -457,15 +628,20 @@ mod tests {
     #[test]
     fn the_index_groups_holders_by_inode() {
         let r = |pid, fd| FdRef { pid, fd };
+        let refused = |pid| Unreadable {
+            pid,
+            why: FdRefusal::Links(libc::EACCES),
+        };
         let scan = FdScan::new(
             vec![(7, r(20, 4)), (9, r(5, 3)), (7, r(10, 3)), (7, r(20, 4))],
-            vec![3, 1],
+            vec![refused(3), refused(1), refused(3)],
         );
         assert_eq!(scan.holders(7), &[r(10, 3), r(20, 4)]);
         assert_eq!(scan.holders(9), &[r(5, 3)]);
         assert!(scan.holders(8).is_empty());
         assert_eq!(scan.holding_pids(), vec![5, 10, 20]);
-        assert_eq!(scan.unreadable_processes, vec![1, 3]);
+        assert_eq!(scan.unreadable, vec![refused(1), refused(3)]);
+        assert!(scan.is_unreadable(3) && !scan.is_unreadable(2));
     }
 
     #[test]

@@ -76,6 +76,37 @@ pub struct Setting<T> {
     pub assumed: bool,
 }
 
+/// Where the port settings of a namespace were read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingsSource {
+    /// `sys/net/ipv4` of the /proc lsport was given.
+    Proc,
+    /// A proc instance of lsport's own, as the /proc it was given has no
+    /// `sys/` (mounted `subset=pid`); see `private_proc`.
+    PrivateProc,
+    /// Nowhere: every setting is assumed.
+    Nowhere,
+}
+
+impl SettingsSource {
+    /// The stable name in JSON output: `proc`, `private_proc`, or null
+    /// for nowhere.
+    pub fn id(self) -> Option<&'static str> {
+        match self {
+            SettingsSource::Proc => Some("proc"),
+            SettingsSource::PrivateProc => Some("private_proc"),
+            SettingsSource::Nowhere => None,
+        }
+    }
+}
+
+/// The three sysctls of the port policy, under `sys/net/ipv4`.
+const SYSCTLS: [&str; 3] = [
+    "ip_local_port_range",
+    "ip_local_reserved_ports",
+    "ip_unprivileged_port_start",
+];
+
 /// The port policy of one network namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelPortPolicy {
@@ -91,6 +122,8 @@ pub struct KernelPortPolicy {
     /// 0..=65536 in the kernel; kept wide so 65536 ("none privileged"
     /// is 0, "all privileged" is 65536) fits.
     pub unprivileged_start: Setting<u32>,
+    /// Where the settings not assumed were read.
+    pub read_from: SettingsSource,
 }
 
 impl KernelPortPolicy {
@@ -110,6 +143,7 @@ impl KernelPortPolicy {
                 value: unprivileged_start,
                 assumed: false,
             },
+            read_from: SettingsSource::Proc,
         }
     }
 
@@ -119,15 +153,37 @@ impl KernelPortPolicy {
         Self::known(DEFAULT_EPHEMERAL, Vec::new(), DEFAULT_UNPRIVILEGED_START)
     }
 
-    /// Reads the three sysctls under `sys/net/ipv4` of `root`; a file that
-    /// cannot be read or parsed gives the kernel default, marked assumed.
+    /// Reads the three sysctls under `sys/net/ipv4` of `root`, as the
+    /// calling thread's network namespace has them. Where `root` is a
+    /// procfs that cannot give them (mounted `subset=pid`), they are read
+    /// from a proc instance of lsport's own. A setting read nowhere is the
+    /// kernel default, marked assumed.
     pub fn read(root: &ProcRoot) -> KernelPortPolicy {
-        fn setting<T>(
-            text: Option<String>,
-            parse: fn(&str) -> Option<T>,
-            default: T,
-        ) -> Setting<T> {
-            match text.as_deref().and_then(parse) {
+        let from_root = |name: &str| root.read_to_string(&format!("sys/net/ipv4/{name}")).ok();
+        let policy = Self::from_texts(SYSCTLS.map(from_root), SettingsSource::Proc);
+        if !policy.any_assumed() || !crate::files::is_procfs(root.base()) {
+            return policy;
+        }
+        match crate::private_proc::PrivateProc::open() {
+            Some(private) => {
+                let from_private = |name: &str| private.read(&format!("sys/net/ipv4/{name}"));
+                let again =
+                    Self::from_texts(SYSCTLS.map(from_private), SettingsSource::PrivateProc);
+                if again.read_count() > policy.read_count() {
+                    again
+                } else {
+                    policy
+                }
+            }
+            None => policy,
+        }
+    }
+
+    /// The policy from the three sysctls' texts (None: unreadable), read
+    /// from `source`.
+    fn from_texts(texts: [Option<String>; 3], source: SettingsSource) -> KernelPortPolicy {
+        fn setting<T>(text: Option<&str>, parse: fn(&str) -> Option<T>, default: T) -> Setting<T> {
+            match text.and_then(parse) {
                 Some(value) => Setting {
                     value,
                     assumed: false,
@@ -138,24 +194,38 @@ impl KernelPortPolicy {
                 },
             }
         }
-        let read = |name: &str| root.read_to_string(&format!("sys/net/ipv4/{name}")).ok();
-        KernelPortPolicy {
-            ephemeral: setting(
-                read("ip_local_port_range"),
-                parse_port_range_sysctl,
-                DEFAULT_EPHEMERAL,
-            ),
-            reserved: setting(
-                read("ip_local_reserved_ports"),
-                parse_reserved_ports,
-                Vec::new(),
-            ),
+        let [range, reserved, unprivileged] = texts;
+        let mut policy = KernelPortPolicy {
+            ephemeral: setting(range.as_deref(), parse_port_range_sysctl, DEFAULT_EPHEMERAL),
+            reserved: setting(reserved.as_deref(), parse_reserved_ports, Vec::new()),
             unprivileged_start: setting(
-                read("ip_unprivileged_port_start"),
+                unprivileged.as_deref(),
                 |text| text.trim().parse().ok(),
                 DEFAULT_UNPRIVILEGED_START,
             ),
+            read_from: source,
+        };
+        if policy.read_count() == 0 {
+            policy.read_from = SettingsSource::Nowhere;
         }
+        policy
+    }
+
+    /// How many of the three settings were read.
+    fn read_count(&self) -> usize {
+        [
+            self.ephemeral.assumed,
+            self.reserved.assumed,
+            self.unprivileged_start.assumed,
+        ]
+        .iter()
+        .filter(|assumed| !**assumed)
+        .count()
+    }
+
+    /// Whether some setting could not be read and is the kernel default.
+    pub fn any_assumed(&self) -> bool {
+        self.read_count() < 3
     }
 
     /// True when the port lies in the ephemeral range (reserved or not).
@@ -295,6 +365,31 @@ mod tests {
         assert_eq!(IanaRange::of(49151), IanaRange::User);
         assert_eq!(IanaRange::of(49152), IanaRange::Dynamic);
         assert_eq!(IanaRange::of(65535), IanaRange::Dynamic);
+    }
+
+    #[test]
+    fn a_setting_that_cannot_be_read_is_the_default_and_marked_assumed() {
+        let text = |t: &str| Some(t.to_string());
+        let policy = KernelPortPolicy::from_texts(
+            [text("40000 40999\n"), None, text("80\n")],
+            SettingsSource::Proc,
+        );
+        assert_eq!(
+            policy.ephemeral.value,
+            PortRange {
+                lo: 40000,
+                hi: 40999
+            }
+        );
+        assert!(!policy.ephemeral.assumed && !policy.unprivileged_start.assumed);
+        assert_eq!(policy.unprivileged_start.value, 80);
+        assert!(policy.reserved.assumed && policy.reserved.value.is_empty());
+        assert!(policy.any_assumed());
+        assert_eq!(policy.read_from, SettingsSource::Proc);
+        let none = KernelPortPolicy::from_texts([None, text("x"), None], SettingsSource::Proc);
+        assert_eq!(none.read_from, SettingsSource::Nowhere);
+        assert_eq!(none.unprivileged_start.value, DEFAULT_UNPRIVILEGED_START);
+        assert!(none.ephemeral.assumed && none.reserved.assumed && none.unprivileged_start.assumed);
     }
 
     #[test]

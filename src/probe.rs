@@ -3,6 +3,7 @@
 //! /proc scan for all of them, and only when the query wants them.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::rc::Rc;
 
 use crate::cgroups::{CgroupTree, Hierarchy, SocketCgroup};
@@ -19,6 +20,7 @@ use crate::query::{CgroupDetail, HolderDetail, NetnsChoice, Query};
 use crate::report::{self, Inputs, NamespaceReport, Report, Row};
 use crate::socket::{Socket, State};
 use crate::sys::ProcRoot;
+use crate::unseen::Unseen;
 use crate::users::UserNames;
 
 /// What one namespace gave before holders are known: its label, its
@@ -27,6 +29,22 @@ struct Gathered {
     netns: NetnsLabel,
     policy: KernelPortPolicy,
     collected: Collected,
+    /// How to enter the namespace again (its file, and its inode when
+    /// found by discovery); None for lsport's own.
+    entry: Option<(PathBuf, Option<u64>)>,
+}
+
+impl Gathered {
+    /// Which of `sockets` of this namespace are still open, asked from
+    /// inside it; None when that cannot be known.
+    fn still_open(&self, query: &Query, sockets: Vec<Socket>) -> Option<HashSet<(u64, u64)>> {
+        let source = self.collected.source;
+        let ask = move || collect::still_open(query, source, sockets.iter());
+        match &self.entry {
+            None => ask(),
+            Some((path, inode)) => netns::run_in(path, *inode, ask).ok().flatten(),
+        }
+    }
 }
 
 /// Answers `query`: one report per network namespace asked for, with
@@ -50,10 +68,10 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
         })?,
     };
     let mut scan = scan;
+    let mut gathered = gathered;
     let mut proc_restriction = None;
     if query.holders == HolderDetail::Processes {
-        let sockets = || gathered.iter().flat_map(|g| g.collected.sockets.iter());
-        proc_restriction = complete_scan(root, sockets, &mut scan);
+        proc_restriction = settle_leftovers(query, &mut gathered, &mut scan);
     }
     let holders = HolderNames::of(query, &scan);
     let mut namespaces: Vec<NamespaceReport> = gathered
@@ -81,12 +99,92 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
         })
         .collect();
     name_cgroups(query, &mut namespaces, filter_tree);
+    let hidden = namespaces.iter().any(|n| n.hidden_sockets > 0);
     Ok(Report {
         namespaces,
         skipped,
         holders: query.holders,
         proc_restriction,
+        unseen: if hidden {
+            Unseen::of(root, &scan)
+        } else {
+            Unseen::default()
+        },
     })
+}
+
+/// Settles the sockets the first pass found no holder of. They are
+/// looked for again (the fd tables read before they were dumped, those
+/// of processes started since, and the threads' own: see
+/// [`owners::scan_again`]), and those still without a holder are looked
+/// up again, in their namespace: a process that exits between the dump
+/// and the fd scan leaves its sockets without a holder, and those that
+/// are gone are dropped (nor is "hidden" true of them). Only what is
+/// left then may be held by a process lsport could not read, or one
+/// /proc hides (hidepid, read from the mount table only then).
+fn settle_leftovers(
+    query: &Query,
+    gathered: &mut [Gathered],
+    scan: &mut FdScan,
+) -> Option<hidepid::ProcRestriction> {
+    let root = &query.proc_root;
+    let leftover = sockets_without_holders(
+        gathered.iter().flat_map(|g| g.collected.sockets.iter()),
+        scan,
+    );
+    if leftover.is_empty() {
+        return None;
+    }
+    let later = owners::scan_again(root, &leftover, scan);
+    scan.add(later);
+    if !drop_closed(query, gathered, scan) {
+        return None;
+    }
+    restrict(root, scan)
+}
+
+/// Drops, in each namespace, the sockets without a holder in `scan` that
+/// have closed since they were dumped (one dump on their ports, from
+/// inside the namespace); whether some without a holder are left.
+fn drop_closed(query: &Query, gathered: &mut [Gathered], scan: &FdScan) -> bool {
+    let mut left = false;
+    for g in gathered.iter_mut() {
+        let unheld = |s: &Socket| without_holder(s, scan);
+        let leftover: Vec<Socket> = g
+            .collected
+            .sockets
+            .iter()
+            .filter(|s| unheld(s))
+            .cloned()
+            .collect();
+        if leftover.is_empty() {
+            continue;
+        }
+        if let Some(open) = g.still_open(query, leftover) {
+            g.collected
+                .sockets
+                .retain(|s| !unheld(s) || open.contains(&(s.inode, s.cookie)));
+        }
+        left |= g.collected.sockets.iter().any(unheld);
+    }
+    left
+}
+
+/// What a scan could not see, once some socket is left without a holder:
+/// whether /proc hides processes from lsport (read from the mount table),
+/// and which refused fd tables may hide one. A kernel thread has no fds
+/// to hide, so its refused table hides nothing (for a user other than
+/// root, every one is refused).
+fn restrict(root: &ProcRoot, scan: &mut FdScan) -> Option<hidepid::ProcRestriction> {
+    scan.unreadable
+        .retain(|u| !crate::process::is_kernel_thread(root, u.pid));
+    let restriction = hidepid::detect(root);
+    // Processes hidepid hides are not even listed: no fd table was
+    // refused, yet holders may be missing.
+    scan.processes_hidden = restriction
+        .as_ref()
+        .is_some_and(hidepid::ProcRestriction::hides_processes);
+    restriction
 }
 
 /// Names the cgroups of the rows the query wants named: one walk of the
@@ -145,41 +243,17 @@ pub fn find_holders(query: &Query, rows: &mut [Row]) {
     let Ok(((), mut scan)) = overlap::scan_while(&query.proc_root, |_| {
         Ok::<_, std::convert::Infallible>(((), wanted))
     });
-    complete_scan(
-        &query.proc_root,
-        || rows.iter().map(|r| &r.socket),
-        &mut scan,
-    );
+    let root = &query.proc_root;
+    let leftover = sockets_without_holders(rows.iter().map(|r| &r.socket), &scan);
+    if !leftover.is_empty() {
+        let later = owners::scan_again(root, &leftover, &scan);
+        scan.add(later);
+        if !sockets_without_holders(rows.iter().map(|r| &r.socket), &scan).is_empty() {
+            restrict(root, &mut scan);
+        }
+    }
     let holders = HolderNames::of(query, &scan);
     report::attach_holders(rows, &scan, &holders.processes, &holders.users);
-}
-
-/// What the first pass left: the threads' own fd tables are searched for
-/// sockets without a holder, and if some are still without one, the
-/// mount options of /proc say whether it hides processes (hidepid), whose
-/// holders the scan then counts as hidden. When every socket has its
-/// holder, the mount table is not read.
-fn complete_scan<'a, I: Iterator<Item = &'a Socket>>(
-    root: &ProcRoot,
-    sockets: impl Fn() -> I,
-    scan: &mut FdScan,
-) -> Option<hidepid::ProcRestriction> {
-    let leftover = sockets_without_holders(sockets(), scan);
-    if leftover.is_empty() {
-        return None;
-    }
-    let more = owners::scan_threads(root, &leftover, &scan.unreadable_processes);
-    scan.add(more);
-    if sockets_without_holders(sockets(), scan).is_empty() {
-        return None;
-    }
-    let restriction = hidepid::detect(root);
-    // Processes hidepid hides are not even listed: no fd table was
-    // refused, yet holders may be missing.
-    scan.processes_hidden = restriction
-        .as_ref()
-        .is_some_and(hidepid::ProcRestriction::hides_processes);
-    restriction
 }
 
 /// Sockets a file refers to (TIME_WAIT and request sockets have none)
@@ -189,10 +263,14 @@ fn sockets_without_holders<'a>(
     scan: &FdScan,
 ) -> HashSet<u64> {
     sockets
-        .filter(|s| s.inode != 0 && s.state != State::TimeWait)
-        .filter(|s| scan.holders(s.inode).is_empty())
+        .filter(|s| without_holder(s, scan))
         .map(|s| s.inode)
         .collect()
+}
+
+/// Whether a file refers to the socket and the scan found none.
+fn without_holder(socket: &Socket, scan: &FdScan) -> bool {
+    socket.inode != 0 && socket.state != State::TimeWait && scan.holders(socket.inode).is_empty()
 }
 
 /// What is known about the processes a scan found, and their users.
@@ -238,8 +316,10 @@ fn gather_namespaces(
                 name: name_of_file(path),
                 ..NetnsLabel::default()
             };
-            let gathered = netns::run_in(path, None, || gather(query, filter, label, found_some))
-                .map_err(|e| e.into_error(path))??;
+            let mut gathered =
+                netns::run_in(path, None, || gather(query, filter, label, found_some))
+                    .map_err(|e| e.into_error(path))??;
+            gathered.entry = Some((path.clone(), None));
             Ok((vec![gathered], Vec::new()))
         }
         NetnsChoice::All => {
@@ -260,7 +340,10 @@ fn gather_namespaces(
                 match netns::run_in(&namespace.path, Some(namespace.inode), || {
                     gather(query, filter, label, found_some)
                 }) {
-                    Ok(Ok(g)) => gathered.push(g),
+                    Ok(Ok(mut g)) => {
+                        g.entry = Some((namespace.path.clone(), Some(namespace.inode)));
+                        gathered.push(g);
+                    }
                     Ok(Err(message)) => {
                         skipped.push(format!("net:[{}]: {message}", namespace.inode))
                     }
@@ -296,6 +379,7 @@ fn gather(
         netns,
         policy: KernelPortPolicy::read(root),
         collected: collect::sockets(query, filter, found_some)?,
+        entry: None,
     })
 }
 

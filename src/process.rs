@@ -221,6 +221,12 @@ pub fn stat(root: &ProcRoot, pid: u32) -> Option<StatFacts> {
     parse_stat(&fs::read_to_string(root.path(&format!("{pid}/stat"))).ok()?)
 }
 
+/// Whether `pid` is a kernel thread, which holds no file descriptor of
+/// its own (its fd directory is closed to other users all the same).
+pub fn is_kernel_thread(root: &ProcRoot, pid: u32) -> bool {
+    stat(root, pid).is_some_and(|s| s.flags & PF_KTHREAD != 0)
+}
+
 /// lsport's own pid and every ancestor's, up to the top of what it sees.
 pub fn self_and_ancestors(root: &ProcRoot) -> Vec<u32> {
     let mut chain = vec![std::process::id()];

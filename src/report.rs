@@ -15,6 +15,7 @@ use crate::query::{HolderDetail, Query, View};
 use crate::services::{Service, Services};
 use crate::socket::{Family, PortRange, Protocol, Socket, State};
 use crate::source::{BlindSpot, SourceKind};
+use crate::unseen::Unseen;
 use crate::users::UserNames;
 
 /// What a socket is doing with its port.
@@ -212,6 +213,10 @@ pub struct Report {
     /// How the /proc that was scanned for holders hides processes from
     /// lsport (hidepid, subset=pid), if it does.
     pub proc_restriction: Option<ProcRestriction>,
+    /// What kept some holders out of sight (the processes whose fds
+    /// could not be read, named); empty when no socket's holder is
+    /// hidden.
+    pub unseen: Unseen,
 }
 
 impl Report {

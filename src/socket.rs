@@ -177,9 +177,13 @@ impl Endpoint {
     }
 }
 
+/// `ADDRESS:PORT` as the kernel has it: an IPv4-mapped address of an
+/// IPv6 socket stays `[::ffff:10.0.0.1]`, as ss writes it, so that a
+/// `tcp6` label is never followed by what looks like an IPv4 socket;
+/// `*` and `[::]` for the wildcards, `:*` for no port.
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let address = match self.readable_address() {
+        let address = match self.address {
             IpAddr::V4(a) if a == Ipv4Addr::UNSPECIFIED => "*".to_string(),
             IpAddr::V6(a) if a == Ipv6Addr::UNSPECIFIED => "[::]".to_string(),
             IpAddr::V4(a) => a.to_string(),
@@ -366,12 +370,14 @@ mod tests {
     }
 
     #[test]
-    fn mapped_ipv4_addresses_are_shown_as_ipv4() {
+    fn mapped_ipv4_addresses_are_written_as_the_kernel_has_them() {
         let mapped = Endpoint {
             address: "::ffff:127.0.0.1".parse().unwrap(),
             port: 80,
         };
-        assert_eq!(mapped.to_string(), "127.0.0.1:80");
+        assert_eq!(mapped.to_string(), "[::ffff:127.0.0.1]:80");
+        // JSON and the role rules read the IPv4 address it carries.
+        assert_eq!(mapped.readable_address().to_string(), "127.0.0.1");
         let v6 = Endpoint {
             address: "::1".parse().unwrap(),
             port: 0,

@@ -267,7 +267,7 @@ fn a_hidden_holder_is_named_by_the_cgroup_of_its_socket() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(
-        text.contains("(hidden) uid 0 (root), in demo.service"),
+        text.contains("(hidden) owned by uid 0 (root), in demo.service"),
         "{text}"
     );
     let verdict = text.lines().next().unwrap();
@@ -287,6 +287,35 @@ fn a_hidden_holder_is_named_by_the_cgroup_of_its_socket() {
         row.contains("demo.service  /lsport-test.slice/demo.service"),
         "{text}"
     );
+    drop(holder);
+}
+
+#[test]
+fn a_hidden_holders_container_column_names_where_its_socket_was_created() {
+    let test = "a_hidden_holders_container_column_names_where_its_socket_was_created";
+    let Some(mount) = setup(test) else { return };
+    let _turn = take_turn();
+    let id = "d0b3604b67ac7930dd34ba3a796627e3e4717d12309e90a4afe3f38b6816ac98";
+    let container = Cgroup::new(&mount, &format!("docker-{id}.scope"));
+    let holder = listener_in(&container, 7405);
+    let (_dir, binary) = binary_for_nobody("cgroup-container");
+
+    let output = as_nobody(&binary, &["-o", "local,command,container", "7405"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("127.0.0.1:7405"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(row.contains("(hidden)"), "{text}");
+    assert!(
+        row.trim_end().ends_with("docker:d0b3604b67ac"),
+        "the container the socket was created in: {text}"
+    );
+    // The JSON names the same container.
+    let doc = parse(&as_nobody(&binary, &["--json", "7405"]));
+    let socket = one(sockets_on(&doc, 7405));
+    assert_eq!(socket["cgroup"]["container"]["id"], id, "{socket}");
     drop(holder);
 }
 

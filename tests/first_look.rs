@@ -76,7 +76,16 @@ fn a_hidden_holders_owner_is_named() {
         .collect();
     assert_eq!(
         row,
-        ["127.0.0.1:8081", "root", "(hidden)", "uid", "0", "(root)"],
+        [
+            "127.0.0.1:8081",
+            "root",
+            "(hidden)",
+            "owned",
+            "by",
+            "uid",
+            "0",
+            "(root)"
+        ],
         "{text}"
     );
     // -n keeps the number.

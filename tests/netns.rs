@@ -239,13 +239,13 @@ fn namespaces_that_vanish_during_the_scan_are_skipped_quietly() {
             let output = lsport(["--all-netns", "--json", &PORT.to_string()]);
             assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
             // Nothing to say about a namespace that went away. (A line
-            // about hidden holders may come: a socket without a holder
-            // in some other test's namespace, where some process, pid 1
-            // of a sandbox say, cannot be read.)
+            // about holders lsport could not see may come: a socket
+            // without a holder in some other test's namespace, where
+            // some process, pid 1 of a sandbox say, cannot be read.)
             let err = stderr(&output);
             assert!(
                 err.lines()
-                    .all(|l| l.contains("holders hidden") && !l.contains("namespace")),
+                    .all(|l| l.contains("no holder lsport could see") && !l.contains("namespace")),
                 "nothing to say about a namespace that went away: {err}"
             );
             let doc: Value = serde_json::from_slice(&output.stdout).unwrap();

@@ -156,6 +156,48 @@ fn ipv6_listeners_say_whether_they_take_ipv4() {
 }
 
 #[test]
+fn an_ipv4_connection_on_an_ipv6_socket_is_written_as_the_kernel_has_it() {
+    if !setup("an_ipv4_connection_on_an_ipv6_socket_is_written_as_the_kernel_has_it") {
+        return;
+    }
+    // A dual-stack listener accepts an IPv4 client: the accepted socket
+    // is an IPv6 socket on an IPv4-mapped address.
+    let dual = TcpListener::from(tcp6_socket(40022, false, false, true));
+    let client = TcpStream::connect("127.0.0.1:40022").unwrap();
+    let (accepted, _) = dual.accept().unwrap();
+    let client_port = client.local_addr().unwrap().port();
+
+    let text = stdout(&lsport(["-o", "proto,state,local,remote", "40022"]));
+    let row = text
+        .lines()
+        .find(|l| l.contains("ESTABLISHED"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        row.split_whitespace().collect::<Vec<_>>(),
+        [
+            "tcp6",
+            "ESTABLISHED",
+            "[::ffff:127.0.0.1]:40022",
+            &format!("[::ffff:127.0.0.1]:{client_port}"),
+        ],
+        "{text}"
+    );
+    // No IPv6 label above what reads as an IPv4 address.
+    for line in text.lines().filter(|l| l.starts_with("tcp6 ")) {
+        assert!(!line.contains(" 127.0.0.1:"), "{text}");
+    }
+    // JSON keeps the family and the IPv4 address it carries, as documented.
+    let (doc, _) = lsport_json(&["40022"]);
+    let accepted_json = sockets_on(&doc, 40022)
+        .into_iter()
+        .find(|s| s["state"] == "ESTABLISHED")
+        .unwrap();
+    assert_eq!(accepted_json["family"], "inet6");
+    assert_eq!(accepted_json["local"]["address"], "127.0.0.1");
+    drop((dual, client, accepted));
+}
+
+#[test]
 fn a_bound_only_socket_holds_its_port() {
     if !setup("a_bound_only_socket_holds_its_port") {
         return;

@@ -131,7 +131,9 @@ fn a_fixture_tree_answers_who_holds_a_port() {
         json!({"inode": 4026599999u64, "name": null, "container": null,
                "ephemeral_range": [8000, 8999],
                "ephemeral_range_assumed": false, "reserved_ports": [[8443, 8443]],
-               "unprivileged_port_start": 80})
+               "reserved_ports_assumed": false,
+               "unprivileged_port_start": 80, "unprivileged_port_start_assumed": false,
+               "port_settings_read_from": "proc"})
     );
     let mut ports = doc["ports"].clone();
     let services = ports[0]
@@ -308,4 +310,24 @@ fn process_files_that_are_devices_or_huge_cost_only_themselves() {
         .sum();
     assert!(cmdline_len <= 1 << 20, "{cmdline_len}");
     assert!(cmdline_len > 1000);
+}
+
+#[test]
+fn a_tree_without_sysctls_gives_defaults_marked_assumed_never_the_live_ones() {
+    let dir = tree("fixture-no-sysctls");
+    std::fs::remove_dir_all(dir.path.join("sys")).unwrap();
+    let output = run(&dir.path, &["--json", "-n", "8080"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let netns = &json(&output)["netns"];
+    // Not a procfs: no proc instance of lsport's own stands in for it.
+    assert_eq!(netns["port_settings_read_from"], Value::Null, "{netns}");
+    assert_eq!(netns["ephemeral_range"], json!([32768, 60999]));
+    assert_eq!(netns["unprivileged_port_start"], 1024);
+    for assumed in [
+        "ephemeral_range_assumed",
+        "reserved_ports_assumed",
+        "unprivileged_port_start_assumed",
+    ] {
+        assert_eq!(netns[assumed], true, "{assumed}: {netns}");
+    }
 }

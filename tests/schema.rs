@@ -234,10 +234,15 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
         "blind_spots": [],
         "netns": {"inode": 4026531840u64, "name": "blue", "container": null,
                   "ephemeral_range": [32768, 60999], "ephemeral_range_assumed": false,
-                  "reserved_ports": [[9000, 9100]], "unprivileged_port_start": 1024},
+                  "reserved_ports": [[9000, 9100]], "reserved_ports_assumed": false,
+                  "unprivileged_port_start": 1024, "unprivileged_port_start_assumed": false,
+                  "port_settings_read_from": "proc"},
         "namespaces": [{"inode": 4026531840u64, "name": "blue", "container": null,
                         "ephemeral_range": [32768, 60999], "ephemeral_range_assumed": false,
-                        "reserved_ports": [[9000, 9100]], "unprivileged_port_start": 1024}],
+                        "reserved_ports": [[9000, 9100]], "reserved_ports_assumed": false,
+                        "unprivileged_port_start": 1024,
+                        "unprivileged_port_start_assumed": true,
+                        "port_settings_read_from": "private_proc"}],
         "ports": [{"port": 22, "iana_range": "system", "ephemeral": false, "reserved": false,
                    "privileged": true, "in_use": true,
                    "services": [{"name": "ssh", "protocol": "tcp",
@@ -258,7 +263,9 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
                      "cgroup": {"id": 4821, "path": "/system.slice/ssh.service",
                                 "unit": "ssh.service", "container": null},
                      "netns": netns}],
-        "hidden_holders": 0
+        "hidden_holders": 1,
+        "unreadable_processes": [{"pid": 1, "command": "init", "uid": 0,
+                                  "reason": "fd_links_refused", "error": "Permission denied"}]
     });
     let probe_schema = validator("probe");
     assert_valid(&probe_schema, &json!({}), "the empty probe document");
@@ -333,6 +340,30 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
                 d.as_object_mut().unwrap().remove("hidden_holders");
             }),
             ("no namespaces", &|d| d["namespaces"] = json!([])),
+            ("unreadable_processes missing", &|d| {
+                d.as_object_mut().unwrap().remove("unreadable_processes");
+            }),
+            ("an unknown reason a process could not be read", &|d| {
+                d["unreadable_processes"][0]["reason"] = json!("forbidden")
+            }),
+            ("an unreadable process without its pid", &|d| {
+                d["unreadable_processes"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("pid");
+            }),
+            ("reserved_ports_assumed missing", &|d| {
+                d["netns"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("reserved_ports_assumed");
+            }),
+            ("unprivileged_port_start_assumed a string", &|d| {
+                d["namespaces"][0]["unprivileged_port_start_assumed"] = json!("yes")
+            }),
+            ("an unknown place the settings were read from", &|d| {
+                d["netns"]["port_settings_read_from"] = json!("sysctl")
+            }),
             ("a date that is no date", &|d| {
                 d["iana_registry_updated"] = json!("2026-13-45")
             }),

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::netns::NetnsLabel;
 use crate::render::escape::{escape_bytes, escape_str};
 use crate::report::{Holder, Row};
-use crate::socket::{Family, Protocol, State};
+use crate::socket::{Family, Protocol, Socket, State};
 
 /// A column of the socket table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +87,7 @@ pub static COLUMNS: [Column; 17] = [
         header: "PROTO",
         json_key: "protocol, family, v6only",
         help: "tcp or udp; 6 for IPv6, 46 for an IPv6 wildcard socket that also takes IPv4",
-        cell: |c| protocol_label(c.row),
+        cell: |c| protocol_label(&c.row.socket),
     },
     Column {
         id: ColumnId::State,
@@ -238,17 +238,24 @@ pub static COLUMNS: [Column; 17] = [
         name: "container",
         header: "CONTAINER",
         json_key: "holders[].container",
-        help: "the container the holder runs in, from its cgroup",
+        help: "the container the holder runs in, from its cgroup; for a socket without a visible holder, the container it was created in or whose network namespace it lives in",
         cell: |c| {
-            c.holder
-                .and_then(Holder::container)
-                .map_or("-".to_string(), |k| {
-                    let name = k
-                        .name
-                        .clone()
-                        .unwrap_or_else(|| k.id.chars().take(12).collect());
-                    format!("{}:{}", k.runtime, escape_str(&name))
-                })
+            let container = match c.holder {
+                Some(holder) => holder.container(),
+                None => c
+                    .row
+                    .cgroup
+                    .as_deref()
+                    .and_then(|g| g.container.as_ref())
+                    .or(c.netns.container.as_ref()),
+            };
+            container.map_or("-".to_string(), |k| {
+                let name = k
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| k.id.chars().take(12).collect());
+                format!("{}:{}", k.runtime, escape_str(&name))
+            })
         },
     },
     Column {
@@ -380,25 +387,10 @@ pub fn long_help() -> String {
     )
 }
 
-/// A socket whose holders this user may not see:
-/// `(hidden) uid 33 (www-data), in nginx.service`.
+/// A socket whose holders lsport could not see:
+/// `(hidden) owned by uid 33 (www-data), in nginx.service`.
 pub fn hidden_holder(row: &Row) -> String {
-    format!("(hidden) {}", hidden_summary(row))
-}
-
-/// What is known of a hidden holder: the socket's owner, and the unit,
-/// container or cgroup it was created in.
-pub fn hidden_summary(row: &Row) -> String {
-    let uid = row.socket.uid;
-    let mut text = match &row.owner {
-        Some(name) => format!("uid {uid} ({})", escape_str(name)),
-        None => format!("uid {uid}"),
-    };
-    if let Some(place) = row.cgroup.as_deref().and_then(cgroup_label) {
-        text.push_str(", in ");
-        text.push_str(&place);
-    }
-    text
+    format!("(hidden) {}", crate::render::unseen::owner_words(row))
 }
 
 /// A cgroup in a few words: its container, else its unit, else its path
@@ -418,10 +410,11 @@ pub fn cgroup_label(cgroup: &SocketCgroup) -> Option<String> {
         .map(escape_str)
 }
 
-/// The protocol column: tcp/udp for IPv4, tcp6/udp6 for IPv6, and
-/// tcp46/udp46 for an IPv6 wildcard socket that also takes IPv4.
-pub fn protocol_label(row: &Row) -> String {
-    let s = &row.socket;
+/// A socket's protocol as every command labels it: tcp/udp for IPv4,
+/// tcp6/udp6 for IPv6, and tcp46/udp46 for an IPv6 wildcard socket that
+/// also takes IPv4. (An IPv6 socket on an IPv4-mapped address is tcp6,
+/// and its address is written as the kernel has it, `[::ffff:a.b.c.d]`.)
+pub fn protocol_label(s: &Socket) -> String {
     let suffix = match (s.family, s.v6only) {
         (Family::Inet, _) => "",
         (Family::Inet6, Some(false)) if s.local.is_unspecified() => "46",

@@ -24,6 +24,7 @@ use crate::render::escape::needs_escape_in_json;
 use crate::report::{Holder, NamespaceReport, PortVerdict, Report, Row};
 use crate::services::{Service, Services};
 use crate::socket::{Endpoint, PortRange};
+use crate::unseen::UnreadableProcess;
 
 /// The version every document carries.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -50,6 +51,12 @@ pub fn write_probe(report: &Report, sink: &mut dyn io::Write) -> io::Result<()> 
         ports: PortEntries(&report.namespaces),
         sockets: Sockets(&report.namespaces),
         hidden_holders: report.hidden_sockets(),
+        unreadable_processes: report
+            .unseen
+            .processes
+            .iter()
+            .map(UnreadableEntry::of)
+            .collect(),
     };
     write_document(&document, sink)
 }
@@ -173,6 +180,30 @@ struct ProbeDocument<'a> {
     ports: PortEntries<'a>,
     sockets: Sockets<'a>,
     hidden_holders: usize,
+    unreadable_processes: Vec<UnreadableEntry<'a>>,
+}
+
+/// A process whose fds could not be read, when some socket's holder
+/// may be among them.
+#[derive(Serialize)]
+pub(crate) struct UnreadableEntry<'a> {
+    pid: u32,
+    command: Cow<'a, str>,
+    uid: Option<u32>,
+    reason: &'static str,
+    error: &'static str,
+}
+
+impl<'a> UnreadableEntry<'a> {
+    pub(crate) fn of(process: &'a UnreadableProcess) -> UnreadableEntry<'a> {
+        UnreadableEntry {
+            pid: process.pid,
+            command: String::from_utf8_lossy(&process.command),
+            uid: process.uid,
+            reason: process.why.id(),
+            error: process.why.error(),
+        }
+    }
 }
 
 /// A `[lo, hi]` pair.
@@ -204,7 +235,10 @@ struct NamespaceWithPolicy<'a> {
     ephemeral_range: [u16; 2],
     ephemeral_range_assumed: bool,
     reserved_ports: Vec<[u16; 2]>,
+    reserved_ports_assumed: bool,
     unprivileged_port_start: u32,
+    unprivileged_port_start_assumed: bool,
+    port_settings_read_from: Option<&'static str>,
 }
 
 impl<'a> NamespaceWithPolicy<'a> {
@@ -215,7 +249,10 @@ impl<'a> NamespaceWithPolicy<'a> {
             ephemeral_range: pair(policy.ephemeral.value),
             ephemeral_range_assumed: policy.ephemeral.assumed,
             reserved_ports: policy.reserved.value.iter().copied().map(pair).collect(),
+            reserved_ports_assumed: policy.reserved.assumed,
             unprivileged_port_start: policy.unprivileged_start.value,
+            unprivileged_port_start_assumed: policy.unprivileged_start.assumed,
+            port_settings_read_from: policy.read_from.id(),
         }
     }
 }

@@ -6,13 +6,15 @@ use std::io;
 
 use crate::container::Container;
 use crate::netns::NetnsLabel;
-use crate::ports::{IanaRange, KernelPortPolicy, PortFacts};
+use crate::ports::{IanaRange, KernelPortPolicy, PortFacts, SettingsSource};
 use crate::query::View;
-use crate::render::columns::{CellSource, ColumnId, hidden_summary, protocol_label};
+use crate::render::columns::{CellSource, ColumnId, protocol_label};
 use crate::render::escape::{escape_bytes, escape_str};
+use crate::render::unseen::{hidden_phrase, owner_words};
 use crate::report::{NamespaceReport, PortVerdict, Report, Row, reserved_ports_with};
 use crate::socket::{Protocol, State};
 use crate::source::BlindSpot;
+use crate::unseen::Unseen;
 
 /// How the table is printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +63,7 @@ impl Paint {
 /// a time: `-a` on a busy host has hundreds of thousands of rows.
 pub fn write(report: &Report, options: &TableOptions, sink: &mut dyn io::Write) -> io::Result<()> {
     let paint = Paint { on: options.color };
+    let report_unseen = &report.unseen;
     let reports = &report.namespaces;
     let several = reports.len() > 1;
     let mut shown: Vec<&NamespaceReport> = reports
@@ -86,7 +89,7 @@ pub fn write(report: &Report, options: &TableOptions, sink: &mut dyn io::Write) 
                 ))
             );
         }
-        write_one(&mut out, report, options, &paint, sink)?;
+        write_one(&mut out, report, report_unseen, options, &paint, sink)?;
     }
     let free = reports.len() - shown.len();
     if free > 0 {
@@ -104,6 +107,7 @@ pub fn write(report: &Report, options: &TableOptions, sink: &mut dyn io::Write) 
 fn write_one(
     out: &mut String,
     report: &NamespaceReport,
+    unseen: &Unseen,
     options: &TableOptions,
     paint: &Paint,
     sink: &mut dyn io::Write,
@@ -111,7 +115,7 @@ fn write_one(
     match report.view {
         View::Ports => {
             for verdict in &report.ports {
-                port_verdict(out, verdict, report, paint);
+                port_verdict(out, verdict, report, unseen, paint);
             }
         }
         View::Listening | View::All => {
@@ -216,7 +220,13 @@ fn protocols_label(report: &NamespaceReport) -> &'static str {
     }
 }
 
-fn port_verdict(out: &mut String, verdict: &PortVerdict, report: &NamespaceReport, paint: &Paint) {
+fn port_verdict(
+    out: &mut String,
+    verdict: &PortVerdict,
+    report: &NamespaceReport,
+    unseen: &Unseen,
+    paint: &Paint,
+) {
     let asked = verdict.asked;
     let single = asked.lo == asked.hi;
     let subject = if single {
@@ -225,7 +235,7 @@ fn port_verdict(out: &mut String, verdict: &PortVerdict, report: &NamespaceRepor
         format!("Ports {asked}")
     };
     if verdict.in_use() {
-        let holders = holder_summary(report, verdict);
+        let holders = holder_summary(report, verdict, unseen);
         let ports = if single {
             String::new()
         } else {
@@ -294,7 +304,7 @@ fn port_verdict(out: &mut String, verdict: &PortVerdict, report: &NamespaceRepor
     }
 }
 
-fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
+fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict, unseen: &Unseen) -> String {
     let mut names: Vec<String> = Vec::new();
     let mut hidden = 0;
     let mut hidden_owners: Vec<String> = Vec::new();
@@ -309,7 +319,7 @@ fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
             (false, _, _) => {}
             (true, true, _) => {
                 hidden += 1;
-                let owner = hidden_summary(row);
+                let owner = owner_words(row);
                 if !hidden_owners.contains(&owner) {
                     hidden_owners.push(owner);
                 }
@@ -350,7 +360,8 @@ fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict) -> String {
         };
         hidden_owners.truncate(4);
         parts.push(format!(
-            "{hidden} with holders hidden from this user ({}{more})",
+            "{hidden} {} ({}{more})",
+            hidden_phrase(hidden, unseen),
             hidden_owners.join("; ")
         ));
     }
@@ -397,10 +408,15 @@ fn port_facts(
     } else {
         ""
     };
+    let reserved_assumed = if policy.reserved.assumed {
+        " (assumed: ip_local_reserved_ports could not be read)"
+    } else {
+        ""
+    };
     let _ = writeln!(out, "  {}: a {}.", facts.port, facts.iana_range.describe());
     let ephemeral = match (facts.ephemeral, facts.reserved) {
         (true, false) => paint.yellow(&format!(
-            "inside the kernel's ephemeral range {range}{assumed} and not reserved: outgoing connections may take it"
+            "inside the kernel's ephemeral range {range}{assumed} and not reserved{reserved_assumed}: outgoing connections may take it"
         )),
         (true, true) => format!(
             "inside the kernel's ephemeral range {range}{assumed} but reserved (ip_local_reserved_ports): outgoing connections will not take it"
@@ -421,14 +437,39 @@ fn port_facts(
         );
     }
     let start = policy.unprivileged_start.value;
-    let privileged = if facts.privileged {
+    let start = if policy.unprivileged_start.assumed {
         format!(
-            "privileged: binding it needs root or CAP_NET_BIND_SERVICE (ip_unprivileged_port_start is {start})"
+            "ip_unprivileged_port_start is assumed {start}, the kernel default, as it could not be read"
         )
     } else {
-        format!("not privileged: any user may bind it (ip_unprivileged_port_start is {start})")
+        format!("ip_unprivileged_port_start is {start}")
+    };
+    let privileged = if facts.privileged {
+        format!("privileged: binding it needs root or CAP_NET_BIND_SERVICE ({start})")
+    } else {
+        format!("not privileged: any user may bind it ({start})")
     };
     let _ = writeln!(out, "  {}: {privileged}.", facts.port);
+    settings_source(out, policy);
+}
+
+/// Where the port settings came from, when not from /proc/sys as usual.
+fn settings_source(out: &mut String, policy: &KernelPortPolicy) {
+    match policy.read_from {
+        SettingsSource::Proc => {}
+        SettingsSource::PrivateProc => {
+            let _ = writeln!(
+                out,
+                "  (The port settings were read from a proc instance of lsport's own: the /proc here has no sys/, as when mounted subset=pid.)"
+            );
+        }
+        SettingsSource::Nowhere => {
+            let _ = writeln!(
+                out,
+                "  (No port setting could be read: /proc/sys is missing or unreadable, as when /proc is mounted subset=pid, and a proc instance of lsport's own takes CAP_SYS_ADMIN; the values shown are the kernel's defaults.)"
+            );
+        }
+    }
 }
 
 fn range_facts(out: &mut String, verdict: &PortVerdict, policy: &KernelPortPolicy) {
@@ -443,15 +484,26 @@ fn range_facts(out: &mut String, verdict: &PortVerdict, policy: &KernelPortPolic
         .collect();
     let _ = writeln!(out, "  {asked}: {}.", iana.join(", "));
     let eph = policy.ephemeral.value;
-    let overlap_lo = asked.lo.max(eph.lo);
-    let overlap_hi = asked.hi.min(eph.hi);
+    let eph = if policy.ephemeral.assumed {
+        format!("{eph} (assumed: the kernel default, as ip_local_port_range could not be read)")
+    } else {
+        eph.to_string()
+    };
+    let eph_value = policy.ephemeral.value;
+    let overlap_lo = asked.lo.max(eph_value.lo);
+    let overlap_hi = asked.hi.min(eph_value.hi);
     if overlap_lo <= overlap_hi {
         let unreserved = (overlap_lo..=overlap_hi)
             .filter(|p| !policy.is_reserved(*p))
             .count();
+        let reserved_assumed = if policy.reserved.assumed {
+            " (assumed: ip_local_reserved_ports could not be read)"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "  {asked}: {overlap_lo}-{overlap_hi} lies inside the kernel's ephemeral range {eph}; {unreserved} of those ports are not reserved, and outgoing connections may take them."
+            "  {asked}: {overlap_lo}-{overlap_hi} lies inside the kernel's ephemeral range {eph}; {unreserved} of those ports are not reserved{reserved_assumed}, and outgoing connections may take them."
         );
     } else {
         let _ = writeln!(
@@ -459,6 +511,7 @@ fn range_facts(out: &mut String, verdict: &PortVerdict, policy: &KernelPortPolic
             "  {asked}: outside the kernel's ephemeral range {eph}."
         );
     }
+    settings_source(out, policy);
 }
 
 /// The socket table: one line per holder, or one for a socket without
@@ -555,7 +608,11 @@ fn legend(out: &mut String, report: &NamespaceReport, options: &TableOptions, pa
     let rows = &report.rows;
     let with_fix = report.view != View::Ports;
     let shows = |id| options.columns.contains(&id);
-    if shows(ColumnId::Proto) && rows.iter().any(|r| protocol_label(r).ends_with("46")) {
+    if shows(ColumnId::Proto)
+        && rows
+            .iter()
+            .any(|r| protocol_label(&r.socket).ends_with("46"))
+    {
         let _ = writeln!(
             out,
             "\ntcp46/udp46: an IPv6 wildcard socket that also takes IPv4 (v6only off)."
@@ -572,7 +629,14 @@ fn legend(out: &mut String, report: &NamespaceReport, options: &TableOptions, pa
     risky.sort_unstable();
     risky.dedup();
     if !risky.is_empty() {
-        let range = report.policy.ephemeral.value;
+        let policy = &report.policy;
+        let range = match (policy.ephemeral.assumed, policy.reserved.assumed) {
+            (false, false) => policy.ephemeral.value.to_string(),
+            _ => format!(
+                "{} (assumed: the port settings could not all be read)",
+                policy.ephemeral.value
+            ),
+        };
         let _ = writeln!(
             out,
             "\n{} {} port{} inside the ephemeral range {range} and not reserved (marked !): an outgoing connection may take {} while the service is down, and its restart then fails with \"address already in use\".",

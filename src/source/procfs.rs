@@ -356,7 +356,7 @@ mod tests {
             vec![
                 "[::1]:8443 [::]:* LISTEN uid=0 inode=21734",
                 "[::]:60403 [::]:* LISTEN uid=0 inode=21735",
-                "127.0.0.1:60403 127.0.0.1:43820 ESTABLISHED uid=0 inode=21741",
+                "[::ffff:127.0.0.1]:60403 [::ffff:127.0.0.1]:43820 ESTABLISHED uid=0 inode=21741",
                 "[::1]:51468 [::1]:8443 ESTABLISHED uid=0 inode=21738",
                 "[::1]:8443 [::1]:51468 ESTABLISHED uid=0 inode=21739",
             ]
