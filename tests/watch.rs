@@ -341,3 +341,50 @@ fn bad_durations_and_all_netns_are_refused_in_one_line() {
         assert!(err.starts_with("lsport: "), "{err}");
     }
 }
+
+/// The kernel counts as lost only the notifications the watch asks
+/// about: a watch of an idle port beside a busy one loses none of the
+/// busy port's, and a watch of the busy port counts only its own closes
+/// (the server ends), not those of the clients connected to it.
+#[test]
+fn lost_notifications_are_counted_for_the_watched_ports_only() {
+    if !private_netns("lost_notifications_are_counted_for_the_watched_ports_only") {
+        return;
+    }
+    let busy = TcpListener::bind("127.0.0.1:41010").unwrap();
+    let _idle = TcpListener::bind("127.0.0.1:41011").unwrap();
+    // Both with a receive buffer that holds a couple of notifications.
+    let tiny = ["--for", "2500ms", "--receive-buffer", "1024"];
+    let idle_watch = start_watch(&[], &lsport_path(), &[&tiny[..], &["41011"]].concat());
+    let busy_watch = start_watch(&[], &lsport_path(), &[&tiny[..], &["41010"]].concat());
+    const CONNECTIONS: u64 = 300;
+    let mut burst = Vec::new();
+    for _ in 0..CONNECTIONS {
+        burst.push(TcpStream::connect("127.0.0.1:41010").unwrap());
+        burst.push(busy.accept().unwrap().0);
+    }
+    drop(burst); // 600 closes at once: 300 on port 41010, 300 clients'
+    let (idle_lines, stderr, status) = finish(idle_watch);
+    assert_eq!(status, Some(1), "nothing happened on 41011: {stderr}");
+    let summary = idle_lines.last().unwrap();
+    assert_eq!(summary["lost"], 0, "{summary}");
+    assert_eq!(summary["lost_covers"], "watched_ports");
+    assert!(events(&idle_lines, "lost").is_empty(), "{idle_lines:?}");
+
+    let (busy_lines, stderr, status) = finish(busy_watch);
+    assert_eq!(status, Some(0), "{stderr}");
+    let summary = busy_lines.last().unwrap();
+    let lost = summary["lost"].as_u64().unwrap();
+    let notified = events(&busy_lines, "closed")
+        .iter()
+        .filter(|e| e["close_source"] == "notification")
+        .count() as u64;
+    assert!(lost > 0, "the tiny buffer overflowed: {summary}");
+    assert!(
+        lost + notified <= CONNECTIONS,
+        "{lost} lost and {notified} received of {CONNECTIONS} closes on the port"
+    );
+    for lost in events(&busy_lines, "lost") {
+        assert_eq!(lost["covers"], "watched_ports");
+    }
+}

@@ -45,6 +45,7 @@ use crate::report::{self, Role};
 use crate::socket::{Family, PortRange, Protocol, Socket, State};
 use crate::source::events::{DestroyListener, Dumper};
 use crate::source::netlink::{self, DumpError, DumpRequest};
+use crate::source::notice_filter::NoticeFilter;
 
 /// The default time between two dumps.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
@@ -171,6 +172,39 @@ pub struct LostEvents {
     /// How many were dropped since the last report, from the socket's
     /// drop counter; None where the kernel does not give it.
     pub count: Option<u64>,
+    /// Which closes the count covers.
+    pub scope: LostScope,
+}
+
+/// Which closes a count of lost notifications covers. The kernel filters
+/// the notifications by port before it queues them (see
+/// [`crate::source::notice_filter`]), and counts as dropped only those
+/// its filter kept: the closes the watch asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LostScope {
+    /// Closes of sockets on the watched ports.
+    WatchedPorts,
+    /// The same, and of ports in a few narrow gaps between them: the
+    /// ports were more ranges than the kernel's filter takes.
+    WatchedPortsAndGaps,
+    /// Closes of sockets without a peer: listeners, bound-only sockets,
+    /// unconnected UDP sockets (the listening view).
+    Unconnected,
+    /// Every close in the namespace: no filter could be set.
+    #[default]
+    Everything,
+}
+
+impl LostScope {
+    /// The scope's name in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            LostScope::WatchedPorts => "watched_ports",
+            LostScope::WatchedPortsAndGaps => "watched_ports_and_gaps",
+            LostScope::Unconnected => "unconnected",
+            LostScope::Everything => "everything",
+        }
+    }
 }
 
 /// The watch is under way: the first event.
@@ -273,7 +307,7 @@ impl Watch {
             .collect();
         let receive_buffer = options.receive_buffer;
         let root = query.proc_root.clone();
-        let (listener, dumper, policy) = open_in(netns_path.as_ref(), move || {
+        let (mut listener, dumper, policy) = open_in(netns_path.as_ref(), move || {
             Ok((
                 DestroyListener::open(&wanted, receive_buffer)?,
                 Dumper::open()?,
@@ -281,6 +315,7 @@ impl Watch {
                 KernelPortPolicy::read(&root),
             ))
         })?;
+        let lost_scope = restrict_notices(&mut listener, query);
         let watched_netns = match &netns_path {
             None => query.proc_root.own_netns_inode(),
             Some(path) => netns::inode_of(path),
@@ -314,6 +349,7 @@ impl Watch {
             summary: Summary::default(),
             finished: false,
         };
+        watch.summary.lost_scope = lost_scope;
         watch.drops_reported = watch.listener.drops().unwrap_or(0);
         watch.poll(true)?;
         let now = Instant::now();
@@ -407,6 +443,7 @@ impl Watch {
         self.pending.push_back(Event::Lost(LostEvents {
             time: self.wall(now),
             count,
+            scope: self.summary.lost_scope,
         }));
         // Resynchronise at once, bound-only sockets included: the dump
         // finds what closed unseen.
@@ -866,6 +903,29 @@ fn role_at_close(
             connected.state = State::Established;
             report::role_of(&connected, listeners, policy)
         }
+    }
+}
+
+/// Asks the kernel to pass the listener only the closes the view can
+/// use, so that the others neither cost a wake-up nor count as lost;
+/// returns what a count of lost notifications then covers.
+fn restrict_notices(listener: &mut DestroyListener, query: &Query) -> LostScope {
+    let filter = if query.unconnected_only() {
+        NoticeFilter::Unconnected
+    } else if query.view == View::Ports {
+        NoticeFilter::Ports {
+            ports: query.merged_ports(),
+            match_remote: query.match_remote,
+        }
+    } else {
+        return LostScope::Everything;
+    };
+    match (listener.restrict(&filter), &filter) {
+        (Ok(Some(true)), NoticeFilter::Unconnected) => LostScope::Unconnected,
+        (Ok(Some(true)), NoticeFilter::Ports { .. }) => LostScope::WatchedPorts,
+        (Ok(Some(false)), _) => LostScope::WatchedPortsAndGaps,
+        // No filter: every close reaches lsport, and counts when lost.
+        (Ok(None) | Err(_), _) => LostScope::Everything,
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::commands::watch::{
-    CloseSource, Event, EventKind, GroupStats, Holder, Lifetime, LostEvents, ProcessKey,
+    CloseSource, Event, EventKind, GroupStats, Holder, Lifetime, LostEvents, LostScope, ProcessKey,
     SocketEvent, Summary,
 };
 use crate::render::escape::escape_bytes;
@@ -37,9 +37,21 @@ fn lost_line(lost: &LostEvents) -> String {
         None => "close notifications".to_string(),
     };
     format!(
-        "{} lost     {count} dropped by the kernel (lsport read too slowly); resynchronising with a dump",
-        local_time(lost.time)
+        "{} lost     {count} {} dropped by the kernel (lsport read too slowly); resynchronising with a dump",
+        local_time(lost.time),
+        scope_text(lost.scope)
     )
+}
+
+/// Which closes a count of lost notifications covers, after "N close
+/// notifications".
+fn scope_text(scope: LostScope) -> &'static str {
+    match scope {
+        LostScope::WatchedPorts => "on the watched ports",
+        LostScope::WatchedPortsAndGaps => "on the watched ports (or a few ports between them)",
+        LostScope::Unconnected => "of unconnected sockets",
+        LostScope::Everything => "on any port",
+    }
 }
 
 fn socket_line(event: &SocketEvent) -> String {
@@ -128,7 +140,7 @@ fn plural(n: usize) -> &'static str {
 /// The summary, for people.
 pub fn summary_text(summary: &Summary) -> String {
     let mut out = format!(
-        "Watched {:.1}s: {} appeared, {} changed state, {} closed ({} seen only at close), {} close notification{} lost",
+        "Watched {:.1}s: {} appeared, {} changed state, {} closed ({} seen only at close), {} close notification{} {} lost",
         summary.duration.as_secs_f64(),
         summary.appeared,
         summary.state_changes,
@@ -136,6 +148,7 @@ pub fn summary_text(summary: &Summary) -> String {
         summary.seen_only_at_close,
         summary.lost,
         plural(summary.lost as usize),
+        scope_text(summary.lost_scope),
     );
     if summary.overflows > 0 {
         let _ = write!(
@@ -204,6 +217,7 @@ pub fn write_json_event(event: &Event, sink: &mut dyn io::Write) -> io::Result<(
                 event: "lost",
                 time: utc_time(lost.time),
                 count: lost.count,
+                covers: lost.scope.name(),
             },
             sink,
         ),
@@ -231,6 +245,7 @@ pub fn write_json_summary(summary: &Summary, sink: &mut dyn io::Write) -> io::Re
         closed: summary.closed,
         seen_only_at_close: summary.seen_only_at_close,
         lost: summary.lost,
+        lost_covers: summary.lost_scope.name(),
         overflows: summary.overflows,
         hidden_holders: summary.hidden_holders,
         by_process: summary
@@ -264,6 +279,7 @@ struct LostLine {
     event: &'static str,
     time: String,
     count: Option<u64>,
+    covers: &'static str,
 }
 
 #[derive(Serialize)]
@@ -366,6 +382,7 @@ struct SummaryLine<'a> {
     closed: usize,
     seen_only_at_close: usize,
     lost: u64,
+    lost_covers: &'static str,
     overflows: usize,
     hidden_holders: usize,
     by_process: Vec<ProcessGroup<'a>>,

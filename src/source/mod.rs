@@ -5,6 +5,7 @@ mod bytecode;
 pub mod destroy;
 pub mod events;
 pub mod netlink;
+pub mod notice_filter;
 pub mod procfs;
 
 /// The source that answered.

@@ -84,6 +84,8 @@ pub struct Summary {
     /// Destroy notifications the kernel dropped because lsport read too
     /// slowly, as its drop counter says.
     pub lost: u64,
+    /// Which closes `lost` covers.
+    pub lost_scope: super::LostScope,
     /// Times the kernel said notifications were dropped.
     pub overflows: usize,
     /// Sockets whose holders this user may not see.
