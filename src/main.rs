@@ -256,13 +256,16 @@ fn run_watch(invocation: &Invocation, options: &WatchOptions) -> Outcome {
         unsafe { sigaction(signal, &action) }
             .map_err(|e| lsport::Error::usage(format!("installing the {signal} handler: {e}")))?;
     }
+    let json = invocation.output == Output::Json;
+    let quiet = invocation.output == Output::Quiet;
     let options = WatchOptions {
         stop: Some(&STOP_WATCHING),
+        // The watch ends when its reader goes away (a quiet one writes
+        // nothing, and runs on).
+        output: (!quiet).then_some(libc::STDOUT_FILENO),
         ..options.clone()
     };
     let mut watch = Watch::start(&invocation.query, &options)?;
-    let json = invocation.output == Output::Json;
-    let quiet = invocation.output == Output::Quiet;
     let mut failure = None;
     let mut reported = 0usize;
     let mut stdout = std::io::stdout().lock();
@@ -297,7 +300,7 @@ fn run_watch(invocation: &Invocation, options: &WatchOptions) -> Outcome {
     }
     drop(stdout);
     let summary = watch.summary();
-    if !quiet {
+    if !quiet && !watch.output_closed() {
         if summary.hidden_holders > 0 {
             warn_hidden(summary.hidden_holders);
         }

@@ -388,3 +388,43 @@ fn lost_notifications_are_counted_for_the_watched_ports_only() {
         assert_eq!(lost["covers"], "watched_ports");
     }
 }
+
+/// `lsport watch PORT | head -1` on a quiet port: once head has its line
+/// and exits, the watch notices the closed pipe without an event to
+/// write, and ends quietly.
+#[test]
+fn a_watch_whose_reader_went_away_ends_without_waiting_for_an_event() {
+    if !private_netns("a_watch_whose_reader_went_away_ends_without_waiting_for_an_event") {
+        return;
+    }
+    let mut child = lsport_command(["watch", "--for", "120s", "41012"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // head -1: one line, then the reading end closes.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert!(first.contains("watching"), "{first}");
+    drop(stdout);
+    // Nothing happens on the port. The watch should end within a poll
+    // or two; a minute allows for a loaded machine and still tells it
+    // from the two minutes of --for.
+    let begin = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if begin.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the watch ran on after its reader had gone");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = child.wait_with_output().unwrap();
+    // Nothing was reported: 1, as for any watch that saw nothing; and
+    // no complaint about the pipe.
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    assert_eq!(stderr(&output), "");
+}

@@ -28,6 +28,7 @@ mod summary;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -74,6 +75,11 @@ pub struct WatchOptions {
     /// looked at least once per interval, and whenever a signal
     /// interrupts the wait.
     pub stop: Option<&'static AtomicBool>,
+    /// Where the events go (standard output): the watch ends when this
+    /// descriptor reports an error or a hang-up, as a pipe does once its
+    /// reader has gone (`lsport watch PORT | head -1` after head exits),
+    /// without waiting for an event to write.
+    pub output: Option<RawFd>,
 }
 
 impl Default for WatchOptions {
@@ -83,6 +89,7 @@ impl Default for WatchOptions {
             duration: None,
             receive_buffer: None,
             stop: None,
+            output: None,
         }
     }
 }
@@ -280,6 +287,8 @@ pub struct Watch {
     drops_reported: u64,
     last_overflow: Option<Instant>,
     summary: Summary,
+    /// The output's reader went away.
+    output_closed: bool,
     finished: bool,
 }
 
@@ -347,6 +356,7 @@ impl Watch {
             drops_reported: 0,
             last_overflow: None,
             summary: Summary::default(),
+            output_closed: false,
             finished: false,
         };
         watch.summary.lost_scope = lost_scope;
@@ -371,8 +381,15 @@ impl Watch {
         self.started_wall + at.saturating_duration_since(self.started)
     }
 
+    /// Whether the watch ended because its output's reader went away
+    /// (see [`WatchOptions::output`]): nothing more can be written there.
+    pub fn output_closed(&self) -> bool {
+        self.output_closed
+    }
+
     fn stopping(&self) -> bool {
-        self.options.stop.is_some_and(|s| s.load(Ordering::Relaxed))
+        self.output_closed
+            || self.options.stop.is_some_and(|s| s.load(Ordering::Relaxed))
             || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
@@ -386,14 +403,27 @@ impl Watch {
         };
         let timeout = until.saturating_duration_since(now);
         let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-        let mut fds = [libc::pollfd {
-            fd: self.listener.raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        // SAFETY: one valid pollfd for the duration of the call.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, millis) };
-        if ready > 0 {
+        // The output is polled for nothing: poll(2) reports an error or a
+        // hang-up whatever is asked (a pipe's writer sees POLLERR once
+        // its reader is gone). A negative fd is left out.
+        let mut fds = [
+            libc::pollfd {
+                fd: self.listener.raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.options.output.unwrap_or(-1),
+                events: 0,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds for the duration of the call.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, millis) };
+        if ready > 0 && fds[1].revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+            self.output_closed = true;
+        }
+        if ready > 0 && fds[0].revents != 0 {
             self.drain(self.last_dump_start)?;
         }
         // EINTR (a signal) and timeouts need nothing: the caller looks at
