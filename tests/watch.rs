@@ -73,12 +73,57 @@ fn finish(watch: Watching) -> (Vec<Value>, String, Option<i32>) {
         Some(Value::from("summary")),
         "the summary comes last: {text}"
     );
+    each_socket_counts_once(&lines);
     (lines, stderr(&output), output.status.code())
 }
 
-/// Each JSON line against doc/schema/watch.schema.json.
+/// The summary's tables count every socket that had an event exactly
+/// once, named or among the others, and every close.
+fn each_socket_counts_once(lines: &[Value]) {
+    let summary = lines.last().unwrap();
+    let sockets: HashSet<u64> = lines
+        .iter()
+        .filter(|l| ["appeared", "state", "closed"].contains(&l["event"].as_str().unwrap()))
+        .map(|l| l["cookie"].as_u64().unwrap())
+        .collect();
+    let total = |table: &str, others: &str, field: &str| -> u64 {
+        let named: u64 = summary[table]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g[field].as_u64().unwrap())
+            .sum();
+        named + summary[others][field].as_u64().unwrap()
+    };
+    assert_eq!(
+        total("by_process", "other_processes", "sockets"),
+        sockets.len() as u64,
+        "{summary}"
+    );
+    assert_eq!(
+        total("by_process", "other_processes", "closed"),
+        summary["closed"].as_u64().unwrap(),
+        "{summary}"
+    );
+}
+
+/// Each JSON line against doc/schema/watch.schema.json, compiled once:
+/// a watch may print thousands of lines.
 fn check_against_schema(line: &Value) {
-    common::schema::assert_valid("watch", line);
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("doc/schema/watch.schema.json");
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .expect("watch.schema.json compiles")
+    });
+    if !validator.is_valid(line) {
+        // The shared helper names each error.
+        common::schema::assert_valid("watch", line);
+    }
 }
 
 fn events<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -427,4 +472,144 @@ fn a_watch_whose_reader_went_away_ends_without_waiting_for_an_event() {
     // no complaint about the pipe.
     assert_eq!(status.code(), Some(1), "{status:?}");
     assert_eq!(stderr(&output), "");
+}
+
+/// Thousands of peers, each from its own address: the summary names the
+/// busiest few and counts the rest in one row, and its memory stays
+/// bounded (a table folds its smallest groups together once it fills).
+#[test]
+fn a_summary_of_many_peers_names_the_busiest_and_counts_the_rest() {
+    if !private_netns("a_summary_of_many_peers_names_the_busiest_and_counts_the_rest") {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:41020").unwrap();
+    let watch = start_watch(&[], &lsport_path(), &["--for", "6s", "41020"]);
+    // One busy peer, then 3,000 others of one connection each, each from
+    // an address of its own in 127.0.0.0/8.
+    let connect_from = |address: std::net::Ipv4Addr| {
+        let socket = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Inet,
+            nix::sys::socket::SockType::Stream,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let from = nix::sys::socket::SockaddrIn::from(std::net::SocketAddrV4::new(address, 0));
+        nix::sys::socket::bind(socket.as_raw_fd(), &from).unwrap();
+        let to = nix::sys::socket::SockaddrIn::new(127, 0, 0, 1, 41020);
+        nix::sys::socket::connect(socket.as_raw_fd(), &to).unwrap();
+        let client = TcpStream::from(socket);
+        let (server, _) = listener.accept().unwrap();
+        drop(client);
+        drop(server);
+    };
+    for _ in 0..50 {
+        connect_from(std::net::Ipv4Addr::new(127, 0, 0, 9));
+    }
+    const PEERS: u32 = 3000;
+    for n in 0..PEERS {
+        connect_from(std::net::Ipv4Addr::new(127, 1, (n >> 8) as u8, n as u8));
+    }
+    let (lines, stderr, status) = finish(watch);
+    assert_eq!(status, Some(0), "{stderr}");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["lost"], 0, "a test of the summary, not of losses");
+    let remotes = summary["by_remote"].as_array().unwrap();
+    assert_eq!(remotes.len(), 20, "the busiest 20 are named");
+    assert_eq!(remotes[0]["address"], "127.0.0.9");
+    assert_eq!(remotes[0]["sockets"], 50);
+    let others = &summary["other_remotes"];
+    let named: u64 = remotes.iter().map(|r| r["sockets"].as_u64().unwrap()).sum();
+    assert_eq!(
+        named + others["sockets"].as_u64().unwrap(),
+        50 + u64::from(PEERS),
+        "every connection counted: {others}"
+    );
+    // 3,001 addresses do not fit: the table folded some together, and
+    // says how many others there are at least.
+    assert_eq!(others["groups_exact"], false, "{others}");
+    let groups = others["groups"].as_u64().unwrap();
+    assert!((2048 - 20..=3000).contains(&groups), "{others}");
+    // The whole summary line stays small.
+    let size = serde_json::to_string(summary).unwrap().len();
+    assert!(size < 20_000, "a summary line of {size} bytes");
+}
+
+/// Connections accepted on a listener that one process alone holds are
+/// named as that process's, as likely: most are seen only at close, when
+/// the kernel no longer says which process held them. A listener whose
+/// connections were seen held elsewhere (handed to another process) is
+/// not used to infer.
+#[test]
+fn accepted_connections_are_given_their_listeners_holder_as_likely() {
+    if !private_netns("accepted_connections_are_given_their_listeners_holder_as_likely") {
+        return;
+    }
+    // Held by this test process alone; it accepts and keeps what it
+    // accepts, as a server does.
+    let listener = TcpListener::bind("127.0.0.1:41021").unwrap();
+    // Held by this process too, but its connections go to a child.
+    let handing = TcpListener::bind("127.0.0.1:41022").unwrap();
+    let watch = start_watch(&[], &lsport_path(), &["--for", "6s", "41021", "41022"]);
+    for _ in 0..20 {
+        connect_briefly(&listener, 41021, Duration::from_millis(2));
+    }
+    // One handed to a child for long enough to be seen held there (the
+    // holder search takes a small share of the time) ...
+    let client = TcpStream::connect("127.0.0.1:41022").unwrap();
+    let (server, _) = handing.accept().unwrap();
+    let child = hold(&[server.as_raw_fd()]);
+    drop(server);
+    std::thread::sleep(Duration::from_millis(2500));
+    drop(child);
+    drop(client);
+    std::thread::sleep(Duration::from_millis(300));
+    // ... then short ones, which no dump sees.
+    for _ in 0..10 {
+        connect_briefly(&handing, 41022, Duration::from_millis(2));
+    }
+    let (lines, stderr, status) = finish(watch);
+    assert_eq!(status, Some(0), "{stderr}");
+    let me = u64::from(std::process::id());
+    let accepted = |port: u64| -> Vec<&Value> {
+        events(&lines, "closed")
+            .into_iter()
+            .filter(|e| e["role"] == "accepted" && e["local"]["port"] == port)
+            .collect()
+    };
+    let kept = accepted(41021);
+    assert_eq!(kept.len(), 20, "{lines:?}");
+    let mut inferred = 0;
+    for event in &kept {
+        if event["holders"].as_array().unwrap().is_empty() {
+            let likely = &event["likely_holder"];
+            assert_eq!(likely["pid"], me, "{event}");
+            assert_eq!(likely["because"], "sole_listener_holder");
+            inferred += 1;
+        } else {
+            assert_eq!(event["holders"][0]["pid"], me, "{event}");
+            assert_eq!(event["likely_holder"], Value::Null);
+        }
+    }
+    assert!(inferred > 0, "none was seen only at close: {kept:?}");
+    let handed = accepted(41022);
+    assert_eq!(handed.len(), 11, "{lines:?}");
+    assert_eq!(
+        handed[0]["holders"][0]["command"], "sleep",
+        "{:?}",
+        handed[0]
+    );
+    for event in &handed {
+        assert_eq!(event["likely_holder"], Value::Null, "{event}");
+    }
+    // The summary counts the inferred ones with this process, said so.
+    let summary = lines.last().unwrap();
+    let mine: Vec<&Value> = summary["by_process"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["pid"] == me)
+        .collect();
+    assert_eq!(mine.len(), 1, "{summary}");
+    assert_eq!(mine[0]["inferred"], inferred, "{summary}");
 }

@@ -24,6 +24,7 @@
 //! is reported by the notifications as any other.
 
 mod holders;
+mod likely;
 mod summary;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -34,9 +35,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 pub use holders::{Holder, Holders};
-pub use summary::{GroupStats, ProcessKey, Summary};
+pub use summary::{GROUPS_SHOWN, GroupStats, Groups, Others, ProcessKey, Summary};
 
 use holders::{HolderFinder, Sought};
+use likely::Listeners;
 
 use crate::error::Error;
 use crate::netns;
@@ -160,6 +162,12 @@ pub struct SocketEvent {
     pub holders: Vec<Holder>,
     /// Its holder is another user's process that this user may not see.
     pub holders_hidden: bool,
+    /// When no holder was found (and none is hidden): the process that
+    /// most likely holds it, inferred, not seen. For a connection
+    /// accepted on a listener that one process alone holds, that process
+    /// (a server holds what it accepts), unless a connection of that
+    /// listener was found held by another. Its `fd` is the listener's.
+    pub likely_holder: Option<Box<Holder>>,
     /// The socket lived and closed between two dumps: only the close
     /// notification saw it.
     pub seen_only_at_close: bool,
@@ -269,6 +277,9 @@ pub struct Watch {
     finder: HolderFinder,
     table: HashMap<u64, Tracked>,
     listeners: HashMap<u16, Vec<IpAddr>>,
+    /// The listeners again, with what names the likely holders of what
+    /// they accept.
+    accepting: Listeners,
     closed: HashSet<u64>,
     closed_order: VecDeque<u64>,
     pending: VecDeque<Event>,
@@ -342,6 +353,7 @@ impl Watch {
             finder: HolderFinder::new(&query.proc_root, watched_netns),
             table: HashMap::new(),
             listeners: HashMap::new(),
+            accepting: Listeners::default(),
             closed: HashSet::new(),
             closed_order: VecDeque::new(),
             pending: VecDeque::new(),
@@ -372,9 +384,7 @@ impl Watch {
 
     /// The totals so far; complete once the iterator has ended.
     pub fn summary(&self) -> Summary {
-        let mut summary = self.summary.clone();
-        summary.duration = self.started.elapsed();
-        summary
+        self.summary.taken(self.started.elapsed())
     }
 
     fn wall(&self, at: Instant) -> SystemTime {
@@ -565,19 +575,37 @@ impl Watch {
         let holders = self.finder.get(tracked.socket.inode);
         self.finder.forget(tracked.socket.inode);
         self.remember_closed(socket.cookie);
-        self.pending.push_back(Event::Socket(SocketEvent {
+        self.push_socket_event(SocketEvent {
             time: self.wall(now),
             kind: EventKind::Closed,
             uid: (!seen_only_at_close).then_some(tracked.socket.uid),
             role: tracked.role,
             holders: holders.found,
             holders_hidden: holders.hidden,
+            likely_holder: None,
             seen_only_at_close,
             last_seen_state: (!seen_only_at_close).then_some(tracked.socket.state),
             lifetime: Some(lifetime),
             close_source: Some(source),
             socket,
-        }));
+        });
+    }
+
+    /// Queues an event, naming the likely holder of an accepted
+    /// connection whose own was not seen.
+    fn push_socket_event(&mut self, mut event: SocketEvent) {
+        if event.role == Role::Accepted {
+            event.likely_holder = self
+                .accepting
+                .attribute(
+                    &event.socket,
+                    &event.holders,
+                    event.holders_hidden,
+                    &self.finder,
+                )
+                .map(Box::new);
+        }
+        self.pending.push_back(Event::Socket(event));
     }
 
     fn remember_closed(&mut self, cookie: u64) {
@@ -614,6 +642,7 @@ impl Watch {
         // while born before it.
         self.drain(born_after)?;
         self.listeners = report::listener_index(&sockets);
+        self.accepting.update(&sockets);
         let mut seen: HashSet<u64> = HashSet::with_capacity(sockets.len());
         let mut changed: Vec<(u64, State)> = Vec::new();
         let mut new: Vec<Socket> = Vec::new();
@@ -643,7 +672,7 @@ impl Watch {
         self.find_holders(&inodes, &new)?;
         for (cookie, from) in changed {
             let event = self.event_for(cookie, EventKind::StateChanged { from }, end);
-            self.pending.push_back(event);
+            self.push_socket_event(event);
         }
         for socket in new {
             let cookie = socket.cookie;
@@ -665,7 +694,7 @@ impl Watch {
             );
             if !first {
                 let event = self.event_for(cookie, EventKind::Appeared, end);
-                self.pending.push_back(event);
+                self.push_socket_event(event);
             }
         }
         // Closes read while holders were looked for: the sockets are in
@@ -717,10 +746,10 @@ impl Watch {
         }
     }
 
-    fn event_for(&self, cookie: u64, kind: EventKind, at: Instant) -> Event {
+    fn event_for(&self, cookie: u64, kind: EventKind, at: Instant) -> SocketEvent {
         let tracked = &self.table[&cookie];
         let holders = self.finder.get(tracked.socket.inode);
-        Event::Socket(SocketEvent {
+        SocketEvent {
             time: self.wall(at),
             kind,
             socket: tracked.socket.clone(),
@@ -728,11 +757,12 @@ impl Watch {
             role: tracked.role,
             holders: holders.found,
             holders_hidden: holders.hidden,
+            likely_holder: None,
             seen_only_at_close: false,
             last_seen_state: None,
             lifetime: None,
             close_source: None,
-        })
+        }
     }
 
     /// Sockets a dump no longer found. The notification of a close may
@@ -766,6 +796,7 @@ impl Watch {
                 .is_some_and(|at| at >= tracked.last_seen_start);
             if !(port_view || lost) {
                 self.finder.forget(tracked.socket.inode);
+                self.summary.forget(cookie);
                 continue;
             }
             let missing_since = tracked.missing_since.unwrap_or(end);

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::commands::watch::{
-    CloseSource, Event, EventKind, GroupStats, Holder, Lifetime, LostEvents, LostScope, ProcessKey,
-    SocketEvent, Summary,
+    CloseSource, Event, EventKind, GROUPS_SHOWN, GroupStats, Holder, Lifetime, LostEvents,
+    LostScope, Others, ProcessKey, SocketEvent, Summary,
 };
 use crate::render::escape::escape_bytes;
 use crate::render::json::{ContainerView, EndpointView, SCHEMA_VERSION, write_document};
@@ -74,7 +74,7 @@ fn socket_line(event: &SocketEvent) -> String {
         event.role.name(),
         s.local.to_string(),
         s.remote.to_string(),
-        holders_text(&event.holders, event.holders_hidden),
+        holders_text(event),
     );
     if let Some(lifetime) = &event.lifetime {
         let _ = write!(out, " lived {}", lifetime_text(lifetime));
@@ -95,9 +95,16 @@ fn protocol_name(socket: &Socket) -> String {
     }
 }
 
-fn holders_text(holders: &[Holder], hidden: bool) -> String {
+fn holders_text(event: &SocketEvent) -> String {
+    let holders = &event.holders;
     if holders.is_empty() {
-        return if hidden { "hidden" } else { "-" }.to_string();
+        return match (&event.likely_holder, event.holders_hidden) {
+            (_, true) => "hidden".to_string(),
+            (Some(likely), false) => {
+                format!("likely {}/{}", likely.pid, escape_bytes(&likely.command))
+            }
+            (None, false) => "-".to_string(),
+        };
     }
     let mut pids: Vec<String> = Vec::new();
     for holder in holders {
@@ -161,17 +168,45 @@ pub fn summary_text(summary: &Summary) -> String {
     out.push_str(".\n");
     if !summary.by_process.is_empty() {
         out.push_str("\nSOCKETS  CLOSED  LIFETIMES       PROCESS\n");
-        for (key, stats) in &summary.by_process {
-            let _ = writeln!(out, "{}{}", stats_columns(stats), process_text(key));
+        let (shown, others) = summary.by_process.top(GROUPS_SHOWN);
+        for (key, stats) in shown {
+            let _ = write!(out, "{}{}", stats_columns(stats), process_text(key));
+            if stats.inferred > 0 {
+                let _ = write!(
+                    out,
+                    " ({} likely: accepted on its listener)",
+                    stats.inferred
+                );
+            }
+            out.push('\n');
         }
+        others_row(&mut out, &others, "process", "processes");
     }
     if !summary.by_remote.is_empty() {
         out.push_str("\nSOCKETS  CLOSED  LIFETIMES       REMOTE ADDRESS\n");
-        for (address, stats) in &summary.by_remote {
+        let (shown, others) = summary.by_remote.top(GROUPS_SHOWN);
+        for (address, stats) in shown {
             let _ = writeln!(out, "{}{address}", stats_columns(stats));
         }
+        others_row(&mut out, &others, "address", "addresses");
     }
     out
+}
+
+/// The row of the groups not named: `1004 other addresses`, or `at
+/// least 2028 other addresses` once the table has folded some together.
+fn others_row(out: &mut String, others: &Others, one: &str, many: &str) {
+    if others.groups == 0 {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{}{}{} other {}",
+        stats_columns(&others.stats),
+        if others.exact { "" } else { "at least " },
+        others.groups,
+        if others.groups == 1 { one } else { many },
+    );
 }
 
 fn stats_columns(stats: &GroupStats) -> String {
@@ -236,6 +271,8 @@ pub fn write_json_event(event: &Event, sink: &mut dyn io::Write) -> io::Result<(
 
 /// The summary as the last JSON line.
 pub fn write_json_summary(summary: &Summary, sink: &mut dyn io::Write) -> io::Result<()> {
+    let (processes, other_processes) = summary.by_process.top(GROUPS_SHOWN);
+    let (remotes, other_remotes) = summary.by_remote.top(GROUPS_SHOWN);
     let line = SummaryLine {
         schema_version: SCHEMA_VERSION,
         event: "summary",
@@ -248,19 +285,19 @@ pub fn write_json_summary(summary: &Summary, sink: &mut dyn io::Write) -> io::Re
         lost_covers: summary.lost_scope.name(),
         overflows: summary.overflows,
         hidden_holders: summary.hidden_holders,
-        by_process: summary
-            .by_process
-            .iter()
+        by_process: processes
+            .into_iter()
             .map(|(key, stats)| ProcessGroup::of(key, stats))
             .collect(),
-        by_remote: summary
-            .by_remote
-            .iter()
+        other_processes: OthersView::of(&other_processes),
+        by_remote: remotes
+            .into_iter()
             .map(|(address, stats)| RemoteGroup {
                 address: *address,
                 stats: StatsView::of(stats),
             })
             .collect(),
+        other_remotes: OthersView::of(&other_remotes),
     };
     write_document(&line, sink)
 }
@@ -299,6 +336,7 @@ struct SocketLine<'a> {
     cookie: u64,
     holders: Vec<HolderLine<'a>>,
     holders_hidden: bool,
+    likely_holder: Option<LikelyHolderLine<'a>>,
     seen_only_at_close: bool,
     lifetime_ms: Option<LifetimeView>,
     close_source: Option<&'static str>,
@@ -328,6 +366,7 @@ impl<'a> SocketLine<'a> {
             cookie: s.cookie,
             holders: event.holders.iter().map(HolderLine::of).collect(),
             holders_hidden: event.holders_hidden,
+            likely_holder: event.likely_holder.as_deref().map(LikelyHolderLine::of),
             seen_only_at_close: event.seen_only_at_close,
             lifetime_ms: event.lifetime.as_ref().map(LifetimeView::of),
             close_source: event.close_source.map(|source| match source {
@@ -353,6 +392,27 @@ impl<'a> HolderLine<'a> {
             fd: holder.fd,
             command: String::from_utf8_lossy(&holder.command),
             container: holder.container.as_ref().map(ContainerView::of),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct LikelyHolderLine<'a> {
+    pid: u32,
+    command: Cow<'a, str>,
+    container: Option<ContainerView<'a>>,
+    listener_fd: u32,
+    because: &'static str,
+}
+
+impl<'a> LikelyHolderLine<'a> {
+    fn of(holder: &'a Holder) -> LikelyHolderLine<'a> {
+        LikelyHolderLine {
+            pid: holder.pid,
+            command: String::from_utf8_lossy(&holder.command),
+            container: holder.container.as_ref().map(ContainerView::of),
+            listener_fd: holder.fd,
+            because: "sole_listener_holder",
         }
     }
 }
@@ -386,7 +446,27 @@ struct SummaryLine<'a> {
     overflows: usize,
     hidden_holders: usize,
     by_process: Vec<ProcessGroup<'a>>,
+    other_processes: OthersView,
     by_remote: Vec<RemoteGroup>,
+    other_remotes: OthersView,
+}
+
+#[derive(Serialize)]
+struct OthersView {
+    groups: usize,
+    groups_exact: bool,
+    #[serde(flatten)]
+    stats: StatsView,
+}
+
+impl OthersView {
+    fn of(others: &Others) -> OthersView {
+        OthersView {
+            groups: others.groups,
+            groups_exact: others.exact,
+            stats: StatsView::of(&others.stats),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -418,6 +498,7 @@ struct ProcessGroup<'a> {
     pid: Option<u32>,
     command: Option<Cow<'a, str>>,
     unit: Option<&'a str>,
+    inferred: usize,
     #[serde(flatten)]
     stats: StatsView,
 }
@@ -439,6 +520,7 @@ impl<'a> ProcessGroup<'a> {
             pid,
             command,
             unit,
+            inferred: stats.inferred,
             stats: StatsView::of(stats),
         }
     }

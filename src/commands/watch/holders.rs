@@ -77,6 +77,8 @@ pub struct HolderFinder {
     /// The scan time available now, and when it was last topped up.
     allowance: Duration,
     allowance_at: Instant,
+    /// lsport's effective uid.
+    own_uid: u32,
 }
 
 /// How many polls look for a holder before it counts as not found.
@@ -177,6 +179,7 @@ impl HolderFinder {
             cgroup_paths: HashMap::new(),
             allowance: SCAN_BURST,
             allowance_at: Instant::now(),
+            own_uid: nix::unistd::geteuid().as_raw(),
         }
     }
 
@@ -313,11 +316,17 @@ impl HolderFinder {
                 }
             }
             self.unresolved.remove(&inode);
+            // Hidden when some process could not be read and the search
+            // went through all the others, or the socket is another
+            // user's, whose processes are the unreadable ones. A search
+            // that ran out of time knows nothing of the processes it did
+            // not reach: a socket of lsport's own user is then unknown.
+            let others = sought.uid != self.own_uid;
             self.cache.insert(
                 inode,
                 Holders {
                     found: Vec::new(),
-                    hidden: unreadable,
+                    hidden: unreadable && (!out_of_time || others),
                 },
             );
         }
