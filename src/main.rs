@@ -254,6 +254,7 @@ fn run_watch(invocation: &Invocation, options: &WatchOptions) -> Outcome {
     let mut watch = Watch::start(&invocation.query, &options)?;
     let mut failure = None;
     let mut reported = 0usize;
+    let mut reader_gone = false;
     let mut stdout = std::io::stdout().lock();
     // The lines and the summary are one document: cut short until the
     // summary is out.
@@ -270,7 +271,7 @@ fn run_watch(invocation: &Invocation, options: &WatchOptions) -> Outcome {
             Event::Socket(_) => reported += 1,
             // Never silent, even with -q.
             Event::Lost(_) if quiet => say(&render::watch::line(&event)),
-            Event::Lost(_) | Event::Started(_) => {}
+            Event::Lost(_) | Event::Started(_) | Event::Paced(_) => {}
         }
         if quiet {
             continue;
@@ -282,14 +283,16 @@ fn run_watch(invocation: &Invocation, options: &WatchOptions) -> Outcome {
         };
         if let Err(err) = written.and_then(|()| stdout.flush()) {
             if err.kind() == std::io::ErrorKind::BrokenPipe {
-                return Ok(EXIT_MATCH);
+                // The reader went away: nothing more can be written.
+                reader_gone = true;
+                break;
             }
             return Err(Failure::Output(err));
         }
     }
     drop(stdout);
     let summary = watch.summary();
-    if !quiet && !watch.output_closed() {
+    if !quiet && !reader_gone && !watch.output_closed() {
         if summary.hidden_holders > 0 {
             warn_hidden(summary.hidden_holders);
         }

@@ -148,7 +148,7 @@ fn short_lived_connections_are_each_reported_with_ports_state_and_lifetime() {
         return;
     }
     let listener = TcpListener::bind("127.0.0.1:41000").unwrap();
-    let watch = start_watch(&[], &lsport_path(), &["--for", "3s", "41000"]);
+    let watch = start_watch(&[], &lsport_path(), &["--for", "4s", "41000"]);
     let mut clients = Vec::new();
     let begin = Instant::now();
     while begin.elapsed() < Duration::from_secs(2) {
@@ -169,9 +169,13 @@ fn short_lived_connections_are_each_reported_with_ports_state_and_lifetime() {
         .iter()
         .filter(|p| reported.contains(&u64::from(**p)))
         .count();
+    let missed: Vec<&u16> = clients
+        .iter()
+        .filter(|p| !reported.contains(&u64::from(**p)))
+        .collect();
     assert!(
         found * 100 >= clients.len() * 99,
-        "{found} of {} connections reported",
+        "{found} of {} connections reported; missed {missed:?} in {lines:#?}",
         clients.len()
     );
     for event in &closed {
@@ -182,7 +186,7 @@ fn short_lived_connections_are_each_reported_with_ports_state_and_lifetime() {
         let at_most = event["lifetime_ms"]["at_most"].as_f64().unwrap();
         // Each lived about 5 ms: the bounds hold that, within polls.
         assert!(at_least <= 5.0 && at_most >= 4.0, "{event}");
-        assert!(at_most < 3000.0, "{event}");
+        assert!(at_most < 4000.0, "{event}");
     }
     // Most lived shorter than a poll: only their close was seen.
     let only_at_close = closed
@@ -288,14 +292,14 @@ fn an_overload_of_closes_is_reported_as_lost_and_the_watch_goes_on() {
     let watch = start_watch(
         &[],
         &lsport_path(),
-        &["--for", "2500ms", "--receive-buffer", "1024", "41002"],
+        &["--for", "6s", "--receive-buffer", "1024", "41002"],
     );
     let mut burst = Vec::new();
-    for _ in 0..300 {
+    for _ in 0..1000 {
         burst.push(TcpStream::connect("127.0.0.1:41002").unwrap());
         burst.push(listener.accept().unwrap().0);
     }
-    drop(burst); // 600 closes at once
+    drop(burst); // 1000 closes on the port at once
     std::thread::sleep(Duration::from_millis(400));
     // After the burst: still watching. The connection lives long enough
     // for a dump to see it even on a busy machine, whose close is then
@@ -399,7 +403,7 @@ fn lost_notifications_are_counted_for_the_watched_ports_only() {
     let busy = TcpListener::bind("127.0.0.1:41010").unwrap();
     let _idle = TcpListener::bind("127.0.0.1:41011").unwrap();
     // Both with a receive buffer that holds a couple of notifications.
-    let tiny = ["--for", "2500ms", "--receive-buffer", "1024"];
+    let tiny = ["--for", "6s", "--receive-buffer", "1024"];
     let idle_watch = start_watch(&[], &lsport_path(), &[&tiny[..], &["41011"]].concat());
     let busy_watch = start_watch(&[], &lsport_path(), &[&tiny[..], &["41010"]].concat());
     const CONNECTIONS: u64 = 300;
@@ -550,7 +554,10 @@ fn accepted_connections_are_given_their_listeners_holder_as_likely() {
     let listener = TcpListener::bind("127.0.0.1:41021").unwrap();
     // Held by this process too, but its connections go to a child.
     let handing = TcpListener::bind("127.0.0.1:41022").unwrap();
-    let watch = start_watch(&[], &lsport_path(), &["--for", "6s", "41021", "41022"]);
+    let watch = start_watch(&[], &lsport_path(), &["--for", "8s", "41021", "41022"]);
+    // The listeners' holder is looked for at the start, within a share
+    // of the CPU: on a loaded machine that takes a moment.
+    std::thread::sleep(Duration::from_millis(1500));
     for _ in 0..20 {
         connect_briefly(&listener, 41021, Duration::from_millis(2));
     }

@@ -16,15 +16,17 @@
 //! not yet accepted, and have no process. A connection is reported from
 //! its full socket, and closes when that socket is destroyed.
 //!
-//! Bound-only TCP sockets are looked for once every
-//! [`BOUND_SWEEP_EVERY`] intervals only. Finding them walks the kernel's
-//! bind table, every bound socket of the machine, which costs as much as
-//! the rest of a dump together; such a socket is rare and seldom brief
-//! (a bind before listen or connect lasts microseconds), and its close
-//! is reported by the notifications as any other.
+//! The view is dumped in parts, each as often as it needs and as its
+//! cost allows (see `dumps`): listeners and UDP sockets at every poll,
+//! connections when the namespace's TCP counters moved, bound-only
+//! sockets once every [`BOUND_SWEEP_EVERY`] intervals; the costly walks
+//! within a share of the time, said by an [`Event::Paced`] line when
+//! that makes them rarer than asked.
 
+mod dumps;
 mod holders;
 mod likely;
+mod pace;
 mod summary;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -34,11 +36,15 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+pub use dumps::{BOUND_SWEEP_EVERY, SWEEP_SHARE, WALK_SHARE};
 pub use holders::{Holder, Holders};
+pub use pace::PaceChange;
 pub use summary::{GROUPS_SHOWN, GroupStats, Groups, Others, ProcessKey, Summary};
 
+use dumps::{Batch, Dumps, Part};
 use holders::{HolderFinder, Sought};
 use likely::Listeners;
+use pace::thread_cpu_time;
 
 use crate::error::Error;
 use crate::netns;
@@ -46,28 +52,21 @@ use crate::ports::KernelPortPolicy;
 use crate::query::{NetnsChoice, Query, View};
 use crate::report::{self, Role};
 use crate::socket::{Family, PortRange, Protocol, Socket, State};
+use crate::source::activity::TcpActivity;
 use crate::source::events::{DestroyListener, Dumper};
-use crate::source::netlink::{self, DumpError, DumpRequest};
+use crate::source::netlink::DumpError;
 use crate::source::notice_filter::NoticeFilter;
 
 /// The default time between two dumps.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
-
-/// A poll looks for bound-only TCP sockets when this many intervals
-/// passed since the last one did (once a second at the default
-/// interval, whether or not polls ran late); so do the first, and the
-/// one after notifications were lost.
-pub const BOUND_SWEEP_EVERY: u32 = 10;
-
-/// The state bit of bound-only TCP sockets in a dump request.
-const BOUND_INACTIVE_BIT: u32 = 1 << 13;
 
 /// How a watch runs, beyond what its [`Query`] asks.
 #[derive(Debug, Clone)]
 pub struct WatchOptions {
     /// The time between two dumps.
     pub interval: Duration,
-    /// Stop after this long; None runs until `stop` is set.
+    /// Stop after this long, counted from the first event (the first
+    /// dump made); None runs until `stop` is set.
     pub duration: Option<Duration>,
     /// The receive buffer of the notification socket, in bytes (the
     /// kernel doubles it); None makes it as large as allowed. A small one
@@ -242,6 +241,33 @@ pub enum Event {
     /// Close notifications were lost; a dump follows at once, and
     /// reports the closes it can still find.
     Lost(LostEvents),
+    /// A costly kind of dump runs less often than asked (or again as
+    /// asked), to keep within its share of the time.
+    Paced(PacedDumps),
+}
+
+/// What is dumped less often than asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacedKind {
+    /// The connection table: new connections and their states are found
+    /// less often (their closes are still heard as they happen).
+    Connections,
+    /// The bind table: bound-only sockets are looked for less often.
+    BoundOnly,
+}
+
+/// A change in how often a costly kind of dump runs.
+#[derive(Debug, Clone)]
+pub struct PacedDumps {
+    /// When lsport decided it.
+    pub time: SystemTime,
+    /// Which dumps.
+    pub kind: PacedKind,
+    /// The share of the time they may take.
+    pub share: f64,
+    /// What the last one took, the period from now on, and the one
+    /// asked for.
+    pub change: PaceChange,
 }
 
 /// A socket the watch knows to be alive.
@@ -259,6 +285,10 @@ struct Tracked {
     missing_since: Option<Instant>,
 }
 
+/// How long a socket that dumps no longer find is waited for before it
+/// counts as closed: its close notification may come late.
+const MISSING_GRACE: Duration = Duration::from_secs(1);
+
 /// How many closed cookies are remembered, so that a close is reported
 /// once even when a dump and a notification both see it.
 const CLOSED_MEMORY: usize = 4096;
@@ -268,9 +298,7 @@ pub struct Watch {
     query: Query,
     options: WatchOptions,
     ports: Vec<PortRange>,
-    requests: Vec<(DumpRequest, bool)>,
-    netns_path: Option<PathBuf>,
-    dumper: Dumper,
+    dumps: Dumps,
     listener: DestroyListener,
     /// The watched namespace's port policy, read once at the start.
     policy: KernelPortPolicy,
@@ -289,12 +317,6 @@ pub struct Watch {
     started_wall: SystemTime,
     deadline: Option<Instant>,
     next_poll: Instant,
-    /// Start of the latest dump.
-    last_dump_start: Instant,
-    /// Start of the latest dump that looked for bound-only sockets.
-    last_sweep_start: Instant,
-    /// The next poll looks for bound-only sockets whatever its number.
-    sweep_due: bool,
     drops_reported: u64,
     last_overflow: Option<Instant>,
     summary: Summary,
@@ -327,12 +349,14 @@ impl Watch {
             .collect();
         let receive_buffer = options.receive_buffer;
         let root = query.proc_root.clone();
-        let (mut listener, dumper, policy) = open_in(netns_path.as_ref(), move || {
+        let (mut listener, dumpers, policy, activity) = open_in(netns_path.as_ref(), move || {
             Ok((
                 DestroyListener::open(&wanted, receive_buffer)?,
-                Dumper::open()?,
+                (Dumper::open()?, Dumper::open()?),
                 // The namespace's ephemeral range: roles depend on it.
                 KernelPortPolicy::read(&root),
+                // Its TCP counters, which say when connections changed.
+                TcpActivity::open(&root.path("thread-self/net/snmp")),
             ))
         })?;
         let lost_scope = restrict_notices(&mut listener, query);
@@ -343,11 +367,9 @@ impl Watch {
         let now = Instant::now();
         let mut watch = Watch {
             ports: query.merged_ports(),
-            requests: dump_requests(query),
+            dumps: Dumps::new(query, options.interval, netns_path, dumpers, activity)?,
             query: query.clone(),
             options: options.clone(),
-            netns_path,
-            dumper,
             listener,
             policy,
             finder: HolderFinder::new(&query.proc_root, watched_netns),
@@ -360,11 +382,8 @@ impl Watch {
             received: Vec::new(),
             started: now,
             started_wall: SystemTime::now(),
-            deadline: options.duration.map(|d| now + d),
+            deadline: None,
             next_poll: now,
-            last_dump_start: now,
-            last_sweep_start: now,
-            sweep_due: true,
             drops_reported: 0,
             last_overflow: None,
             summary: Summary::default(),
@@ -375,6 +394,8 @@ impl Watch {
         watch.drops_reported = watch.listener.drops().unwrap_or(0);
         watch.poll(true)?;
         let now = Instant::now();
+        // --for counts from here: what happens from now on is reported.
+        watch.deadline = options.duration.map(|d| now + d);
         watch.pending.push_front(Event::Started(Started {
             time: watch.wall(now),
             sockets: watch.table.len(),
@@ -434,26 +455,25 @@ impl Watch {
             self.output_closed = true;
         }
         if ready > 0 && fds[0].revents != 0 {
-            self.drain(self.last_dump_start)?;
+            self.drain()?;
         }
         // EINTR (a signal) and timeouts need nothing: the caller looks at
         // the stop flag and the clock.
         Ok(())
     }
 
-    /// Reads the queued notifications and takes them in. A socket
-    /// closed that no dump saw was born after `born_after`.
-    fn drain(&mut self, born_after: Instant) -> Result<(), Error> {
+    /// Reads the queued notifications and takes them in.
+    fn drain(&mut self) -> Result<(), Error> {
         self.receive()?;
-        self.take_in_received(born_after);
+        self.take_in_received();
         Ok(())
     }
 
     /// Takes in the notifications received so far.
-    fn take_in_received(&mut self, born_after: Instant) {
+    fn take_in_received(&mut self) {
         let now = Instant::now();
         for socket in std::mem::take(&mut self.received) {
-            self.destroyed(socket, now, born_after);
+            self.destroyed(socket, now);
         }
     }
 
@@ -485,13 +505,15 @@ impl Watch {
             count,
             scope: self.summary.lost_scope,
         }));
-        // Resynchronise at once, bound-only sockets included: the dump
-        // finds what closed unseen.
+        // Resynchronise at once, every part as soon as its pace allows:
+        // the dumps find what closed unseen.
         self.next_poll = now;
-        self.sweep_due = true;
+        self.dumps.resynchronise();
     }
 
-    fn destroyed(&mut self, socket: Socket, now: Instant, born_after: Instant) {
+    /// A close notification. A socket that no dump saw was born after
+    /// its part of the view was last known whole.
+    fn destroyed(&mut self, socket: Socket, now: Instant) {
         if self.closed.contains(&socket.cookie) {
             return;
         }
@@ -523,13 +545,7 @@ impl Watch {
             return;
         }
         let role = role_at_close(&socket, &self.listeners, &self.policy);
-        // A TCP socket without a peer may have been bound only, which not
-        // every dump looks for: it was born after the last one that did.
-        let born_after = if socket.protocol == Protocol::Tcp && socket.remote.port == 0 {
-            born_after.min(self.last_sweep_start)
-        } else {
-            born_after
-        };
+        let born_after = self.dumps.known().unseen_born_after(&socket);
         let tracked = Tracked {
             socket: socket.clone(),
             role,
@@ -619,50 +635,63 @@ impl Watch {
         }
     }
 
-    /// One poll: notifications first, then a dump, then the
-    /// notifications that came during it; then the join. The first poll
-    /// only learns what is there.
+    /// One poll: notifications first, then the dumps (the cheap ones
+    /// now, the costly ones that finished in the background), then the
+    /// notifications that came during them; then the join, batch by
+    /// batch. The first poll only learns what is there.
     fn poll(&mut self, first: bool) -> Result<(), Error> {
-        self.drain(self.last_dump_start)?;
-        let since_sweep = Instant::now().saturating_duration_since(self.last_sweep_start);
-        let sweep =
-            first || self.sweep_due || since_sweep >= self.options.interval * BOUND_SWEEP_EVERY;
-        self.sweep_due = false;
-        let start = Instant::now();
-        let sockets = self.dump(sweep)?;
-        let end = Instant::now();
-        let born_after = self.last_dump_start;
-        // A bound-only socket was born after the last sweep, not the last dump.
-        let bound_born_after = self.last_sweep_start;
-        self.last_dump_start = start;
-        if sweep {
-            self.last_sweep_start = start;
+        self.drain()?;
+        self.dumps.promote();
+        let batches = self.dumps.poll(first)?;
+        self.drain()?;
+        // The listeners of this poll, to tell accepted connections from
+        // outgoing ones in every batch.
+        if let Some(cheap) = batches.iter().find(|b| b.cheap) {
+            self.listeners = report::listener_index(&cheap.sockets);
+            self.accepting.update(&cheap.sockets);
         }
-        // A socket closed during the dump may have been missed by it
-        // while born before it.
-        self.drain(born_after)?;
-        self.listeners = report::listener_index(&sockets);
-        self.accepting.update(&sockets);
-        let mut seen: HashSet<u64> = HashSet::with_capacity(sockets.len());
+        for batch in &batches {
+            self.join(batch, first)?;
+        }
+        Ok(())
+    }
+
+    /// Takes in what one batch of dumps found: new sockets, state
+    /// changes, their holders; then the sockets of its parts it no
+    /// longer found.
+    fn join(&mut self, batch: &Batch, first: bool) -> Result<(), Error> {
+        let joining = thread_cpu_time();
+        let known = *self.dumps.known();
+        let (start, end) = (batch.start, batch.end);
+        let mut seen: HashSet<u64> = HashSet::with_capacity(batch.sockets.len());
         let mut changed: Vec<(u64, State)> = Vec::new();
         let mut new: Vec<Socket> = Vec::new();
-        for socket in sockets {
+        for socket in &batch.sockets {
             if self.closed.contains(&socket.cookie) || !seen.insert(socket.cookie) {
                 continue;
             }
             match self.table.get_mut(&socket.cookie) {
+                // A walk that began before a later poll saw the socket
+                // knows less of it.
+                Some(tracked) if tracked.last_seen_start > start => {}
                 Some(tracked) => {
                     tracked.last_seen_start = start;
                     tracked.missing_since = None;
                     if tracked.socket.state != socket.state {
                         changed.push((socket.cookie, tracked.socket.state));
-                        tracked.role = report::role_of(&socket, &self.listeners, &self.policy);
+                        tracked.role = report::role_of(socket, &self.listeners, &self.policy);
                     }
-                    tracked.socket = socket;
+                    tracked.socket.clone_from(socket);
                 }
-                None => new.push(socket),
+                None => new.push(socket.clone()),
             }
         }
+        if self.finder.has_suspects() {
+            for socket in &batch.sockets {
+                self.finder.seen_alive(socket.inode, start);
+            }
+        }
+        let mut join = thread_cpu_time().saturating_sub(joining);
         let mut inodes: Vec<(u64, Sought)> = new.iter().map(sought).collect();
         inodes.extend(
             changed
@@ -670,17 +699,15 @@ impl Watch {
                 .map(|(cookie, _)| sought(&self.table[cookie].socket)),
         );
         self.find_holders(&inodes, &new)?;
+        let joining = thread_cpu_time();
         for (cookie, from) in changed {
             let event = self.event_for(cookie, EventKind::StateChanged { from }, end);
             self.push_socket_event(event);
         }
         for socket in new {
             let cookie = socket.cookie;
-            let born_after = if is_bound_only_tcp(&socket) {
-                bound_born_after
-            } else {
-                born_after
-            };
+            // Born after its part was last known whole.
+            let born_after = known.at(Part::of(&socket));
             self.table.insert(
                 cookie,
                 Tracked {
@@ -699,8 +726,22 @@ impl Watch {
         }
         // Closes read while holders were looked for: the sockets are in
         // the table now, and close as sockets a dump saw.
-        self.take_in_received(born_after);
-        self.missing(&seen, sweep, end);
+        self.take_in_received();
+        self.missing(&seen, batch, end);
+        join += thread_cpu_time().saturating_sub(joining);
+        let now = Instant::now();
+        for paced in self.dumps.taken_in(batch, join) {
+            let (kind, share, change) = match paced {
+                dumps::Paced::Connections(change) => (PacedKind::Connections, WALK_SHARE, change),
+                dumps::Paced::BoundOnly(change) => (PacedKind::BoundOnly, SWEEP_SHARE, change),
+            };
+            self.pending.push_back(Event::Paced(PacedDumps {
+                time: self.wall(now),
+                kind,
+                share,
+                change,
+            }));
+        }
         Ok(())
     }
 
@@ -733,8 +774,8 @@ impl Watch {
                 })
                 .collect()
         };
-        // At most half an interval, so that notifications are read in
-        // time; what is not reached is looked for at the next polls.
+        // At most half an interval of CPU time, within the allowance;
+        // what is not reached is looked for at the next polls.
         let budget = self.options.interval / 2;
         self.finder.resolve(&rest, budget, &mut closed);
         if overflowed {
@@ -766,24 +807,30 @@ impl Watch {
     }
 
     /// Sockets a dump no longer found. The notification of a close may
-    /// trail the dump a little, so a socket is given one more poll; then
-    /// it is reported closed if notifications were lost since it was last
+    /// trail the dump (the kernel sends it from a work queue, late on a
+    /// loaded machine), so a socket is given another dump and
+    /// [`MISSING_GRACE`]; then it is reported closed if notifications were lost since it was last
     /// seen, or in the port view (where only a close takes a socket out),
     /// and otherwise dropped quietly: it left the listening view by
-    /// connecting. A bound-only socket counts as missing only after a
-    /// dump that looked for it (`swept`).
-    fn missing(&mut self, seen: &HashSet<u64>, swept: bool, end: Instant) {
+    /// connecting. A socket counts as missing only after a dump of its
+    /// part of the view (see [`Batch::covers`]).
+    fn missing(&mut self, seen: &HashSet<u64>, batch: &Batch, end: Instant) {
         let gone: Vec<u64> = self
             .table
             .iter_mut()
             .filter(|(cookie, _)| !seen.contains(cookie))
-            .filter(|(_, tracked)| swept || !is_bound_only_tcp(&tracked.socket))
+            .filter(|(_, tracked)| {
+                batch.covers(Part::of(&tracked.socket)) && tracked.last_seen_start <= batch.start
+            })
             .filter_map(|(cookie, tracked)| match tracked.missing_since {
                 None => {
                     tracked.missing_since = Some(end);
                     None
                 }
-                Some(_) => Some(*cookie),
+                Some(since) if end.saturating_duration_since(since) >= MISSING_GRACE => {
+                    Some(*cookie)
+                }
+                Some(_) => None,
             })
             .collect();
         let port_view = self.query.view == View::Ports && !self.query.listening_only;
@@ -812,37 +859,6 @@ impl Watch {
             self.close(tracked, socket, end, lifetime, CloseSource::Poll, false);
         }
     }
-
-    /// Every dump of the view, in order, bound-only TCP sockets included
-    /// if `sweep`. A dump that fails is tried once more on a new socket;
-    /// TCP of both families falls back to one family at a time where the
-    /// kernel refuses the combined request.
-    fn dump(&mut self, sweep: bool) -> Result<Vec<Socket>, Error> {
-        let mut sockets = Vec::new();
-        for index in 0..self.requests.len() {
-            let (mut request, both) = self.requests[index].clone();
-            if !sweep && request.protocol == Protocol::Tcp {
-                request.states &= !BOUND_INACTIVE_BIT;
-            }
-            if let Err(first) = self.dumper.dump(&request, both, &mut sockets) {
-                self.dumper = open_in(self.netns_path.as_ref(), Dumper::open)?;
-                if both {
-                    // Family by family from now on.
-                    let (combined, _) = self.requests.remove(index);
-                    for family in [Family::Inet6, Family::Inet] {
-                        let mut one = combined.clone();
-                        one.family = family;
-                        self.requests.insert(index, (one, false));
-                    }
-                    return self.dump(sweep);
-                }
-                self.dumper
-                    .dump(&request, false, &mut sockets)
-                    .map_err(|_| netlink_error(first))?;
-            }
-        }
-        Ok(sockets)
-    }
 }
 
 impl Iterator for Watch {
@@ -860,7 +876,7 @@ impl Iterator for Watch {
             if self.stopping() {
                 // What is queued now still belongs to the watch.
                 self.finished = true;
-                if let Err(err) = self.drain(self.last_dump_start) {
+                if let Err(err) = self.drain() {
                     return Some(Err(err));
                 }
                 continue;
@@ -888,11 +904,6 @@ fn sought(socket: &Socket) -> (u64, Sought) {
     (socket.inode, sought)
 }
 
-/// Whether `socket` is a TCP socket that holds its port bound only.
-fn is_bound_only_tcp(socket: &Socket) -> bool {
-    socket.protocol == Protocol::Tcp && socket.state == State::BoundInactive
-}
-
 /// The poll after `previous`: on the interval's grid, skipping ticks
 /// that a slow poll overran.
 fn next_tick(previous: Instant, interval: Duration) -> Instant {
@@ -903,43 +914,6 @@ fn next_tick(previous: Instant, interval: Duration) -> Instant {
         next = previous + interval * (behind as u32 + 1);
     }
     next
-}
-
-/// The dumps of the view: TCP (both families in one request where both
-/// are asked for) and UDP, in the states that hold a port, without
-/// TIME_WAIT and request sockets.
-fn dump_requests(query: &Query) -> Vec<(DumpRequest, bool)> {
-    const TIME_WAIT: u32 = 1 << 6;
-    const NEW_SYN_RECV: u32 = 1 << 12;
-    let unconnected = query.view == View::Listening || query.listening_only;
-    let ports = if query.view == View::Ports {
-        query.merged_ports()
-    } else {
-        Vec::new()
-    };
-    let mut requests = Vec::new();
-    for &protocol in &query.protocols {
-        let states = match (protocol, unconnected) {
-            (Protocol::Tcp, true) => netlink::TCP_UNCONNECTED,
-            (Protocol::Udp, true) => netlink::UDP_UNCONNECTED,
-            (_, false) => netlink::ALL_STATES & !TIME_WAIT & !NEW_SYN_RECV,
-        };
-        let request = |family| DumpRequest {
-            family,
-            protocol,
-            states,
-            ports: ports.clone(),
-            match_remote: query.match_remote,
-            autobound_only: false,
-            cgroups: None,
-        };
-        if protocol == Protocol::Tcp && query.families.len() == 2 {
-            requests.push((request(Family::Inet), true));
-        } else {
-            requests.extend(query.families.iter().map(|f| (request(*f), false)));
-        }
-    }
-    requests
 }
 
 /// The role of a socket seen only at close, whose state is CLOSE by
@@ -1052,20 +1026,6 @@ mod tests {
             role_at_close(&closed_tcp(7000, 0), &listeners, &policy),
             Role::BoundOnly
         );
-    }
-
-    #[test]
-    fn the_dumps_leave_out_time_wait_and_request_sockets() {
-        let requests = dump_requests(&Query::ports([PortRange::single(7000)]));
-        assert_eq!(requests.len(), 3, "TCP both families, then UDP per family");
-        assert!(requests[0].1);
-        let tcp_states = requests[0].0.states;
-        assert_eq!(tcp_states & (1 << 6), 0);
-        assert_eq!(tcp_states & (1 << 12), 0);
-        assert_ne!(tcp_states & (1 << 1), 0);
-        let listening = dump_requests(&Query::listening());
-        assert_eq!(listening[0].0.states, netlink::TCP_UNCONNECTED);
-        assert!(listening[0].0.ports.is_empty());
     }
 
     #[test]

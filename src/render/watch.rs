@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::commands::watch::{
     CloseSource, Event, EventKind, GROUPS_SHOWN, GroupStats, Holder, Lifetime, LostEvents,
-    LostScope, Others, ProcessKey, SocketEvent, Summary,
+    LostScope, Others, PacedDumps, PacedKind, ProcessKey, SocketEvent, Summary,
 };
 use crate::render::escape::escape_bytes;
 use crate::render::json::{ContainerView, EndpointView, SCHEMA_VERSION, write_document};
@@ -21,6 +21,7 @@ use crate::socket::{Family, Socket};
 pub fn line(event: &Event) -> String {
     match event {
         Event::Lost(lost) => lost_line(lost),
+        Event::Paced(paced) => paced_line(paced),
         Event::Socket(event) => socket_line(event),
         Event::Started(started) => format!(
             "{} watching ({} socket{} there already)",
@@ -41,6 +42,37 @@ fn lost_line(lost: &LostEvents) -> String {
         local_time(lost.time),
         scope_text(lost.scope)
     )
+}
+
+fn paced_line(paced: &PacedDumps) -> String {
+    let change = &paced.change;
+    let (what, found) = match paced.kind {
+        PacedKind::Connections => ("a dump of the connection table", "connections are"),
+        PacedKind::BoundOnly => (
+            "looking for bound-only sockets (a walk of every bound socket)",
+            "bound-only sockets are",
+        ),
+    };
+    let time = local_time(paced.time);
+    if change.period > change.every {
+        let closes = match paced.kind {
+            PacedKind::Connections => "; closes are still reported as they happen",
+            PacedKind::BoundOnly => "",
+        };
+        format!(
+            "{time} slower   {what} takes {} here: {found} looked for every {} instead of every {}, to keep these dumps within {:.0}% of the time{closes}",
+            duration_text(change.cost),
+            duration_text(change.period),
+            duration_text(change.every),
+            paced.share * 100.0,
+        )
+    } else {
+        format!(
+            "{time} faster   {what} takes {} now: {found} looked for every {} again",
+            duration_text(change.cost),
+            duration_text(change.every),
+        )
+    }
 }
 
 /// Which closes a count of lost notifications covers, after "N close
@@ -246,6 +278,22 @@ fn process_text(key: &ProcessKey) -> String {
 /// One event as a JSON line.
 pub fn write_json_event(event: &Event, sink: &mut dyn io::Write) -> io::Result<()> {
     match event {
+        Event::Paced(paced) => write_document(
+            &PacedLine {
+                schema_version: SCHEMA_VERSION,
+                event: "paced",
+                time: utc_time(paced.time),
+                dumps: match paced.kind {
+                    PacedKind::Connections => "connections",
+                    PacedKind::BoundOnly => "bound_only",
+                },
+                dump_ms: millis(paced.change.cost),
+                every_ms: millis(paced.change.period),
+                asked_ms: millis(paced.change.every),
+                share: paced.share,
+            },
+            sink,
+        ),
         Event::Lost(lost) => write_document(
             &LostLine {
                 schema_version: SCHEMA_VERSION,
@@ -308,6 +356,18 @@ struct StartedLine {
     event: &'static str,
     time: String,
     sockets: usize,
+}
+
+#[derive(Serialize)]
+struct PacedLine {
+    schema_version: u32,
+    event: &'static str,
+    time: String,
+    dumps: &'static str,
+    dump_ms: f64,
+    every_ms: f64,
+    asked_ms: f64,
+    share: f64,
 }
 
 #[derive(Serialize)]

@@ -1,6 +1,7 @@
 //! Where sockets come from: sock_diag (netlink) first, the /proc/net
 //! tables when sock_diag is refused.
 
+pub mod activity;
 mod bytecode;
 pub mod destroy;
 pub mod events;

@@ -12,8 +12,10 @@
 //! usually young.
 //!
 //! Reading fd tables is what a watch spends most on, so the scans share
-//! an allowance: [`SCAN_SHARE`] of the time that passes, saved up to
-//! [`SCAN_BURST`]. A listener that appears now and then is searched for
+//! an allowance of CPU time: [`SCAN_SHARE`] of the time that passes,
+//! saved up to [`SCAN_BURST`] (CPU time, not the wall clock: on a loaded
+//! machine a scan that waits for the CPU costs nothing meanwhile). A
+//! listener that appears now and then is searched for
 //! in full; a stream of short-lived connections by unknown processes
 //! does not make the watch a busy loop. A scan also stops as soon as the
 //! sockets it looks for have closed. A socket whose holder was not
@@ -30,6 +32,8 @@ use crate::cgroups::Hierarchy;
 use crate::container::Container;
 use crate::owners::{self, FdTable};
 use crate::sys::ProcRoot;
+
+use super::pace::thread_cpu_time;
 
 /// How many recent holders are tried first.
 const RECENT_HOLDERS: usize = 32;
@@ -79,6 +83,10 @@ pub struct HolderFinder {
     allowance_at: Instant,
     /// lsport's effective uid.
     own_uid: u32,
+    /// Sockets of lsport's own user that a whole search did not find
+    /// while some processes could not be read, and when it ended: hidden
+    /// if a later dump still finds them (see [`HolderFinder::seen_alive`]).
+    suspects: HashMap<u64, Instant>,
 }
 
 /// How many polls look for a holder before it counts as not found.
@@ -89,6 +97,10 @@ pub const SCAN_SHARE: f64 = 0.02;
 
 /// The most scan time saved up, and so the longest one scan.
 pub const SCAN_BURST: Duration = Duration::from_millis(50);
+
+/// The longest a scan may take by the wall clock, however little CPU
+/// time it used (on a machine too loaded to give it any).
+const WALL_CEILING: Duration = Duration::from_secs(1);
 
 /// How often a scan asks which of its sockets closed.
 const CLOSED_CHECK_EVERY: Duration = Duration::from_millis(1);
@@ -115,7 +127,12 @@ struct Scan<'a> {
     /// The sockets found: inode, then (pid, fd) of each holder.
     found: HashMap<u64, Vec<(u32, u32)>>,
     visited: HashSet<u32>,
+    /// The wall clock's limit: notifications are read during a scan, but
+    /// the watch goes on only after it.
     deadline: Instant,
+    /// The limit in this thread's CPU time, which is what a scan costs
+    /// the machine (a loaded machine's wall clock would overstate it).
+    cpu_deadline: Option<Duration>,
     out_of_time: bool,
     /// Some fd table could not be read.
     unreadable: bool,
@@ -133,6 +150,7 @@ impl<'a> Scan<'a> {
             found: HashMap::new(),
             visited: HashSet::new(),
             deadline,
+            cpu_deadline: None,
             out_of_time: false,
             unreadable: false,
             closed: None,
@@ -180,6 +198,7 @@ impl HolderFinder {
             allowance: SCAN_BURST,
             allowance_at: Instant::now(),
             own_uid: nix::unistd::geteuid().as_raw(),
+            suspects: HashMap::new(),
         }
     }
 
@@ -203,6 +222,27 @@ impl HolderFinder {
     pub fn forget(&mut self, inode: u64) {
         self.cache.remove(&inode);
         self.unresolved.remove(&inode);
+        self.suspects.remove(&inode);
+    }
+
+    /// Whether some socket waits for a dump to say it outlived the
+    /// search that did not find its holder.
+    pub fn has_suspects(&self) -> bool {
+        !self.suspects.is_empty()
+    }
+
+    /// A dump that started at `dump_start` found the socket: if a search
+    /// that ended before did not find its holder while some processes
+    /// could not be read, its holder is hidden among them.
+    pub fn seen_alive(&mut self, inode: u64, dump_start: Instant) {
+        if let Some(&ended) = self.suspects.get(&inode)
+            && dump_start > ended
+        {
+            self.suspects.remove(&inode);
+            if let Some(holders) = self.cache.get_mut(&inode) {
+                holders.hidden = true;
+            }
+        }
     }
 
     /// The first step of a search: looks for the holders of these
@@ -234,7 +274,8 @@ impl HolderFinder {
 
     /// The second step: looks for the holders of `sockets` (what
     /// [`HolderFinder::resolve_recent`] returned) through the rest of
-    /// /proc, the likeliest processes first, within `budget` and the
+    /// /proc, the likeliest processes first, within `budget` of CPU
+    /// time and the
     /// allowance. `closed` names the inodes of sockets known to have
     /// closed: they are looked for no further. What is not reached is
     /// looked for again at the next polls, a few times, before it counts
@@ -250,9 +291,10 @@ impl HolderFinder {
             return;
         }
         let budget = budget.min(self.top_up());
-        let began = Instant::now();
-        self.resolve_within(wanted, began + budget, closed);
-        let spent = began.elapsed();
+        let began = thread_cpu_time();
+        let ceiling = Instant::now() + WALL_CEILING;
+        self.resolve_within(wanted, ceiling, began + budget, closed);
+        let spent = thread_cpu_time().saturating_sub(began);
         self.allowance = self.allowance.saturating_sub(spent);
     }
 
@@ -260,6 +302,7 @@ impl HolderFinder {
         &mut self,
         wanted: HashMap<u64, Sought>,
         deadline: Instant,
+        cpu_deadline: Duration,
         closed: &mut dyn FnMut() -> HashSet<u64>,
     ) {
         if self.proc_dir.is_none() {
@@ -284,11 +327,20 @@ impl HolderFinder {
                 .collect(),
             None => Vec::new(),
         };
+        // The smaller of the two first: a service's cgroup on a systemd
+        // host, the namespace's processes on a host of containers (and
+        // where every process shares one cgroup, without systemd).
+        let (closest, close) = if same_netns.is_empty() || same_cgroup.len() <= same_netns.len() {
+            (same_cgroup, same_netns)
+        } else {
+            (same_netns, same_cgroup)
+        };
         let mut scan = Scan::new(wanted, deadline);
+        scan.cpu_deadline = Some(cpu_deadline);
         scan.closed = Some(closed);
         // The recent holders were just read: skip them.
         scan.visited.extend(self.recent.iter().copied());
-        for tier in [same_cgroup, same_netns, same_uid, all] {
+        for tier in [closest, close, same_uid, all] {
             if scan.wanted.is_empty() || scan.out_of_time {
                 break;
             }
@@ -321,12 +373,19 @@ impl HolderFinder {
             // user's, whose processes are the unreadable ones. A search
             // that ran out of time knows nothing of the processes it did
             // not reach: a socket of lsport's own user is then unknown.
+            // And one of lsport's own user may simply have closed while
+            // it was looked for (its notice can come late): hidden only
+            // once a dump after the search still finds it.
             let others = sought.uid != self.own_uid;
+            let hidden = unreadable && (!out_of_time || others);
+            if hidden && !others {
+                self.suspects.insert(inode, Instant::now());
+            }
             self.cache.insert(
                 inode,
                 Holders {
                     found: Vec::new(),
-                    hidden: unreadable && (!out_of_time || others),
+                    hidden: hidden && others,
                 },
             );
         }
@@ -343,7 +402,7 @@ impl HolderFinder {
                 continue;
             }
             let now = Instant::now();
-            if now >= scan.deadline {
+            if now >= scan.deadline || scan.cpu_deadline.is_some_and(|d| thread_cpu_time() >= d) {
                 scan.out_of_time = true;
                 break;
             }

@@ -292,7 +292,7 @@ impl Summary {
                 self.lost += lost.count.unwrap_or(0);
                 return;
             }
-            Event::Started(_) => return,
+            Event::Started(_) | Event::Paced(_) => return,
         };
         match event.kind {
             EventKind::Appeared => self.appeared += 1,
