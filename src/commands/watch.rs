@@ -25,11 +25,12 @@
 
 mod dumps;
 mod holders;
+mod keys;
 mod likely;
 mod pace;
 mod summary;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
@@ -43,6 +44,7 @@ pub use summary::{GROUPS_SHOWN, GroupStats, Groups, Others, ProcessKey, Summary}
 
 use dumps::{Batch, Dumps, Part};
 use holders::{HolderFinder, Sought};
+use keys::{KeyMap, KeySet};
 use likely::Listeners;
 use pace::thread_cpu_time;
 
@@ -303,12 +305,16 @@ pub struct Watch {
     /// The watched namespace's port policy, read once at the start.
     policy: KernelPortPolicy,
     finder: HolderFinder,
-    table: HashMap<u64, Tracked>,
+    table: KeyMap<Tracked>,
+    /// The cookies of the sockets in the table that the cheap dumps of
+    /// every poll look for (listeners, UDP): those alone are checked
+    /// for being missing after a poll.
+    cheap: KeySet,
     listeners: HashMap<u16, Vec<IpAddr>>,
     /// The listeners again, with what names the likely holders of what
     /// they accept.
     accepting: Listeners,
-    closed: HashSet<u64>,
+    closed: KeySet,
     closed_order: VecDeque<u64>,
     pending: VecDeque<Event>,
     /// Notifications read but not yet taken in.
@@ -373,10 +379,11 @@ impl Watch {
             listener,
             policy,
             finder: HolderFinder::new(&query.proc_root, watched_netns),
-            table: HashMap::new(),
+            table: KeyMap::default(),
+            cheap: KeySet::default(),
             listeners: HashMap::new(),
             accepting: Listeners::default(),
-            closed: HashSet::new(),
+            closed: KeySet::default(),
             closed_order: VecDeque::new(),
             pending: VecDeque::new(),
             received: Vec::new(),
@@ -396,6 +403,12 @@ impl Watch {
         let now = Instant::now();
         // --for counts from here: what happens from now on is reported.
         watch.deadline = options.duration.map(|d| now + d);
+        // What the first dumps taught of their pace is said after this.
+        for event in &mut watch.pending {
+            if let Event::Paced(paced) = event {
+                paced.time = watch.started_wall + now.duration_since(watch.started);
+            }
+        }
         watch.pending.push_front(Event::Started(Started {
             time: watch.wall(now),
             sockets: watch.table.len(),
@@ -517,7 +530,7 @@ impl Watch {
         if self.closed.contains(&socket.cookie) {
             return;
         }
-        if let Some(tracked) = self.table.remove(&socket.cookie) {
+        if let Some(tracked) = self.untrack(socket.cookie) {
             let lifetime = Lifetime {
                 at_least: tracked
                     .last_seen_start
@@ -650,7 +663,7 @@ impl Watch {
             self.listeners = report::listener_index(&cheap.sockets);
             self.accepting.update(&cheap.sockets);
         }
-        for batch in &batches {
+        for batch in batches {
             self.join(batch, first)?;
         }
         Ok(())
@@ -659,16 +672,25 @@ impl Watch {
     /// Takes in what one batch of dumps found: new sockets, state
     /// changes, their holders; then the sockets of its parts it no
     /// longer found.
-    fn join(&mut self, batch: &Batch, first: bool) -> Result<(), Error> {
+    fn join(&mut self, mut batch: Batch, first: bool) -> Result<(), Error> {
         let joining = thread_cpu_time();
         let known = *self.dumps.known();
         let (start, end) = (batch.start, batch.end);
-        let mut seen: HashSet<u64> = HashSet::with_capacity(batch.sockets.len());
+        let sockets = std::mem::take(&mut batch.sockets);
+        let mut seen = KeySet::with_capacity_and_hasher(sockets.len(), keys::Keys);
+        // Grown once, not doubled step by step while the batch is still
+        // held: on a big host that doubling was the peak of the memory.
+        self.table
+            .reserve(sockets.len().saturating_sub(self.table.len()));
         let mut changed: Vec<(u64, State)> = Vec::new();
-        let mut new: Vec<Socket> = Vec::new();
-        for socket in &batch.sockets {
+        let mut new: Vec<u64> = Vec::new();
+        let suspects = self.finder.has_suspects();
+        for socket in sockets {
             if self.closed.contains(&socket.cookie) || !seen.insert(socket.cookie) {
                 continue;
+            }
+            if suspects {
+                self.finder.seen_alive(socket.inode, start);
             }
             match self.table.get_mut(&socket.cookie) {
                 // A walk that began before a later poll saw the socket
@@ -679,58 +701,70 @@ impl Watch {
                     tracked.missing_since = None;
                     if tracked.socket.state != socket.state {
                         changed.push((socket.cookie, tracked.socket.state));
-                        tracked.role = report::role_of(socket, &self.listeners, &self.policy);
+                        tracked.role = report::role_of(&socket, &self.listeners, &self.policy);
+                        if is_cheap(&socket) {
+                            self.cheap.insert(socket.cookie);
+                        } else {
+                            self.cheap.remove(&socket.cookie);
+                        }
                     }
-                    tracked.socket.clone_from(socket);
+                    tracked.socket = socket;
                 }
-                None => new.push(socket.clone()),
-            }
-        }
-        if self.finder.has_suspects() {
-            for socket in &batch.sockets {
-                self.finder.seen_alive(socket.inode, start);
+                None => {
+                    new.push(socket.cookie);
+                    // Born after its part was last known whole.
+                    let born_after = known.at(Part::of(&socket));
+                    let tracked = Tracked {
+                        role: report::role_of(&socket, &self.listeners, &self.policy),
+                        socket,
+                        first_seen_end: end,
+                        born_after: (!first).then_some(born_after),
+                        last_seen_start: start,
+                        missing_since: None,
+                    };
+                    if is_cheap(&tracked.socket) {
+                        self.cheap.insert(tracked.socket.cookie);
+                    }
+                    self.table.insert(tracked.socket.cookie, tracked);
+                }
             }
         }
         let mut join = thread_cpu_time().saturating_sub(joining);
-        let mut inodes: Vec<(u64, Sought)> = new.iter().map(sought).collect();
-        inodes.extend(
-            changed
-                .iter()
-                .map(|(cookie, _)| sought(&self.table[cookie].socket)),
-        );
-        self.find_holders(&inodes, &new)?;
+        // Listeners and other unconnected sockets first: when there are
+        // more than one search takes, they are the ones worth naming.
+        let mut inodes: Vec<(bool, u64, Sought)> = new
+            .iter()
+            .chain(changed.iter().map(|(cookie, _)| cookie))
+            .map(|cookie| {
+                let socket = &self.table[cookie].socket;
+                let (inode, sought) = sought(socket);
+                (socket.remote.port != 0, inode, sought)
+            })
+            .collect();
+        inodes.sort_by_key(|(connected, _, _)| *connected);
+        let inodes: Vec<(u64, Sought)> = inodes.into_iter().map(|(_, i, s)| (i, s)).collect();
+        self.find_holders(&inodes)?;
         let joining = thread_cpu_time();
         for (cookie, from) in changed {
             let event = self.event_for(cookie, EventKind::StateChanged { from }, end);
             self.push_socket_event(event);
         }
-        for socket in new {
-            let cookie = socket.cookie;
-            // Born after its part was last known whole.
-            let born_after = known.at(Part::of(&socket));
-            self.table.insert(
-                cookie,
-                Tracked {
-                    role: report::role_of(&socket, &self.listeners, &self.policy),
-                    socket,
-                    first_seen_end: end,
-                    born_after: (!first).then_some(born_after),
-                    last_seen_start: start,
-                    missing_since: None,
-                },
-            );
-            if !first {
-                let event = self.event_for(cookie, EventKind::Appeared, end);
-                self.push_socket_event(event);
+        if !first {
+            for cookie in new {
+                // Closed while its holder was looked for: no more here.
+                if self.table.contains_key(&cookie) {
+                    let event = self.event_for(cookie, EventKind::Appeared, end);
+                    self.push_socket_event(event);
+                }
             }
         }
         // Closes read while holders were looked for: the sockets are in
         // the table now, and close as sockets a dump saw.
         self.take_in_received();
-        self.missing(&seen, batch, end);
+        self.missing(&seen, &batch, end);
         join += thread_cpu_time().saturating_sub(joining);
         let now = Instant::now();
-        for paced in self.dumps.taken_in(batch, join) {
+        for paced in self.dumps.taken_in(&batch, join) {
             let (kind, share, change) = match paced {
                 dumps::Paced::Connections(change) => (PacedKind::Connections, WALK_SHARE, change),
                 dumps::Paced::BoundOnly(change) => (PacedKind::BoundOnly, SWEEP_SHARE, change),
@@ -745,17 +779,16 @@ impl Watch {
         Ok(())
     }
 
-    /// Looks for the holders of `sockets` (inode, owner), of which `new`
-    /// are not yet in the table: first among the recent holders; then
-    /// through the rest of /proc, reading the notifications as it goes
-    /// (keeping them to take in later): a socket that closed is not
-    /// looked for further, which would cost a whole scan in vain.
-    fn find_holders(&mut self, sockets: &[(u64, Sought)], new: &[Socket]) -> Result<(), Error> {
+    /// Looks for the holders of `sockets` (inode, owner), all in the
+    /// table: first among the recent holders; then through the rest of
+    /// /proc, reading the notifications as it goes (keeping them to take
+    /// in later): a socket that closed is not looked for further, which
+    /// would cost a whole scan in vain.
+    fn find_holders(&mut self, sockets: &[(u64, Sought)]) -> Result<(), Error> {
         let rest = self.finder.resolve_recent(sockets);
         if rest.is_empty() {
             return Ok(());
         }
-        let new_inodes: HashMap<u64, u64> = new.iter().map(|s| (s.cookie, s.inode)).collect();
         let table = &self.table;
         let listener = &mut self.listener;
         let received = &mut self.received;
@@ -768,10 +801,8 @@ impl Watch {
             }
             received
                 .iter()
-                .filter_map(|closed| match table.get(&closed.cookie) {
-                    Some(tracked) => Some(tracked.socket.inode),
-                    None => new_inodes.get(&closed.cookie).copied(),
-                })
+                .filter_map(|closed| table.get(&closed.cookie))
+                .map(|tracked| tracked.socket.inode)
                 .collect()
         };
         // At most half an interval of CPU time, within the allowance;
@@ -814,28 +845,34 @@ impl Watch {
     /// and otherwise dropped quietly: it left the listening view by
     /// connecting. A socket counts as missing only after a dump of its
     /// part of the view (see [`Batch::covers`]).
-    fn missing(&mut self, seen: &HashSet<u64>, batch: &Batch, end: Instant) {
-        let gone: Vec<u64> = self
-            .table
-            .iter_mut()
-            .filter(|(cookie, _)| !seen.contains(cookie))
-            .filter(|(_, tracked)| {
-                batch.covers(Part::of(&tracked.socket)) && tracked.last_seen_start <= batch.start
-            })
-            .filter_map(|(cookie, tracked)| match tracked.missing_since {
-                None => {
-                    tracked.missing_since = Some(end);
-                    None
-                }
+    fn missing(&mut self, seen: &KeySet, batch: &Batch, end: Instant) {
+        let candidates: Vec<u64> = if batch.cheap {
+            self.cheap.iter().copied().collect()
+        } else {
+            self.table.keys().copied().collect()
+        };
+        let mut gone = Vec::new();
+        for cookie in candidates {
+            if seen.contains(&cookie) {
+                continue;
+            }
+            let Some(tracked) = self.table.get_mut(&cookie) else {
+                continue;
+            };
+            if !batch.covers(Part::of(&tracked.socket)) || tracked.last_seen_start > batch.start {
+                continue;
+            }
+            match tracked.missing_since {
+                None => tracked.missing_since = Some(end),
                 Some(since) if end.saturating_duration_since(since) >= MISSING_GRACE => {
-                    Some(*cookie)
+                    gone.push(cookie);
                 }
-                Some(_) => None,
-            })
-            .collect();
+                Some(_) => {}
+            }
+        }
         let port_view = self.query.view == View::Ports && !self.query.listening_only;
         for cookie in gone {
-            let Some(tracked) = self.table.remove(&cookie) else {
+            let Some(tracked) = self.untrack(cookie) else {
                 continue;
             };
             let lost = self
@@ -893,6 +930,19 @@ impl Iterator for Watch {
             }
         }
     }
+}
+
+impl Watch {
+    /// Takes a socket out of the table.
+    fn untrack(&mut self, cookie: u64) -> Option<Tracked> {
+        self.cheap.remove(&cookie);
+        self.table.remove(&cookie)
+    }
+}
+
+/// Whether the cheap dumps of every poll look for this socket.
+fn is_cheap(socket: &Socket) -> bool {
+    matches!(Part::of(socket), Part::Listening | Part::Udp)
 }
 
 /// What the holder search needs of a socket: its inode, owner and cgroup.

@@ -46,7 +46,7 @@ pub const BOUND_SWEEP_EVERY: u32 = 10;
 pub const WALK_SHARE: f64 = 0.10;
 
 /// The most of the time looking for bound-only sockets may take.
-pub const SWEEP_SHARE: f64 = 0.05;
+pub const SWEEP_SHARE: f64 = 0.02;
 
 const LISTEN: u32 = 1 << 10;
 const TIME_WAIT: u32 = 1 << 6;

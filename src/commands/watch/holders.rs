@@ -33,6 +33,7 @@ use crate::container::Container;
 use crate::owners::{self, FdTable};
 use crate::sys::ProcRoot;
 
+use super::keys::{KeyMap, KeySet};
 use super::pace::thread_cpu_time;
 
 /// How many recent holders are tried first.
@@ -66,12 +67,12 @@ pub struct Holders {
 pub struct HolderFinder {
     root: ProcRoot,
     proc_dir: Option<File>,
-    cache: HashMap<u64, Holders>,
+    cache: KeyMap<Holders>,
     recent: VecDeque<u32>,
     /// The inode of the watched network namespace, if known.
     netns: Option<u64>,
     /// Sockets whose scan ran out of time: uid, and tries so far.
-    unresolved: HashMap<u64, (Sought, u32)>,
+    unresolved: KeyMap<(Sought, u32)>,
     /// The cgroup v2 hierarchy, to read the processes of a cgroup.
     hierarchy: Option<Hierarchy>,
     /// The path of each cgroup id met, None where not found.
@@ -86,8 +87,14 @@ pub struct HolderFinder {
     /// Sockets of lsport's own user that a whole search did not find
     /// while some processes could not be read, and when it ended: hidden
     /// if a later dump still finds them (see [`HolderFinder::seen_alive`]).
-    suspects: HashMap<u64, Instant>,
+    suspects: KeyMap<Instant>,
 }
+
+/// The most sockets one search looks for. A watch of every port of a big
+/// host starts with hundreds of thousands, of which a search within its
+/// share of the CPU finds a few thousand; keeping the rest in its books
+/// would cost more than it finds.
+pub const MAX_SOUGHT: usize = 4096;
 
 /// How many polls look for a holder before it counts as not found.
 const MAX_TRIES: u32 = 5;
@@ -123,9 +130,9 @@ struct ProcessFacts {
 /// One search through fd tables.
 struct Scan<'a> {
     /// The sockets not found yet: inode, uid.
-    wanted: HashMap<u64, Sought>,
+    wanted: KeyMap<Sought>,
     /// The sockets found: inode, then (pid, fd) of each holder.
-    found: HashMap<u64, Vec<(u32, u32)>>,
+    found: KeyMap<Vec<(u32, u32)>>,
     visited: HashSet<u32>,
     /// The wall clock's limit: notifications are read during a scan, but
     /// the watch goes on only after it.
@@ -137,17 +144,17 @@ struct Scan<'a> {
     /// Some fd table could not be read.
     unreadable: bool,
     /// Asked now and then which sockets closed.
-    closed: Option<&'a mut dyn FnMut() -> HashSet<u64>>,
+    closed: Option<&'a mut dyn FnMut() -> KeySet>,
     next_closed_check: Instant,
     /// The sockets that closed before they were found.
     gone: Vec<u64>,
 }
 
 impl<'a> Scan<'a> {
-    fn new(wanted: HashMap<u64, Sought>, deadline: Instant) -> Scan<'a> {
+    fn new(wanted: KeyMap<Sought>, deadline: Instant) -> Scan<'a> {
         Scan {
             wanted,
-            found: HashMap::new(),
+            found: KeyMap::default(),
             visited: HashSet::new(),
             deadline,
             cpu_deadline: None,
@@ -188,17 +195,17 @@ impl HolderFinder {
         HolderFinder {
             root: root.clone(),
             proc_dir: owners::open_proc(root),
-            cache: HashMap::new(),
+            cache: KeyMap::default(),
             recent: VecDeque::new(),
             netns,
-            unresolved: HashMap::new(),
+            unresolved: KeyMap::default(),
             processes: HashMap::new(),
             hierarchy: Hierarchy::locate(root),
             cgroup_paths: HashMap::new(),
             allowance: SCAN_BURST,
             allowance_at: Instant::now(),
             own_uid: nix::unistd::geteuid().as_raw(),
-            suspects: HashMap::new(),
+            suspects: KeyMap::default(),
         }
     }
 
@@ -249,18 +256,27 @@ impl HolderFinder {
     /// sockets (inode, owner), those not already known, among the recent
     /// holders only, which is cheap and where most are. Returns the
     /// sockets still looked for, with those left from earlier polls, for
-    /// [`HolderFinder::resolve`].
+    /// [`HolderFinder::resolve`]. At most [`MAX_SOUGHT`] are looked for,
+    /// the first ones given first: the others are reported without
+    /// holders.
     pub fn resolve_recent(&mut self, sockets: &[(u64, Sought)]) -> Vec<(u64, Sought)> {
-        let mut wanted: HashMap<u64, Sought> = sockets
+        let mut wanted: KeyMap<Sought> = sockets
             .iter()
             .filter(|(inode, _)| *inode != 0 && !self.cache.contains_key(inode))
+            .take(MAX_SOUGHT)
             .copied()
             .collect();
-        wanted.extend(
-            self.unresolved
-                .iter()
-                .map(|(inode, (sought, _))| (*inode, *sought)),
-        );
+        let room = MAX_SOUGHT.saturating_sub(wanted.len());
+        let left: Vec<(u64, Sought)> = self
+            .unresolved
+            .iter()
+            .map(|(inode, (sought, _))| (*inode, *sought))
+            .collect();
+        let (kept, dropped) = left.split_at(room.min(left.len()));
+        wanted.extend(kept.iter().copied());
+        for (inode, _) in dropped {
+            self.unresolved.remove(inode);
+        }
         if wanted.is_empty() || self.proc_dir.is_none() {
             return Vec::new();
         }
@@ -284,9 +300,9 @@ impl HolderFinder {
         &mut self,
         sockets: &[(u64, Sought)],
         budget: Duration,
-        closed: &mut dyn FnMut() -> HashSet<u64>,
+        closed: &mut dyn FnMut() -> KeySet,
     ) {
-        let wanted: HashMap<u64, Sought> = sockets.iter().copied().collect();
+        let wanted: KeyMap<Sought> = sockets.iter().copied().collect();
         if wanted.is_empty() {
             return;
         }
@@ -300,10 +316,10 @@ impl HolderFinder {
 
     fn resolve_within(
         &mut self,
-        wanted: HashMap<u64, Sought>,
+        wanted: KeyMap<Sought>,
         deadline: Instant,
         cpu_deadline: Duration,
-        closed: &mut dyn FnMut() -> HashSet<u64>,
+        closed: &mut dyn FnMut() -> KeySet,
     ) {
         if self.proc_dir.is_none() {
             return;
@@ -428,7 +444,7 @@ impl HolderFinder {
     }
 
     /// Names the processes found and caches each socket's holders.
-    fn record_found(&mut self, found: HashMap<u64, Vec<(u32, u32)>>) {
+    fn record_found(&mut self, found: KeyMap<Vec<(u32, u32)>>) {
         let mut names: HashMap<u32, owners::ProcessInfo> = HashMap::new();
         for (inode, refs) in found {
             let mut holders = Vec::with_capacity(refs.len());
@@ -549,8 +565,10 @@ mod tests {
             uid: 0,
             cgroup: None,
         };
-        let wanted = HashMap::from([(1, sought), (2, sought), (3, sought)]);
-        let mut closed = || HashSet::from([2, 3]);
+        let wanted: KeyMap<Sought> = [(1, sought), (2, sought), (3, sought)]
+            .into_iter()
+            .collect();
+        let mut closed = || KeySet::from_iter([2, 3]);
         let mut scan = Scan::new(wanted, Instant::now() + SCAN_BURST);
         scan.closed = Some(&mut closed);
         // Socket 3 was found before it closed: its holder is known.
@@ -563,8 +581,9 @@ mod tests {
         assert_eq!(scan.gone, [2]);
 
         // Once every socket left has closed, the scan stops.
-        let mut all_closed = || HashSet::from([1, 2, 3]);
-        let mut scan = Scan::new(HashMap::from([(1, sought)]), Instant::now() + SCAN_BURST);
+        let mut all_closed = || KeySet::from_iter([1, 2, 3]);
+        let one: KeyMap<Sought> = [(1, sought)].into_iter().collect();
+        let mut scan = Scan::new(one, Instant::now() + SCAN_BURST);
         scan.closed = Some(&mut all_closed);
         assert!(!scan.still_looking(Instant::now() + CLOSED_CHECK_EVERY));
     }
