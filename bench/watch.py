@@ -7,8 +7,9 @@ Run as root, in a fresh network namespace:
 
 1. share: 100 connections per second for 5 s to a listener, each living
    1 ms, 10 ms or 100 ms; how many `lsport watch --json PORT` reported
-   (the accepted end, matched by the client's port), and how many of
-   those came with a holder pid.
+   (the accepted end, matched by the client's port), how many of those
+   came with a holder pid, and how many of the others with a likely one
+   (the listener's sole holder: this script).
 2. rate: UDP sockets bound and closed at rising rates for 2 s each on
    watched ports; the highest rate with no notification lost.
 3. cpu: the CPU `lsport watch PORT` uses over 20 s at the default
@@ -140,6 +141,7 @@ def share(life_ms):
             closed[line["remote"]["port"]] = line
     reported = [closed[p] for p in ports if p in closed]
     with_pid = sum(1 for line in reported if line["holders"])
+    likely = sum(1 for line in reported if not line["holders"] and line.get("likely_holder"))
     return {
         "life_ms": life_ms,
         "connections": len(ports),
@@ -147,6 +149,7 @@ def share(life_ms):
         "reported_share": round(len(reported) / len(ports), 4),
         "with_holder_pid": with_pid,
         "holder_share": round(with_pid / len(ports), 4),
+        "with_likely_holder": likely,
         "seen_only_at_close": sum(1 for line in reported if line["seen_only_at_close"]),
     }
 

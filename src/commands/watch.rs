@@ -461,14 +461,26 @@ impl Watch {
                 events: 0,
                 revents: 0,
             },
+            libc::pollfd {
+                fd: self.dumps.ready_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
-        // SAFETY: two valid pollfds for the duration of the call.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, millis) };
+        // SAFETY: three valid pollfds for the duration of the call.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 3, millis) };
         if ready > 0 && fds[1].revents & (libc::POLLERR | libc::POLLHUP) != 0 {
             self.output_closed = true;
         }
         if ready > 0 && fds[0].revents != 0 {
             self.drain()?;
+        }
+        if ready > 0 && fds[2].revents != 0 {
+            // A walk is done: its sockets are taken in while they are news.
+            if let Some(batch) = self.dumps.done() {
+                self.drain()?;
+                self.join(batch?, false)?;
+            }
         }
         // EINTR (a signal) and timeouts need nothing: the caller looks at
         // the stop flag and the clock.

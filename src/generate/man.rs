@@ -10,7 +10,7 @@ use super::roff::{escape, push_filled};
 /// The date printed on the page. A constant rather than the build date,
 /// so that the same source always gives the same page; move it when the
 /// page's text changes.
-pub const DATE: &str = "2026-11-26";
+pub const DATE: &str = "2026-12-03";
 
 /// The hand-written page. Each line `.\" @PART@` marks where a part
 /// rendered from the definitions goes; lines starting `.\"#` are notes

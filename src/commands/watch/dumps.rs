@@ -22,6 +22,7 @@
 //! the biggest machine; their sockets are taken in when they are done.
 //! Where a pace stretches past what was asked, the watch says so.
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
@@ -187,6 +188,9 @@ struct Request {
 struct Background {
     jobs: Sender<Plan>,
     done: Receiver<Result<Batch, Error>>,
+    /// Readable when a set is done (an eventfd), to wake the watch: a
+    /// walk's sockets are taken in at once, while they are news.
+    ready: OwnedFd,
     busy: bool,
 }
 
@@ -233,9 +237,20 @@ impl Dumps {
         let (jobs, job) = mpsc::channel();
         let (finished, done) = mpsc::channel();
         let path = netns_path.clone();
+        // SAFETY: eventfd(2) returns a new descriptor or -1.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if raw < 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(Error::usage(format!("eventfd: {e}")));
+        }
+        // SAFETY: `raw` is a descriptor of our own, owned from here on.
+        let ready = unsafe { OwnedFd::from_raw_fd(raw) };
+        let wake = ready
+            .try_clone()
+            .map_err(|e| Error::usage(format!("eventfd: {e}")))?;
         std::thread::Builder::new()
             .name("lsport-walks".into())
-            .spawn(move || walk(walker, path, costly, &job, &finished))
+            .spawn(move || walk(walker, path, costly, &job, &finished, &wake))
             .map_err(|e| Error::usage(format!("starting the thread of the costly dumps: {e}")))?;
         let now = Instant::now();
         Ok(Dumps {
@@ -246,6 +261,7 @@ impl Dumps {
             background: Background {
                 jobs,
                 done,
+                ready,
                 busy: false,
             },
             activity,
@@ -299,12 +315,27 @@ impl Dumps {
             batches.push(self.wait_for_background()?);
         }
         let cheap = self.cheap()?;
-        if let Ok(done) = self.background.done.try_recv() {
-            self.background.busy = false;
+        if let Some(done) = self.done() {
             batches.push(done?);
         }
         batches.push(cheap);
         Ok(batches)
+    }
+
+    /// The descriptor that is readable when the costly dumps are done.
+    pub fn ready_fd(&self) -> RawFd {
+        self.background.ready.as_raw_fd()
+    }
+
+    /// The costly dumps, when they are done.
+    pub fn done(&mut self) -> Option<Result<Batch, Error>> {
+        let mut count = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into `count`; the eventfd is
+        // non-blocking, and reading it resets it.
+        unsafe { libc::read(self.ready_fd(), count.as_mut_ptr().cast(), count.len()) };
+        let done = self.background.done.try_recv().ok()?;
+        self.background.busy = false;
+        Some(done)
     }
 
     fn wait_for_background(&mut self) -> Result<Batch, Error> {
@@ -416,6 +447,7 @@ fn walk(
     mut requests: Vec<Request>,
     jobs: &Receiver<Plan>,
     done: &Sender<Result<Batch, Error>>,
+    ready: &OwnedFd,
 ) {
     for plan in jobs {
         let start = Instant::now();
@@ -458,6 +490,9 @@ fn walk(
         if done.send(batch).is_err() {
             return;
         }
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes to an eventfd of our own.
+        unsafe { libc::write(ready.as_raw_fd(), one.as_ptr().cast(), one.len()) };
     }
 }
 

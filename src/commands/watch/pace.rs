@@ -71,15 +71,19 @@ impl Pace {
         self.every.max(self.last_cost.div_f64(self.share))
     }
 
-    /// Whether a dump may start now.
+    /// Whether a dump may start now. Polls come on a grid of intervals,
+    /// a little before or after it: a quarter of `every` of slack keeps
+    /// one a little early from waiting for the next.
     pub fn allows(&self, now: Instant) -> bool {
         self.last_start
-            .is_none_or(|last| now >= last + self.period())
+            .is_none_or(|last| now + self.every / 4 >= last + self.period())
     }
 
-    /// Whether `every` has passed since the last dump.
+    /// Whether `every` has passed since the last dump (with the same
+    /// slack).
     pub fn due(&self, now: Instant) -> bool {
-        self.last_start.is_none_or(|last| now >= last + self.every)
+        self.last_start
+            .is_none_or(|last| now + self.every / 4 >= last + self.every)
     }
 
     /// Records a dump that started at `start` and took `cost`. Returns
@@ -126,8 +130,8 @@ mod tests {
         // 50 ms within 10%: every 500 ms, said once.
         let change = pace.ran(start, 50 * MS).unwrap();
         assert_eq!((change.period, change.every), (500 * MS, 100 * MS));
-        assert!(!pace.allows(start + 499 * MS));
-        assert!(pace.allows(start + 500 * MS));
+        assert!(!pace.allows(start + 470 * MS));
+        assert!(pace.allows(start + 480 * MS), "a poll a little early");
         assert!(pace.due(start + 100 * MS));
         assert_eq!(pace.ran(start, 55 * MS), None, "about the same");
         // Twice as costly: said again.
