@@ -7,8 +7,9 @@ Run as root, in a fresh network namespace:
 
 1. share: 100 connections per second for 5 s to a listener, each living
    1 ms, 10 ms or 100 ms; how many `lsport watch --json PORT` reported
-   (the accepted end, matched by the client's port), and how many of
-   those came with a holder pid.
+   (the accepted end, matched by the client's port), how many of those
+   came with a holder pid, and how many of the others with a likely one
+   (the listener's sole holder: this script).
 2. rate: UDP sockets bound and closed at rising rates for 2 s each on
    watched ports; the highest rate with no notification lost.
 3. cpu: the CPU `lsport watch PORT` uses over 20 s at the default
@@ -18,6 +19,16 @@ Run as root, in a fresh network namespace:
    10 ms. The fixture
    is started only once no other mkload.py runs (polled every 30 s, up
    to 15 minutes), so that two big loads never share the machine.
+
+4. load (`--load SIZE LSPORT [OTHER...]`, SIZE medium or large): the
+   CPU and peak RSS of `lsport watch` with the fixture loaded at that
+   size in a namespace of its own: `watch 60403` (the fixture's target
+   port) and `watch 1-65535` (every socket of the load) idle for 20 s,
+   and `watch PORT` with 100 connections/s of 10 ms. With several
+   binaries (the build before a change, and after), each scenario runs
+   them one after the other, in alternation over ROUNDS rounds (env,
+   default 1), in the same namespace, and reports each. The fixture
+   waits for other loads as the cpu step does.
 
 A benchmark, not a test: nothing here runs under `cargo test`.
 """
@@ -33,10 +44,14 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ARGS = [a for a in sys.argv[1:] if a != "--cpu-only"]
+LOAD = sys.argv[2] if len(sys.argv) > 2 and sys.argv[1] in ("--load", "--load-here") else None
+ARGS = [a for a in sys.argv[1:] if a not in ("--cpu-only", "--load", "--load-here", LOAD)]
 LSPORT = os.path.abspath(ARGS[0]) if ARGS else os.path.join(ROOT, "target/release/lsport")
-IN_NETNS = os.path.join(ROOT, "..", "shared", "bench", "in-netns.sh")
-MKLOAD = os.path.join(ROOT, "..", "shared", "bench", "mkload.py")
+# The shared fixture, beside the project root unless SHARED_BENCH says
+# where (a worktree elsewhere).
+SHARED = os.environ.get("SHARED_BENCH", os.path.join(ROOT, "..", "shared", "bench"))
+IN_NETNS = os.path.join(SHARED, "in-netns.sh")
+MKLOAD = os.path.join(SHARED, "mkload.py")
 # Below the ephemeral range: no client of the steps before takes it.
 PORT = 7000
 
@@ -126,6 +141,7 @@ def share(life_ms):
             closed[line["remote"]["port"]] = line
     reported = [closed[p] for p in ports if p in closed]
     with_pid = sum(1 for line in reported if line["holders"])
+    likely = sum(1 for line in reported if not line["holders"] and line.get("likely_holder"))
     return {
         "life_ms": life_ms,
         "connections": len(ports),
@@ -133,6 +149,7 @@ def share(life_ms):
         "reported_share": round(len(reported) / len(ports), 4),
         "with_holder_pid": with_pid,
         "holder_share": round(with_pid / len(ports), 4),
+        "with_likely_holder": likely,
         "seen_only_at_close": sum(1 for line in reported if line["seen_only_at_close"]),
     }
 
@@ -227,6 +244,81 @@ def cpu_at_medium_load():
             load.wait()
 
 
+SIZES = {
+    "medium": [],
+    "large": ["-P", "500", "-E", "100000"],
+}
+
+
+def timed_watch(binary, args, seconds, churn_listener=None):
+    """Runs `binary watch --for SECONDS ARGS` under /usr/bin/time, with
+    100 connections/s of 10 ms to churn_listener meanwhile if given;
+    returns its CPU share and peak RSS."""
+    timed = subprocess.Popen(
+        ["/usr/bin/time", "-f", "%U %S %e %M", binary, "watch", "--for", f"{seconds}s", *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if churn_listener is not None:
+        time.sleep(1.0)
+        connections(churn_listener, 100, 0.010, seconds - 2)
+    _, err = timed.communicate()
+    user, system, elapsed, rss_kb = err.strip().splitlines()[-1].split()
+    user, system, elapsed = float(user), float(system), float(elapsed)
+    return {
+        "cpu_percent": round(100 * (user + system) / elapsed, 1),
+        "user_s": user, "system_s": system, "elapsed_s": elapsed,
+        "max_rss_mib": round(int(rss_kb) / 1024, 1),
+    }
+
+
+def load_here(size, binaries):
+    """The load step, in the namespace it runs in."""
+    if not wait_for_other_loads():
+        return {"skipped": "another mkload.py ran for 15 minutes"}
+    rounds = int(os.environ.get("ROUNDS", "1"))
+    seconds = int(os.environ.get("SECONDS_EACH", "20"))
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = os.path.join(tmp, f"{size}.json")
+        load = subprocess.Popen([sys.executable, MKLOAD, "--manifest", manifest,
+                                 "--timeout", "3000", *SIZES[size]])
+        try:
+            while not os.path.exists(manifest + ".ready"):
+                if load.poll() is not None:
+                    raise SystemExit(f"mkload.py exited with {load.returncode}")
+                time.sleep(0.2)
+            with open(manifest) as f:
+                facts = json.load(f)
+            target = str(facts["target"]["port"])
+            churn_port = first_free_listener(7000)
+            port = churn_port.getsockname()[1]
+            scenarios = {
+                f"watch {target} (idle)": ([target], False),
+                "watch 1-65535 (idle)": (["1-65535"], False),
+                f"watch {port}, 100 connections/s of 10 ms": ([str(port)], True),
+            }
+            results = {"size": size, "sockets": facts["totals"], "seconds": seconds,
+                       "rounds": rounds, "binaries": binaries, "scenarios": {}}
+            for name, (args, churn) in scenarios.items():
+                runs = {b: [] for b in binaries}
+                for _ in range(rounds):
+                    for binary in binaries:
+                        runs[binary].append(
+                            timed_watch(binary, args, seconds, churn_port if churn else None))
+                results["scenarios"][name] = runs
+            churn_port.close()
+            return results
+        finally:
+            load.terminate()
+            load.wait()
+
+
+def load_in_fresh_namespace(size, binaries):
+    done = subprocess.run([IN_NETNS, sys.executable, os.path.abspath(__file__), "--load-here",
+                           size, *binaries], capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"failed": done.stderr.strip().splitlines()[-3:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def cpu_in_fresh_namespace():
     """The cpu step, run by a copy of this script in a new namespace."""
     done = subprocess.run([IN_NETNS, sys.executable, os.path.abspath(__file__), LSPORT, "--cpu-only"],
@@ -238,6 +330,13 @@ def cpu_in_fresh_namespace():
 
 
 def main():
+    if LOAD is not None:
+        binaries = [os.path.abspath(b) for b in ARGS] or [LSPORT]
+        if sys.argv[1] == "--load-here":
+            print(json.dumps(load_here(LOAD, binaries)))
+        else:
+            print(json.dumps(load_in_fresh_namespace(LOAD, binaries), indent=2))
+        return
     if "--cpu-only" in sys.argv[1:]:
         print(json.dumps(cpu_at_medium_load()))
         return

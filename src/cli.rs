@@ -861,7 +861,7 @@ impl WatchArgs {
             interval,
             duration,
             receive_buffer: self.receive_buffer,
-            stop: None,
+            ..WatchOptions::default()
         })
     }
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod generate;
+mod interrupt;
 mod memory;
 
 use std::io::Write;
@@ -62,6 +63,7 @@ fn run() -> ExitCode {
         Ok(invocation) => invocation,
         Err(err) => return fail(&err.to_string()),
     };
+    interrupt::install(invocation.output == Output::Json);
     if invocation.output != Output::Quiet {
         invocation.warnings.iter().for_each(|w| say(w));
     }
@@ -115,6 +117,7 @@ fn finish(outcome: Outcome) -> ExitCode {
 fn print(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), Failure> {
     stdout_writable().map_err(Failure::Output)?;
     let mut stdout = std::io::stdout().lock();
+    let _writing = interrupt::writing();
     match write(&mut stdout).and_then(|()| stdout.flush()) {
         Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::Output(err)),
         _ => Ok(()),
@@ -240,36 +243,26 @@ fn run_why(invocation: &Invocation, options: &why::WhyOptions) -> Outcome {
     Ok(status)
 }
 
-/// Set by SIGINT and SIGTERM: the watch ends with its summary.
-static STOP_WATCHING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn stop_watching(_signal: libc::c_int) {
-    STOP_WATCHING.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
 /// `lsport watch`: each event printed as it comes, then the summary.
+/// The first SIGINT or SIGTERM ends it with the summary.
 fn run_watch(invocation: &Invocation, options: &WatchOptions) -> Outcome {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    let action = SigAction::new(
-        SigHandler::Handler(stop_watching),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic.
-        unsafe { sigaction(signal, &action) }
-            .map_err(|e| lsport::Error::usage(format!("installing the {signal} handler: {e}")))?;
-    }
+    let json = invocation.output == Output::Json;
+    let quiet = invocation.output == Output::Quiet;
     let options = WatchOptions {
-        stop: Some(&STOP_WATCHING),
+        stop: Some(interrupt::stop_flag()),
+        // The watch ends when its reader goes away (a quiet one writes
+        // nothing, and runs on).
+        output: (!quiet).then_some(libc::STDOUT_FILENO),
         ..options.clone()
     };
     let mut watch = Watch::start(&invocation.query, &options)?;
-    let json = invocation.output == Output::Json;
-    let quiet = invocation.output == Output::Quiet;
     let mut failure = None;
     let mut reported = 0usize;
+    let mut reader_gone = false;
     let mut stdout = std::io::stdout().lock();
+    // The lines and the summary are one document: cut short until the
+    // summary is out.
+    let writing = (!quiet).then(interrupt::writing);
     for event in &mut watch {
         let event = match event {
             Ok(event) => event,
@@ -282,7 +275,7 @@ fn run_watch(invocation: &Invocation, options: &WatchOptions) -> Outcome {
             Event::Socket(_) => reported += 1,
             // Never silent, even with -q.
             Event::Lost(_) if quiet => say(&render::watch::line(&event)),
-            Event::Lost(_) | Event::Started(_) => {}
+            Event::Lost(_) | Event::Started(_) | Event::Paced(_) => {}
         }
         if quiet {
             continue;
@@ -294,14 +287,16 @@ fn run_watch(invocation: &Invocation, options: &WatchOptions) -> Outcome {
         };
         if let Err(err) = written.and_then(|()| stdout.flush()) {
             if err.kind() == std::io::ErrorKind::BrokenPipe {
-                return Ok(EXIT_MATCH);
+                // The reader went away: nothing more can be written.
+                reader_gone = true;
+                break;
             }
             return Err(Failure::Output(err));
         }
     }
     drop(stdout);
     let summary = watch.summary();
-    if !quiet {
+    if !quiet && !reader_gone && !watch.output_closed() {
         if summary.hidden_holders > 0 {
             warn_hidden(summary.hidden_holders);
         }
@@ -314,6 +309,7 @@ fn run_watch(invocation: &Invocation, options: &WatchOptions) -> Outcome {
             }
         })?;
     }
+    drop(writing);
     if let Some(err) = failure {
         return Err(err.into());
     }

@@ -73,12 +73,57 @@ fn finish(watch: Watching) -> (Vec<Value>, String, Option<i32>) {
         Some(Value::from("summary")),
         "the summary comes last: {text}"
     );
+    each_socket_counts_once(&lines);
     (lines, stderr(&output), output.status.code())
 }
 
-/// Each JSON line against doc/schema/watch.schema.json.
+/// The summary's tables count every socket that had an event exactly
+/// once, named or among the others, and every close.
+fn each_socket_counts_once(lines: &[Value]) {
+    let summary = lines.last().unwrap();
+    let sockets: HashSet<u64> = lines
+        .iter()
+        .filter(|l| ["appeared", "state", "closed"].contains(&l["event"].as_str().unwrap()))
+        .map(|l| l["cookie"].as_u64().unwrap())
+        .collect();
+    let total = |table: &str, others: &str, field: &str| -> u64 {
+        let named: u64 = summary[table]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g[field].as_u64().unwrap())
+            .sum();
+        named + summary[others][field].as_u64().unwrap()
+    };
+    assert_eq!(
+        total("by_process", "other_processes", "sockets"),
+        sockets.len() as u64,
+        "{summary}"
+    );
+    assert_eq!(
+        total("by_process", "other_processes", "closed"),
+        summary["closed"].as_u64().unwrap(),
+        "{summary}"
+    );
+}
+
+/// Each JSON line against doc/schema/watch.schema.json, compiled once:
+/// a watch may print thousands of lines.
 fn check_against_schema(line: &Value) {
-    common::schema::assert_valid("watch", line);
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("doc/schema/watch.schema.json");
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .expect("watch.schema.json compiles")
+    });
+    if !validator.is_valid(line) {
+        // The shared helper names each error.
+        common::schema::assert_valid("watch", line);
+    }
 }
 
 fn events<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -103,7 +148,7 @@ fn short_lived_connections_are_each_reported_with_ports_state_and_lifetime() {
         return;
     }
     let listener = TcpListener::bind("127.0.0.1:41000").unwrap();
-    let watch = start_watch(&[], &lsport_path(), &["--for", "3s", "41000"]);
+    let watch = start_watch(&[], &lsport_path(), &["--for", "4s", "41000"]);
     let mut clients = Vec::new();
     let begin = Instant::now();
     while begin.elapsed() < Duration::from_secs(2) {
@@ -124,9 +169,13 @@ fn short_lived_connections_are_each_reported_with_ports_state_and_lifetime() {
         .iter()
         .filter(|p| reported.contains(&u64::from(**p)))
         .count();
+    let missed: Vec<&u16> = clients
+        .iter()
+        .filter(|p| !reported.contains(&u64::from(**p)))
+        .collect();
     assert!(
         found * 100 >= clients.len() * 99,
-        "{found} of {} connections reported",
+        "{found} of {} connections reported; missed {missed:?} in {lines:#?}",
         clients.len()
     );
     for event in &closed {
@@ -137,7 +186,7 @@ fn short_lived_connections_are_each_reported_with_ports_state_and_lifetime() {
         let at_most = event["lifetime_ms"]["at_most"].as_f64().unwrap();
         // Each lived about 5 ms: the bounds hold that, within polls.
         assert!(at_least <= 5.0 && at_most >= 4.0, "{event}");
-        assert!(at_most < 3000.0, "{event}");
+        assert!(at_most < 4000.0, "{event}");
     }
     // Most lived shorter than a poll: only their close was seen.
     let only_at_close = closed
@@ -243,14 +292,14 @@ fn an_overload_of_closes_is_reported_as_lost_and_the_watch_goes_on() {
     let watch = start_watch(
         &[],
         &lsport_path(),
-        &["--for", "2500ms", "--receive-buffer", "1024", "41002"],
+        &["--for", "6s", "--receive-buffer", "1024", "41002"],
     );
     let mut burst = Vec::new();
-    for _ in 0..300 {
+    for _ in 0..1000 {
         burst.push(TcpStream::connect("127.0.0.1:41002").unwrap());
         burst.push(listener.accept().unwrap().0);
     }
-    drop(burst); // 600 closes at once
+    drop(burst); // 1000 closes on the port at once
     std::thread::sleep(Duration::from_millis(400));
     // After the burst: still watching. The connection lives long enough
     // for a dump to see it even on a busy machine, whose close is then
@@ -340,4 +389,234 @@ fn bad_durations_and_all_netns_are_refused_in_one_line() {
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.starts_with("lsport: "), "{err}");
     }
+}
+
+/// The kernel counts as lost only the notifications the watch asks
+/// about: a watch of an idle port beside a busy one loses none of the
+/// busy port's, and a watch of the busy port counts only its own closes
+/// (the server ends), not those of the clients connected to it.
+#[test]
+fn lost_notifications_are_counted_for_the_watched_ports_only() {
+    if !private_netns("lost_notifications_are_counted_for_the_watched_ports_only") {
+        return;
+    }
+    let busy = TcpListener::bind("127.0.0.1:41010").unwrap();
+    let _idle = TcpListener::bind("127.0.0.1:41011").unwrap();
+    // Both with a receive buffer that holds a couple of notifications.
+    let tiny = ["--for", "6s", "--receive-buffer", "1024"];
+    let idle_watch = start_watch(&[], &lsport_path(), &[&tiny[..], &["41011"]].concat());
+    let busy_watch = start_watch(&[], &lsport_path(), &[&tiny[..], &["41010"]].concat());
+    const CONNECTIONS: u64 = 300;
+    let mut burst = Vec::new();
+    for _ in 0..CONNECTIONS {
+        burst.push(TcpStream::connect("127.0.0.1:41010").unwrap());
+        burst.push(busy.accept().unwrap().0);
+    }
+    drop(burst); // 600 closes at once: 300 on port 41010, 300 clients'
+    let (idle_lines, stderr, status) = finish(idle_watch);
+    assert_eq!(status, Some(1), "nothing happened on 41011: {stderr}");
+    let summary = idle_lines.last().unwrap();
+    assert_eq!(summary["lost"], 0, "{summary}");
+    assert_eq!(summary["lost_covers"], "watched_ports");
+    assert!(events(&idle_lines, "lost").is_empty(), "{idle_lines:?}");
+
+    let (busy_lines, stderr, status) = finish(busy_watch);
+    assert_eq!(status, Some(0), "{stderr}");
+    let summary = busy_lines.last().unwrap();
+    let lost = summary["lost"].as_u64().unwrap();
+    let notified = events(&busy_lines, "closed")
+        .iter()
+        .filter(|e| e["close_source"] == "notification")
+        .count() as u64;
+    assert!(lost > 0, "the tiny buffer overflowed: {summary}");
+    assert!(
+        lost + notified <= CONNECTIONS,
+        "{lost} lost and {notified} received of {CONNECTIONS} closes on the port"
+    );
+    for lost in events(&busy_lines, "lost") {
+        assert_eq!(lost["covers"], "watched_ports");
+    }
+}
+
+/// `lsport watch PORT | head -1` on a quiet port: once head has its line
+/// and exits, the watch notices the closed pipe without an event to
+/// write, and ends quietly.
+#[test]
+fn a_watch_whose_reader_went_away_ends_without_waiting_for_an_event() {
+    if !private_netns("a_watch_whose_reader_went_away_ends_without_waiting_for_an_event") {
+        return;
+    }
+    let mut child = lsport_command(["watch", "--for", "120s", "41012"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // head -1: one line, then the reading end closes.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert!(first.contains("watching"), "{first}");
+    drop(stdout);
+    // Nothing happens on the port. The watch should end within a poll
+    // or two; a minute allows for a loaded machine and still tells it
+    // from the two minutes of --for.
+    let begin = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if begin.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the watch ran on after its reader had gone");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = child.wait_with_output().unwrap();
+    // Nothing was reported: 1, as for any watch that saw nothing; and
+    // no complaint about the pipe.
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    assert_eq!(stderr(&output), "");
+}
+
+/// Thousands of peers, each from its own address: the summary names the
+/// busiest few and counts the rest in one row, and its memory stays
+/// bounded (a table folds its smallest groups together once it fills).
+#[test]
+fn a_summary_of_many_peers_names_the_busiest_and_counts_the_rest() {
+    if !private_netns("a_summary_of_many_peers_names_the_busiest_and_counts_the_rest") {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:41020").unwrap();
+    let watch = start_watch(&[], &lsport_path(), &["--for", "6s", "41020"]);
+    // One busy peer, then 3,000 others of one connection each, each from
+    // an address of its own in 127.0.0.0/8.
+    let connect_from = |address: std::net::Ipv4Addr| {
+        let socket = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Inet,
+            nix::sys::socket::SockType::Stream,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let from = nix::sys::socket::SockaddrIn::from(std::net::SocketAddrV4::new(address, 0));
+        nix::sys::socket::bind(socket.as_raw_fd(), &from).unwrap();
+        let to = nix::sys::socket::SockaddrIn::new(127, 0, 0, 1, 41020);
+        nix::sys::socket::connect(socket.as_raw_fd(), &to).unwrap();
+        let client = TcpStream::from(socket);
+        let (server, _) = listener.accept().unwrap();
+        drop(client);
+        drop(server);
+    };
+    for _ in 0..50 {
+        connect_from(std::net::Ipv4Addr::new(127, 0, 0, 9));
+    }
+    const PEERS: u32 = 3000;
+    for n in 0..PEERS {
+        connect_from(std::net::Ipv4Addr::new(127, 1, (n >> 8) as u8, n as u8));
+    }
+    let (lines, stderr, status) = finish(watch);
+    assert_eq!(status, Some(0), "{stderr}");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["lost"], 0, "a test of the summary, not of losses");
+    let remotes = summary["by_remote"].as_array().unwrap();
+    assert_eq!(remotes.len(), 20, "the busiest 20 are named");
+    assert_eq!(remotes[0]["address"], "127.0.0.9");
+    assert_eq!(remotes[0]["sockets"], 50);
+    let others = &summary["other_remotes"];
+    let named: u64 = remotes.iter().map(|r| r["sockets"].as_u64().unwrap()).sum();
+    assert_eq!(
+        named + others["sockets"].as_u64().unwrap(),
+        50 + u64::from(PEERS),
+        "every connection counted: {others}"
+    );
+    // 3,001 addresses do not fit: the table folded some together, and
+    // says how many others there are at least.
+    assert_eq!(others["groups_exact"], false, "{others}");
+    let groups = others["groups"].as_u64().unwrap();
+    assert!((2048 - 20..=3000).contains(&groups), "{others}");
+    // The whole summary line stays small.
+    let size = serde_json::to_string(summary).unwrap().len();
+    assert!(size < 20_000, "a summary line of {size} bytes");
+}
+
+/// Connections accepted on a listener that one process alone holds are
+/// named as that process's, as likely: most are seen only at close, when
+/// the kernel no longer says which process held them. A listener whose
+/// connections were seen held elsewhere (handed to another process) is
+/// not used to infer.
+#[test]
+fn accepted_connections_are_given_their_listeners_holder_as_likely() {
+    if !private_netns("accepted_connections_are_given_their_listeners_holder_as_likely") {
+        return;
+    }
+    // Held by this test process alone; it accepts and keeps what it
+    // accepts, as a server does.
+    let listener = TcpListener::bind("127.0.0.1:41021").unwrap();
+    // Held by this process too, but its connections go to a child.
+    let handing = TcpListener::bind("127.0.0.1:41022").unwrap();
+    let watch = start_watch(&[], &lsport_path(), &["--for", "8s", "41021", "41022"]);
+    // The listeners' holder is looked for at the start, within a share
+    // of the CPU: on a loaded machine that takes a moment.
+    std::thread::sleep(Duration::from_millis(1500));
+    for _ in 0..20 {
+        connect_briefly(&listener, 41021, Duration::from_millis(2));
+    }
+    // One handed to a child for long enough to be seen held there (the
+    // holder search takes a small share of the time) ...
+    let client = TcpStream::connect("127.0.0.1:41022").unwrap();
+    let (server, _) = handing.accept().unwrap();
+    let child = hold(&[server.as_raw_fd()]);
+    drop(server);
+    std::thread::sleep(Duration::from_millis(2500));
+    drop(child);
+    drop(client);
+    std::thread::sleep(Duration::from_millis(300));
+    // ... then short ones, which no dump sees.
+    for _ in 0..10 {
+        connect_briefly(&handing, 41022, Duration::from_millis(2));
+    }
+    let (lines, stderr, status) = finish(watch);
+    assert_eq!(status, Some(0), "{stderr}");
+    let me = u64::from(std::process::id());
+    let accepted = |port: u64| -> Vec<&Value> {
+        events(&lines, "closed")
+            .into_iter()
+            .filter(|e| e["role"] == "accepted" && e["local"]["port"] == port)
+            .collect()
+    };
+    let kept = accepted(41021);
+    assert_eq!(kept.len(), 20, "{lines:?}");
+    let mut inferred = 0;
+    for event in &kept {
+        if event["holders"].as_array().unwrap().is_empty() {
+            let likely = &event["likely_holder"];
+            assert_eq!(likely["pid"], me, "{event}");
+            assert_eq!(likely["because"], "sole_listener_holder");
+            inferred += 1;
+        } else {
+            assert_eq!(event["holders"][0]["pid"], me, "{event}");
+            assert_eq!(event["likely_holder"], Value::Null);
+        }
+    }
+    assert!(inferred > 0, "none was seen only at close: {kept:?}");
+    let handed = accepted(41022);
+    assert_eq!(handed.len(), 11, "{lines:?}");
+    assert_eq!(
+        handed[0]["holders"][0]["command"], "sleep",
+        "{:?}",
+        handed[0]
+    );
+    for event in &handed {
+        assert_eq!(event["likely_holder"], Value::Null, "{event}");
+    }
+    // The summary counts the inferred ones with this process, said so.
+    let summary = lines.last().unwrap();
+    let mine: Vec<&Value> = summary["by_process"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["pid"] == me)
+        .collect();
+    assert_eq!(mine.len(), 1, "{summary}");
+    assert_eq!(mine[0]["inferred"], inferred, "{summary}");
 }

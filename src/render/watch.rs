@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::commands::watch::{
-    CloseSource, Event, EventKind, GroupStats, Holder, Lifetime, LostEvents, ProcessKey,
-    SocketEvent, Summary,
+    CloseSource, Event, EventKind, GROUPS_SHOWN, GroupStats, Holder, Lifetime, LostEvents,
+    LostScope, Others, PacedDumps, PacedKind, ProcessKey, SocketEvent, Summary,
 };
 use crate::render::escape::escape_bytes;
 use crate::render::json::{ContainerView, EndpointView, SCHEMA_VERSION, write_document};
@@ -21,6 +21,7 @@ use crate::socket::{Family, Socket};
 pub fn line(event: &Event) -> String {
     match event {
         Event::Lost(lost) => lost_line(lost),
+        Event::Paced(paced) => paced_line(paced),
         Event::Socket(event) => socket_line(event),
         Event::Started(started) => format!(
             "{} watching ({} socket{} there already)",
@@ -37,9 +38,52 @@ fn lost_line(lost: &LostEvents) -> String {
         None => "close notifications".to_string(),
     };
     format!(
-        "{} lost     {count} dropped by the kernel (lsport read too slowly); resynchronising with a dump",
-        local_time(lost.time)
+        "{} lost     {count} {} dropped by the kernel (lsport read too slowly); resynchronising with a dump",
+        local_time(lost.time),
+        scope_text(lost.scope)
     )
+}
+
+fn paced_line(paced: &PacedDumps) -> String {
+    let change = &paced.change;
+    let (what, found) = match paced.kind {
+        PacedKind::Connections => ("a dump of the connection table", "connections are"),
+        PacedKind::BoundOnly => (
+            "looking for bound-only sockets (a walk of every bound socket)",
+            "bound-only sockets are",
+        ),
+    };
+    let time = local_time(paced.time);
+    if change.period > change.every {
+        let closes = match paced.kind {
+            PacedKind::Connections => "; closes are still reported as they happen",
+            PacedKind::BoundOnly => "",
+        };
+        format!(
+            "{time} slower   {what} takes {} here: {found} looked for every {} instead of every {}, to keep these dumps within {:.0}% of the time{closes}",
+            duration_text(change.cost),
+            duration_text(change.period),
+            duration_text(change.every),
+            paced.share * 100.0,
+        )
+    } else {
+        format!(
+            "{time} faster   {what} takes {} now: {found} looked for every {} again",
+            duration_text(change.cost),
+            duration_text(change.every),
+        )
+    }
+}
+
+/// Which closes a count of lost notifications covers, after "N close
+/// notifications".
+fn scope_text(scope: LostScope) -> &'static str {
+    match scope {
+        LostScope::WatchedPorts => "on the watched ports",
+        LostScope::WatchedPortsAndGaps => "on the watched ports (or a few ports between them)",
+        LostScope::Unconnected => "of unconnected sockets",
+        LostScope::Everything => "on any port",
+    }
 }
 
 fn socket_line(event: &SocketEvent) -> String {
@@ -62,7 +106,7 @@ fn socket_line(event: &SocketEvent) -> String {
         event.role.name(),
         s.local.to_string(),
         s.remote.to_string(),
-        holders_text(&event.holders, event.holders_hidden),
+        holders_text(event),
     );
     if let Some(lifetime) = &event.lifetime {
         let _ = write!(out, " lived {}", lifetime_text(lifetime));
@@ -83,9 +127,16 @@ fn protocol_name(socket: &Socket) -> String {
     }
 }
 
-fn holders_text(holders: &[Holder], hidden: bool) -> String {
+fn holders_text(event: &SocketEvent) -> String {
+    let holders = &event.holders;
     if holders.is_empty() {
-        return if hidden { "hidden" } else { "-" }.to_string();
+        return match (&event.likely_holder, event.holders_hidden) {
+            (_, true) => "hidden".to_string(),
+            (Some(likely), false) => {
+                format!("likely {}/{}", likely.pid, escape_bytes(&likely.command))
+            }
+            (None, false) => "-".to_string(),
+        };
     }
     let mut pids: Vec<String> = Vec::new();
     for holder in holders {
@@ -128,7 +179,7 @@ fn plural(n: usize) -> &'static str {
 /// The summary, for people.
 pub fn summary_text(summary: &Summary) -> String {
     let mut out = format!(
-        "Watched {:.1}s: {} appeared, {} changed state, {} closed ({} seen only at close), {} close notification{} lost",
+        "Watched {:.1}s: {} appeared, {} changed state, {} closed ({} seen only at close), {} close notification{} {} lost",
         summary.duration.as_secs_f64(),
         summary.appeared,
         summary.state_changes,
@@ -136,6 +187,7 @@ pub fn summary_text(summary: &Summary) -> String {
         summary.seen_only_at_close,
         summary.lost,
         plural(summary.lost as usize),
+        scope_text(summary.lost_scope),
     );
     if summary.overflows > 0 {
         let _ = write!(
@@ -148,17 +200,45 @@ pub fn summary_text(summary: &Summary) -> String {
     out.push_str(".\n");
     if !summary.by_process.is_empty() {
         out.push_str("\nSOCKETS  CLOSED  LIFETIMES       PROCESS\n");
-        for (key, stats) in &summary.by_process {
-            let _ = writeln!(out, "{}{}", stats_columns(stats), process_text(key));
+        let (shown, others) = summary.by_process.top(GROUPS_SHOWN);
+        for (key, stats) in shown {
+            let _ = write!(out, "{}{}", stats_columns(stats), process_text(key));
+            if stats.inferred > 0 {
+                let _ = write!(
+                    out,
+                    " ({} likely: accepted on its listener)",
+                    stats.inferred
+                );
+            }
+            out.push('\n');
         }
+        others_row(&mut out, &others, "process", "processes");
     }
     if !summary.by_remote.is_empty() {
         out.push_str("\nSOCKETS  CLOSED  LIFETIMES       REMOTE ADDRESS\n");
-        for (address, stats) in &summary.by_remote {
+        let (shown, others) = summary.by_remote.top(GROUPS_SHOWN);
+        for (address, stats) in shown {
             let _ = writeln!(out, "{}{address}", stats_columns(stats));
         }
+        others_row(&mut out, &others, "address", "addresses");
     }
     out
+}
+
+/// The row of the groups not named: `1004 other addresses`, or `at
+/// least 2028 other addresses` once the table has folded some together.
+fn others_row(out: &mut String, others: &Others, one: &str, many: &str) {
+    if others.groups == 0 {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{}{}{} other {}",
+        stats_columns(&others.stats),
+        if others.exact { "" } else { "at least " },
+        others.groups,
+        if others.groups == 1 { one } else { many },
+    );
 }
 
 fn stats_columns(stats: &GroupStats) -> String {
@@ -198,12 +278,29 @@ fn process_text(key: &ProcessKey) -> String {
 /// One event as a JSON line.
 pub fn write_json_event(event: &Event, sink: &mut dyn io::Write) -> io::Result<()> {
     match event {
+        Event::Paced(paced) => write_document(
+            &PacedLine {
+                schema_version: SCHEMA_VERSION,
+                event: "paced",
+                time: utc_time(paced.time),
+                dumps: match paced.kind {
+                    PacedKind::Connections => "connections",
+                    PacedKind::BoundOnly => "bound_only",
+                },
+                dump_ms: millis(paced.change.cost),
+                every_ms: millis(paced.change.period),
+                asked_ms: millis(paced.change.every),
+                share: paced.share,
+            },
+            sink,
+        ),
         Event::Lost(lost) => write_document(
             &LostLine {
                 schema_version: SCHEMA_VERSION,
                 event: "lost",
                 time: utc_time(lost.time),
                 count: lost.count,
+                covers: lost.scope.name(),
             },
             sink,
         ),
@@ -222,6 +319,8 @@ pub fn write_json_event(event: &Event, sink: &mut dyn io::Write) -> io::Result<(
 
 /// The summary as the last JSON line.
 pub fn write_json_summary(summary: &Summary, sink: &mut dyn io::Write) -> io::Result<()> {
+    let (processes, other_processes) = summary.by_process.top(GROUPS_SHOWN);
+    let (remotes, other_remotes) = summary.by_remote.top(GROUPS_SHOWN);
     let line = SummaryLine {
         schema_version: SCHEMA_VERSION,
         event: "summary",
@@ -231,21 +330,22 @@ pub fn write_json_summary(summary: &Summary, sink: &mut dyn io::Write) -> io::Re
         closed: summary.closed,
         seen_only_at_close: summary.seen_only_at_close,
         lost: summary.lost,
+        lost_covers: summary.lost_scope.name(),
         overflows: summary.overflows,
         hidden_holders: summary.hidden_holders,
-        by_process: summary
-            .by_process
-            .iter()
+        by_process: processes
+            .into_iter()
             .map(|(key, stats)| ProcessGroup::of(key, stats))
             .collect(),
-        by_remote: summary
-            .by_remote
-            .iter()
+        other_processes: OthersView::of(&other_processes),
+        by_remote: remotes
+            .into_iter()
             .map(|(address, stats)| RemoteGroup {
                 address: *address,
                 stats: StatsView::of(stats),
             })
             .collect(),
+        other_remotes: OthersView::of(&other_remotes),
     };
     write_document(&line, sink)
 }
@@ -259,11 +359,24 @@ struct StartedLine {
 }
 
 #[derive(Serialize)]
+struct PacedLine {
+    schema_version: u32,
+    event: &'static str,
+    time: String,
+    dumps: &'static str,
+    dump_ms: f64,
+    every_ms: f64,
+    asked_ms: f64,
+    share: f64,
+}
+
+#[derive(Serialize)]
 struct LostLine {
     schema_version: u32,
     event: &'static str,
     time: String,
     count: Option<u64>,
+    covers: &'static str,
 }
 
 #[derive(Serialize)]
@@ -283,6 +396,7 @@ struct SocketLine<'a> {
     cookie: u64,
     holders: Vec<HolderLine<'a>>,
     holders_hidden: bool,
+    likely_holder: Option<LikelyHolderLine<'a>>,
     seen_only_at_close: bool,
     lifetime_ms: Option<LifetimeView>,
     close_source: Option<&'static str>,
@@ -312,6 +426,7 @@ impl<'a> SocketLine<'a> {
             cookie: s.cookie,
             holders: event.holders.iter().map(HolderLine::of).collect(),
             holders_hidden: event.holders_hidden,
+            likely_holder: event.likely_holder.as_deref().map(LikelyHolderLine::of),
             seen_only_at_close: event.seen_only_at_close,
             lifetime_ms: event.lifetime.as_ref().map(LifetimeView::of),
             close_source: event.close_source.map(|source| match source {
@@ -342,6 +457,27 @@ impl<'a> HolderLine<'a> {
 }
 
 #[derive(Serialize)]
+struct LikelyHolderLine<'a> {
+    pid: u32,
+    command: Cow<'a, str>,
+    container: Option<ContainerView<'a>>,
+    listener_fd: u32,
+    because: &'static str,
+}
+
+impl<'a> LikelyHolderLine<'a> {
+    fn of(holder: &'a Holder) -> LikelyHolderLine<'a> {
+        LikelyHolderLine {
+            pid: holder.pid,
+            command: String::from_utf8_lossy(&holder.command),
+            container: holder.container.as_ref().map(ContainerView::of),
+            listener_fd: holder.fd,
+            because: "sole_listener_holder",
+        }
+    }
+}
+
+#[derive(Serialize)]
 struct LifetimeView {
     at_least: f64,
     at_most: Option<f64>,
@@ -366,10 +502,31 @@ struct SummaryLine<'a> {
     closed: usize,
     seen_only_at_close: usize,
     lost: u64,
+    lost_covers: &'static str,
     overflows: usize,
     hidden_holders: usize,
     by_process: Vec<ProcessGroup<'a>>,
+    other_processes: OthersView,
     by_remote: Vec<RemoteGroup>,
+    other_remotes: OthersView,
+}
+
+#[derive(Serialize)]
+struct OthersView {
+    groups: usize,
+    groups_exact: bool,
+    #[serde(flatten)]
+    stats: StatsView,
+}
+
+impl OthersView {
+    fn of(others: &Others) -> OthersView {
+        OthersView {
+            groups: others.groups,
+            groups_exact: others.exact,
+            stats: StatsView::of(&others.stats),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -401,6 +558,7 @@ struct ProcessGroup<'a> {
     pid: Option<u32>,
     command: Option<Cow<'a, str>>,
     unit: Option<&'a str>,
+    inferred: usize,
     #[serde(flatten)]
     stats: StatsView,
 }
@@ -422,6 +580,7 @@ impl<'a> ProcessGroup<'a> {
             pid,
             command,
             unit,
+            inferred: stats.inferred,
             stats: StatsView::of(stats),
         }
     }

@@ -25,6 +25,7 @@ use netlink_sys::{Socket as NetlinkSocket, SocketAddr, protocols::NETLINK_SOCK_D
 
 use crate::socket::{Family, Protocol, Socket, State};
 use crate::source::netlink::{self, DumpError, DumpRequest, Progress};
+use crate::source::notice_filter::{self, NoticeFilter};
 
 // enum sknetlink_groups in include/uapi/linux/sock_diag.h.
 const SKNLGRP_INET_TCP_DESTROY: u32 = 1;
@@ -152,6 +153,40 @@ impl DestroyListener {
             socket,
             buffer: vec![0; 64 * 1024],
         })
+    }
+
+    /// Asks the kernel to pass only the notifications `filter` keeps
+    /// (see [`notice_filter`]): the others then cost nothing and are
+    /// not counted by [`DestroyListener::drops`]. Returns whether the
+    /// filter is exact (false: some ports between the ones asked for
+    /// pass too), or None when every notification passes anyway.
+    pub fn restrict(&mut self, filter: &NoticeFilter) -> Result<Option<bool>, DumpError> {
+        let Some(program) = notice_filter::program(filter) else {
+            return Ok(None);
+        };
+        let fprog = libc::sock_fprog {
+            len: program.instructions.len() as libc::c_ushort,
+            filter: program.instructions.as_ptr().cast_mut(),
+        };
+        // SAFETY: the kernel copies the program during the call; `fprog`
+        // and the instructions it points to outlive it.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                (&fprog as *const libc::sock_fprog).cast(),
+                std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            return Err(DumpError {
+                errno: e.raw_os_error(),
+                message: format!("sock_diag destroy notifications: attaching the port filter: {e}"),
+            });
+        }
+        Ok(Some(program.exact))
     }
 
     /// The descriptor to poll(2) for readability.

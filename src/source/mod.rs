@@ -1,10 +1,12 @@
 //! Where sockets come from: sock_diag (netlink) first, the /proc/net
 //! tables when sock_diag is refused.
 
+pub mod activity;
 mod bytecode;
 pub mod destroy;
 pub mod events;
 pub mod netlink;
+pub mod notice_filter;
 pub mod procfs;
 pub mod unix;
 

@@ -12,8 +12,10 @@
 //! usually young.
 //!
 //! Reading fd tables is what a watch spends most on, so the scans share
-//! an allowance: [`SCAN_SHARE`] of the time that passes, saved up to
-//! [`SCAN_BURST`]. A listener that appears now and then is searched for
+//! an allowance of CPU time: [`SCAN_SHARE`] of the time that passes,
+//! saved up to [`SCAN_BURST`] (CPU time, not the wall clock: on a loaded
+//! machine a scan that waits for the CPU costs nothing meanwhile). A
+//! listener that appears now and then is searched for
 //! in full; a stream of short-lived connections by unknown processes
 //! does not make the watch a busy loop. A scan also stops as soon as the
 //! sockets it looks for have closed. A socket whose holder was not
@@ -30,6 +32,9 @@ use crate::cgroups::Hierarchy;
 use crate::container::Container;
 use crate::owners::{self, FdTable};
 use crate::sys::ProcRoot;
+
+use super::keys::{KeyMap, KeySet};
+use super::pace::thread_cpu_time;
 
 /// How many recent holders are tried first.
 const RECENT_HOLDERS: usize = 32;
@@ -62,12 +67,12 @@ pub struct Holders {
 pub struct HolderFinder {
     root: ProcRoot,
     proc_dir: Option<File>,
-    cache: HashMap<u64, Holders>,
+    cache: KeyMap<Holders>,
     recent: VecDeque<u32>,
     /// The inode of the watched network namespace, if known.
     netns: Option<u64>,
     /// Sockets whose scan ran out of time: uid, and tries so far.
-    unresolved: HashMap<u64, (Sought, u32)>,
+    unresolved: KeyMap<(Sought, u32)>,
     /// The cgroup v2 hierarchy, to read the processes of a cgroup.
     hierarchy: Option<Hierarchy>,
     /// The path of each cgroup id met, None where not found.
@@ -77,7 +82,19 @@ pub struct HolderFinder {
     /// The scan time available now, and when it was last topped up.
     allowance: Duration,
     allowance_at: Instant,
+    /// lsport's effective uid.
+    own_uid: u32,
+    /// Sockets of lsport's own user that a whole search did not find
+    /// while some processes could not be read, and when it ended: hidden
+    /// if a later dump still finds them (see [`HolderFinder::seen_alive`]).
+    suspects: KeyMap<Instant>,
 }
+
+/// The most sockets one search looks for. A watch of every port of a big
+/// host starts with hundreds of thousands, of which a search within its
+/// share of the CPU finds a few thousand; keeping the rest in its books
+/// would cost more than it finds.
+pub const MAX_SOUGHT: usize = 4096;
 
 /// How many polls look for a holder before it counts as not found.
 const MAX_TRIES: u32 = 5;
@@ -87,6 +104,10 @@ pub const SCAN_SHARE: f64 = 0.02;
 
 /// The most scan time saved up, and so the longest one scan.
 pub const SCAN_BURST: Duration = Duration::from_millis(50);
+
+/// The longest a scan may take by the wall clock, however little CPU
+/// time it used (on a machine too loaded to give it any).
+const WALL_CEILING: Duration = Duration::from_secs(1);
 
 /// How often a scan asks which of its sockets closed.
 const CLOSED_CHECK_EVERY: Duration = Duration::from_millis(1);
@@ -109,28 +130,34 @@ struct ProcessFacts {
 /// One search through fd tables.
 struct Scan<'a> {
     /// The sockets not found yet: inode, uid.
-    wanted: HashMap<u64, Sought>,
+    wanted: KeyMap<Sought>,
     /// The sockets found: inode, then (pid, fd) of each holder.
-    found: HashMap<u64, Vec<(u32, u32)>>,
+    found: KeyMap<Vec<(u32, u32)>>,
     visited: HashSet<u32>,
+    /// The wall clock's limit: notifications are read during a scan, but
+    /// the watch goes on only after it.
     deadline: Instant,
+    /// The limit in this thread's CPU time, which is what a scan costs
+    /// the machine (a loaded machine's wall clock would overstate it).
+    cpu_deadline: Option<Duration>,
     out_of_time: bool,
     /// Some fd table could not be read.
     unreadable: bool,
     /// Asked now and then which sockets closed.
-    closed: Option<&'a mut dyn FnMut() -> HashSet<u64>>,
+    closed: Option<&'a mut dyn FnMut() -> KeySet>,
     next_closed_check: Instant,
     /// The sockets that closed before they were found.
     gone: Vec<u64>,
 }
 
 impl<'a> Scan<'a> {
-    fn new(wanted: HashMap<u64, Sought>, deadline: Instant) -> Scan<'a> {
+    fn new(wanted: KeyMap<Sought>, deadline: Instant) -> Scan<'a> {
         Scan {
             wanted,
-            found: HashMap::new(),
+            found: KeyMap::default(),
             visited: HashSet::new(),
             deadline,
+            cpu_deadline: None,
             out_of_time: false,
             unreadable: false,
             closed: None,
@@ -168,15 +195,17 @@ impl HolderFinder {
         HolderFinder {
             root: root.clone(),
             proc_dir: owners::open_proc(root),
-            cache: HashMap::new(),
+            cache: KeyMap::default(),
             recent: VecDeque::new(),
             netns,
-            unresolved: HashMap::new(),
+            unresolved: KeyMap::default(),
             processes: HashMap::new(),
             hierarchy: Hierarchy::locate(root),
             cgroup_paths: HashMap::new(),
             allowance: SCAN_BURST,
             allowance_at: Instant::now(),
+            own_uid: nix::unistd::geteuid().as_raw(),
+            suspects: KeyMap::default(),
         }
     }
 
@@ -200,24 +229,54 @@ impl HolderFinder {
     pub fn forget(&mut self, inode: u64) {
         self.cache.remove(&inode);
         self.unresolved.remove(&inode);
+        self.suspects.remove(&inode);
+    }
+
+    /// Whether some socket waits for a dump to say it outlived the
+    /// search that did not find its holder.
+    pub fn has_suspects(&self) -> bool {
+        !self.suspects.is_empty()
+    }
+
+    /// A dump that started at `dump_start` found the socket: if a search
+    /// that ended before did not find its holder while some processes
+    /// could not be read, its holder is hidden among them.
+    pub fn seen_alive(&mut self, inode: u64, dump_start: Instant) {
+        if let Some(&ended) = self.suspects.get(&inode)
+            && dump_start > ended
+        {
+            self.suspects.remove(&inode);
+            if let Some(holders) = self.cache.get_mut(&inode) {
+                holders.hidden = true;
+            }
+        }
     }
 
     /// The first step of a search: looks for the holders of these
     /// sockets (inode, owner), those not already known, among the recent
     /// holders only, which is cheap and where most are. Returns the
     /// sockets still looked for, with those left from earlier polls, for
-    /// [`HolderFinder::resolve`].
+    /// [`HolderFinder::resolve`]. At most [`MAX_SOUGHT`] are looked for,
+    /// the first ones given first: the others are reported without
+    /// holders.
     pub fn resolve_recent(&mut self, sockets: &[(u64, Sought)]) -> Vec<(u64, Sought)> {
-        let mut wanted: HashMap<u64, Sought> = sockets
+        let mut wanted: KeyMap<Sought> = sockets
             .iter()
             .filter(|(inode, _)| *inode != 0 && !self.cache.contains_key(inode))
+            .take(MAX_SOUGHT)
             .copied()
             .collect();
-        wanted.extend(
-            self.unresolved
-                .iter()
-                .map(|(inode, (sought, _))| (*inode, *sought)),
-        );
+        let room = MAX_SOUGHT.saturating_sub(wanted.len());
+        let left: Vec<(u64, Sought)> = self
+            .unresolved
+            .iter()
+            .map(|(inode, (sought, _))| (*inode, *sought))
+            .collect();
+        let (kept, dropped) = left.split_at(room.min(left.len()));
+        wanted.extend(kept.iter().copied());
+        for (inode, _) in dropped {
+            self.unresolved.remove(inode);
+        }
         if wanted.is_empty() || self.proc_dir.is_none() {
             return Vec::new();
         }
@@ -231,7 +290,8 @@ impl HolderFinder {
 
     /// The second step: looks for the holders of `sockets` (what
     /// [`HolderFinder::resolve_recent`] returned) through the rest of
-    /// /proc, the likeliest processes first, within `budget` and the
+    /// /proc, the likeliest processes first, within `budget` of CPU
+    /// time and the
     /// allowance. `closed` names the inodes of sockets known to have
     /// closed: they are looked for no further. What is not reached is
     /// looked for again at the next polls, a few times, before it counts
@@ -240,24 +300,26 @@ impl HolderFinder {
         &mut self,
         sockets: &[(u64, Sought)],
         budget: Duration,
-        closed: &mut dyn FnMut() -> HashSet<u64>,
+        closed: &mut dyn FnMut() -> KeySet,
     ) {
-        let wanted: HashMap<u64, Sought> = sockets.iter().copied().collect();
+        let wanted: KeyMap<Sought> = sockets.iter().copied().collect();
         if wanted.is_empty() {
             return;
         }
         let budget = budget.min(self.top_up());
-        let began = Instant::now();
-        self.resolve_within(wanted, began + budget, closed);
-        let spent = began.elapsed();
+        let began = thread_cpu_time();
+        let ceiling = Instant::now() + WALL_CEILING;
+        self.resolve_within(wanted, ceiling, began + budget, closed);
+        let spent = thread_cpu_time().saturating_sub(began);
         self.allowance = self.allowance.saturating_sub(spent);
     }
 
     fn resolve_within(
         &mut self,
-        wanted: HashMap<u64, Sought>,
+        wanted: KeyMap<Sought>,
         deadline: Instant,
-        closed: &mut dyn FnMut() -> HashSet<u64>,
+        cpu_deadline: Duration,
+        closed: &mut dyn FnMut() -> KeySet,
     ) {
         if self.proc_dir.is_none() {
             return;
@@ -281,11 +343,20 @@ impl HolderFinder {
                 .collect(),
             None => Vec::new(),
         };
+        // The smaller of the two first: a service's cgroup on a systemd
+        // host, the namespace's processes on a host of containers (and
+        // where every process shares one cgroup, without systemd).
+        let (closest, close) = if same_netns.is_empty() || same_cgroup.len() <= same_netns.len() {
+            (same_cgroup, same_netns)
+        } else {
+            (same_netns, same_cgroup)
+        };
         let mut scan = Scan::new(wanted, deadline);
+        scan.cpu_deadline = Some(cpu_deadline);
         scan.closed = Some(closed);
         // The recent holders were just read: skip them.
         scan.visited.extend(self.recent.iter().copied());
-        for tier in [same_cgroup, same_netns, same_uid, all] {
+        for tier in [closest, close, same_uid, all] {
             if scan.wanted.is_empty() || scan.out_of_time {
                 break;
             }
@@ -313,11 +384,24 @@ impl HolderFinder {
                 }
             }
             self.unresolved.remove(&inode);
+            // Hidden when some process could not be read and the search
+            // went through all the others, or the socket is another
+            // user's, whose processes are the unreadable ones. A search
+            // that ran out of time knows nothing of the processes it did
+            // not reach: a socket of lsport's own user is then unknown.
+            // And one of lsport's own user may simply have closed while
+            // it was looked for (its notice can come late): hidden only
+            // once a dump after the search still finds it.
+            let others = sought.uid != self.own_uid;
+            let hidden = unreadable && (!out_of_time || others);
+            if hidden && !others {
+                self.suspects.insert(inode, Instant::now());
+            }
             self.cache.insert(
                 inode,
                 Holders {
                     found: Vec::new(),
-                    hidden: unreadable,
+                    hidden: hidden && others,
                 },
             );
         }
@@ -334,7 +418,7 @@ impl HolderFinder {
                 continue;
             }
             let now = Instant::now();
-            if now >= scan.deadline {
+            if now >= scan.deadline || scan.cpu_deadline.is_some_and(|d| thread_cpu_time() >= d) {
                 scan.out_of_time = true;
                 break;
             }
@@ -360,7 +444,7 @@ impl HolderFinder {
     }
 
     /// Names the processes found and caches each socket's holders.
-    fn record_found(&mut self, found: HashMap<u64, Vec<(u32, u32)>>) {
+    fn record_found(&mut self, found: KeyMap<Vec<(u32, u32)>>) {
         let mut names: HashMap<u32, owners::ProcessInfo> = HashMap::new();
         for (inode, refs) in found {
             let mut holders = Vec::with_capacity(refs.len());
@@ -481,8 +565,10 @@ mod tests {
             uid: 0,
             cgroup: None,
         };
-        let wanted = HashMap::from([(1, sought), (2, sought), (3, sought)]);
-        let mut closed = || HashSet::from([2, 3]);
+        let wanted: KeyMap<Sought> = [(1, sought), (2, sought), (3, sought)]
+            .into_iter()
+            .collect();
+        let mut closed = || KeySet::from_iter([2, 3]);
         let mut scan = Scan::new(wanted, Instant::now() + SCAN_BURST);
         scan.closed = Some(&mut closed);
         // Socket 3 was found before it closed: its holder is known.
@@ -495,8 +581,9 @@ mod tests {
         assert_eq!(scan.gone, [2]);
 
         // Once every socket left has closed, the scan stops.
-        let mut all_closed = || HashSet::from([1, 2, 3]);
-        let mut scan = Scan::new(HashMap::from([(1, sought)]), Instant::now() + SCAN_BURST);
+        let mut all_closed = || KeySet::from_iter([1, 2, 3]);
+        let one: KeyMap<Sought> = [(1, sought)].into_iter().collect();
+        let mut scan = Scan::new(one, Instant::now() + SCAN_BURST);
         scan.closed = Some(&mut all_closed);
         assert!(!scan.still_looking(Instant::now() + CLOSED_CHECK_EVERY));
     }
