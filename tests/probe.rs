@@ -152,6 +152,11 @@ fn ipv6_listeners_say_whether_they_take_ipv4() {
             .any(|l| l.starts_with("tcp6 ") && l.contains("[::]:40021")),
         "{text}"
     );
+    // why labels the sockets in the way as the table does.
+    let why_dual = stdout(&lsport(["why", "40020"]));
+    assert!(why_dual.contains("tcp46 LISTEN [::]:40020"), "{why_dual}");
+    let why_v6 = stdout(&lsport(["why", "--ipv6", "40021"]));
+    assert!(why_v6.contains("tcp6 LISTEN [::]:40021"), "{why_v6}");
     drop((dual, v6));
 }
 

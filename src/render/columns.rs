@@ -424,7 +424,13 @@ pub fn protocol_label(s: &Socket) -> String {
 }
 
 fn state_label(row: &Row) -> String {
-    match (row.socket.protocol, row.socket.state) {
+    socket_state_label(&row.socket)
+}
+
+/// A socket's state as every command writes it: the kernel's name, but
+/// UNCONN for a UDP socket with no peer (the kernel's CLOSE), as ss says.
+pub fn socket_state_label(s: &Socket) -> String {
+    match (s.protocol, s.state) {
         (Protocol::Udp, State::Close) => "UNCONN".to_string(),
         (_, state) => state.kernel_name(),
     }

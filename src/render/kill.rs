@@ -19,6 +19,7 @@ use crate::commands::wait::TimeWaitLeft;
 use crate::container::Container;
 use crate::duration;
 use crate::process::{Refusal, Signal};
+use crate::render::columns::{protocol_label, socket_state_label};
 use crate::render::escape::escape_bytes;
 use crate::render::json::{ContainerView, SCHEMA_VERSION, write_document};
 use crate::socket::Protocol;
@@ -64,11 +65,11 @@ pub fn text(report: &KillReport) -> String {
         let _ = writeln!(
             out,
             "{} {} {} -> {} ({}): {what}",
-            action.socket.protocol.name(),
+            protocol_label(&action.socket),
             action.role.name(),
             action.socket.local,
             action.socket.remote,
-            action.socket.state.kernel_name()
+            socket_state_label(&action.socket)
         );
     }
     if report.hidden > 0 {
@@ -549,8 +550,8 @@ fn remaining_line(remaining: &RemainingSocket) -> String {
     };
     format!(
         "  {} {} {} -> {} (uid {}): {held}",
-        socket.protocol.name(),
-        socket.state.kernel_name(),
+        protocol_label(socket),
+        socket_state_label(socket),
         socket.local,
         socket.remote,
         socket.uid

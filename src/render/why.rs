@@ -13,10 +13,11 @@ use crate::commands::why::{
     Skipped, Stage, StopTarget, Verdict, Warning, WhyReport, fixes,
 };
 use crate::netns::NetnsLabel;
+use crate::render::columns::{protocol_label, socket_state_label};
 use crate::render::escape::{escape_bytes, escape_str};
 use crate::render::json::{ContainerView, NetnsView, SCHEMA_VERSION, SocketEntry, write_document};
 use crate::report::{Role, Row};
-use crate::socket::{Endpoint, Family, Protocol, Socket, State};
+use crate::socket::{Endpoint, Protocol, Socket, State};
 
 /// How many sockets of one cause or warning the text lists.
 const SHOWN_PER_GROUP: usize = 5;
@@ -933,8 +934,8 @@ fn socket_line(row: &Row, side: Option<Side>) -> String {
     let s = &row.socket;
     let mut line = format!(
         "{} {} {}",
-        proto_name(s),
-        state_name(s),
+        protocol_label(s),
+        socket_state_label(s),
         display_endpoint(&s.local)
     );
     if s.remote.port != 0 {
@@ -970,22 +971,6 @@ fn socket_line(row: &Row, side: Option<Side>) -> String {
 
 fn display_endpoint(endpoint: &Endpoint) -> String {
     endpoint.to_string()
-}
-
-fn proto_name(s: &Socket) -> String {
-    let mut name = s.protocol.name().to_string();
-    if s.family == Family::Inet6 {
-        name.push('6');
-    }
-    name
-}
-
-fn state_name(s: &Socket) -> String {
-    if s.protocol == Protocol::Udp && s.state == State::Close {
-        "UNCONN".to_string()
-    } else {
-        s.state.kernel_name()
-    }
 }
 
 /// What addresses a listening or bound socket takes, in words.
