@@ -13,7 +13,7 @@ use lsport::commands::wait::{Condition, WaitOptions};
 use lsport::commands::watch::WatchOptions;
 use lsport::commands::why::{self, BindSpec, TrialUser, WhyOptions};
 use lsport::error::Error;
-use lsport::process::Signal;
+use lsport::holders::process::Signal;
 use lsport::query::{
     CgroupDetail, Filters, HolderDetail, NetnsChoice, Query, SourceChoice as LibSource,
 };

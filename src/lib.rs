@@ -39,27 +39,20 @@
 
 #![warn(missing_docs)]
 
-pub mod cgroups;
 mod closest;
 mod collect;
 pub mod commands;
-pub mod container;
 pub mod duration;
 pub mod error;
 mod files;
 pub mod filter;
 pub mod forwards;
-pub mod hidepid;
 pub mod holders;
-pub mod mountinfo;
 pub mod netns;
-mod overlap;
-mod owners;
 pub mod ports;
 pub mod portspec;
 mod private_proc;
 mod probe;
-pub mod process;
 pub mod query;
 pub mod render;
 pub mod report;
@@ -68,8 +61,6 @@ pub mod socket;
 pub mod source;
 pub mod sys;
 pub mod unix;
-pub mod unseen;
-mod users;
 
 pub use error::Error;
 pub use probe::{find_holders, probe};

@@ -397,11 +397,11 @@ impl kill::Interaction for KillUser {
         std::io::stdin().is_terminal() && ask(&render::kill::wide_question(plan))
     }
 
-    fn confirm(&mut self, target: &kill::Target, signal: lsport::process::Signal) -> bool {
+    fn confirm(&mut self, target: &kill::Target, signal: lsport::holders::process::Signal) -> bool {
         ask(&render::kill::question(target, signal))
     }
 
-    fn sending(&mut self, target: &kill::Target, signal: lsport::process::Signal) {
+    fn sending(&mut self, target: &kill::Target, signal: lsport::holders::process::Signal) {
         self.arm_interrupt();
         if self.progress {
             let lines = render::kill::sending_lines(target, signal, self.grace);

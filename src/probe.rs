@@ -6,22 +6,22 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use crate::cgroups::{CgroupTree, Hierarchy, SocketCgroup};
 use crate::collect::{self, Collected};
-use crate::container::{self, Container};
 use crate::error::Error;
 use crate::filter::{self, SocketFilter};
-use crate::hidepid;
+use crate::holders::cgroups::{CgroupTree, Hierarchy, SocketCgroup};
+use crate::holders::container::{self, Container};
+use crate::holders::hidepid;
+use crate::holders::overlap;
+use crate::holders::procfs::{self, FdScan};
+use crate::holders::unseen::Unseen;
+use crate::holders::users::UserNames;
 use crate::netns::{self, NetnsLabel};
-use crate::overlap;
-use crate::owners::{self, FdScan};
 use crate::ports::KernelPortPolicy;
 use crate::query::{CgroupDetail, HolderDetail, NetnsChoice, Query};
 use crate::report::{self, Inputs, NamespaceReport, Report, Row};
 use crate::socket::{Socket, State};
 use crate::sys::ProcRoot;
-use crate::unseen::Unseen;
-use crate::users::UserNames;
 
 /// What one namespace gave before holders are known: its label, its
 /// port policy and its sockets.
@@ -116,7 +116,7 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
 /// Settles the sockets the first pass found no holder of. They are
 /// looked for again (the fd tables read before they were dumped, those
 /// of processes started since, and the threads' own: see
-/// [`owners::scan_again`]), and those still without a holder are looked
+/// [`procfs::scan_again`]), and those still without a holder are looked
 /// up again, in their namespace: a process that exits between the dump
 /// and the fd scan leaves its sockets without a holder, and those that
 /// are gone are dropped (nor is "hidden" true of them). Only what is
@@ -135,7 +135,7 @@ fn settle_leftovers(
     if leftover.is_empty() {
         return None;
     }
-    let later = owners::scan_again(root, &leftover, scan);
+    let later = procfs::scan_again(root, &leftover, scan);
     scan.add(later);
     if !drop_closed(query, gathered, scan) {
         return None;
@@ -177,7 +177,7 @@ fn drop_closed(query: &Query, gathered: &mut [Gathered], scan: &FdScan) -> bool 
 /// root, every one is refused).
 fn restrict(root: &ProcRoot, scan: &mut FdScan) -> Option<hidepid::ProcRestriction> {
     scan.unreadable
-        .retain(|u| !crate::process::is_kernel_thread(root, u.pid));
+        .retain(|u| !crate::holders::process::is_kernel_thread(root, u.pid));
     let restriction = hidepid::detect(root);
     // Processes hidepid hides are not even listed: no fd table was
     // refused, yet holders may be missing.
@@ -246,7 +246,7 @@ pub fn find_holders(query: &Query, rows: &mut [Row]) {
     let root = &query.proc_root;
     let leftover = sockets_without_holders(rows.iter().map(|r| &r.socket), &scan);
     if !leftover.is_empty() {
-        let later = owners::scan_again(root, &leftover, &scan);
+        let later = procfs::scan_again(root, &leftover, &scan);
         scan.add(later);
         if !sockets_without_holders(rows.iter().map(|r| &r.socket), &scan).is_empty() {
             restrict(root, &mut scan);
@@ -275,16 +275,16 @@ fn without_holder(socket: &Socket, scan: &FdScan) -> bool {
 
 /// What is known about the processes a scan found, and their users.
 struct HolderNames {
-    processes: HashMap<u32, owners::ProcessInfo>,
+    processes: HashMap<u32, procfs::ProcessInfo>,
     users: UserNames,
 }
 
 impl HolderNames {
     fn of(query: &Query, scan: &FdScan) -> HolderNames {
-        let processes: HashMap<u32, owners::ProcessInfo> = scan
+        let processes: HashMap<u32, procfs::ProcessInfo> = scan
             .holding_pids()
             .into_iter()
-            .map(|pid| (pid, owners::process_info(&query.proc_root, pid)))
+            .map(|pid| (pid, procfs::process_info(&query.proc_root, pid)))
             .collect();
         // A hidden holder shows as its socket's owner, named too.
         let users = if !query.user_names || (processes.is_empty() && !scan.may_hide_holders()) {

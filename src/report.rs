@@ -5,18 +5,18 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
 
-use crate::cgroups::SocketCgroup;
-use crate::container::Container;
-use crate::hidepid::ProcRestriction;
+use crate::holders::cgroups::SocketCgroup;
+use crate::holders::container::Container;
+use crate::holders::hidepid::ProcRestriction;
+use crate::holders::procfs::{FdScan, ProcessInfo};
+use crate::holders::unseen::Unseen;
+use crate::holders::users::UserNames;
 use crate::netns::NetnsLabel;
-use crate::owners::{FdScan, ProcessInfo};
 use crate::ports::{KernelPortPolicy, PortFacts};
 use crate::query::{HolderDetail, Query, View};
 use crate::services::{Service, Services};
 use crate::socket::{Family, PortRange, Protocol, Socket, State};
 use crate::source::{BlindSpot, SourceKind};
-use crate::unseen::Unseen;
-use crate::users::UserNames;
 
 /// What a socket is doing with its port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -14,9 +14,10 @@ use std::io;
 use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
 
-use crate::cgroups::SocketCgroup;
 use crate::commands::ephemeral::{EphemeralReport, NamespaceAnalysis};
-use crate::container::Container;
+use crate::holders::cgroups::SocketCgroup;
+use crate::holders::container::Container;
+use crate::holders::unseen::UnreadableProcess;
 use crate::netns::NetnsLabel;
 use crate::render::columns;
 use crate::render::ephemeral::{SYSCTL_D_FILE, reserved_fix};
@@ -24,7 +25,6 @@ use crate::render::escape::needs_escape_in_json;
 use crate::report::{Holder, NamespaceReport, PortVerdict, Report, Row};
 use crate::services::{Service, Services};
 use crate::socket::{Endpoint, PortRange};
-use crate::unseen::UnreadableProcess;
 
 /// The version every document carries.
 pub const SCHEMA_VERSION: u32 = 1;

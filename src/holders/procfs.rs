@@ -22,7 +22,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use crate::container::{self, Container};
+use crate::holders::container::{self, Container};
 use crate::sys::ProcRoot;
 
 /// One process's descriptor for a socket.
