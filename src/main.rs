@@ -13,6 +13,7 @@ use clap::Parser;
 
 use lsport::commands::watch::{Event, Watch, WatchOptions};
 use lsport::commands::{ephemeral, kill, suggest, wait, why};
+use lsport::query::HolderSource;
 use lsport::render::{self, escape::escape_str};
 use lsport::report::Report;
 use lsport::source::SourceKind;
@@ -66,6 +67,20 @@ fn run() -> ExitCode {
     interrupt::install(invocation.output == Output::Json);
     if invocation.output != Output::Quiet {
         invocation.warnings.iter().for_each(|w| say(w));
+    }
+    // The probe says why from its report; the other commands that name
+    // holders through it are told here, before they start.
+    let names_holders = matches!(
+        invocation.task,
+        Task::Ephemeral(_) | Task::Why(_) | Task::Kill(_) | Task::Wait(_)
+    );
+    if invocation.query.holder_source == HolderSource::Kernel
+        && names_holders
+        && invocation.output != Output::Quiet
+    {
+        if let Err(why) = lsport::holders::kernel_walk_possible(&invocation.query.proc_root) {
+            say_kernel_walk_unavailable(&why);
+        }
     }
     let status = match &invocation.task {
         Task::Probe => run_probe(&invocation),
@@ -482,6 +497,19 @@ fn warn_about_gaps(invocation: &Invocation, report: &Report) {
         }
     }
     warn_skipped(&report.skipped);
+    if invocation.query.holder_source == HolderSource::Kernel {
+        if let Some(why) = &report.kernel_walk_unavailable {
+            say_kernel_walk_unavailable(why);
+        }
+    }
+}
+
+/// `--holders kernel` where the kernel's walk is unavailable: the
+/// holders come from /proc, and the user is told once.
+fn say_kernel_walk_unavailable(why: &lsport::holders::kernel::Unavailable) {
+    say(&format!(
+        "--holders kernel: the kernel's walk of fd tables is unavailable ({why}); holders are named from /proc"
+    ));
 }
 
 fn warn_hidden(hidden: usize) {

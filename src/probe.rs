@@ -12,13 +12,15 @@ use crate::filter::{self, SocketFilter};
 use crate::holders::cgroups::{CgroupTree, Hierarchy, SocketCgroup};
 use crate::holders::container::{self, Container};
 use crate::holders::hidepid;
+use crate::holders::kernel::Unavailable;
 use crate::holders::overlap;
 use crate::holders::procfs::{self, FdScan};
 use crate::holders::unseen::Unseen;
 use crate::holders::users::UserNames;
+use crate::holders::{self, HolderWalk};
 use crate::netns::{self, NetnsLabel};
 use crate::ports::KernelPortPolicy;
-use crate::query::{CgroupDetail, HolderDetail, NetnsChoice, Query};
+use crate::query::{CgroupDetail, HolderDetail, HolderSource, NetnsChoice, Query};
 use crate::report::{self, Inputs, NamespaceReport, Report, Row};
 use crate::socket::{Socket, State};
 use crate::sys::ProcRoot;
@@ -53,17 +55,22 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
     let root = &query.proc_root;
     let (filter, filter_tree) = filter::prepare(query)?;
     let filter = &filter;
-    let ((gathered, skipped), scan) = match query.holders {
-        HolderDetail::None => (gather_namespaces(query, filter, &|| {})?, FdScan::default()),
+    let mut search = HolderSearch::plan(query);
+    let ((gathered, skipped), scan) = match (query.holders, search.from) {
+        (HolderDetail::None, _) => (gather_namespaces(query, filter, &|| {})?, FdScan::default()),
+        // The kernel walks every fd table in one pass, after the dumps,
+        // for just the sockets they found.
+        (HolderDetail::Processes, HolderWalk::Kernel) => {
+            let gathered = gather_namespaces(query, filter, &|| {})?;
+            let wanted = wanted_inodes(&gathered.0);
+            let scan = search.scan(query, wanted);
+            (gathered, scan)
+        }
         // The /proc scan runs while the namespaces are dumped, from the
         // first socket found (see overlap.rs).
-        HolderDetail::Processes => overlap::scan_while(root, |found_some| {
+        (HolderDetail::Processes, HolderWalk::Proc) => overlap::scan_while(root, |found_some| {
             let (gathered, skipped) = gather_namespaces(query, filter, found_some)?;
-            let wanted: HashSet<u64> = gathered
-                .iter()
-                .flat_map(|g| g.collected.sockets.iter().map(|s| s.inode))
-                .filter(|i| *i != 0)
-                .collect();
+            let wanted = wanted_inodes(&gathered);
             Ok::<_, Error>(((gathered, skipped), wanted))
         })?,
     };
@@ -71,7 +78,7 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
     let mut gathered = gathered;
     let mut proc_restriction = None;
     if query.holders == HolderDetail::Processes {
-        proc_restriction = settle_leftovers(query, &mut gathered, &mut scan);
+        proc_restriction = settle_leftovers(query, search.from, &mut gathered, &mut scan);
     }
     let holders = HolderNames::of(query, &scan);
     let mut namespaces: Vec<NamespaceReport> = gathered
@@ -100,10 +107,13 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
         .collect();
     name_cgroups(query, &mut namespaces, filter_tree);
     let hidden = namespaces.iter().any(|n| n.hidden_sockets > 0);
+    let named_holders = query.holders == HolderDetail::Processes;
     Ok(Report {
         namespaces,
         skipped,
         holders: query.holders,
+        holders_from: named_holders.then_some(search.from),
+        kernel_walk_unavailable: search.unavailable.filter(|_| named_holders),
         proc_restriction,
         unseen: if hidden {
             Unseen::of(root, &scan)
@@ -111,6 +121,67 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
             Unseen::default()
         },
     })
+}
+
+/// The socket inodes the namespaces' dumps found (a TIME_WAIT or
+/// request socket has none).
+fn wanted_inodes(gathered: &[Gathered]) -> HashSet<u64> {
+    gathered
+        .iter()
+        .flat_map(|g| g.collected.sockets.iter().map(|s| s.inode))
+        .filter(|i| *i != 0)
+        .collect()
+}
+
+/// Which walk names the holders, and why the kernel's did not.
+struct HolderSearch {
+    from: HolderWalk,
+    unavailable: Option<Unavailable>,
+}
+
+impl HolderSearch {
+    /// The kernel's walk where the query allows it and it looks possible
+    /// (checked without loading anything); else the /proc walk.
+    fn plan(query: &Query) -> HolderSearch {
+        let possible = match query.holder_source {
+            HolderSource::Proc => return HolderSearch::proc(None),
+            HolderSource::Auto | HolderSource::Kernel => {
+                holders::kernel_walk_possible(&query.proc_root)
+            }
+        };
+        match possible {
+            Ok(()) => HolderSearch {
+                from: HolderWalk::Kernel,
+                unavailable: None,
+            },
+            Err(why) => HolderSearch::proc(Some(why)),
+        }
+    }
+
+    fn proc(unavailable: Option<Unavailable>) -> HolderSearch {
+        HolderSearch {
+            from: HolderWalk::Proc,
+            unavailable,
+        }
+    }
+
+    /// The holders of `wanted`, from the kernel's walk, or from the /proc
+    /// walk where the kernel refuses it after all.
+    fn scan(&mut self, query: &Query, wanted: HashSet<u64>) -> FdScan {
+        if wanted.is_empty() {
+            return FdScan::default();
+        }
+        if self.from == HolderWalk::Kernel {
+            match holders::kernel_scan(&wanted) {
+                Ok(scan) => return scan,
+                Err(why) => *self = HolderSearch::proc(Some(why)),
+            }
+        }
+        let Ok(((), scan)) = overlap::scan_while(&query.proc_root, |_| {
+            Ok::<_, std::convert::Infallible>(((), wanted))
+        });
+        scan
+    }
 }
 
 /// Settles the sockets the first pass found no holder of. They are
@@ -124,6 +195,7 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
 /// /proc hides (hidepid, read from the mount table only then).
 fn settle_leftovers(
     query: &Query,
+    from: HolderWalk,
     gathered: &mut [Gathered],
     scan: &mut FdScan,
 ) -> Option<hidepid::ProcRestriction> {
@@ -133,6 +205,13 @@ fn settle_leftovers(
         scan,
     );
     if leftover.is_empty() {
+        return None;
+    }
+    // The kernel's walk ran after the dumps, over every thread's fd
+    // table, and none was refused: a socket it found no holder of is
+    // closed or held by no fd, never hidden.
+    if from == HolderWalk::Kernel {
+        drop_closed(query, gathered, scan);
         return None;
     }
     let later = procfs::scan_again(root, &leftover, scan);
@@ -231,21 +310,20 @@ fn name_cgroups(query: &Query, namespaces: &mut [NamespaceReport], tree: Option<
 /// command that shows holders for a few sockets of many (`lsport
 /// ephemeral` names those of its risky listeners) reads no more than it
 /// shows.
-pub fn find_holders(query: &Query, rows: &mut [Row]) {
+pub fn find_holders(query: &Query, rows: &mut [Row]) -> Option<HolderWalk> {
     let wanted: HashSet<u64> = rows
         .iter()
         .map(|r| r.socket.inode)
         .filter(|i| *i != 0)
         .collect();
     if wanted.is_empty() {
-        return;
+        return None;
     }
-    let Ok(((), mut scan)) = overlap::scan_while(&query.proc_root, |_| {
-        Ok::<_, std::convert::Infallible>(((), wanted))
-    });
+    let mut search = HolderSearch::plan(query);
+    let mut scan = search.scan(query, wanted);
     let root = &query.proc_root;
     let leftover = sockets_without_holders(rows.iter().map(|r| &r.socket), &scan);
-    if !leftover.is_empty() {
+    if !leftover.is_empty() && search.from == HolderWalk::Proc {
         let later = procfs::scan_again(root, &leftover, &scan);
         scan.add(later);
         if !sockets_without_holders(rows.iter().map(|r| &r.socket), &scan).is_empty() {
@@ -254,6 +332,7 @@ pub fn find_holders(query: &Query, rows: &mut [Row]) {
     }
     let holders = HolderNames::of(query, &scan);
     report::attach_holders(rows, &scan, &holders.processes, &holders.users);
+    Some(search.from)
 }
 
 /// Sockets a file refers to (TIME_WAIT and request sockets have none)
@@ -284,7 +363,10 @@ impl HolderNames {
         let processes: HashMap<u32, procfs::ProcessInfo> = scan
             .holding_pids()
             .into_iter()
-            .map(|pid| (pid, procfs::process_info(&query.proc_root, pid)))
+            .map(|pid| {
+                let info = procfs::process_info(&query.proc_root, pid, query.process_fields);
+                (pid, info)
+            })
             .collect();
         // A hidden holder shows as its socket's owner, named too.
         let users = if !query.user_names || (processes.is_empty() && !scan.may_hide_holders()) {

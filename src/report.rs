@@ -5,9 +5,11 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
 
+use crate::holders::HolderWalk;
 use crate::holders::cgroups::SocketCgroup;
 use crate::holders::container::Container;
 use crate::holders::hidepid::ProcRestriction;
+use crate::holders::kernel::Unavailable;
 use crate::holders::procfs::{FdScan, ProcessInfo};
 use crate::holders::unseen::Unseen;
 use crate::holders::users::UserNames;
@@ -210,6 +212,11 @@ pub struct Report {
     /// How much was learnt about holders: with [`HolderDetail::None`]
     /// every row has no holder because none was looked for.
     pub holders: HolderDetail,
+    /// Which walk named the holders; None when none was looked for.
+    pub holders_from: Option<HolderWalk>,
+    /// Why the kernel's walk did not name them, where holders were
+    /// looked for and it did not.
+    pub kernel_walk_unavailable: Option<Unavailable>,
     /// How the /proc that was scanned for holders hides processes from
     /// lsport (hidepid, subset=pid), if it does.
     pub proc_restriction: Option<ProcRestriction>,

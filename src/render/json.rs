@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
 
 use crate::commands::ephemeral::{EphemeralReport, NamespaceAnalysis};
+use crate::holders::HolderWalk;
 use crate::holders::cgroups::SocketCgroup;
 use crate::holders::container::Container;
 use crate::holders::unseen::UnreadableProcess;
@@ -57,6 +58,7 @@ pub fn write_probe(report: &Report, sink: &mut dyn io::Write) -> io::Result<()> 
             .iter()
             .map(UnreadableEntry::of)
             .collect(),
+        holders_from: report.holders_from.map(HolderWalk::id),
     };
     write_document(&document, sink)
 }
@@ -181,6 +183,7 @@ struct ProbeDocument<'a> {
     sockets: Sockets<'a>,
     hidden_holders: usize,
     unreadable_processes: Vec<UnreadableEntry<'a>>,
+    holders_from: Option<&'static str>,
 }
 
 /// A process whose fds could not be read, when some socket's holder

@@ -31,6 +31,7 @@ use nix::fcntl::AtFlags;
 use crate::holders::cgroups::Hierarchy;
 use crate::holders::container::Container;
 use crate::holders::procfs::{self, FdTable};
+use crate::query::ProcessFields;
 use crate::sys::ProcRoot;
 
 use super::keys::{KeyMap, KeySet};
@@ -451,7 +452,7 @@ impl HolderFinder {
             for (pid, fd) in refs {
                 let info = names
                     .entry(pid)
-                    .or_insert_with(|| procfs::process_info(&self.root, pid));
+                    .or_insert_with(|| procfs::process_info(&self.root, pid, ProcessFields::ALL));
                 holders.push(Holder {
                     pid,
                     fd,
