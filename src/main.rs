@@ -6,7 +6,7 @@ mod generate;
 mod interrupt;
 mod memory;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -125,6 +125,9 @@ fn finish(outcome: Outcome) -> ExitCode {
     }
 }
 
+/// The size of the blocks the answer is written in, off a terminal.
+const OUTPUT_BUFFER: usize = 64 * 1024;
+
 /// Runs `write` on a locked stdout and flushes it. A closed pipe
 /// (`lsport | head -1`) is not an error worth a word; a stdout that is
 /// closed or read-only is (Rust's stdout would drop the answer
@@ -133,7 +136,16 @@ fn print(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()
     stdout_writable().map_err(Failure::Output)?;
     let mut stdout = std::io::stdout().lock();
     let _writing = interrupt::writing();
-    match write(&mut stdout).and_then(|()| stdout.flush()) {
+    // Rust's stdout writes each line as it ends, even into a pipe or a
+    // file: a table of 200,000 rows would be 200,000 write()s. Off a
+    // terminal the answer goes out in large blocks, flushed at the end.
+    let written = if stdout.is_terminal() {
+        write(&mut stdout)
+    } else {
+        let mut buffered = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, &mut stdout);
+        write(&mut buffered).and_then(|()| buffered.flush())
+    };
+    match written.and_then(|()| stdout.flush()) {
         Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::Output(err)),
         _ => Ok(()),
     }
