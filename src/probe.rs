@@ -1,6 +1,7 @@
 //! The probe: sources -> model -> join. Sockets and port facts come
 //! from inside each network namespace asked for; holders come from one
-//! /proc scan for all of them, and only when the query wants them.
+//! walk for all of them (the kernel's, or /proc's), and only when the
+//! query wants them.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -306,10 +307,12 @@ fn name_cgroups(query: &Query, namespaces: &mut [NamespaceReport], tree: Option<
 }
 
 /// Finds the holders of `rows` that a probe made without them
-/// ([`HolderDetail::None`]): one /proc scan for just their sockets. A
-/// command that shows holders for a few sockets of many (`lsport
-/// ephemeral` names those of its risky listeners) reads no more than it
-/// shows.
+/// ([`HolderDetail::None`]): one walk for just their sockets, the
+/// kernel's where it may run (as in [`probe`]), else /proc's. A command
+/// that shows holders for a few sockets of many (`lsport ephemeral`
+/// names those of its risky listeners) reads no more than it shows.
+/// Returns the walk that named them; None when no row has a socket a
+/// file could refer to.
 pub fn find_holders(query: &Query, rows: &mut [Row]) -> Option<HolderWalk> {
     let wanted: HashSet<u64> = rows
         .iter()
