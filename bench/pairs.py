@@ -61,13 +61,19 @@ class Command:
 
 
 LP, LA, LL, LQ = "lsport PORT", "lsport -a --json", "lsport", "lsport -q PORT"
+LT = "lsport -a"
+PROC = ["--holders", "proc"]
 
 
 def binaries(a):
-    """(tag, path) of each lsport binary; the first is the one compared with."""
+    """(tag, argv prefix) of each lsport run: the binary with its holders
+    from the kernel's walk where it may (auto), the same binary with
+    `--holders proc`, and the binary from before. The first is the one
+    compared with."""
     if a.lsport_before:
-        return [("after", a.lsport), ("before", a.lsport_before)]
-    return [(None, a.lsport)]
+        return [("after", [a.lsport]), ("after, proc", [a.lsport] + PROC),
+                ("before", [a.lsport_before])]
+    return [(None, [a.lsport]), ("proc", [a.lsport] + PROC)]
 
 
 def port_held(man):
@@ -81,10 +87,11 @@ def commands(a, man):
     for key, args, show, expect in (
             (LP, [port], f"lsport {port}", None),
             (LA, ["-a", "--json"], "lsport -a --json > /dev/null", None),
+            (LT, ["-a"], "lsport -a > /dev/null", None),
             (LL, [], "lsport", None),
             (LQ, ["-q", port], f"lsport -q {port}", q_status)):
-        for tag, exe in binaries(a):
-            cmds.append(Command([exe] + args, key, show=show, key=key, tag=tag,
+        for tag, prefix in binaries(a):
+            cmds.append(Command(prefix + args, key, show=show, key=key, tag=tag,
                                 expect=expect))
     cmds += [
         Command(["ss", "-Htanp", f"sport = :{port}"], LP, show=f"ss -Htanp 'sport = :{port}'"),
@@ -129,10 +136,17 @@ def free_port(man):
 
 
 def check_lsport(exe, tag, a, man, problems):
-    """lsport (one binary): the fixture's known answer."""
+    """lsport (one binary, `exe` its argv prefix): the fixture's known
+    answer, and the walk it says named the holders."""
     target = set(man["target"]["pids"])
     port = a.port
     name = f"lsport ({tag})" if tag else "lsport"
+    from_proc = exe[-len(PROC):] == PROC
+    walk = json.loads(output_of(exe + [str(port), "--json"])).get("holders_from")
+    if from_proc and walk != "proc":
+        problems.append(f"{name}: holders from {walk}, not proc")
+    if tag != "before":
+        print(f"bench: {name}: holders from {walk}", file=sys.stderr)
 
     def pids_in_json(doc):
         found = {}
@@ -142,7 +156,7 @@ def check_lsport(exe, tag, a, man, problems):
         return found
 
     # lsport PORT: exactly the target's holders, for exactly its sockets.
-    doc = json.loads(output_of([exe, str(port), "--json"]))
+    doc = json.loads(output_of(exe + [str(port), "--json"]))
     holders = {h["pid"] for s in doc["sockets"] for h in s["holders"]}
     if holders != target:
         problems.append(f"{name} {port}: holders {sorted(holders)} != {sorted(target)}")
@@ -150,20 +164,20 @@ def check_lsport(exe, tag, a, man, problems):
     want = {s["inode"] for s in man["target"]["sockets"] if s["state"] == "LISTEN"}
     if inodes != want:
         problems.append(f"{name} {port}: listener inodes {inodes} != {want}")
-    if not all(re.search(rf"\b{p}\b", output_of([exe, str(port)])) for p in target):
+    if not all(re.search(rf"\b{p}\b", output_of(exe + [str(port)])) for p in target):
         problems.append(f"{name} {port}: table lacks a target pid")
 
     # lsport (listening) and lsport -a: every listener and UDP socket of
     # the fixture, each with its holder.
     known = man["listeners"] + man["udp"] + man["target"]["sockets"]
     for args in (["--json"], ["-a", "--json"]):
-        found = pids_in_json(json.loads(output_of([exe] + args)))
+        found = pids_in_json(json.loads(output_of(exe + args)))
         missing = [s for s in known if s["pid"] not in found.get(s["inode"], set())]
         if missing:
             problems.append(f"{name} {' '.join(args)}: {len(missing)} "
                             f"of {len(known)} known sockets lack their holder, "
                             f"e.g. {missing[0]}")
-    if len(json.loads(output_of([exe, "-a", "--json"]))["sockets"]) < \
+    if len(json.loads(output_of(exe + ["-a", "--json"]))["sockets"]) < \
             man["totals"]["tcp_sockets_total"] + man["totals"]["udp"]["total"]:
         problems.append(f"{name} -a: fewer sockets than the fixture made")
 
@@ -177,7 +191,7 @@ def check_lsport(exe, tag, a, man, problems):
     else:
         asked.append((free, 1))
     for p, want_status in asked:
-        r = subprocess.run([exe, "-q", str(p)], capture_output=True, text=True)
+        r = subprocess.run(exe + ["-q", str(p)], capture_output=True, text=True)
         if r.returncode != want_status:
             problems.append(f"{name} -q {p}: exit status {r.returncode}, want {want_status} "
                             f"(port {'held' if want_status == 0 else 'free'} in the fixture)")
@@ -273,13 +287,18 @@ def binary_info(path):
 
 def round_order(cmds, r):
     """The commands of round r: the same order every round, except that
-    the before and after runs of one lsport command swap places every
-    other round, so that neither always follows the other."""
+    the runs of one lsport command (kernel, proc, before) reverse their
+    order every other round, so that none always follows another."""
     order = list(cmds)
     if r % 2:
-        for i in range(len(order) - 1):
-            if order[i].tag == "after" and order[i + 1].tag == "before":
-                order[i], order[i + 1] = order[i + 1], order[i]
+        i = 0
+        while i < len(order):
+            j = i
+            while j < len(order) and order[i].key is not None and order[j].key == order[i].key:
+                j += 1
+            if j - i > 1:
+                order[i:j] = reversed(order[i:j])
+            i = max(j, i + 1)
     return order
 
 
@@ -315,7 +334,7 @@ def main():
     tags = binaries(a)
     first = tags[0][0]
     refs = {c.key: c for c in cmds if c.key is not None and c.tag == first}
-    sizes = {tag: binary_info(exe) for tag, exe in tags}
+    sizes = {tag: binary_info(prefix[0]) for tag, prefix in tags if prefix[-len(PROC):] != PROC}
 
     def size_text(info):
         strip = {True: "stripped", False: "not stripped", None: "?"}[info["stripped"]]
@@ -364,10 +383,30 @@ def main():
     # Paired ratios: lsport -q to ss without -p (per binary), and after to
     # before for each lsport command.
     ss_q = next(c for c in cmds if c.argv[:2] == ["ss", "-Htan"])
+    ss_p = next(c for c in cmds if c.argv == ["ss", "-Htanp"])
+    floor_all = next(c for c in cmds if c.show == f"floor {a.port} all")
+    floor_all2 = next(c for c in cmds if c.show == f"floor {a.port} all -j2")
+    floor_listen = next(c for c in cmds if c.show == f"floor {a.port} listen")
     pairs = [(c, ss_q, "≤ 1.2") for c in cmds if c.key == LQ]
+    # The targets of the kernel's walk, for each source of the binary
+    # measured (the kernel's walk where it may, and --holders proc).
+    own = [c for c in cmds if c.key is not None and c.tag != "before"]
+    for c in own:
+        proc = c.tag is not None and "proc" in c.tag
+        if c.key == LP:
+            pairs += [(c, ss_q, "≤ 2"), (c, floor_all, "" if proc else "≤ 0.3 (large)"),
+                      (c, floor_all2, "")]
+        elif c.key == LA:
+            pairs.append((c, ss_p, "" if proc else "≤ 0.025 (40x faster)"))
+        elif c.key == LL:
+            pairs.append((c, floor_listen, "≤ 1.1 (medium)" if proc else "≤ 0.5 (medium)"))
+        elif c.key == LT:
+            json_row = next(j for j in own if j.key == LA and j.tag == c.tag)
+            pairs.append((c, json_row, "≤ 1"))
     if a.lsport_before:
-        after = {c.key: c for c in cmds if c.tag == "after"}
-        pairs += [(after[c.key], c, "") for c in cmds if c.tag == "before"]
+        before = {c.key: c for c in cmds if c.tag == "before"}
+        pairs += [(c, before[c.key], "≤ 1 (no capabilities)" if "proc" in c.tag else "")
+                  for c in own]
     lines += [
         "",
         "Paired ratios (median of the per-round ratios; ratio of the medians beside it):",
@@ -377,8 +416,8 @@ def main():
     ]
     for num, den, target in pairs:
         paired, of_medians, n = ratio(num, den)
-        if num.key == den.key:  # after / before of one lsport command
-            name = f"`{num.show}`: after / before"
+        if num.key == den.key:  # one lsport command, two runs
+            name = f"`{num.show}`: {num.tag} / {den.tag}"
         else:
             name = f"{num.cell()} / {den.cell()}"
         rss = num.rss_kib / den.rss_kib if den.rss_kib else float("nan")

@@ -13,9 +13,10 @@ use lsport::commands::wait::{Condition, WaitOptions};
 use lsport::commands::watch::WatchOptions;
 use lsport::commands::why::{self, BindSpec, TrialUser, WhyOptions};
 use lsport::error::Error;
-use lsport::process::Signal;
+use lsport::holders::process::Signal;
 use lsport::query::{
-    CgroupDetail, Filters, HolderDetail, NetnsChoice, Query, SourceChoice as LibSource,
+    CgroupDetail, Filters, HolderDetail, HolderSource, NetnsChoice, ProcessFields, Query,
+    SourceChoice as LibSource,
 };
 use lsport::render::columns::{self, ColumnId};
 use lsport::services::{self, Services};
@@ -151,6 +152,10 @@ pub struct Args {
     /// Where sockets come from: auto (sock_diag, or /proc/net where sock_diag is refused or missing), netlink (sock_diag only) or proc (/proc/net only).
     #[arg(long, value_name = "SOURCE", default_value = "auto")]
     pub source: SourceChoice,
+
+    /// Where holders come from: auto (the kernel's walk of every fd table, a BPF iterator, where lsport has CAP_BPF and CAP_PERFMON and reads its own /proc; else /proc), kernel (the same, with one line on stderr where it is unavailable and /proc names them) or proc (a readlink of every fd under /proc only). The JSON's holders_from says which did.
+    #[arg(long, value_name = "SOURCE", default_value = "auto", global = true)]
+    pub holders: HolderSourceChoice,
 
     /// Read /proc from this directory instead (for tests; also LSPORT_PROC_ROOT).
     #[arg(
@@ -518,6 +523,24 @@ impl From<SourceChoice> for LibSource {
     }
 }
 
+/// Where holders come from (`--holders`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HolderSourceChoice {
+    Auto,
+    Kernel,
+    Proc,
+}
+
+impl From<HolderSourceChoice> for HolderSource {
+    fn from(choice: HolderSourceChoice) -> HolderSource {
+        match choice {
+            HolderSourceChoice::Auto => HolderSource::Auto,
+            HolderSourceChoice::Kernel => HolderSource::Kernel,
+            HolderSourceChoice::Proc => HolderSource::Proc,
+        }
+    }
+}
+
 /// How the answer is printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
@@ -690,6 +713,7 @@ impl Args {
         };
         query.match_remote = remote;
         query.source = self.source.into();
+        query.holder_source = self.holders.into();
         query.netns = netns;
         query.proc_root = proc_root;
         query.services = services;
@@ -710,6 +734,14 @@ impl Args {
             CgroupDetail::Hidden
         };
         query.stop_at_first_match = quiet && matches!(task, Task::Probe);
+        // The probe's table reads of each holder only what its columns
+        // show; JSON and the other commands show everything.
+        if matches!(task, Task::Probe) && !quiet && !self.json {
+            query.process_fields = ProcessFields {
+                args: output_columns.contains(&ColumnId::Args),
+                container: output_columns.contains(&ColumnId::Container),
+            };
+        }
         let output = if quiet {
             Output::Quiet
         } else if self.json {

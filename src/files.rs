@@ -63,7 +63,10 @@ pub fn read_bounded(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
 /// files whose beginning is all lsport shows (a command line).
 pub fn read_at_most(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
     let file = open_data_file(path)?;
-    let mut bytes = Vec::new();
+    // Room for a whole status or cmdline file at once: /proc says their
+    // size is 0, and from an empty vector read_to_end would probe with
+    // small reads first (seven read()s for a status file instead of two).
+    let mut bytes = Vec::with_capacity(limit.min(4096));
     let limit = u64::try_from(limit).unwrap_or(u64::MAX);
     file.take(limit).read_to_end(&mut bytes)?;
     Ok(bytes)

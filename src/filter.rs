@@ -8,9 +8,9 @@
 
 use std::collections::HashSet;
 
-use crate::cgroups::{self, CgroupTree, Hierarchy};
 use crate::error::Error;
-use crate::owners::{self, TableRead};
+use crate::holders::cgroups::{self, CgroupTree, Hierarchy};
+use crate::holders::procfs::{self, TableRead};
 use crate::query::{Filters, Query, SourceChoice};
 use crate::socket::{Socket, State};
 use crate::sys::ProcRoot;
@@ -124,11 +124,11 @@ fn matching_cgroups(tree: &CgroupTree, hierarchy: &Hierarchy, filters: &Filters)
 /// Adds the inodes of the sockets `pid` holds, in its fd table and in
 /// those of its threads that have their own.
 fn sockets_of(root: &ProcRoot, pid: u32, inodes: &mut HashSet<u64>) -> Result<(), Error> {
-    let proc_dir = owners::open_proc(root).ok_or_else(|| Error::Io {
+    let proc_dir = procfs::open_proc(root).ok_or_else(|| Error::Io {
         path: root.base().to_path_buf(),
         source: std::io::Error::last_os_error(),
     })?;
-    match owners::read_socket_fds(&proc_dir, pid, |inode, _| {
+    match procfs::read_socket_fds(&proc_dir, pid, |inode, _| {
         inodes.insert(inode);
     }) {
         TableRead::Read => {}
@@ -158,7 +158,7 @@ fn sockets_of(root: &ProcRoot, pid: u32, inodes: &mut HashSet<u64>) -> Result<()
             continue;
         };
         if tid != pid {
-            owners::thread_socket_fds(&proc_dir, pid, tid, |inode, _| {
+            procfs::thread_socket_fds(&proc_dir, pid, tid, |inode, _| {
                 inodes.insert(inode);
             });
         }
@@ -171,7 +171,7 @@ pub fn parse_user(text: &str, passwd: &str) -> Result<u32, Error> {
     if let Ok(uid) = text.parse::<u32>() {
         return Ok(uid);
     }
-    crate::users::UserNames::load(passwd)
+    crate::holders::users::UserNames::load(passwd)
         .uid(text)
         .ok_or_else(|| Error::Usage(format!("--user {text}: no such user in {passwd}")))
 }

@@ -3,12 +3,14 @@
 //! The library behind the `lsport` command. It asks the kernel's
 //! sock_diag interface for sockets (with the port filter running in the
 //! kernel), falls back to the `/proc/net` tables where sock_diag is
-//! refused, finds each socket's holders through `/proc/PID/fd`, and joins
-//! them with what the port is: its IANA range and registered services,
+//! refused, finds each socket's holders ([`holders`]: the kernel's
+//! walk of every fd table where lsport may load it, else
+//! `/proc/PID/fd`), and joins them with what the port is: its IANA
+//! range and registered services,
 //! and where it stands against the network namespace's ephemeral range,
 //! reserved ports and privileged ports.
 //!
-//! Data flows one way: sources ([`source`], the fd scan) → model
+//! Data flows one way: sources ([`source`], [`holders`]) → model
 //! ([`socket`]) → join ([`report`]) → render ([`render`]).
 //!
 //! # Example
@@ -39,27 +41,20 @@
 
 #![warn(missing_docs)]
 
-pub mod cgroups;
 mod closest;
 mod collect;
 pub mod commands;
-pub mod container;
 pub mod duration;
 pub mod error;
 mod files;
 pub mod filter;
 pub mod forwards;
-pub mod hidepid;
 pub mod holders;
-pub mod mountinfo;
 pub mod netns;
-mod overlap;
-mod owners;
 pub mod ports;
 pub mod portspec;
 mod private_proc;
 mod probe;
-pub mod process;
 pub mod query;
 pub mod render;
 pub mod report;
@@ -68,8 +63,6 @@ pub mod socket;
 pub mod source;
 pub mod sys;
 pub mod unix;
-pub mod unseen;
-mod users;
 
 pub use error::Error;
 pub use probe::{find_holders, probe};

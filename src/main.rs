@@ -6,13 +6,14 @@ mod generate;
 mod interrupt;
 mod memory;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use lsport::commands::watch::{Event, Watch, WatchOptions};
 use lsport::commands::{ephemeral, kill, suggest, wait, why};
+use lsport::query::HolderSource;
 use lsport::render::{self, escape::escape_str};
 use lsport::report::Report;
 use lsport::source::SourceKind;
@@ -67,6 +68,20 @@ fn run() -> ExitCode {
     if invocation.output != Output::Quiet {
         invocation.warnings.iter().for_each(|w| say(w));
     }
+    // The probe says why from its report; the other commands that name
+    // holders through it are told here, before they start.
+    let names_holders = matches!(
+        invocation.task,
+        Task::Ephemeral(_) | Task::Why(_) | Task::Kill(_) | Task::Wait(_)
+    );
+    if invocation.query.holder_source == HolderSource::Kernel
+        && names_holders
+        && invocation.output != Output::Quiet
+    {
+        if let Err(why) = lsport::holders::kernel_walk_possible(&invocation.query.proc_root) {
+            say_kernel_walk_unavailable(&why);
+        }
+    }
     let status = match &invocation.task {
         Task::Probe => run_probe(&invocation),
         Task::Ephemeral(settings) => run_ephemeral(&invocation, settings),
@@ -110,6 +125,9 @@ fn finish(outcome: Outcome) -> ExitCode {
     }
 }
 
+/// The size of the blocks the answer is written in, off a terminal.
+const OUTPUT_BUFFER: usize = 64 * 1024;
+
 /// Runs `write` on a locked stdout and flushes it. A closed pipe
 /// (`lsport | head -1`) is not an error worth a word; a stdout that is
 /// closed or read-only is (Rust's stdout would drop the answer
@@ -118,7 +136,16 @@ fn print(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()
     stdout_writable().map_err(Failure::Output)?;
     let mut stdout = std::io::stdout().lock();
     let _writing = interrupt::writing();
-    match write(&mut stdout).and_then(|()| stdout.flush()) {
+    // Rust's stdout writes each line as it ends, even into a pipe or a
+    // file: a table of 200,000 rows would be 200,000 write()s. Off a
+    // terminal the answer goes out in large blocks, flushed at the end.
+    let written = if stdout.is_terminal() {
+        write(&mut stdout)
+    } else {
+        let mut buffered = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, &mut stdout);
+        write(&mut buffered).and_then(|()| buffered.flush())
+    };
+    match written.and_then(|()| stdout.flush()) {
         Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::Output(err)),
         _ => Ok(()),
     }
@@ -397,11 +424,11 @@ impl kill::Interaction for KillUser {
         std::io::stdin().is_terminal() && ask(&render::kill::wide_question(plan))
     }
 
-    fn confirm(&mut self, target: &kill::Target, signal: lsport::process::Signal) -> bool {
+    fn confirm(&mut self, target: &kill::Target, signal: lsport::holders::process::Signal) -> bool {
         ask(&render::kill::question(target, signal))
     }
 
-    fn sending(&mut self, target: &kill::Target, signal: lsport::process::Signal) {
+    fn sending(&mut self, target: &kill::Target, signal: lsport::holders::process::Signal) {
         self.arm_interrupt();
         if self.progress {
             let lines = render::kill::sending_lines(target, signal, self.grace);
@@ -482,6 +509,19 @@ fn warn_about_gaps(invocation: &Invocation, report: &Report) {
         }
     }
     warn_skipped(&report.skipped);
+    if invocation.query.holder_source == HolderSource::Kernel {
+        if let Some(why) = &report.kernel_walk_unavailable {
+            say_kernel_walk_unavailable(why);
+        }
+    }
+}
+
+/// `--holders kernel` where the kernel's walk is unavailable: the
+/// holders come from /proc, and the user is told once.
+fn say_kernel_walk_unavailable(why: &lsport::holders::kernel::Unavailable) {
+    say(&format!(
+        "--holders kernel: the kernel's walk of fd tables is unavailable ({why}); holders are named from /proc"
+    ));
 }
 
 fn warn_hidden(hidden: usize) {

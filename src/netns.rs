@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use nix::sched::{CloneFlags, setns};
 
-use crate::container::Container;
 use crate::error::Error;
+use crate::holders::container::Container;
 use crate::sys::ProcRoot;
 
 /// Where ip-netns(8) keeps its named namespaces.

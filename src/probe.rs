@@ -1,27 +1,30 @@
 //! The probe: sources -> model -> join. Sockets and port facts come
 //! from inside each network namespace asked for; holders come from one
-//! /proc scan for all of them, and only when the query wants them.
+//! walk for all of them (the kernel's, or /proc's), and only when the
+//! query wants them.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use crate::cgroups::{CgroupTree, Hierarchy, SocketCgroup};
 use crate::collect::{self, Collected};
-use crate::container::{self, Container};
 use crate::error::Error;
 use crate::filter::{self, SocketFilter};
-use crate::hidepid;
+use crate::holders::cgroups::{CgroupTree, Hierarchy, SocketCgroup};
+use crate::holders::container::{self, Container};
+use crate::holders::hidepid;
+use crate::holders::kernel::Unavailable;
+use crate::holders::overlap;
+use crate::holders::procfs::{self, FdScan};
+use crate::holders::unseen::Unseen;
+use crate::holders::users::UserNames;
+use crate::holders::{self, HolderWalk};
 use crate::netns::{self, NetnsLabel};
-use crate::overlap;
-use crate::owners::{self, FdScan};
 use crate::ports::KernelPortPolicy;
-use crate::query::{CgroupDetail, HolderDetail, NetnsChoice, Query};
+use crate::query::{CgroupDetail, HolderDetail, HolderSource, NetnsChoice, Query};
 use crate::report::{self, Inputs, NamespaceReport, Report, Row};
 use crate::socket::{Socket, State};
 use crate::sys::ProcRoot;
-use crate::unseen::Unseen;
-use crate::users::UserNames;
 
 /// What one namespace gave before holders are known: its label, its
 /// port policy and its sockets.
@@ -53,17 +56,22 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
     let root = &query.proc_root;
     let (filter, filter_tree) = filter::prepare(query)?;
     let filter = &filter;
-    let ((gathered, skipped), scan) = match query.holders {
-        HolderDetail::None => (gather_namespaces(query, filter, &|| {})?, FdScan::default()),
+    let mut search = HolderSearch::plan(query);
+    let ((gathered, skipped), scan) = match (query.holders, search.from) {
+        (HolderDetail::None, _) => (gather_namespaces(query, filter, &|| {})?, FdScan::default()),
+        // The kernel walks every fd table in one pass, after the dumps,
+        // for just the sockets they found.
+        (HolderDetail::Processes, HolderWalk::Kernel) => {
+            let gathered = gather_namespaces(query, filter, &|| {})?;
+            let wanted = wanted_inodes(&gathered.0);
+            let scan = search.scan(query, wanted);
+            (gathered, scan)
+        }
         // The /proc scan runs while the namespaces are dumped, from the
         // first socket found (see overlap.rs).
-        HolderDetail::Processes => overlap::scan_while(root, |found_some| {
+        (HolderDetail::Processes, HolderWalk::Proc) => overlap::scan_while(root, |found_some| {
             let (gathered, skipped) = gather_namespaces(query, filter, found_some)?;
-            let wanted: HashSet<u64> = gathered
-                .iter()
-                .flat_map(|g| g.collected.sockets.iter().map(|s| s.inode))
-                .filter(|i| *i != 0)
-                .collect();
+            let wanted = wanted_inodes(&gathered);
             Ok::<_, Error>(((gathered, skipped), wanted))
         })?,
     };
@@ -71,7 +79,7 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
     let mut gathered = gathered;
     let mut proc_restriction = None;
     if query.holders == HolderDetail::Processes {
-        proc_restriction = settle_leftovers(query, &mut gathered, &mut scan);
+        proc_restriction = settle_leftovers(query, search.from, &mut gathered, &mut scan);
     }
     let holders = HolderNames::of(query, &scan);
     let mut namespaces: Vec<NamespaceReport> = gathered
@@ -100,10 +108,13 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
         .collect();
     name_cgroups(query, &mut namespaces, filter_tree);
     let hidden = namespaces.iter().any(|n| n.hidden_sockets > 0);
+    let named_holders = query.holders == HolderDetail::Processes;
     Ok(Report {
         namespaces,
         skipped,
         holders: query.holders,
+        holders_from: named_holders.then_some(search.from),
+        kernel_walk_unavailable: search.unavailable.filter(|_| named_holders),
         proc_restriction,
         unseen: if hidden {
             Unseen::of(root, &scan)
@@ -113,10 +124,71 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
     })
 }
 
+/// The socket inodes the namespaces' dumps found (a TIME_WAIT or
+/// request socket has none).
+fn wanted_inodes(gathered: &[Gathered]) -> HashSet<u64> {
+    gathered
+        .iter()
+        .flat_map(|g| g.collected.sockets.iter().map(|s| s.inode))
+        .filter(|i| *i != 0)
+        .collect()
+}
+
+/// Which walk names the holders, and why the kernel's did not.
+struct HolderSearch {
+    from: HolderWalk,
+    unavailable: Option<Unavailable>,
+}
+
+impl HolderSearch {
+    /// The kernel's walk where the query allows it and it looks possible
+    /// (checked without loading anything); else the /proc walk.
+    fn plan(query: &Query) -> HolderSearch {
+        let possible = match query.holder_source {
+            HolderSource::Proc => return HolderSearch::proc(None),
+            HolderSource::Auto | HolderSource::Kernel => {
+                holders::kernel_walk_possible(&query.proc_root)
+            }
+        };
+        match possible {
+            Ok(()) => HolderSearch {
+                from: HolderWalk::Kernel,
+                unavailable: None,
+            },
+            Err(why) => HolderSearch::proc(Some(why)),
+        }
+    }
+
+    fn proc(unavailable: Option<Unavailable>) -> HolderSearch {
+        HolderSearch {
+            from: HolderWalk::Proc,
+            unavailable,
+        }
+    }
+
+    /// The holders of `wanted`, from the kernel's walk, or from the /proc
+    /// walk where the kernel refuses it after all.
+    fn scan(&mut self, query: &Query, wanted: HashSet<u64>) -> FdScan {
+        if wanted.is_empty() {
+            return FdScan::default();
+        }
+        if self.from == HolderWalk::Kernel {
+            match holders::kernel_scan(&wanted) {
+                Ok(scan) => return scan,
+                Err(why) => *self = HolderSearch::proc(Some(why)),
+            }
+        }
+        let Ok(((), scan)) = overlap::scan_while(&query.proc_root, |_| {
+            Ok::<_, std::convert::Infallible>(((), wanted))
+        });
+        scan
+    }
+}
+
 /// Settles the sockets the first pass found no holder of. They are
 /// looked for again (the fd tables read before they were dumped, those
 /// of processes started since, and the threads' own: see
-/// [`owners::scan_again`]), and those still without a holder are looked
+/// [`procfs::scan_again`]), and those still without a holder are looked
 /// up again, in their namespace: a process that exits between the dump
 /// and the fd scan leaves its sockets without a holder, and those that
 /// are gone are dropped (nor is "hidden" true of them). Only what is
@@ -124,6 +196,7 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
 /// /proc hides (hidepid, read from the mount table only then).
 fn settle_leftovers(
     query: &Query,
+    from: HolderWalk,
     gathered: &mut [Gathered],
     scan: &mut FdScan,
 ) -> Option<hidepid::ProcRestriction> {
@@ -135,7 +208,14 @@ fn settle_leftovers(
     if leftover.is_empty() {
         return None;
     }
-    let later = owners::scan_again(root, &leftover, scan);
+    // The kernel's walk ran after the dumps, over every thread's fd
+    // table, and none was refused: a socket it found no holder of is
+    // closed or held by no fd, never hidden.
+    if from == HolderWalk::Kernel {
+        drop_closed(query, gathered, scan);
+        return None;
+    }
+    let later = procfs::scan_again(root, &leftover, scan);
     scan.add(later);
     if !drop_closed(query, gathered, scan) {
         return None;
@@ -177,7 +257,7 @@ fn drop_closed(query: &Query, gathered: &mut [Gathered], scan: &FdScan) -> bool 
 /// root, every one is refused).
 fn restrict(root: &ProcRoot, scan: &mut FdScan) -> Option<hidepid::ProcRestriction> {
     scan.unreadable
-        .retain(|u| !crate::process::is_kernel_thread(root, u.pid));
+        .retain(|u| !crate::holders::process::is_kernel_thread(root, u.pid));
     let restriction = hidepid::detect(root);
     // Processes hidepid hides are not even listed: no fd table was
     // refused, yet holders may be missing.
@@ -227,26 +307,27 @@ fn name_cgroups(query: &Query, namespaces: &mut [NamespaceReport], tree: Option<
 }
 
 /// Finds the holders of `rows` that a probe made without them
-/// ([`HolderDetail::None`]): one /proc scan for just their sockets. A
-/// command that shows holders for a few sockets of many (`lsport
-/// ephemeral` names those of its risky listeners) reads no more than it
-/// shows.
-pub fn find_holders(query: &Query, rows: &mut [Row]) {
+/// ([`HolderDetail::None`]): one walk for just their sockets, the
+/// kernel's where it may run (as in [`probe`]), else /proc's. A command
+/// that shows holders for a few sockets of many (`lsport ephemeral`
+/// names those of its risky listeners) reads no more than it shows.
+/// Returns the walk that named them; None when no row has a socket a
+/// file could refer to.
+pub fn find_holders(query: &Query, rows: &mut [Row]) -> Option<HolderWalk> {
     let wanted: HashSet<u64> = rows
         .iter()
         .map(|r| r.socket.inode)
         .filter(|i| *i != 0)
         .collect();
     if wanted.is_empty() {
-        return;
+        return None;
     }
-    let Ok(((), mut scan)) = overlap::scan_while(&query.proc_root, |_| {
-        Ok::<_, std::convert::Infallible>(((), wanted))
-    });
+    let mut search = HolderSearch::plan(query);
+    let mut scan = search.scan(query, wanted);
     let root = &query.proc_root;
     let leftover = sockets_without_holders(rows.iter().map(|r| &r.socket), &scan);
-    if !leftover.is_empty() {
-        let later = owners::scan_again(root, &leftover, &scan);
+    if !leftover.is_empty() && search.from == HolderWalk::Proc {
+        let later = procfs::scan_again(root, &leftover, &scan);
         scan.add(later);
         if !sockets_without_holders(rows.iter().map(|r| &r.socket), &scan).is_empty() {
             restrict(root, &mut scan);
@@ -254,6 +335,7 @@ pub fn find_holders(query: &Query, rows: &mut [Row]) {
     }
     let holders = HolderNames::of(query, &scan);
     report::attach_holders(rows, &scan, &holders.processes, &holders.users);
+    Some(search.from)
 }
 
 /// Sockets a file refers to (TIME_WAIT and request sockets have none)
@@ -275,16 +357,19 @@ fn without_holder(socket: &Socket, scan: &FdScan) -> bool {
 
 /// What is known about the processes a scan found, and their users.
 struct HolderNames {
-    processes: HashMap<u32, owners::ProcessInfo>,
+    processes: HashMap<u32, procfs::ProcessInfo>,
     users: UserNames,
 }
 
 impl HolderNames {
     fn of(query: &Query, scan: &FdScan) -> HolderNames {
-        let processes: HashMap<u32, owners::ProcessInfo> = scan
+        let processes: HashMap<u32, procfs::ProcessInfo> = scan
             .holding_pids()
             .into_iter()
-            .map(|pid| (pid, owners::process_info(&query.proc_root, pid)))
+            .map(|pid| {
+                let info = procfs::process_info(&query.proc_root, pid, query.process_fields);
+                (pid, info)
+            })
             .collect();
         // A hidden holder shows as its socket's owner, named too.
         let users = if !query.user_names || (processes.is_empty() && !scan.may_hide_holders()) {

@@ -32,6 +32,38 @@ pub enum SourceChoice {
     Proc,
 }
 
+/// Where holders come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HolderSource {
+    /// The kernel's walk of every fd table (a BPF iterator) where this
+    /// process may load it and `/proc` is its own pid namespace's; the
+    /// `/proc` walk everywhere else.
+    Auto,
+    /// The kernel's walk; the `/proc` walk, said on stderr, where it is
+    /// unavailable.
+    Kernel,
+    /// The `/proc` walk only.
+    Proc,
+}
+
+/// What is read about each holder process besides its pid, fd, command
+/// name, user and pid in its own namespace: what the output shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessFields {
+    /// Its command line (`/proc/PID/cmdline`).
+    pub args: bool,
+    /// Its container (`/proc/PID/cgroup`).
+    pub container: bool,
+}
+
+impl ProcessFields {
+    /// Everything: for JSON, and for commands that show it all.
+    pub const ALL: ProcessFields = ProcessFields {
+        args: true,
+        container: true,
+    };
+}
+
 /// Which network namespaces to probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetnsChoice {
@@ -128,6 +160,10 @@ pub struct Query {
     pub netns: NetnsChoice,
     /// How much to learn about the holders.
     pub holders: HolderDetail,
+    /// Which walk finds the holders.
+    pub holder_source: HolderSource,
+    /// What is read about each holder process.
+    pub process_fields: ProcessFields,
     /// Name holders' users from `/etc/passwd` (off: numbers only).
     pub user_names: bool,
     /// Keep only the sockets of these processes, users, units,
@@ -164,6 +200,8 @@ impl Query {
             source: SourceChoice::Auto,
             netns: NetnsChoice::Current,
             holders: HolderDetail::Processes,
+            holder_source: HolderSource::Auto,
+            process_fields: ProcessFields::ALL,
             user_names: true,
             filters: Filters::default(),
             cgroups: CgroupDetail::Hidden,

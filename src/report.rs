@@ -5,18 +5,20 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
 
-use crate::cgroups::SocketCgroup;
-use crate::container::Container;
-use crate::hidepid::ProcRestriction;
+use crate::holders::HolderWalk;
+use crate::holders::cgroups::SocketCgroup;
+use crate::holders::container::Container;
+use crate::holders::hidepid::ProcRestriction;
+use crate::holders::kernel::Unavailable;
+use crate::holders::procfs::{FdScan, ProcessInfo};
+use crate::holders::unseen::Unseen;
+use crate::holders::users::UserNames;
 use crate::netns::NetnsLabel;
-use crate::owners::{FdScan, ProcessInfo};
 use crate::ports::{KernelPortPolicy, PortFacts};
 use crate::query::{HolderDetail, Query, View};
 use crate::services::{Service, Services};
 use crate::socket::{Family, PortRange, Protocol, Socket, State};
 use crate::source::{BlindSpot, SourceKind};
-use crate::unseen::Unseen;
-use crate::users::UserNames;
 
 /// What a socket is doing with its port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -210,6 +212,11 @@ pub struct Report {
     /// How much was learnt about holders: with [`HolderDetail::None`]
     /// every row has no holder because none was looked for.
     pub holders: HolderDetail,
+    /// Which walk named the holders; None when none was looked for.
+    pub holders_from: Option<HolderWalk>,
+    /// Why the kernel's walk did not name them, where holders were
+    /// looked for and it did not.
+    pub kernel_walk_unavailable: Option<Unavailable>,
     /// How the /proc that was scanned for holders hides processes from
     /// lsport (hidepid, subset=pid), if it does.
     pub proc_restriction: Option<ProcRestriction>,

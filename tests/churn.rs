@@ -137,16 +137,17 @@ fn python_available(test: &str) -> bool {
     found
 }
 
-/// `python3 -c CODE` without CAP_SYS_PTRACE, as the probes run that
-/// lack it: they may read its fds.
+/// `python3 -c CODE` without CAP_SYS_PTRACE (nor CAP_BPF and
+/// CAP_PERFMON), as the probes run that lack it: they may read its fds,
+/// whose capabilities are no more than theirs.
 fn python_without_ptrace(code: &str) -> Command {
     let mut command = Command::new("setpriv");
     command
         .args([
             "--bounding-set",
-            "-sys_ptrace",
+            "-sys_ptrace,-bpf,-perfmon",
             "--inh-caps",
-            "-sys_ptrace",
+            "-sys_ptrace,-bpf,-perfmon",
             "--",
             "python3",
             "-c",

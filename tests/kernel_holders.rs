@@ -14,6 +14,10 @@
 //! can fork while it has no other thread. A role prints `ready` once its
 //! sockets are in place and exits when its stdin closes.
 //!
+//! The command itself, `lsport -a --json`, must name the same holders
+//! with `--holders kernel`, `--holders proc` and, without CAP_BPF and
+//! CAP_PERFMON, with auto (which then walks /proc without a word).
+//!
 //! Needs root (CAP_BPF, CAP_PERFMON, namespaces). Where the kernel's walk
 //! is unavailable the tests say so and skip, unless LSPORT_REQUIRE_BPF
 //! is set (CI sets it), when they fail.
@@ -64,6 +68,7 @@ mod roles {
             "pid-namespace" => pid_namespace(),
             "churn" => churn(),
             "many" => many(),
+            "load" => load(),
             "walk" => walk(),
             _ => {
                 eprintln!("unknown role {role}");
@@ -122,6 +127,14 @@ mod roles {
         .unwrap()
     }
 
+    /// A UDP socket bound to a port of the kernel's choosing: one that
+    /// sock_diag lists.
+    fn bound_udp() -> OwnedFd {
+        let fd = udp();
+        bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+        fd
+    }
+
     fn unix_pair() -> (OwnedFd, OwnedFd) {
         socketpair(
             AddressFamily::Unix,
@@ -171,7 +184,7 @@ mod roles {
             assert_eq!(unsafe { libc::unshare(libc::CLONE_FILES) }, 0);
             // SAFETY: closes this thread's copy only.
             unsafe { libc::close(only_leader) };
-            keep(udp());
+            keep(bound_udp());
             dup_to(both, 200);
             tx.send(()).unwrap();
             wait_for_eof()
@@ -256,7 +269,7 @@ mod roles {
                 match unsafe { fork() }.unwrap() {
                     ForkResult::Child => {
                         for _ in 0..10 {
-                            keep(udp());
+                            keep(bound_udp());
                         }
                         let ms = (round + i) % 3;
                         std::thread::sleep(std::time::Duration::from_millis(ms));
@@ -296,6 +309,33 @@ mod roles {
                 unsafe { libc::dup(a) };
             }
             made += 3;
+        }
+        for _ in 0..2 {
+            // SAFETY: one thread; the worker only waits.
+            if let nix::unistd::ForkResult::Child = unsafe { nix::unistd::fork() }.unwrap() {
+                wait_for_eof()
+            }
+        }
+        say("ready");
+        wait_for_eof()
+    }
+
+    /// `LSPORT_TEST_SOCKETS` TCP listeners on 127.0.0.1, each with one
+    /// connection to it (both ends kept), and a bound UDP socket each;
+    /// then two forked workers that share them all.
+    fn load() -> ! {
+        let count: u64 = std::env::var("LSPORT_TEST_SOCKETS")
+            .unwrap()
+            .parse()
+            .unwrap();
+        for _ in 0..count {
+            let listener = std::net::TcpListener::from(tcp_listener());
+            let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (accepted, _) = listener.accept().unwrap();
+            keep(listener.into());
+            keep(client.into());
+            keep(accepted.into());
+            keep(bound_udp());
         }
         for _ in 0..2 {
             // SAFETY: one thread; the worker only waits.
@@ -759,4 +799,206 @@ fn unavailable_reasons_read_as_one_line() {
     assert_eq!(reason.code(), "not-permitted");
     assert!(reason.to_string().contains("CAP_BPF and CAP_PERFMON"));
     assert!(!reason.to_string().contains('\n'));
+}
+
+/// Every (inode, pid, fd) a `-a --json` document names, and the walk
+/// it says named them.
+fn named_holders(output: &std::process::Output, what: &str) -> (BTreeSet<Triple>, String) {
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{what}: {}",
+        common::stderr(output)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{what}: no JSON ({e}): {}", common::stderr(output)));
+    assert_eq!(doc["hidden_holders"], 0, "{what}");
+    let mut found = BTreeSet::new();
+    for socket in doc["sockets"].as_array().unwrap() {
+        let inode = socket["inode"].as_u64().unwrap();
+        // Every socket a file refers to is held here.
+        assert!(
+            inode == 0 || !socket["holders"].as_array().unwrap().is_empty(),
+            "{what}: no holder: {socket}"
+        );
+        for holder in socket["holders"].as_array().unwrap() {
+            let pid = holder["pid"].as_u64().unwrap() as u32;
+            let fd = holder["fd"].as_u64().unwrap() as u32;
+            found.insert((inode, pid, fd));
+        }
+    }
+    let from = doc["holders_from"].as_str().unwrap_or("null").to_string();
+    (found, from)
+}
+
+/// `lsport -a --json --holders SOURCE`, as root.
+fn lsport_all(source: &str) -> std::process::Output {
+    common::lsport(["-a", "--json", "--holders", source])
+}
+
+/// `lsport -a --json ARGS` as root without CAP_BPF and CAP_PERFMON.
+fn lsport_all_without_bpf(args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args([
+            "--bounding-set",
+            "-bpf,-perfmon",
+            "--inh-caps",
+            "-bpf,-perfmon",
+            "--",
+        ])
+        .arg(common::lsport_path())
+        .args(["-a", "--json"])
+        .args(args)
+        .env_clear()
+        .output()
+        .expect("running setpriv")
+}
+
+/// Waits until the leader of `pid` has exited (a zombie while its other
+/// thread runs on).
+fn wait_for_leader_exit(pid: u32) {
+    let stat = format!("/proc/{pid}/stat");
+    let zombie = (0..1200).any(|_| {
+        let state = std::fs::read_to_string(&stat).unwrap_or_default();
+        let zombie = state
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z'));
+        if !zombie {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        zombie
+    });
+    assert!(zombie, "the leader of {pid} did not exit");
+}
+
+/// The command itself: `-a --json` names the same holders, fd for fd,
+/// with the kernel's walk, with the /proc walk, and with auto where
+/// lsport lacks CAP_BPF and CAP_PERFMON; over a few hundred sockets in
+/// three processes that share them, a thread with its own fd table, a
+/// process whose leader exited, and processes in another pid namespace.
+#[test]
+fn lsport_names_the_same_holders_from_either_walk() {
+    if !kernel_walk_available("lsport_names_the_same_holders_from_either_walk") {
+        return;
+    }
+    let load = Holder::start("load", &[("LSPORT_TEST_SOCKETS", "100")]);
+    let own_table = Holder::start("own-table", &[]);
+    let leader_exits = Holder::start("leader-exits", &[]);
+    let pid_namespace = Holder::start("pid-namespace", &[]);
+    wait_for_leader_exit(leader_exits.pid());
+
+    let (kernel, from) = named_holders(&lsport_all("kernel"), "--holders kernel");
+    assert_eq!(from, "kernel");
+    let (proc, from) = named_holders(&lsport_all("proc"), "--holders proc");
+    assert_eq!(from, "proc");
+    let output = lsport_all_without_bpf(&[]);
+    assert_eq!(common::stderr(&output), "", "auto falls back silently");
+    let (auto, from) = named_holders(&output, "auto without CAP_BPF");
+    assert_eq!(from, "proc");
+    // Asked for by name, the kernel's walk is missed in one line.
+    let output = lsport_all_without_bpf(&["--holders", "kernel"]);
+    let (asked, from) = named_holders(&output, "--holders kernel without CAP_BPF");
+    assert_eq!(from, "proc");
+    assert_eq!(asked, proc);
+    let err = common::stderr(&output);
+    assert_eq!(
+        err,
+        "lsport: --holders kernel: the kernel's walk of fd tables is unavailable \
+         (it needs CAP_BPF and CAP_PERFMON, which lsport does not have); \
+         holders are named from /proc\n"
+    );
+    let differences = |a: &BTreeSet<Triple>, b: &BTreeSet<Triple>| {
+        let only_a: Vec<_> = a.difference(b).collect();
+        let only_b: Vec<_> = b.difference(a).collect();
+        format!("only in the first: {only_a:?}; only in the second: {only_b:?}")
+    };
+    // The same holders of the same sockets. Fd for fd, one difference:
+    // /proc's walk reads a thread's own fd table only for sockets left
+    // without a holder, so the listener the thread also has as fd 200 is
+    // named there by the kernel's walk alone.
+    let pairs = |set: &BTreeSet<Triple>| -> BTreeSet<(u64, u32)> {
+        set.iter().map(|t| (t.0, t.1)).collect()
+    };
+    assert!(
+        pairs(&kernel) == pairs(&proc),
+        "the kernel's walk against /proc's: {}",
+        differences(&kernel, &proc)
+    );
+    let only_kernel: Vec<&Triple> = kernel.difference(&proc).collect();
+    assert!(
+        proc.is_subset(&kernel)
+            && only_kernel
+                .iter()
+                .all(|t| t.1 == own_table.pid() && t.2 == 200),
+        "the kernel's walk against /proc's: {}",
+        differences(&kernel, &proc)
+    );
+    assert!(
+        auto == proc,
+        "auto without CAP_BPF against /proc's: {}",
+        differences(&auto, &proc)
+    );
+
+    // 100 listeners, 200 connection ends and 100 UDP sockets, in the
+    // load's process and its two workers.
+    let load_pids = with_descendants(&[load.pid()]);
+    assert_eq!(load_pids.len(), 3);
+    let of_load = kernel.iter().filter(|t| load_pids.contains(&t.1)).count();
+    assert_eq!(of_load, 3 * 400, "{kernel:?}");
+    // The thread's copy of the listener under fd 200, and the UDP
+    // socket only the thread's table has (found by /proc's second pass).
+    assert!(
+        kernel.iter().any(|t| t.1 == own_table.pid() && t.2 == 200),
+        "{kernel:?}"
+    );
+    assert_eq!(
+        pairs(&proc)
+            .iter()
+            .filter(|p| p.1 == own_table.pid())
+            .count(),
+        2,
+        "{proc:?}"
+    );
+    // The listener of a process whose leader exited.
+    assert!(
+        kernel.iter().any(|t| t.1 == leader_exits.pid()),
+        "{kernel:?}"
+    );
+    // The other pid namespace's pid 1, by the pid it has here.
+    let inner = with_descendants(&[pid_namespace.pid()]);
+    assert!(
+        kernel
+            .iter()
+            .any(|t| inner.contains(&t.1) && t.1 != pid_namespace.pid()),
+        "{kernel:?}"
+    );
+}
+
+/// Processes that open bound sockets and exit within milliseconds,
+/// while `lsport -a --json --holders kernel` runs again and again:
+/// every run answers, no socket is left with a hidden holder (one
+/// whose process exited is dropped as closed), and the stable holder
+/// is named every time.
+#[test]
+fn lsport_with_the_kernels_walk_copes_with_processes_exiting() {
+    if !kernel_walk_available("lsport_with_the_kernels_walk_copes_with_processes_exiting") {
+        return;
+    }
+    let stable = Holder::start("plain", &[]);
+    let _churn = Holder::start("churn", &[]);
+    let stable_truth = proc_walk(&with_descendants(&[stable.pid()]));
+    for round in 0..20 {
+        let what = format!("round {round}");
+        let (named, from) = named_holders(&lsport_all("kernel"), &what);
+        assert_eq!(from, "kernel", "{what}");
+        // The stable holder's listener (twice) and UDP socket: the
+        // sockets lsport lists of those /proc shows (not the unix pair).
+        let of_stable: BTreeSet<Triple> = named
+            .iter()
+            .copied()
+            .filter(|t| t.1 == stable.pid())
+            .collect();
+        assert_eq!(of_stable.len(), 2, "{what}: {of_stable:?}");
+        assert!(of_stable.is_subset(&stable_truth), "{what}");
+    }
 }

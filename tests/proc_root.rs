@@ -275,8 +275,9 @@ fn an_unreadable_table_is_an_error() {
 fn process_files_that_are_devices_or_huge_cost_only_themselves() {
     let dir = tree("hostile-process-files");
     let web = dir.path.join("4242");
-    // comm on /dev/zero would be read forever; a status whose name is cut
-    // mid-character must keep its other fields.
+    // comm on /dev/zero would be read forever (the command name comes
+    // from the status file); a status whose name is cut mid-character
+    // must keep its other fields.
     std::fs::remove_file(web.join("comm")).unwrap();
     symlink("/dev/zero", web.join("comm")).unwrap();
     write(
@@ -299,7 +300,9 @@ fn process_files_that_are_devices_or_huge_cost_only_themselves() {
         .find(|h| h["pid"] == 4242)
         .cloned()
         .expect("the web process still holds its sockets");
-    assert_eq!(holder["command"], "", "a device is no command name");
+    // The command name is the status file's (cut mid-character there,
+    // and kept so): the comm file is not even opened.
+    assert_eq!(holder["command"], "web-server-\u{fffd}", "{holder}");
     assert_eq!(holder["uid"], 1000, "{holder}");
     assert_eq!(holder["pid_in_namespace"], 17, "{holder}");
     let cmdline_len: usize = holder["cmdline"]

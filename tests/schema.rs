@@ -265,7 +265,8 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
                      "netns": netns}],
         "hidden_holders": 1,
         "unreadable_processes": [{"pid": 1, "command": "init", "uid": 0,
-                                  "reason": "fd_links_refused", "error": "Permission denied"}]
+                                  "reason": "fd_links_refused", "error": "Permission denied"}],
+        "holders_from": "proc"
     });
     let probe_schema = validator("probe");
     assert_valid(&probe_schema, &json!({}), "the empty probe document");
@@ -342,6 +343,12 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
             ("no namespaces", &|d| d["namespaces"] = json!([])),
             ("unreadable_processes missing", &|d| {
                 d.as_object_mut().unwrap().remove("unreadable_processes");
+            }),
+            ("holders_from missing", &|d| {
+                d.as_object_mut().unwrap().remove("holders_from");
+            }),
+            ("holders from an unknown walk", &|d| {
+                d["holders_from"] = json!("bpf")
             }),
             ("an unknown reason a process could not be read", &|d| {
                 d["unreadable_processes"][0]["reason"] = json!("forbidden")
@@ -635,6 +642,27 @@ fn every_json_document_lsport_prints_matches_its_schema() {
     // One port, and the listening view.
     let port = check(&["--json", "40010"], &[0]);
     assert_eq!(port["ports"][0]["in_use"], true);
+    // Which walk named the holders: the kernel's where it may run (CI
+    // requires it), /proc when asked for.
+    let expected_walk = if std::env::var_os("LSPORT_REQUIRE_BPF").is_some() {
+        vec![json!("kernel")]
+    } else {
+        vec![json!("kernel"), json!("proc")]
+    };
+    assert!(
+        expected_walk.contains(&port["holders_from"]),
+        "{}",
+        port["holders_from"]
+    );
+    let from_proc = check(&["--json", "--holders", "proc", "40010"], &[0]);
+    assert_eq!(from_proc["holders_from"], "proc");
+    let holders = |doc: &Value| -> Vec<(Value, Value)> {
+        sockets(doc)
+            .iter()
+            .map(|s| (s["inode"].clone(), s["holders"].clone()))
+            .collect()
+    };
+    assert_eq!(holders(&from_proc), holders(&port));
     assert_has(
         &values_of(&port, "role"),
         &[json!("listener"), json!("accepted")],

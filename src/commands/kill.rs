@@ -27,10 +27,10 @@ use std::time::Duration;
 pub use blast::BlastRadius;
 
 use crate::commands::wait::{self, HolderName, TimeWaitLeft};
-use crate::container::Container;
 use crate::error::Error;
+use crate::holders::container::Container;
+use crate::holders::process::{self, ProcessHandle, Refusal, Signal};
 use crate::probe::probe;
-use crate::process::{self, ProcessHandle, Refusal, Signal};
 use crate::query::{HolderDetail, Query, View};
 use crate::report::{Report, Role, Row};
 use crate::socket::{PortRange, Socket, State};
@@ -805,7 +805,7 @@ pub fn stop_command(supervisor: &Container) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container;
+    use crate::holders::container;
 
     #[test]
     fn supervisors_come_with_the_command_that_stops_them() {

@@ -268,11 +268,11 @@ impl TrialUser {
     /// USER as `--as` takes it: a name from the passwd file, or a uid
     /// (its entry's gid, or the same number when it has none or the file
     /// cannot be read). The file is read bounded (see
-    /// [`crate::users::read_passwd`]): a fifo or a device there is
+    /// [`crate::holders::users::read_passwd`]): a fifo or a device there is
     /// refused at once.
     pub fn resolve(user: &str, passwd: &std::path::Path) -> Result<TrialUser, Error> {
         let uid = user.parse::<u32>().ok().filter(|uid| *uid != u32::MAX);
-        let text = match crate::users::read_passwd(passwd) {
+        let text = match crate::holders::users::read_passwd(passwd) {
             Ok(text) => text,
             Err(err) if uid.is_none() => {
                 return Err(Error::Usage(format!(
@@ -282,7 +282,7 @@ impl TrialUser {
             }
             Err(_) => String::new(),
         };
-        if let Some(account) = crate::users::find_account(&text, user) {
+        if let Some(account) = crate::holders::users::find_account(&text, user) {
             return Ok(TrialUser {
                 uid: account.uid,
                 gid: account.gid,

@@ -3,9 +3,9 @@
 //! text, and how a cell is made. The table, `-o help`, `--help` and the
 //! man page all read this list, so a column is added in one place.
 
-use crate::cgroups::SocketCgroup;
 use crate::closest::closest;
 use crate::error::Error;
+use crate::holders::cgroups::SocketCgroup;
 use crate::netns::NetnsLabel;
 use crate::render::escape::{escape_bytes, escape_str};
 use crate::report::{Holder, Row};

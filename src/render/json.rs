@@ -14,9 +14,11 @@ use std::io;
 use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
 
-use crate::cgroups::SocketCgroup;
 use crate::commands::ephemeral::{EphemeralReport, NamespaceAnalysis};
-use crate::container::Container;
+use crate::holders::HolderWalk;
+use crate::holders::cgroups::SocketCgroup;
+use crate::holders::container::Container;
+use crate::holders::unseen::UnreadableProcess;
 use crate::netns::NetnsLabel;
 use crate::render::columns;
 use crate::render::ephemeral::{SYSCTL_D_FILE, reserved_fix};
@@ -24,7 +26,6 @@ use crate::render::escape::needs_escape_in_json;
 use crate::report::{Holder, NamespaceReport, PortVerdict, Report, Row};
 use crate::services::{Service, Services};
 use crate::socket::{Endpoint, PortRange};
-use crate::unseen::UnreadableProcess;
 
 /// The version every document carries.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -57,6 +58,7 @@ pub fn write_probe(report: &Report, sink: &mut dyn io::Write) -> io::Result<()> 
             .iter()
             .map(UnreadableEntry::of)
             .collect(),
+        holders_from: report.holders_from.map(HolderWalk::id),
     };
     write_document(&document, sink)
 }
@@ -181,6 +183,7 @@ struct ProbeDocument<'a> {
     sockets: Sockets<'a>,
     hidden_holders: usize,
     unreadable_processes: Vec<UnreadableEntry<'a>>,
+    holders_from: Option<&'static str>,
 }
 
 /// A process whose fds could not be read, when some socket's holder

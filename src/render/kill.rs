@@ -16,9 +16,9 @@ use crate::commands::kill::{
     Target, stop_command,
 };
 use crate::commands::wait::TimeWaitLeft;
-use crate::container::Container;
 use crate::duration;
-use crate::process::{Refusal, Signal};
+use crate::holders::container::Container;
+use crate::holders::process::{Refusal, Signal};
 use crate::render::columns::{protocol_label, socket_state_label};
 use crate::render::escape::escape_bytes;
 use crate::render::json::{ContainerView, SCHEMA_VERSION, write_document};

@@ -4,7 +4,8 @@
 use std::fmt::Write;
 use std::io;
 
-use crate::container::Container;
+use crate::holders::container::Container;
+use crate::holders::unseen::Unseen;
 use crate::netns::NetnsLabel;
 use crate::ports::{IanaRange, KernelPortPolicy, PortFacts, SettingsSource};
 use crate::query::View;
@@ -14,7 +15,6 @@ use crate::render::unseen::{hidden_phrase, owner_words};
 use crate::report::{NamespaceReport, PortVerdict, Report, Row, reserved_ports_with};
 use crate::socket::{Protocol, State};
 use crate::source::BlindSpot;
-use crate::unseen::Unseen;
 
 /// How the table is printed.
 #[derive(Debug, Clone, PartialEq, Eq)]

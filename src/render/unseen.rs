@@ -7,10 +7,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use crate::holders::unseen::{FdRefusal, UnreadableProcess, Unseen};
 use crate::render::columns::cgroup_label;
 use crate::render::escape::escape_str;
 use crate::report::Row;
-use crate::unseen::{FdRefusal, UnreadableProcess, Unseen};
 
 /// How many unreadable processes a line names before "and N more".
 const NAMED: usize = 4;

@@ -574,7 +574,7 @@ fn target_text(target: &StopTarget) -> String {
                 escape_bytes(command),
                 refusal.describe()
             );
-            if *refusal == crate::process::Refusal::InitOfNamespace {
+            if *refusal == crate::holders::process::Refusal::InitOfNamespace {
                 text.push_str(
                     ": if it holds the port for a systemd socket unit, stop that unit \
                      (systemctl list-sockets shows which)",

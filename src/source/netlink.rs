@@ -1021,7 +1021,7 @@ mod tests {
     fn own_cgroup_id() -> Option<u64> {
         use std::os::unix::fs::MetadataExt;
         let root = crate::sys::ProcRoot::default();
-        let hierarchy = crate::cgroups::Hierarchy::locate(&root)?;
+        let hierarchy = crate::holders::cgroups::Hierarchy::locate(&root)?;
         let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
         let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
         let dir = hierarchy.dir.join(path.trim_start_matches('/'));

@@ -106,14 +106,15 @@ pub fn stderr(output: &Output) -> String {
 
 /// Runs lsport as root without CAP_SYS_PTRACE, as in Docker's default
 /// capability set: other processes' /proc/PID/fd opens, but each link is
-/// refused.
+/// refused. Nor has it CAP_BPF and CAP_PERFMON (Docker's set lacks them
+/// too), with which the kernel's walk would read every fd table.
 pub fn lsport_without_ptrace(args: &[&str]) -> Output {
     Command::new("setpriv")
         .args([
             "--bounding-set",
-            "-sys_ptrace",
+            "-sys_ptrace,-bpf,-perfmon",
             "--inh-caps",
-            "-sys_ptrace",
+            "-sys_ptrace,-bpf,-perfmon",
             "--",
         ])
         .arg(lsport_path())

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use crate::commands::wait::{self, Poller};
 use crate::error::Error;
-use crate::process::{self, HeldSockets};
+use crate::holders::process::{self, HeldSockets};
 use crate::query::Query;
 use crate::socket::{Family, Protocol, Socket};
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::commands::wait::{self, Poller, TimeWaitLeft};
 use crate::error::Error;
+use crate::holders::process::{self, ProcessHandle, Signal};
 use crate::probe::probe;
-use crate::process::{self, ProcessHandle, Signal};
 use crate::query::Query;
 use crate::socket::{Socket, State};
 

@@ -28,9 +28,10 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::AtFlags;
 
-use crate::cgroups::Hierarchy;
-use crate::container::Container;
-use crate::owners::{self, FdTable};
+use crate::holders::cgroups::Hierarchy;
+use crate::holders::container::Container;
+use crate::holders::procfs::{self, FdTable};
+use crate::query::ProcessFields;
 use crate::sys::ProcRoot;
 
 use super::keys::{KeyMap, KeySet};
@@ -194,7 +195,7 @@ impl HolderFinder {
     pub fn new(root: &ProcRoot, netns: Option<u64>) -> HolderFinder {
         HolderFinder {
             root: root.clone(),
-            proc_dir: owners::open_proc(root),
+            proc_dir: procfs::open_proc(root),
             cache: KeyMap::default(),
             recent: VecDeque::new(),
             netns,
@@ -327,7 +328,7 @@ impl HolderFinder {
         let uids: HashSet<u32> = wanted.values().map(|w| w.uid).collect();
         let cgroups: HashSet<u64> = wanted.values().filter_map(|w| w.cgroup).collect();
         let same_cgroup = self.processes_in(&cgroups);
-        let mut all = owners::list_pids(&self.root).unwrap_or_default();
+        let mut all = procfs::list_pids(&self.root).unwrap_or_default();
         all.reverse();
         self.learn_processes(&all);
         let same_uid: Vec<u32> = all
@@ -426,7 +427,7 @@ impl HolderFinder {
                 break;
             }
             let mut hits = Vec::new();
-            let table = owners::socket_fds(proc_dir, pid, |inode, fd| {
+            let table = procfs::socket_fds(proc_dir, pid, |inode, fd| {
                 if scan.wanted.contains_key(&inode) {
                     hits.push((inode, fd));
                 }
@@ -445,13 +446,13 @@ impl HolderFinder {
 
     /// Names the processes found and caches each socket's holders.
     fn record_found(&mut self, found: KeyMap<Vec<(u32, u32)>>) {
-        let mut names: HashMap<u32, owners::ProcessInfo> = HashMap::new();
+        let mut names: HashMap<u32, procfs::ProcessInfo> = HashMap::new();
         for (inode, refs) in found {
             let mut holders = Vec::with_capacity(refs.len());
             for (pid, fd) in refs {
                 let info = names
                     .entry(pid)
-                    .or_insert_with(|| owners::process_info(&self.root, pid));
+                    .or_insert_with(|| procfs::process_info(&self.root, pid, ProcessFields::ALL));
                 holders.push(Holder {
                     pid,
                     fd,

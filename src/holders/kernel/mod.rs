@@ -19,6 +19,7 @@
 
 mod bpf;
 pub mod btf;
+pub(crate) mod capabilities;
 mod insn;
 mod layout;
 mod program;
@@ -131,6 +132,13 @@ pub enum Unavailable {
     /// lsport does not run in the initial pid namespace: the pids the
     /// kernel reports would not be the pids /proc shows.
     OtherPidNamespace,
+    /// The `/proc` lsport reads is not its own pid namespace's procfs
+    /// (`--proc-root` names another, or a copy): the processes the
+    /// kernel names could not be looked up there.
+    OtherProcRoot,
+    /// lsport's effective capabilities lack CAP_BPF or CAP_PERFMON
+    /// (CAP_SYS_ADMIN stands for both), seen before trying.
+    MissingCapabilities,
     /// The walk's output was not whole records.
     BadOutput {
         /// The bytes left over.
@@ -150,6 +158,8 @@ impl Unavailable {
             Unavailable::Refused { .. } => "refused",
             Unavailable::Failed { .. } => "failed",
             Unavailable::OtherPidNamespace => "other-pid-namespace",
+            Unavailable::OtherProcRoot => "other-proc-root",
+            Unavailable::MissingCapabilities => "missing-capabilities",
             Unavailable::BadOutput { .. } => "bad-output",
         }
     }
@@ -189,6 +199,12 @@ impl fmt::Display for Unavailable {
                 write!(f, "{} failed: {}", step.describe(), errno(*e))
             }
             Unavailable::OtherPidNamespace => f.write_str("not in the initial pid namespace"),
+            Unavailable::OtherProcRoot => {
+                f.write_str("the proc root is not the /proc of lsport's own pid namespace")
+            }
+            Unavailable::MissingCapabilities => {
+                f.write_str("it needs CAP_BPF and CAP_PERFMON, which lsport does not have")
+            }
             Unavailable::BadOutput { trailing } => {
                 write!(f, "the walk's output ends in {trailing} stray bytes")
             }
@@ -269,7 +285,7 @@ fn read_layout() -> Result<KernelLayout, Unavailable> {
 
 /// The kernel reads a task's `tgid` as the initial pid namespace sees
 /// it, and walks only the tasks of the caller's namespace.
-fn check_pid_namespace() -> Result<(), Unavailable> {
+pub(crate) fn check_pid_namespace() -> Result<(), Unavailable> {
     use std::os::unix::fs::MetadataExt;
     match std::fs::metadata("/proc/self/ns/pid") {
         Ok(ns) if ns.ino() == INITIAL_PID_NAMESPACE => Ok(()),

@@ -7,7 +7,7 @@
 //! says where. One walk of its directories maps ids to paths; the walk
 //! reads directory entries only (their inode numbers come with them), so
 //! any user may do it and it costs no stat per cgroup. From a path,
-//! [`unit_of`] names the systemd unit and [`crate::container::from_path`]
+//! [`unit_of`] names the systemd unit and [`crate::holders::container::from_path`]
 //! the container.
 
 use std::collections::{HashMap, HashSet};
@@ -16,8 +16,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::container::{self, Container};
-use crate::mountinfo::{self, Mount};
+use crate::holders::container::{self, Container};
+use crate::holders::mountinfo::{self, Mount};
 use crate::sys::ProcRoot;
 
 /// The suffixes of the systemd units that have a cgroup.

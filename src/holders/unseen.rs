@@ -5,9 +5,9 @@
 //! helps a user, not root, who is told instead which process kept its
 //! fds to itself.
 
-use crate::hidepid;
-pub use crate::owners::FdRefusal;
-use crate::owners::{self, FdScan};
+use crate::holders::hidepid;
+pub use crate::holders::procfs::FdRefusal;
+use crate::holders::procfs::{self, FdScan};
 use crate::sys::ProcRoot;
 
 /// A process whose fd table could not be read.
@@ -49,7 +49,7 @@ impl Unseen {
                 .unreadable
                 .iter()
                 .map(|u| {
-                    let (command, uid) = owners::command_and_uid(root, u.pid);
+                    let (command, uid) = procfs::command_and_uid(root, u.pid);
                     UnreadableProcess {
                         pid: u.pid,
                         command,

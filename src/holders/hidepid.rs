@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::mountinfo::{self, Mount};
+use crate::holders::mountinfo::{self, Mount};
 use crate::sys::ProcRoot;
 
 /// CAP_SYS_PTRACE: its holder sees every process whatever hidepid says.

@@ -11,7 +11,7 @@ use std::str::FromStr;
 use nix::sys::signal::Signal as Known;
 
 use crate::error::Error;
-use crate::owners::{self, FdTable};
+use crate::holders::procfs::{self, FdTable};
 use crate::sys::ProcRoot;
 
 /// A signal number, 1 to 64: the named ones and the realtime ones.
@@ -293,11 +293,11 @@ impl HeldSockets {
 /// threads of a process whose main thread has exited, whose
 /// `/proc/PID/fd` is then empty while they still hold their fds.
 pub fn held_sockets(root: &ProcRoot, pid: u32, expected: &[u64]) -> HeldSockets {
-    let Some(proc_dir) = owners::open_proc(root) else {
+    let Some(proc_dir) = procfs::open_proc(root) else {
         return HeldSockets::Unreadable;
     };
     let mut held: Vec<u64> = Vec::new();
-    match owners::socket_fds(&proc_dir, pid, |inode, _| held.push(inode)) {
+    match procfs::socket_fds(&proc_dir, pid, |inode, _| held.push(inode)) {
         FdTable::Gone => return HeldSockets::Gone,
         FdTable::Unreadable => return HeldSockets::Unreadable,
         FdTable::Read => {}
@@ -310,7 +310,7 @@ pub fn held_sockets(root: &ProcRoot, pid: u32, expected: &[u64]) -> HeldSockets 
                     .to_str()
                     .and_then(|t| t.parse::<u32>().ok());
                 if let Some(tid) = tid.filter(|tid| *tid != pid) {
-                    owners::thread_socket_fds(&proc_dir, pid, tid, |inode, _| held.push(inode));
+                    procfs::thread_socket_fds(&proc_dir, pid, tid, |inode, _| held.push(inode));
                 }
             }
         }
@@ -370,7 +370,7 @@ mod tests {
             std::os::fd::AsRawFd::as_raw_fd(&listener)
         ))
         .unwrap();
-        let inode = owners::socket_inode(link.as_os_str().as_encoded_bytes()).unwrap();
+        let inode = procfs::socket_inode(link.as_os_str().as_encoded_bytes()).unwrap();
         let held = held_sockets(&root, std::process::id(), &[inode]);
         assert!(held.holds_any(&[inode]), "{held:?}");
         assert!(!held.holds_any(&[u64::MAX]));

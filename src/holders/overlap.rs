@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread::{self, Scope, ScopedJoinHandle};
 
-use crate::owners::{self, FdRef, FdScan, TableRead, Unreadable};
+use crate::holders::procfs::{self, FdRef, FdScan, TableRead, Unreadable};
 use crate::sys::ProcRoot;
 
 /// At most this many scanning threads: past a few, the kernel's own
@@ -162,8 +162,8 @@ struct Shared {
 impl Shared {
     fn open(root: &ProcRoot) -> Option<Shared> {
         Some(Shared {
-            proc_dir: owners::open_proc(root)?,
-            pids: owners::list_pids(root)?,
+            proc_dir: procfs::open_proc(root)?,
+            pids: procfs::list_pids(root)?,
             next: AtomicUsize::new(0),
         })
     }
@@ -198,12 +198,12 @@ impl Shared {
                 break;
             };
             let table = match wanted {
-                Some(set) => owners::read_socket_fds(&self.proc_dir, pid, |inode, fd| {
+                Some(set) => procfs::read_socket_fds(&self.proc_dir, pid, |inode, fd| {
                     if set.contains(&inode) {
                         out.found.push((inode, FdRef { pid, fd }));
                     }
                 }),
-                None => owners::read_socket_fds(&self.proc_dir, pid, |inode, fd| {
+                None => procfs::read_socket_fds(&self.proc_dir, pid, |inode, fd| {
                     if let Ok(inode) = u32::try_from(inode) {
                         out.early.push((inode, FdRef { pid, fd }));
                     }

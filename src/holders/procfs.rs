@@ -22,7 +22,8 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use crate::container::{self, Container};
+use crate::holders::container::{self, Container};
+use crate::query::ProcessFields;
 use crate::sys::ProcRoot;
 
 /// One process's descriptor for a socket.
@@ -484,24 +485,38 @@ const CGROUP_LIMIT: usize = 64 << 10;
 // and takes 12-14 us a file against 0.3 us: the two fields lsport needs
 // are read here, field by field, so that nothing else in the file can
 // cost them. The fd walk and /proc/net stay hand-written (hot paths).
-/// Reads the name, command line and user of one process. Called only for
-/// processes that hold a matching socket.
-pub fn process_info(root: &ProcRoot, pid: u32) -> ProcessInfo {
+/// Reads the name, user and pid in its namespace of one process (from
+/// its status file alone), and its command line and container where
+/// `fields` asks for them. Called only for processes that hold a
+/// matching socket.
+pub fn process_info(root: &ProcRoot, pid: u32, fields: ProcessFields) -> ProcessInfo {
     let dir = root.path(&pid.to_string());
     let read = |name: &str, limit| crate::files::read_at_most(&dir.join(name), limit);
-    let mut command = read("comm", COMM_LIMIT).unwrap_or_default();
-    if command.last() == Some(&b'\n') {
-        command.pop();
-    }
-    let mut cmdline = read("cmdline", CMDLINE_LIMIT)
-        .map(|raw| split_cmdline(&raw))
-        .unwrap_or_default();
-    if cmdline.is_empty() {
-        cmdline = live_thread_cmdline(root, pid);
-    }
     let status = read("status", STATUS_LIMIT).unwrap_or_default();
-    let container = read("cgroup", CGROUP_LIMIT)
-        .ok()
+    let command = match status_field(&status, b"Name") {
+        Some(name) => unescape_status_name(name),
+        // A status without its name: ask the comm file.
+        None => {
+            let mut command = read("comm", COMM_LIMIT).unwrap_or_default();
+            if command.last() == Some(&b'\n') {
+                command.pop();
+            }
+            command
+        }
+    };
+    let mut cmdline = Vec::new();
+    if fields.args {
+        cmdline = read("cmdline", CMDLINE_LIMIT)
+            .map(|raw| split_cmdline(&raw))
+            .unwrap_or_default();
+        if cmdline.is_empty() {
+            cmdline = live_thread_cmdline(root, pid);
+        }
+    }
+    let container = fields
+        .container
+        .then(|| read("cgroup", CGROUP_LIMIT).ok())
+        .flatten()
         .and_then(|bytes| container::from_proc_cgroup(&String::from_utf8_lossy(&bytes)));
     ProcessInfo {
         pid,
@@ -511,6 +526,27 @@ pub fn process_info(root: &ProcRoot, pid: u32) -> ProcessInfo {
         pid_in_namespace: innermost_pid(&status).filter(|inner| *inner != pid),
         container,
     }
+}
+
+/// The command name from the `Name:` line of a status file: the comm
+/// file's bytes, but with a newline written `\n` and a backslash `\\`
+/// (the only two the kernel escapes there), and a tab before it.
+fn unescape_status_name(value: &[u8]) -> Vec<u8> {
+    let value = value.strip_prefix(b"\t").unwrap_or(value);
+    let mut name = Vec::with_capacity(value.len());
+    let mut bytes = value.iter().copied();
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            name.push(b);
+            continue;
+        }
+        match bytes.next() {
+            Some(b'n') => name.push(b'\n'),
+            Some(other) => name.push(other),
+            None => name.push(b'\\'),
+        }
+    }
+    name
 }
 
 /// The command name and effective uid of `pid`: what names a process
@@ -600,6 +636,18 @@ mod tests {
         assert_eq!(innermost_pid(&status), Some(7));
         assert_eq!(effective_uid(b"Name:\tx\n"), None);
         assert_eq!(innermost_pid(b"NSpid:\t12\n"), Some(12));
+    }
+
+    #[test]
+    fn the_status_name_is_the_command_with_its_escapes_undone() {
+        assert_eq!(unescape_status_name(b"\tnginx"), b"nginx".to_vec());
+        assert_eq!(unescape_status_name(b"\ta\\nb\\\\c"), b"a\nb\\c".to_vec());
+        // Escape sequences for a terminal are not the kernel's to undo.
+        assert_eq!(
+            unescape_status_name(b"\t\x1b[31mred"),
+            b"\x1b[31mred".to_vec()
+        );
+        assert_eq!(unescape_status_name(b"\tsrv-\xc3"), b"srv-\xc3".to_vec());
     }
 
     #[test]
