@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum, ValueHint};
 
 use lsport::commands::ephemeral::EphemeralOptions;
 use lsport::commands::kill::{KillOptions, Mode as KillMode};
@@ -59,9 +59,15 @@ pub struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Ports to look up: a number (8080), a range (8000-8100) or a service name (ssh).
-    #[arg(value_name = "PORT")]
+    /// Ports to look up: a number (8080), a range (8000-8100) or a service name (ssh);
+    /// or a Unix socket: a path (anything with a /, as ./app.sock) or an abstract name (@name).
+    #[arg(value_name = "PORT", value_hint = ValueHint::AnyPath)]
     pub ports: Vec<String>,
+
+    /// List Unix domain sockets instead of TCP and UDP: those that listen
+    /// (and bound datagram sockets), or with -a every one.
+    #[arg(short = 'x', long)]
+    pub unix: bool,
 
     /// Show every socket in every state (like `ss -tuanp`).
     #[arg(short = 'a', long)]
@@ -267,8 +273,9 @@ impl SocketFilterArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct KillArgs {
-    /// Ports to free: a number (8080), a range (8000-8100) or a service name.
-    #[arg(value_name = "PORT")]
+    /// Ports to free: a number (8080), a range (8000-8100) or a service name;
+    /// or a Unix socket's path or @name (its listener's holders are signalled).
+    #[arg(value_name = "PORT", value_hint = ValueHint::AnyPath)]
     pub ports: Vec<String>,
 
     #[command(flatten)]
@@ -336,8 +343,9 @@ pub struct KillArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct WaitArgs {
-    /// Ports to wait for: a number (5432) or a service name.
-    #[arg(value_name = "PORT")]
+    /// Ports to wait for: a number (5432) or a service name; or a Unix
+    /// socket's path or @name.
+    #[arg(value_name = "PORT", value_hint = ValueHint::AnyPath)]
     pub ports: Vec<String>,
 
     #[command(flatten)]
@@ -374,7 +382,8 @@ pub struct WhyArgs {
     /// The bind to try: PORT (a number or a service name), ADDRESS:PORT,
     /// [IPV6-ADDRESS]:PORT or, for a link-local address, [fe80::1%IF]:PORT;
     /// without an address, the wildcard 0.0.0.0 (or [::] with -6).
-    #[arg(value_name = "[ADDRESS:]PORT")]
+    /// Or a Unix socket's path or @name: would a server's bind() on it succeed.
+    #[arg(value_name = "[ADDRESS:]PORT", value_hint = ValueHint::AnyPath)]
     pub target: String,
 
     /// Try a UDP bind instead of a TCP one.
@@ -417,7 +426,7 @@ pub struct WhyArgs {
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
     /// Ports to watch: a number, a range or a service name. None: the listeners on any port.
-    #[arg(value_name = "PORT")]
+    #[arg(value_name = "PORT", value_hint = ValueHint::AnyPath)]
     pub ports: Vec<String>,
 
     /// Stop after this long (100ms, 3s, 2m, 1h) and print the summary.
@@ -625,8 +634,12 @@ impl Args {
             Services::default()
         };
         let mut asked: Vec<PortRange> = Vec::new();
+        let mut unix_targets = Vec::new();
         for text in port_texts {
-            asked.extend(portspec::parse_ports(text, &services)?);
+            match portspec::parse_target(text, &services)? {
+                portspec::Target::Ports(ranges) => asked.extend(ranges),
+                portspec::Target::Unix(target) => unix_targets.push(target),
+            }
         }
         let proc_root = self
             .proc_root
@@ -655,6 +668,8 @@ impl Args {
             ));
         }
         let filters = self.filters()?;
+        self.check_unix(&task, &asked, &unix_targets, &filters)?;
+        let unix_only = self.unix || (!unix_targets.is_empty() && asked.is_empty());
         let mut query = match &task {
             Task::Watch(_) if asked.is_empty() => Query::listening(),
             Task::Watch(_) | Task::Kill(_) | Task::Wait(_) => Query::ports(asked),
@@ -670,6 +685,11 @@ impl Args {
         if matches!(task, Task::Probe) {
             query.filters = filters;
         }
+        if self.unix && self.all {
+            query.view = lsport::query::View::All;
+        }
+        query.unix = self.unix;
+        query.unix_targets = unix_targets;
         query.listening_only = self.listening;
         let ((tcp, udp, ipv4, ipv6), remote) = match own {
             Some((_, flags, remote)) => (flags, remote),
@@ -678,6 +698,8 @@ impl Args {
         // wait --listening means TCP unless -u asks for UDP.
         let tcp_by_default = matches!(&task, Task::Wait(w) if w.condition == Condition::Listening);
         query.protocols = match (tcp, udp) {
+            // Unix sockets only: no TCP or UDP socket is dumped.
+            _ if unix_only => Vec::new(),
             (true, false) => vec![Protocol::Tcp],
             (false, true) => vec![Protocol::Udp],
             (false, false) if tcp_by_default => vec![Protocol::Tcp],
@@ -731,6 +753,49 @@ impl Args {
 }
 
 impl Args {
+    /// What Unix targets and --unix go with: a probe takes ports and
+    /// Unix targets together; kill and wait one kind at a time; watch
+    /// none (it follows ports).
+    fn check_unix(
+        &self,
+        task: &Task,
+        asked: &[PortRange],
+        unix_targets: &[lsport::unix::target::UnixTarget],
+        filters: &Filters,
+    ) -> Result<(), Error> {
+        if self.unix && !matches!(task, Task::Probe) {
+            return Err(Error::usage(
+                "--unix lists Unix sockets (lsport --unix); other commands take a socket's path or @name",
+            ));
+        }
+        if unix_targets.is_empty() {
+            if self.unix && filters.by_cgroup() {
+                return Err(Error::usage(
+                    "--unix goes with --pid and --user; --unit, --container and --cgroup select TCP and UDP sockets only",
+                ));
+            }
+            return Ok(());
+        }
+        match task {
+            Task::Watch(_) => Err(Error::usage(
+                "lsport watch follows ports; a Unix socket's path or @name goes to lsport, wait, why or kill",
+            )),
+            Task::Kill(_) | Task::Wait(_) if !asked.is_empty() => Err(Error::usage(
+                "give ports or Unix sockets, not both, to kill and wait",
+            )),
+            Task::Kill(_) | Task::Wait(_) if self.all_netns || unix_targets.len() > 1 => Err(
+                Error::usage("kill and wait take one Unix socket (a path or @name) at a time"),
+            ),
+            Task::Probe if !filters.is_empty() => Err(Error::usage(
+                "--pid, --user, --unit, --container and --cgroup select sockets without naming them: give no socket path",
+            )),
+            _ if self.all_netns => Err(Error::usage(
+                "Unix sockets are looked up in one network namespace: use --netns, not --all-netns",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The reverse query's filters; a user name is looked up here.
     fn filters(&self) -> Result<Filters, Error> {
         let uids = self

@@ -142,6 +142,9 @@ fn stdout_writable() -> std::io::Result<()> {
 
 /// `lsport [PORT...]`: who holds the ports, or what is listening.
 fn run_probe(invocation: &Invocation) -> Outcome {
+    if invocation.query.unix || !invocation.query.unix_targets.is_empty() {
+        return run_unix_probe(invocation);
+    }
     let report = lsport::probe(&invocation.query)?;
     let status = if report.any_match() {
         EXIT_MATCH
@@ -170,6 +173,79 @@ fn run_probe(invocation: &Invocation) -> Outcome {
         Output::Quiet => Ok(()),
     })?;
     Ok(status)
+}
+
+/// `lsport PATH`, `lsport @NAME`, `lsport --unix`: who is on a Unix
+/// socket, or what listens. Ports given too are answered first, as
+/// without Unix targets; JSON is the probe's document with a `unix`
+/// part (its ports and sockets empty when none was asked).
+fn run_unix_probe(invocation: &Invocation) -> Outcome {
+    let query = &invocation.query;
+    let unix = lsport::unix::probe::probe(query)?;
+    let ports_asked = !query.ports.is_empty();
+    let ports = if ports_asked || invocation.output == Output::Json {
+        Some(lsport::probe(query)?)
+    } else {
+        None
+    };
+    let port_match = ports_asked && ports.as_ref().is_some_and(Report::any_match);
+    let status = if unix.any_match() || port_match {
+        EXIT_MATCH
+    } else {
+        EXIT_NO_MATCH
+    };
+    if invocation.output == Output::Quiet {
+        return Ok(status);
+    }
+    if let Some(report) = ports.as_ref().filter(|_| ports_asked) {
+        warn_about_gaps(invocation, report);
+    }
+    warn_about_unix_gaps(&unix);
+    print(|out| match (&invocation.output, &ports) {
+        (Output::Json, Some(report)) => {
+            render::json::write_probe_with_unix(report, Some(&unix), out)
+        }
+        (
+            Output::Table {
+                color,
+                columns,
+                width,
+            },
+            _,
+        ) => {
+            if let Some(report) = ports.as_ref().filter(|_| ports_asked) {
+                let options = render::table::TableOptions {
+                    label_namespaces: invocation.labels_namespaces(),
+                    color: *color,
+                    columns: columns.clone(),
+                    width: *width,
+                };
+                render::table::write(report, &options, out)?;
+                writeln!(out)?;
+            }
+            out.write_all(render::unix::text(&unix).as_bytes())
+        }
+        _ => Ok(()),
+    })?;
+    Ok(status)
+}
+
+/// One line on stderr for each thing the Unix answer could not cover.
+fn warn_about_unix_gaps(unix: &lsport::unix::report::UnixReport) {
+    if let Some(reason) = &unix.fallback {
+        say(&format!(
+            "sock_diag is not available ({reason}); reading /proc/net/unix instead, which gives no bound files, peers, queues or uids: paths are matched by name"
+        ));
+    }
+    if unix.skipped > 0 {
+        say(&format!(
+            "{} Unix socket entries could not be decoded and were skipped",
+            unix.skipped
+        ));
+    }
+    if let Some(line) = render::unseen::notice(unix.hidden_holders(), &unix.unseen) {
+        say(&line);
+    }
 }
 
 /// `lsport ephemeral`: the ephemeral range under load.

@@ -1,0 +1,418 @@
+//! The answer on Unix sockets: the verdict per target, the file's facts
+//! and the socket table for people, and the `unix` part of the probe's
+//! JSON document.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::os::unix::ffi::OsStrExt;
+
+use serde::Serialize;
+
+use crate::report::Holder;
+use crate::source::SourceKind;
+use crate::unix::report::{MatchedBy, TargetAnswer, UnixReport, UnixRow, UnixVerdict, kind_name};
+use crate::unix::socket::{UnixQueue, UnixSocket};
+use crate::unix::target::{FileKind, SocketFile, UnixTarget};
+
+use super::escape::escape_bytes;
+use super::json::HolderEntry;
+
+/// The target as the user typed it, raw.
+pub fn target_bytes(target: &UnixTarget) -> Cow<'_, [u8]> {
+    match target {
+        UnixTarget::Path(path) => Cow::Borrowed(path.as_os_str().as_bytes()),
+        UnixTarget::Abstract(name) => {
+            let mut out = b"@".to_vec();
+            out.extend_from_slice(name);
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// The verdict on one target, in one line.
+pub fn verdict_line(answer: &TargetAnswer, report: &UnixReport) -> String {
+    let name = escape_bytes(&target_bytes(&answer.target));
+    let here = "in this network namespace";
+    let words = match answer.verdict {
+        UnixVerdict::InUse => {
+            let servers: Vec<String> = answer
+                .servers(&report.rows)
+                .map(|row| format!("{} {}", row.socket.socket_type.name(), row.role.name()))
+                .collect();
+            if servers.is_empty() {
+                "IN USE (connections through it; no listener left)".to_string()
+            } else {
+                format!("IN USE ({})", servers.join(", "))
+            }
+        }
+        UnixVerdict::Free => match &answer.file {
+            Some(Err(err)) => format!("FREE (no such file: {})", err.message),
+            _ => format!("FREE (no socket has this abstract name {here})"),
+        },
+        UnixVerdict::Stale => format!(
+            "STALE: a socket file with nothing bound to it {here}; connect() is refused and bind() fails until it is removed"
+        ),
+        UnixVerdict::NotASocket => {
+            let kind = match &answer.file {
+                Some(Ok(file)) if file.kind == FileKind::Directory => "a directory",
+                _ => "a file that is not a socket",
+            };
+            format!("NOT A SOCKET: {kind}; no socket can be bound there")
+        }
+        UnixVerdict::Unknown => {
+            let why = match &answer.file {
+                Some(Err(err)) => err.message.clone(),
+                _ => String::new(),
+            };
+            format!(
+                "UNKNOWN: the file cannot be looked at ({why}), and no socket is bound by this name"
+            )
+        }
+    };
+    format!("{name}: {words}")
+}
+
+/// How the sockets were matched, when it is worth saying.
+pub fn match_note(answer: &TargetAnswer, report: &UnixReport) -> Option<String> {
+    let missing = matches!(&answer.file, Some(Err(err)) if err.is_missing());
+    if answer.matched_by != MatchedBy::Name || (missing && answer.rows.is_empty()) {
+        return None;
+    }
+    Some(if report.source == SourceKind::Proc {
+        "matched by name: /proc/net/unix gives no bound file, so a socket bound by another name (a relative one, a symlink, a hard link) is missed, and one bound to a file since replaced is taken for this one".to_string()
+    } else {
+        "matched by name: the file cannot be looked at, so a socket bound by another name is missed"
+            .to_string()
+    })
+}
+
+/// The file's facts in one line.
+pub fn file_line(file: &SocketFile) -> String {
+    let connect = if file.may_connect {
+        "this user may connect (write permission on the file, search on its directories)"
+    } else {
+        "this user may not connect (it needs write permission on the file and search on its directories)"
+    };
+    format!(
+        "file: {}, owner {}:{}, mode {:04o}, device {} inode {}; {connect}",
+        kind_name(file.kind),
+        file.uid,
+        file.gid,
+        file.mode,
+        file.device,
+        file.inode
+    )
+}
+
+const HEADERS: [&str; 11] = [
+    "TYPE", "ROLE", "STATE", "INODE", "PEER", "QUEUE", "PID", "USER", "FD", "COMMAND", "ARGS",
+];
+
+/// The arguments shown in the table, at most this many characters (JSON
+/// has them whole).
+const ARGS_SHOWN: usize = 60;
+
+/// The queue column: pending/backlog for a listener, receive/send bytes
+/// for others.
+fn queue_text(socket: &UnixSocket) -> String {
+    match socket.queue {
+        Some(UnixQueue::Listener { pending, backlog }) => format!("{pending}/{backlog}"),
+        Some(UnixQueue::Data { receive, send }) => format!("{receive}:{send}"),
+        None => "-".into(),
+    }
+}
+
+fn holder_cells(holder: Option<&Holder>, row: &UnixRow) -> [String; 5] {
+    match holder {
+        Some(h) => {
+            let user = match (h.user(), h.uid()) {
+                (Some(name), _) => name.to_string(),
+                (None, Some(uid)) => uid.to_string(),
+                (None, None) => "-".into(),
+            };
+            let args: Vec<String> = h
+                .cmdline()
+                .iter()
+                .skip(1)
+                .map(|a| escape_bytes(a))
+                .collect();
+            let mut args = args.join(" ");
+            if args.chars().count() > ARGS_SHOWN {
+                args = args.chars().take(ARGS_SHOWN - 3).collect::<String>() + "...";
+            }
+            [
+                h.pid.to_string(),
+                user,
+                h.fd.to_string(),
+                escape_bytes(h.command()),
+                args,
+            ]
+        }
+        None => {
+            let owner = row
+                .owner
+                .clone()
+                .or_else(|| row.socket.uid.map(|u| u.to_string()))
+                .unwrap_or_else(|| "-".into());
+            let what = if row.holders_hidden {
+                "(hidden)"
+            } else {
+                "(no process)"
+            };
+            ["-".into(), owner, "-".into(), what.into(), String::new()]
+        }
+    }
+}
+
+/// The table of rows, one line per holder.
+pub fn table(report: &UnixReport, rows: &[usize], show_name: bool) -> String {
+    let mut lines: Vec<Vec<String>> = Vec::new();
+    let mut headers: Vec<String> = HEADERS.iter().map(|h| h.to_string()).collect();
+    if show_name {
+        headers.insert(3, "NAME".into());
+    }
+    lines.push(headers);
+    for &index in rows {
+        let row = &report.rows[index];
+        let s = &row.socket;
+        let peer = s.peer_inode().map_or("-".into(), |p| p.to_string());
+        let holders: Vec<Option<&Holder>> = if row.holders.is_empty() {
+            vec![None]
+        } else {
+            row.holders.iter().map(Some).collect()
+        };
+        for holder in holders {
+            let mut cells = vec![
+                s.socket_type.name().into_owned(),
+                row.role.name().into(),
+                s.state.kernel_name().into_owned(),
+                s.inode.to_string(),
+                peer.clone(),
+                queue_text(s),
+            ];
+            if show_name {
+                let name = s.name.printed();
+                cells.insert(
+                    3,
+                    if name.is_empty() {
+                        "-".into()
+                    } else {
+                        escape_bytes(&name)
+                    },
+                );
+            }
+            cells.extend(holder_cells(holder, row));
+            lines.push(cells);
+        }
+    }
+    let columns = lines[0].len();
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            lines
+                .iter()
+                .map(|l| l[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for line in &lines {
+        let mut text = String::new();
+        for (c, cell) in line.iter().enumerate() {
+            if c + 1 == columns {
+                text.push_str(cell);
+            } else {
+                let _ = write!(text, "{cell:<width$}  ", width = widths[c]);
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `lsport PATH` / `lsport --unix` for people.
+pub fn text(report: &UnixReport) -> String {
+    let mut out = String::new();
+    if report.targets.is_empty() {
+        if report.rows.is_empty() {
+            out.push_str("no Unix sockets matched\n");
+        } else {
+            let all: Vec<usize> = (0..report.rows.len()).collect();
+            out.push_str(&table(report, &all, true));
+        }
+        return out;
+    }
+    for (n, answer) in report.targets.iter().enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        out.push_str(&verdict_line(answer, report));
+        out.push('\n');
+        if let Some(Ok(file)) = &answer.file {
+            out.push_str("  ");
+            out.push_str(&file_line(file));
+            out.push('\n');
+        }
+        if let Some(note) = match_note(answer, report) {
+            out.push_str("  ");
+            out.push_str(&note);
+            out.push('\n');
+        }
+        if !answer.rows.is_empty() {
+            out.push_str(&table(report, &answer.rows, false));
+        }
+    }
+    out
+}
+
+/// The `unix` part of the probe's JSON document.
+#[derive(Serialize)]
+pub(crate) struct UnixPart<'a> {
+    source: &'static str,
+    blind_spots: Vec<&'static str>,
+    targets: Vec<TargetView<'a>>,
+    sockets: Vec<UnixSocketView<'a>>,
+    hidden_holders: usize,
+}
+
+impl<'a> UnixPart<'a> {
+    pub(crate) fn of(report: &'a UnixReport) -> UnixPart<'a> {
+        UnixPart {
+            source: report.source.name(),
+            blind_spots: report.blind_spots.iter().map(|b| b.id()).collect(),
+            targets: report.targets.iter().map(TargetView::of).collect(),
+            sockets: report
+                .rows
+                .iter()
+                .map(|row| UnixSocketView::of(row, report))
+                .collect(),
+            hidden_holders: report.hidden_holders(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct TargetView<'a> {
+    target: String,
+    kind: &'static str,
+    verdict: &'static str,
+    matched_by: &'static str,
+    file: Option<FileView>,
+    file_error: Option<&'a str>,
+    sockets: &'a [usize],
+}
+
+impl<'a> TargetView<'a> {
+    fn of(answer: &'a TargetAnswer) -> TargetView<'a> {
+        TargetView {
+            target: String::from_utf8_lossy(&target_bytes(&answer.target)).into_owned(),
+            kind: match answer.target {
+                UnixTarget::Path(_) => "path",
+                UnixTarget::Abstract(_) => "abstract",
+            },
+            verdict: answer.verdict.id(),
+            matched_by: answer.matched_by.id(),
+            file: match &answer.file {
+                Some(Ok(file)) => Some(FileView::of(file)),
+                _ => None,
+            },
+            file_error: match &answer.file {
+                Some(Err(err)) => Some(&err.message),
+                _ => None,
+            },
+            sockets: &answer.rows,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct FileView {
+    kind: &'static str,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    device: String,
+    inode: u64,
+    may_connect: bool,
+}
+
+impl FileView {
+    fn of(file: &SocketFile) -> FileView {
+        FileView {
+            kind: kind_name(file.kind),
+            uid: file.uid,
+            gid: file.gid,
+            mode: file.mode,
+            device: file.device.to_string(),
+            inode: file.inode,
+            may_connect: file.may_connect,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct UnixSocketView<'a> {
+    inode: u64,
+    cookie: Option<u64>,
+    #[serde(rename = "type")]
+    socket_type: Cow<'static, str>,
+    state: Cow<'static, str>,
+    role: &'static str,
+    name: Option<String>,
+    bound_file: Option<BoundFileView>,
+    peer_inode: Option<u64>,
+    queue: Option<QueueView>,
+    uid: Option<u32>,
+    owner: Option<&'a str>,
+    holders: Vec<HolderEntry<'a>>,
+    holders_hidden: bool,
+    peer_holders: Vec<HolderEntry<'a>>,
+}
+
+#[derive(Serialize)]
+struct BoundFileView {
+    device: String,
+    inode: u32,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum QueueView {
+    Listener { pending: u32, backlog: u32 },
+    Data { receive: u32, send: u32 },
+}
+
+impl<'a> UnixSocketView<'a> {
+    fn of(row: &'a UnixRow, report: &'a UnixReport) -> UnixSocketView<'a> {
+        let s = &row.socket;
+        let name = s.name.printed();
+        UnixSocketView {
+            inode: s.inode,
+            cookie: s.cookie,
+            socket_type: s.socket_type.name(),
+            state: s.state.kernel_name(),
+            role: row.role.name(),
+            name: (!name.is_empty()).then(|| String::from_utf8_lossy(&name).into_owned()),
+            bound_file: s.bound_file.map(|b| BoundFileView {
+                device: b.device.to_string(),
+                inode: b.inode,
+            }),
+            peer_inode: s.peer_inode(),
+            queue: s.queue.map(|q| match q {
+                UnixQueue::Listener { pending, backlog } => {
+                    QueueView::Listener { pending, backlog }
+                }
+                UnixQueue::Data { receive, send } => QueueView::Data { receive, send },
+            }),
+            uid: s.uid,
+            owner: row.owner.as_deref(),
+            holders: row.holders.iter().map(HolderEntry::of).collect(),
+            holders_hidden: row.holders_hidden,
+            peer_holders: row
+                .peer_row
+                .map(|p| report.rows[p].holders.iter().map(HolderEntry::of).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
