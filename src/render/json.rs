@@ -194,7 +194,6 @@ struct ProbeDocument<'a> {
     sockets: Sockets<'a>,
     hidden_holders: usize,
     unreadable_processes: Vec<UnreadableEntry<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     unix: Option<UnixPart<'a>>,
 }
 
