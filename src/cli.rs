@@ -550,6 +550,9 @@ pub enum Task {
     Ephemeral(EphemeralSettings),
     Suggest(SuggestQuery),
     Why(WhyOptions),
+    /// `why PATH` or `why @NAME`: the target is the query's one Unix
+    /// target.
+    WhyUnix,
     Watch(WatchOptions),
     Kill(KillSettings),
     Wait(WaitOptions),
@@ -651,8 +654,19 @@ impl Args {
             (Some(target), false) => NetnsChoice::One(netns::resolve_target(target, &proc_root)?),
             (None, false) => NetnsChoice::Current,
         };
+        let why_unix = match &self.command {
+            Some(Command::Why(args)) => {
+                lsport::unix::target::UnixTarget::parse(std::ffi::OsStr::new(&args.target))
+            }
+            _ => None,
+        };
+        if let (Some(target), Some(Command::Why(args))) = (&why_unix, &self.command) {
+            args.check_unix(self.json)?;
+            unix_targets.push(target.clone());
+        }
         let task = match &self.command {
             None => Task::Probe,
+            Some(Command::Why(_)) if why_unix.is_some() => Task::WhyUnix,
             Some(Command::Ephemeral(args)) => {
                 Task::Ephemeral(args.to_settings(self.json, &services)?)
             }
@@ -674,9 +688,11 @@ impl Args {
             Task::Watch(_) if asked.is_empty() => Query::listening(),
             Task::Watch(_) | Task::Kill(_) | Task::Wait(_) => Query::ports(asked),
             // The reports look at every socket of the namespace.
-            Task::Ephemeral(_) | Task::Suggest(_) | Task::Why(_) | Task::ListColumns => {
-                Query::all()
-            }
+            Task::Ephemeral(_)
+            | Task::Suggest(_)
+            | Task::Why(_)
+            | Task::WhyUnix
+            | Task::ListColumns => Query::all(),
             Task::Probe if !asked.is_empty() => Query::ports(asked),
             // A reverse query (`--pid 1234`): everything it holds.
             Task::Probe if self.all || !filters.is_empty() => Query::all(),
@@ -719,7 +735,12 @@ impl Args {
         query.user_names = !(self.numeric || kill_numeric);
         // Each command gathers only what it shows: the exit status needs
         // no holder, and ephemeral and suggest find their own.
-        if quiet || !matches!(task, Task::Probe | Task::Why(_) | Task::Watch(_)) {
+        if quiet
+            || !matches!(
+                task,
+                Task::Probe | Task::Why(_) | Task::WhyUnix | Task::Watch(_)
+            )
+        {
             query.holders = HolderDetail::None;
         }
         // Every socket's cgroup for JSON and the CGROUP and UNIT columns;
@@ -856,6 +877,29 @@ impl EphemeralArgs {
 }
 
 impl WhyArgs {
+    /// `why PATH` tries no bind: the options of a port's bind and --as
+    /// do not apply, nor (yet) --json.
+    fn check_unix(&self, json: bool) -> Result<(), Error> {
+        let port_options = self.udp
+            || self.ipv6
+            || self.reuseaddr
+            || self.no_reuseaddr
+            || self.reuseport
+            || self.v6only
+            || self.dual_stack;
+        if port_options || self.as_user.is_some() {
+            return Err(Error::usage(
+                "-u, -6, --reuseaddr, --reuseport, --v6only, --dual-stack and --as are for a port; why on a Unix socket takes none of them",
+            ));
+        }
+        if json {
+            return Err(Error::usage(
+                "why on a Unix socket prints text only; lsport --json PATH gives the sockets on it as JSON",
+            ));
+        }
+        Ok(())
+    }
+
     fn to_options(&self, quiet: bool, services: &Services) -> Result<WhyOptions, Error> {
         let why::Target {
             address,

@@ -72,6 +72,7 @@ fn run() -> ExitCode {
         Task::Ephemeral(settings) => run_ephemeral(&invocation, settings),
         Task::Suggest(wanted) => run_suggest(&invocation, wanted),
         Task::Why(options) => run_why(&invocation, options),
+        Task::WhyUnix => run_why_unix(&invocation),
         Task::Watch(options) => run_watch(&invocation, options),
         Task::Kill(settings) => run_kill(&invocation, settings),
         Task::Wait(options) => run_wait(&invocation, options),
@@ -316,6 +317,23 @@ fn run_why(invocation: &Invocation, options: &why::WhyOptions) -> Outcome {
         Output::Json => render::why::write_json(&answer, out),
         _ => out.write_all(render::why::text(&answer).as_bytes()),
     })?;
+    Ok(status)
+}
+
+/// `lsport why PATH`: would a server's bind() on this Unix socket
+/// succeed, and why not.
+fn run_why_unix(invocation: &Invocation) -> Outcome {
+    let answer = why::unix::run(&invocation.query)?;
+    let status = if answer.would_succeed() {
+        EXIT_MATCH
+    } else {
+        EXIT_CANNOT_NOW
+    };
+    if invocation.output == Output::Quiet {
+        return Ok(status);
+    }
+    warn_about_unix_gaps(&answer.report);
+    print(|out| out.write_all(render::unix::why_text(&answer).as_bytes()))?;
     Ok(status)
 }
 

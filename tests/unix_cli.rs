@@ -543,3 +543,91 @@ fn bad_unix_arguments_are_one_line_and_exit_2() {
         assert!(stdout(&output).is_empty());
     }
 }
+
+#[test]
+fn why_names_the_cause_of_each_failing_bind() {
+    let Some(tmp) = PrivateTmpfs::new("why") else {
+        return;
+    };
+    let live = tmp.path("live.sock");
+    let listener = UnixListener::bind(&live).unwrap();
+    use std::os::linux::net::SocketAddrExt;
+    let address = std::os::unix::net::SocketAddr::from_abstract_name(b"lsport-why").unwrap();
+    let named = UnixListener::bind_addr(&address).unwrap();
+    let held = hold(&[fd_of(&listener), fd_of(&named)]);
+    drop((listener, named));
+    let why = |target: &str| {
+        let output = lsport(["why", target]);
+        (output.status.code(), stdout(&output))
+    };
+    let (code, out) = why(arg(&live));
+    assert_eq!(code, Some(4), "{out}");
+    assert!(
+        out.contains("bind() fails with EADDRINUSE: a stream listener"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("pid {}", held.pid())), "{out}");
+
+    let stale = tmp.path("stale.sock");
+    drop(UnixListener::bind(&stale).unwrap());
+    let (code, out) = why(arg(&stale));
+    assert_eq!(code, Some(4), "{out}");
+    assert!(
+        out.contains("bind() fails with EADDRINUSE: the file remains from a socket that closed; nothing listens on it"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("fix: remove the file: rm {}", arg(&stale))),
+        "{out}"
+    );
+    // The fix is right: once removed, a bind succeeds, and why says it would.
+    std::fs::remove_file(&stale).unwrap();
+    let (code, out) = why(arg(&stale));
+    assert_eq!(code, Some(0), "{out}");
+    drop(UnixListener::bind(&stale).unwrap());
+
+    let (code, out) = why(arg(&tmp.path("no/such/dir/x.sock")));
+    assert_eq!(code, Some(4), "{out}");
+    assert!(out.contains("bind() fails with ENOENT"), "{out}");
+
+    let long = tmp.path(&"x".repeat(120));
+    let (code, out) = why(arg(&long));
+    assert_eq!(code, Some(4), "{out}");
+    assert!(out.contains("sun_path holds 107"), "{out}");
+
+    let (code, out) = why("@lsport-why");
+    assert_eq!(code, Some(4), "{out}");
+    assert!(out.contains("EADDRINUSE"), "{out}");
+    assert_eq!(why("@lsport-why-free").0, Some(0));
+
+    // A directory user 65534 may not write: EACCES, as its bind() says.
+    let locked = tmp.path("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let binary = binary_for_nobody(&tmp);
+    let target = locked.join("x.sock");
+    let output = as_nobody(&binary, &["why", arg(&target)]);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("bind() fails with EACCES"),
+        "{}",
+        stdout(&output)
+    );
+    let bind = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args([
+            "python3",
+            "-c",
+            "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
+        ])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&bind).contains("Permission denied"),
+        "{}",
+        stderr(&bind)
+    );
+    // why never bound anything on the user's path.
+    assert!(!target.exists());
+}

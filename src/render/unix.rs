@@ -8,6 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use serde::Serialize;
 
+use crate::commands::why::unix::{UnixCause, UnixWhyAnswer};
 use crate::report::Holder;
 use crate::source::SourceKind;
 use crate::unix::report::{MatchedBy, TargetAnswer, UnixReport, UnixRow, UnixVerdict, kind_name};
@@ -415,4 +416,156 @@ impl<'a> UnixSocketView<'a> {
                 .unwrap_or_default(),
         }
     }
+}
+
+/// `lsport why PATH` for people: the verdict, the cause, the sockets in
+/// the way, the fix.
+pub fn why_text(answer: &UnixWhyAnswer) -> String {
+    use crate::unix::target::SUN_PATH_LEN;
+    let name = escape_bytes(&target_bytes(&answer.target));
+    let shown = |path: &std::path::Path| escape_bytes(path.as_os_str().as_bytes());
+    let mut out = String::new();
+    let (what, fix): (String, Option<String>) = match &answer.cause {
+        UnixCause::WouldSucceed => (
+            match answer.target {
+                UnixTarget::Path(_) => format!(
+                    "{name}: bind() would succeed: no file is there, and this user may create one in its directory"
+                ),
+                UnixTarget::Abstract(_) => format!(
+                    "{name}: bind() would succeed: no socket has this abstract name in this network namespace"
+                ),
+            },
+            None,
+        ),
+        UnixCause::Listening => {
+            let servers: Vec<String> = answer
+                .answer()
+                .map(|a| {
+                    a.servers(&answer.report.rows)
+                        .map(|row| {
+                            let holders: Vec<String> = row
+                                .holders
+                                .iter()
+                                .map(|h| format!("pid {} ({})", h.pid, escape_bytes(h.command())))
+                                .collect();
+                            let held = if holders.is_empty() {
+                                if row.holders_hidden {
+                                    "a holder hidden from this user".to_string()
+                                } else {
+                                    "no process".to_string()
+                                }
+                            } else {
+                                holders.join(", ")
+                            };
+                            format!(
+                                "a {} {} (inode {}) held by {held}",
+                                row.socket.socket_type.name(),
+                                row.role.name(),
+                                row.socket.inode
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                format!(
+                    "{name}: bind() fails with EADDRINUSE: {} is bound to it",
+                    servers.join("; ")
+                ),
+                Some(format!(
+                    "stop the server first (lsport kill {name}), or bind another name"
+                )),
+            )
+        }
+        UnixCause::Stale => (
+            format!(
+                "{name}: bind() fails with EADDRINUSE: the file remains from a socket that closed; nothing listens on it"
+            ),
+            Some(format!(
+                "remove the file: rm {name} (lsport just checked that no socket in this network namespace is bound to it; a server that unlinks its socket file before bind() does this itself)"
+            )),
+        ),
+        UnixCause::ListenerClosed => (
+            format!(
+                "{name}: bind() fails with EADDRINUSE: the file remains; its listener closed, and connections it accepted are still open"
+            ),
+            Some(format!(
+                "remove the file: rm {name} (nothing listens on it; the open connections do not need it)"
+            )),
+        ),
+        UnixCause::NotASocket(kind) => (
+            format!(
+                "{name}: bind() fails with EADDRINUSE: a {} is at this path, not a socket file",
+                match kind {
+                    FileKind::Directory => "directory",
+                    _ => "file",
+                }
+            ),
+            Some("bind another path: lsport does not suggest removing a file that is not a socket".to_string()),
+        ),
+        UnixCause::MissingDirectory(dir) => (
+            format!(
+                "{name}: bind() fails with ENOENT: the directory {} does not exist",
+                shown(dir)
+            ),
+            Some(format!("create it first: mkdir -p {}", shown(dir))),
+        ),
+        UnixCause::DirectoryNotWritable(dir) => (
+            format!(
+                "{name}: bind() fails with EACCES: this user may not create files in {}",
+                shown(dir)
+            ),
+            Some(
+                "run the server as a user who may write there, or bind in a directory of its own (as /run/NAME, made by its service manager)"
+                    .to_string(),
+            ),
+        ),
+        UnixCause::ReadOnly(dir) => (
+            format!(
+                "{name}: bind() fails with EROFS: {} is on a read-only filesystem",
+                shown(dir)
+            ),
+            Some("bind in a writable directory (/run, /tmp)".to_string()),
+        ),
+        UnixCause::PathNotSearchable(why) => (
+            format!(
+                "{name}: bind() fails with EACCES: a directory on the way may not be searched by this user ({why})"
+            ),
+            Some("run the server as a user who may reach the directory, or bind elsewhere".to_string()),
+        ),
+        UnixCause::TooLong(length) => (
+            format!(
+                "{name}: the name is {length} bytes; sun_path holds {} and a NUL: bind() cannot take it (the kernel refuses a longer address with EINVAL, and C programs that copy it into sun_path cut it silently)",
+                SUN_PATH_LEN - 1
+            ),
+            Some(
+                "use a shorter path: bind a relative name after chdir() into the directory, or a shorter directory"
+                    .to_string(),
+            ),
+        ),
+    };
+    out.push_str(&what);
+    out.push('\n');
+    if let Some(answer_on_target) = answer.answer() {
+        if let Some(Ok(file)) = &answer_on_target.file {
+            out.push_str("  ");
+            out.push_str(&file_line(file));
+            out.push('\n');
+        }
+        if let Some(note) = match_note(answer_on_target, &answer.report) {
+            out.push_str("  ");
+            out.push_str(&note);
+            out.push('\n');
+        }
+        if !answer.would_succeed() && !answer_on_target.rows.is_empty() {
+            out.push_str(&table(&answer.report, &answer_on_target.rows, false));
+        }
+    }
+    if let Some(fix) = fix {
+        out.push_str("fix: ");
+        out.push_str(&fix);
+        out.push('\n');
+    }
+    out.push_str("checked against the kernel's socket table and the filesystem; no trial bind was made (one on this name would take it from a starting server)\n");
+    out
 }
