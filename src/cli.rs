@@ -804,6 +804,14 @@ impl Args {
             Task::Kill(_) | Task::Wait(_) if !asked.is_empty() => Err(Error::usage(
                 "give ports or Unix sockets, not both, to kill and wait",
             )),
+            Task::Kill(_) | Task::Wait(_) if self.json => Err(Error::usage(
+                "kill and wait on a Unix socket print text only; lsport --json PATH gives the sockets on it as JSON",
+            )),
+            Task::Wait(w) if matches!(w.condition, Condition::Free { strict: true }) => {
+                Err(Error::usage(
+                    "--strict counts TIME_WAIT and orphaned TCP connections; a Unix socket has none",
+                ))
+            }
             Task::Kill(_) | Task::Wait(_) if self.all_netns || unix_targets.len() > 1 => Err(
                 Error::usage("kill and wait take one Unix socket (a path or @name) at a time"),
             ),

@@ -517,6 +517,9 @@ fn ask(question: &str) -> bool {
 
 /// `lsport wait`: until the ports listen or are free.
 fn run_wait(invocation: &Invocation, options: &wait::WaitOptions) -> Outcome {
+    if !invocation.query.unix_targets.is_empty() {
+        return run_wait_unix(invocation, options);
+    }
     let lines = matches!(invocation.output, Output::Table { .. });
     let quiet = invocation.output == Output::Quiet;
     let condition = options.condition;
@@ -546,6 +549,32 @@ fn run_wait(invocation: &Invocation, options: &wait::WaitOptions) -> Outcome {
             .iter()
             .for_each(|line| say(line)),
         Output::Quiet => {}
+    }
+    Ok(status)
+}
+
+/// `lsport wait PATH`: until a socket takes connections by the name,
+/// or until none is bound to it.
+fn run_wait_unix(invocation: &Invocation, options: &wait::WaitOptions) -> Outcome {
+    let report = wait::unix::run(
+        &invocation.query,
+        &options.condition,
+        options.timeout,
+        options.name_holders,
+    )?;
+    let status = if report.met {
+        EXIT_MATCH
+    } else {
+        EXIT_CANNOT_NOW
+    };
+    if invocation.output == Output::Quiet {
+        return Ok(status);
+    }
+    let line = render::unix::wait_line(&options.condition, &report);
+    if report.met {
+        print(|out| writeln!(out, "{line}"))?;
+    } else {
+        say(&line);
     }
     Ok(status)
 }

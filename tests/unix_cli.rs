@@ -631,3 +631,80 @@ fn why_names_the_cause_of_each_failing_bind() {
     // why never bound anything on the user's path.
     assert!(!target.exists());
 }
+
+/// Waits for a started lsport to end, for at most a minute.
+fn finish(mut child: std::process::Child) -> Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lsport wait never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn start(args: &[&str]) -> std::process::Child {
+    common::lsport_command(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn wait_sees_a_server_that_starts_after_it_began_and_its_end() {
+    let Some(tmp) = PrivateTmpfs::new("wait") else {
+        return;
+    };
+    let path = tmp.path("late.sock");
+    let waiting = start(&["wait", "--listening", arg(&path), "--timeout", "50"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let listener = UnixListener::bind(&path).unwrap();
+    let server = hold(&[fd_of(&listener)]);
+    drop(listener);
+    let output = finish(waiting);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(out.contains(": listening: stream listener"), "{out}");
+    assert!(out.contains(&format!("pid {}", server.pid())), "{out}");
+
+    // --free: met once the server is gone; the file it leaves is said.
+    let freeing = start(&["wait", "--free", arg(&path), "--timeout", "50"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    drop(server);
+    let output = finish(freeing);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("its file remains"),
+        "{}",
+        stdout(&output)
+    );
+
+    // A bound file whose socket listens only later: bound is not listening.
+    let late = tmp.path("bound-then-listen.sock");
+    let socket = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        nix::sys::socket::SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    let address = nix::sys::socket::UnixAddr::new(&late).unwrap();
+    nix::sys::socket::bind(socket.as_raw_fd(), &address).unwrap();
+    let mut waiting = start(&["wait", "--listening", arg(&late), "--timeout", "50"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "bound is not listening"
+    );
+    nix::sys::socket::listen(&socket, nix::sys::socket::Backlog::new(4).unwrap()).unwrap();
+    let output = finish(waiting);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+
+    // Timeouts: exit 4, one line on stderr.
+    let output = lsport(["wait", "-l", "@lsport-never", "--timeout", "200ms"]);
+    assert_eq!(output.status.code(), Some(4));
+    assert!(stderr(&output).contains("timed out"), "{}", stderr(&output));
+}

@@ -8,6 +8,8 @@ use std::os::unix::ffi::OsStrExt;
 
 use serde::Serialize;
 
+use crate::commands::wait::Condition;
+use crate::commands::wait::unix::UnixWaitReport;
 use crate::commands::why::unix::{UnixCause, UnixWhyAnswer};
 use crate::report::Holder;
 use crate::source::SourceKind;
@@ -568,4 +570,61 @@ pub fn why_text(answer: &UnixWhyAnswer) -> String {
     }
     out.push_str("checked against the kernel's socket table and the filesystem; no trial bind was made (one on this name would take it from a starting server)\n");
     out
+}
+
+/// The line that ends `lsport wait PATH`: met (stdout) or timed out
+/// (stderr).
+pub fn wait_line(condition: &Condition, report: &UnixWaitReport) -> String {
+    let name = escape_bytes(&target_bytes(&report.target));
+    let waited = format!("{:.1}s", report.waited.as_secs_f64());
+    let answer = report
+        .report
+        .as_ref()
+        .and_then(|r| r.targets.first().map(|a| (r, a)));
+    let servers = answer
+        .map(|(r, a)| {
+            a.servers(&r.rows)
+                .map(|row| {
+                    let holders: Vec<String> = row
+                        .holders
+                        .iter()
+                        .map(|h| format!("pid {} ({})", h.pid, escape_bytes(h.command())))
+                        .collect();
+                    let held = if holders.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" held by {}", holders.join(", "))
+                    };
+                    format!(
+                        "{} {}{held}",
+                        row.socket.socket_type.name(),
+                        row.role.name()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default();
+    let stale = answer.is_some_and(|(_, a)| a.verdict == UnixVerdict::Stale);
+    match (condition, report.met) {
+        (Condition::Listening, true) if servers.is_empty() => {
+            format!("{name}: listening (after {waited})")
+        }
+        (Condition::Listening, true) => format!("{name}: listening: {servers} (after {waited})"),
+        (Condition::Free { .. }, true) if stale => format!(
+            "{name}: free: nothing is bound to it (after {waited}); its file remains, and a server's bind() fails until it is removed"
+        ),
+        (Condition::Free { .. }, true) => {
+            format!("{name}: free: nothing is bound to it (after {waited})")
+        }
+        (Condition::Listening, false) => {
+            format!("{name}: timed out after {waited}: nothing listens on it yet")
+        }
+        (Condition::Free { .. }, false) if servers.is_empty() => {
+            format!("{name}: timed out after {waited}: still bound")
+        }
+        (Condition::Free { .. }, false) => {
+            format!("{name}: timed out after {waited}: still bound: {servers}")
+        }
+    }
 }
