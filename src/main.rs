@@ -432,6 +432,18 @@ fn run_kill(invocation: &Invocation, settings: &cli::KillSettings) -> Outcome {
         grace: options.grace,
         interrupt_armed: false,
     };
+    if !invocation.query.unix_targets.is_empty() {
+        let report = kill::unix::run(&invocation.query, &options, &mut user)?;
+        let status = match report.kill.outcome {
+            kill::Outcome::NothingHeld => EXIT_NO_MATCH,
+            outcome if outcome.done() => EXIT_MATCH,
+            _ => EXIT_CANNOT_NOW,
+        };
+        if invocation.output != Output::Quiet {
+            print(|out| out.write_all(render::unix::kill_text(&report).as_bytes()))?;
+        }
+        return Ok(status);
+    }
     let report = kill::run(&invocation.query, &options, &mut user)?;
     let status = match report.outcome {
         kill::Outcome::NothingHeld => EXIT_NO_MATCH,

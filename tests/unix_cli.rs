@@ -708,3 +708,55 @@ fn wait_sees_a_server_that_starts_after_it_began_and_its_end() {
     assert_eq!(output.status.code(), Some(4));
     assert!(stderr(&output).contains("timed out"), "{}", stderr(&output));
 }
+
+#[test]
+fn kill_signals_the_listeners_holder_and_leaves_its_client_alive() {
+    let Some(tmp) = PrivateTmpfs::new("kill") else {
+        return;
+    };
+    let path = tmp.path("app.sock");
+    let mut held = stream_server(&path);
+    // A dry run sends nothing and names the client left alone.
+    let output = lsport(["kill", "-n", arg(&path)]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(
+        out.contains(&format!("would send TERM to pid {}", held.server.pid())),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "left alone: the client connected to it (pid {})",
+            held.client.pid()
+        )),
+        "{out}"
+    );
+    assert!(held.server.child.try_wait().unwrap().is_none());
+
+    let output = lsport(["kill", "--respawn-window", "0", arg(&path)]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let out = stdout(&output);
+    assert!(out.contains("exited"), "{out}");
+    assert!(out.contains("is free"), "{out}");
+    // sleep does not remove its socket file: said.
+    assert!(out.contains("its socket file remains"), "{out}");
+    assert!(
+        held.server.child.try_wait().unwrap().is_some(),
+        "the server lives on"
+    );
+    assert!(
+        held.client.child.try_wait().unwrap().is_none(),
+        "the client was signalled"
+    );
+    // Nothing listens now: exit 1.
+    assert_eq!(lsport(["kill", arg(&path)]).status.code(), Some(1));
+    // --sockets cannot close a Unix socket: one line, exit 2.
+    let output = lsport(["kill", "--sockets", arg(&path)]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}

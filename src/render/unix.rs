@@ -8,6 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use serde::Serialize;
 
+use crate::commands::kill::unix::UnixKillReport;
 use crate::commands::wait::Condition;
 use crate::commands::wait::unix::UnixWaitReport;
 use crate::commands::why::unix::{UnixCause, UnixWhyAnswer};
@@ -627,4 +628,122 @@ pub fn wait_line(condition: &Condition, report: &UnixWaitReport) -> String {
             format!("{name}: timed out after {waited}: still bound: {servers}")
         }
     }
+}
+
+/// `lsport kill PATH` for people: each process and what became of it,
+/// the clients left alone, how it ended.
+pub fn kill_text(report: &UnixKillReport) -> String {
+    use crate::commands::kill::{Fate, Outcome};
+    let name = escape_bytes(&target_bytes(&report.target));
+    let kill = &report.kill;
+    let signal = kill.options.signal.name();
+    let mut out = String::new();
+    if kill.outcome == Outcome::NothingHeld {
+        let stale = report
+            .before
+            .targets
+            .first()
+            .is_some_and(|a| a.verdict == UnixVerdict::Stale);
+        let _ = writeln!(
+            out,
+            "nothing listens on {name}{}",
+            if stale {
+                " (a stale socket file: lsport why explains)"
+            } else {
+                ""
+            }
+        );
+        return out;
+    }
+    let planned = kill.options.dry_run || kill.outcome == Outcome::NotConfirmed;
+    for target in &kill.targets {
+        let who = format!(
+            "pid {} ({}, {})",
+            target.pid,
+            escape_bytes(&target.command),
+            target
+                .user
+                .clone()
+                .or_else(|| target.uid.map(|u| u.to_string()))
+                .unwrap_or_else(|| "?".into())
+        );
+        let sent = target
+            .signals_sent
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", then ");
+        let line = match target.fate {
+            Fate::WouldSignal => format!("would send {signal} to {who}, holding {name}"),
+            Fate::Refused(why) => format!("{who} holds {name}: refused, {}", why.describe()),
+            Fate::Skipped => format!("{who} holds {name}: skipped"),
+            Fate::NotPermitted => format!("{who} holds {name}: not permitted to signal it (EPERM)"),
+            Fate::GoneBefore => format!("{who} had let go of {name} before it was signalled"),
+            Fate::LeftToParent(parent) => format!(
+                "{who} holds {name}: left to its parent pid {parent} ({signal} goes to the main process only)"
+            ),
+            Fate::Exited => format!("sent {sent} to {who}: exited"),
+            Fate::Killed => format!("sent {sent} to {who}: killed after the grace period"),
+            Fate::Released => format!("sent {sent} to {who}: still running, but let go of {name}"),
+            Fate::StillHolding if target.signals_sent.is_empty() => format!("{who} holds {name}"),
+            Fate::StillHolding => format!("sent {sent} to {who}: still running, holding {name}"),
+        };
+        let _ = writeln!(out, "{line}");
+        if planned && matches!(target.fate, Fate::WouldSignal | Fate::StillHolding) {
+            if let Some(blast) = target
+                .blast
+                .as_ref()
+                .and_then(|b| super::kill::blast_line(b, true, kill.options.signal))
+            {
+                let _ = writeln!(out, "{blast}");
+            }
+        }
+    }
+    if kill.hidden > 0 {
+        let _ = writeln!(
+            out,
+            "{} socket{} on {name} ha{} holders hidden from this user: they cannot be signalled",
+            kill.hidden,
+            if kill.hidden == 1 { "" } else { "s" },
+            if kill.hidden == 1 { "s" } else { "ve" }
+        );
+    }
+    if !report.clients_left_alone.is_empty() {
+        let pids: Vec<String> = report
+            .clients_left_alone
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let _ = writeln!(
+            out,
+            "left alone: the client{} connected to it (pid {})",
+            if pids.len() == 1 { "" } else { "s" },
+            pids.join(", ")
+        );
+    }
+    let after = kill
+        .freed_after
+        .map(|d| format!(" after {:.1}s", d.as_secs_f64()))
+        .unwrap_or_default();
+    let line = match kill.outcome {
+        Outcome::WouldFree => format!("{name} would be free"),
+        Outcome::WouldSignal => format!("{signal} would reach every holder of {name}"),
+        Outcome::WouldNotFree => format!("{name} would stay held: some holder cannot be signalled"),
+        Outcome::NotConfirmed => "not confirmed: nothing was sent (--yes goes ahead)".to_string(),
+        Outcome::Freed => format!("{name} is free{after}"),
+        Outcome::Signalled => format!("{signal} reached every holder of {name}"),
+        Outcome::Respawned => format!("{name} was bound again after it was freed{after}"),
+        Outcome::StillHeld => format!("{name} is still held"),
+        Outcome::TimedOut => format!("{name} is still held: timed out"),
+        Outcome::Interrupted => "interrupted: the signals above were sent".to_string(),
+        Outcome::NothingHeld => String::new(),
+    };
+    let _ = writeln!(out, "{line}");
+    if report.file_remains && matches!(kill.outcome, Outcome::Freed) {
+        let _ = writeln!(
+            out,
+            "its socket file remains: a server's bind() on it fails until it is removed (lsport why {name})"
+        );
+    }
+    out
 }

@@ -117,7 +117,7 @@ pub fn run(
 /// The sockets that take connections or datagrams by the target's name
 /// now: its file stat()ed again (it may have appeared or been
 /// replaced), the table dumped keeping only what is bound to it.
-fn bound_servers(
+pub(crate) fn bound_servers(
     query: &Query,
     target: &UnixTarget,
     source: SourceChoice,
