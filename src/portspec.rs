@@ -39,7 +39,15 @@ pub fn parse_target(text: &str, services: &Services) -> Result<Target, Error> {
             Error::Usage(format!("invalid socket path '{text}': a NUL byte in it")),
         ),
         Some(unix) => Ok(Target::Unix(unix)),
-        None => parse_ports(text, services).map(Target::Ports),
+        None => parse_ports(text, services)
+            .map(Target::Ports)
+            .map_err(|err| match err {
+                // A file here by that name: what was meant, likely.
+                Error::Usage(message) if std::path::Path::new(text).exists() => Error::Usage(
+                    format!("{message}; a socket file in this directory is written ./{text}"),
+                ),
+                other => other,
+            }),
     }
 }
 

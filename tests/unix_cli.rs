@@ -760,3 +760,54 @@ fn kill_signals_the_listeners_holder_and_leaves_its_client_alive() {
     let output = lsport(["kill", "--sockets", arg(&path)]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
 }
+
+#[test]
+fn names_are_escaped_and_ports_and_paths_go_together() {
+    let Some(tmp) = PrivateTmpfs::new("escape") else {
+        return;
+    };
+    let path = tmp.path("evil\x1b[2J.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:40777").unwrap();
+    let _held = hold(&[fd_of(&listener), fd_of(&tcp)]);
+    drop((listener, tcp));
+    let output = lsport(["40777", arg(&path)]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(!out.contains('\x1b'), "{out:?}");
+    assert!(out.contains("evil\\x1b[2J.sock: IN USE"), "{out}");
+    assert!(out.contains("40777"), "{out}");
+    let (doc, _) = json(&["40777", arg(&path)]);
+    assert_eq!(doc["ports"][0]["in_use"], true, "{doc:#}");
+    assert_eq!(doc["unix"]["targets"][0]["verdict"], "in_use");
+    // The listing escapes names too.
+    assert!(!stdout(&lsport(["--unix"])).contains('\x1b'));
+}
+
+#[test]
+fn a_name_without_a_slash_is_a_service_with_a_hint_when_a_file_has_it() {
+    let Some(tmp) = PrivateTmpfs::new("hint") else {
+        return;
+    };
+    drop(UnixListener::bind(tmp.path("app.sock")).unwrap());
+    let output = common::lsport_command(["app.sock"])
+        .current_dir(&tmp.dir)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("written ./app.sock"),
+        "{}",
+        stderr(&output)
+    );
+    let output = common::lsport_command(["./app.sock"])
+        .current_dir(&tmp.dir)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).contains("./app.sock: STALE"),
+        "{}",
+        stdout(&output)
+    );
+}

@@ -443,3 +443,131 @@ pub fn kind_name(kind: FileKind) -> &'static str {
         FileKind::Other => "other",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::unix::socket::{BoundFile, DeviceNumber, UnixName, UnixState, UnixType};
+    use std::path::PathBuf;
+
+    const DEV: DeviceNumber = DeviceNumber {
+        major: 0,
+        minor: 40,
+    };
+
+    fn socket_file(inode: u64, kind: FileKind) -> SocketFile {
+        SocketFile {
+            path: "/run/a.sock".into(),
+            device: DEV,
+            inode,
+            kind,
+            uid: 0,
+            gid: 0,
+            mode: 0o755,
+            may_connect: true,
+        }
+    }
+
+    fn listener(inode: u64, file_inode: u32) -> UnixSocket {
+        let mut socket = UnixSocket::new(
+            UnixType::Stream,
+            UnixState::Listen,
+            inode,
+            UnixName::Path("/run/a.sock".into()),
+        );
+        socket.bound_file = Some(BoundFile {
+            device: DEV,
+            inode: file_inode,
+        });
+        socket
+    }
+
+    fn path_target() -> UnixTarget {
+        UnixTarget::Path(PathBuf::from("/run/a.sock"))
+    }
+
+    #[test]
+    fn verdicts_follow_the_file_and_what_is_bound_to_it() {
+        let sockets = vec![listener(10, 500)];
+        let verdict_of = |file: Option<Result<SocketFile, FileError>>| {
+            let (_, answers) = select(
+                &sockets,
+                SourceKind::Netlink,
+                &[(path_target(), file)],
+                false,
+            );
+            answers[0].verdict
+        };
+        assert_eq!(
+            verdict_of(Some(Ok(socket_file(500, FileKind::Socket)))),
+            UnixVerdict::InUse
+        );
+        assert_eq!(
+            verdict_of(Some(Ok(socket_file(501, FileKind::Socket)))),
+            UnixVerdict::Stale
+        );
+        assert_eq!(
+            verdict_of(Some(Ok(socket_file(501, FileKind::Directory)))),
+            UnixVerdict::NotASocket
+        );
+        let missing = FileError {
+            errno: Some(libc::ENOENT),
+            message: "No such file".into(),
+        };
+        let refused = FileError {
+            errno: Some(libc::EACCES),
+            message: "Permission denied".into(),
+        };
+        // Bound by the name to a file since removed: in use by name.
+        assert_eq!(verdict_of(Some(Err(missing.clone()))), UnixVerdict::InUse);
+        assert_eq!(verdict_of(Some(Err(refused.clone()))), UnixVerdict::InUse);
+        let none: Vec<UnixSocket> = Vec::new();
+        let (_, answers) = select(
+            &none,
+            SourceKind::Netlink,
+            &[(path_target(), Some(Err(missing)))],
+            false,
+        );
+        assert_eq!(answers[0].verdict, UnixVerdict::Free);
+        let (_, answers) = select(
+            &none,
+            SourceKind::Netlink,
+            &[(path_target(), Some(Err(refused)))],
+            false,
+        );
+        assert_eq!(answers[0].verdict, UnixVerdict::Unknown);
+        assert_eq!(answers[0].matched_by, MatchedBy::Name);
+    }
+
+    #[test]
+    fn the_proc_source_matches_by_name() {
+        // No bound file: the listener is found by its name only.
+        let mut socket = listener(10, 500);
+        socket.bound_file = None;
+        let (chosen, answers) = select(
+            &[socket],
+            SourceKind::Proc,
+            &[(path_target(), Some(Ok(socket_file(999, FileKind::Socket))))],
+            false,
+        );
+        assert_eq!(answers[0].matched_by, MatchedBy::Name);
+        assert_eq!(answers[0].verdict, UnixVerdict::InUse);
+        assert_eq!(chosen, [(0, UnixRole::Listener)]);
+    }
+
+    #[test]
+    fn the_listing_keeps_servers_unless_every_socket_is_asked() {
+        let unnamed = UnixSocket::new(
+            UnixType::Stream,
+            UnixState::Connected,
+            11,
+            UnixName::Unnamed,
+        );
+        let sockets = vec![listener(10, 500), unnamed];
+        let (chosen, _) = select(&sockets, SourceKind::Netlink, &[], false);
+        assert_eq!(chosen, [(0, UnixRole::Listener)]);
+        let (chosen, _) = select(&sockets, SourceKind::Netlink, &[], true);
+        assert_eq!(chosen.len(), 2);
+        assert_eq!(chosen[1].1, UnixRole::Other);
+    }
+}
