@@ -370,6 +370,19 @@ fn user_65534_sees_roots_socket_in_use_with_its_holder_hidden() {
         "{}",
         stdout(&text)
     );
+    // Its kill cannot reach the hidden holder: exit 4 at once, nothing sent.
+    let output = as_nobody(&binary, &["kill", arg(&path)]);
+    assert_eq!(output.status.code(), Some(4), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("hidden from this user"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(
+        stdout(&output).contains("is still held"),
+        "{}",
+        stdout(&output)
+    );
 }
 
 #[test]
@@ -809,5 +822,44 @@ fn a_name_without_a_slash_is_a_service_with_a_hint_when_a_file_has_it() {
         stdout(&output).contains("./app.sock: STALE"),
         "{}",
         stdout(&output)
+    );
+}
+
+#[test]
+fn another_network_namespace_has_its_own_abstract_names() {
+    let Some(_tmp) = PrivateTmpfs::new("netns") else {
+        return;
+    };
+    // A server in a namespace of its own: unshare(1) makes it, python
+    // binds the name there and says so on stdout.
+    let mut server = Command::new("unshare")
+        .args([
+            "-n",
+            "python3",
+            "-c",
+            "import socket,sys,time\n\
+             s=socket.socket(socket.AF_UNIX); s.bind('\\0lsport-elsewhere'); s.listen(1)\n\
+             print('ready', flush=True); time.sleep(300)",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let pid = server.id().to_string();
+    let here = lsport(["@lsport-elsewhere"]);
+    let there = lsport(["--netns", &pid, "@lsport-elsewhere"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(here.status.code(), Some(1), "{}", stdout(&here));
+    assert_eq!(there.status.code(), Some(0), "{}", stderr(&there));
+    assert!(
+        stdout(&there).contains(&format!("  {pid}  ")),
+        "{}",
+        stdout(&there)
     );
 }

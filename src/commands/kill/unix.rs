@@ -146,6 +146,12 @@ pub fn run(
     }
     let started = Instant::now();
     let handles = signal_all(&asked, options, &mut kill.targets, interaction);
+    if kill.targets.iter().all(|t| t.signals_sent.is_empty()) {
+        // Nothing was sent (refused, not permitted, skipped, hidden):
+        // nothing to wait for.
+        kill.outcome = Outcome::StillHeld;
+        return Ok(finish(kill));
+    }
     follow(
         &asked,
         target,
