@@ -529,6 +529,14 @@ fn without_sock_diag_paths_are_matched_by_name_from_proc_net_unix() {
         lsport_without_netlink(&[arg(&stale)]).status.code(),
         Some(1)
     );
+    // why's fix says the check was by name only.
+    let why = lsport_without_netlink(&["why", arg(&stale)]);
+    assert_eq!(why.status.code(), Some(4));
+    assert!(
+        stdout(&why).contains("checked by name only"),
+        "{}",
+        stdout(&why)
+    );
 }
 
 #[test]

@@ -484,9 +484,20 @@ pub fn why_text(answer: &UnixWhyAnswer) -> String {
             format!(
                 "{name}: bind() fails with EADDRINUSE: the file remains from a socket that closed; nothing listens on it"
             ),
-            Some(format!(
-                "remove the file: rm {name} (lsport just checked that no socket in this network namespace is bound to it; a server that unlinks its socket file before bind() does this itself)"
-            )),
+            Some(
+                if answer
+                    .answer()
+                    .is_some_and(|a| a.matched_by == MatchedBy::Name)
+                {
+                    format!(
+                        "remove the file: rm {name}, once sure nothing is bound to it by another name (lsport checked by name only: see above)"
+                    )
+                } else {
+                    format!(
+                        "remove the file: rm {name} (lsport just checked that no socket in this network namespace is bound to it; a server that unlinks its socket file before bind() does this itself)"
+                    )
+                },
+            ),
         ),
         UnixCause::ListenerClosed => (
             format!(
