@@ -134,10 +134,13 @@ fn holder_cells(holder: Option<&Holder>, row: &UnixRow) -> [String; 5] {
                 (None, Some(uid)) => uid.to_string(),
                 (None, None) => "-".into(),
             };
+            // Programs that rewrite their title (postgres) leave empty
+            // arguments behind.
             let args: Vec<String> = h
                 .cmdline()
                 .iter()
                 .skip(1)
+                .filter(|a| !a.is_empty())
                 .map(|a| escape_bytes(a))
                 .collect();
             let mut args = args.join(" ");
