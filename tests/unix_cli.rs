@@ -417,6 +417,17 @@ fn a_path_the_user_may_not_reach_is_matched_by_name_and_said_so() {
         "{}",
         stdout(&text)
     );
+    // wait --free does not take the unreachable file for free.
+    let output = as_nobody(
+        &binary,
+        &["wait", "--free", arg(&path), "--timeout", "300ms"],
+    );
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    let output = as_nobody(
+        &binary,
+        &["wait", "--listening", arg(&path), "--timeout", "5s"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     // A stale file there cannot be told: unknown, not free.
     let stale = dir.join("stale.sock");
     drop(UnixListener::bind(&stale).unwrap());

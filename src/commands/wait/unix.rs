@@ -126,7 +126,13 @@ pub(crate) fn bound_servers(
         UnixTarget::Path(path) => match SocketFile::stat(path) {
             Ok(file) if file.kind == FileKind::Socket => Some(file),
             // No socket file: nothing can be bound to it by this path.
-            Ok(_) | Err(_) => return Ok(Vec::new()),
+            Ok(_) => return Ok(Vec::new()),
+            Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                return Ok(Vec::new());
+            }
+            // A file this user cannot reach: matched by name, never
+            // taken for free.
+            Err(_) => None,
         },
         UnixTarget::Abstract(_) => None,
     };
