@@ -661,7 +661,7 @@ impl Args {
             _ => None,
         };
         if let (Some(target), Some(Command::Why(args))) = (&why_unix, &self.command) {
-            args.check_unix(self.json)?;
+            args.check_unix()?;
             unix_targets.push(target.clone());
         }
         let task = match &self.command {
@@ -886,8 +886,8 @@ impl EphemeralArgs {
 
 impl WhyArgs {
     /// `why PATH` tries no bind: the options of a port's bind and --as
-    /// do not apply, nor (yet) --json.
-    fn check_unix(&self, json: bool) -> Result<(), Error> {
+    /// do not apply.
+    fn check_unix(&self) -> Result<(), Error> {
         let port_options = self.udp
             || self.ipv6
             || self.reuseaddr
@@ -898,11 +898,6 @@ impl WhyArgs {
         if port_options || self.as_user.is_some() {
             return Err(Error::usage(
                 "-u, -6, --reuseaddr, --reuseport, --v6only, --dual-stack and --as are for a port; why on a Unix socket takes none of them",
-            ));
-        }
-        if json {
-            return Err(Error::usage(
-                "why on a Unix socket prints text only; lsport --json PATH gives the sockets on it as JSON",
             ));
         }
         Ok(())

@@ -333,7 +333,10 @@ fn run_why_unix(invocation: &Invocation) -> Outcome {
         return Ok(status);
     }
     warn_about_unix_gaps(&answer.report);
-    print(|out| out.write_all(render::unix::why_text(&answer).as_bytes()))?;
+    print(|out| match invocation.output {
+        Output::Json => render::unix::write_why_json(&answer, out),
+        _ => out.write_all(render::unix::why_text(&answer).as_bytes()),
+    })?;
     Ok(status)
 }
 

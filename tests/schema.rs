@@ -18,7 +18,14 @@ use common::*;
 use jsonschema::Validator;
 use serde_json::{Value, json};
 
-const SCHEMAS: [&str; 5] = ["probe", "ephemeral", "suggest", "kill", "columns"];
+const SCHEMAS: [&str; 6] = [
+    "probe",
+    "ephemeral",
+    "suggest",
+    "kill",
+    "columns",
+    "why-unix",
+];
 
 fn schema_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -1194,4 +1201,62 @@ fn the_unix_part_of_the_probe_matches_its_schema() {
     let mut changed = doc.clone();
     changed["unix"]["targets"][0]["verdict"] = json!("busy");
     assert_invalid(&probe, &changed, "a unix verdict that is not one");
+}
+
+/// `lsport why --json PATH`: real documents of a live listener, a stale
+/// file, a missing directory and a free name match why-unix.schema.json.
+#[test]
+fn why_on_a_unix_socket_matches_its_schema() {
+    use std::os::unix::net::UnixListener;
+    if !private_netns("why_unix_schema") {
+        return;
+    }
+    let dir = OpenTempDir::new("why-unix-schema");
+    let live = dir.path.join("live.sock");
+    let listener = UnixListener::bind(&live).unwrap();
+    let _held = hold(&[listener.as_raw_fd()]);
+    let stale = dir.path.join("stale.sock");
+    drop(UnixListener::bind(&stale).unwrap());
+    let services = ServicesFile::new("why_unix");
+    let schema = validator("why-unix");
+    let live = live.to_str().unwrap();
+    let stale = stale.to_str().unwrap();
+    let missing = dir.path.join("no/dir/x.sock");
+    let missing = missing.to_str().unwrap();
+    let free = dir.path.join("free.sock");
+    let free = free.to_str().unwrap();
+    let mut causes = Vec::new();
+    for (target, status) in [
+        (live, 4),
+        (stale, 4),
+        (missing, 4),
+        (free, 0),
+        ("@lsport-free", 0),
+    ] {
+        let doc = run(&services, &["why", "--json", target], &[status]);
+        assert_valid(&schema, &doc, &format!("lsport why --json {target}"));
+        causes.push(doc["cause"].as_str().unwrap().to_string());
+        if target == live {
+            assert_eq!(doc["in_the_way"][0]["role"], "listener");
+            assert!(
+                !doc["in_the_way"][0]["holders"]
+                    .as_array()
+                    .unwrap()
+                    .is_empty()
+            );
+            let mut changed = doc.clone();
+            changed["errno"] = json!(98);
+            assert_invalid(&schema, &changed, "an errno that is a number");
+        }
+    }
+    assert_eq!(
+        causes,
+        [
+            "listening",
+            "stale_file",
+            "missing_directory",
+            "would_succeed",
+            "would_succeed"
+        ]
+    );
 }

@@ -427,11 +427,44 @@ impl<'a> UnixSocketView<'a> {
 /// `lsport why PATH` for people: the verdict, the cause, the sockets in
 /// the way, the fix.
 pub fn why_text(answer: &UnixWhyAnswer) -> String {
+    let (what, fix) = why_words(answer);
+    let mut out = String::new();
+    out.push_str(&what);
+    out.push('\n');
+    if let Some(answer_on_target) = answer.answer() {
+        if let Some(Ok(file)) = &answer_on_target.file {
+            out.push_str("  ");
+            out.push_str(&file_line(file));
+            out.push('\n');
+        }
+        if let Some(note) = match_note(answer_on_target, &answer.report) {
+            out.push_str("  ");
+            out.push_str(&note);
+            out.push('\n');
+        }
+        if !answer.would_succeed() && !answer_on_target.rows.is_empty() {
+            out.push_str(&table(&answer.report, &answer_on_target.rows, false));
+        }
+    }
+    if let Some(fix) = fix {
+        out.push_str("fix: ");
+        out.push_str(&fix);
+        out.push('\n');
+    }
+    out.push_str(NO_TRIAL);
+    out.push('\n');
+    out
+}
+
+/// What `why PATH` says of the way it checked.
+const NO_TRIAL: &str = "checked against the kernel's socket table and the filesystem; no trial bind was made (one on this name would take it from a starting server)";
+
+/// The verdict with its cause, in one line, and the fix.
+fn why_words(answer: &UnixWhyAnswer) -> (String, Option<String>) {
     use crate::unix::target::SUN_PATH_LEN;
     let name = escape_bytes(&target_bytes(&answer.target));
     let shown = |path: &std::path::Path| escape_bytes(path.as_os_str().as_bytes());
-    let mut out = String::new();
-    let (what, fix): (String, Option<String>) = match &answer.cause {
+    match &answer.cause {
         UnixCause::WouldSucceed => (
             match answer.target {
                 UnixTarget::Path(_) => format!(
@@ -560,31 +593,7 @@ pub fn why_text(answer: &UnixWhyAnswer) -> String {
                     .to_string(),
             ),
         ),
-    };
-    out.push_str(&what);
-    out.push('\n');
-    if let Some(answer_on_target) = answer.answer() {
-        if let Some(Ok(file)) = &answer_on_target.file {
-            out.push_str("  ");
-            out.push_str(&file_line(file));
-            out.push('\n');
-        }
-        if let Some(note) = match_note(answer_on_target, &answer.report) {
-            out.push_str("  ");
-            out.push_str(&note);
-            out.push('\n');
-        }
-        if !answer.would_succeed() && !answer_on_target.rows.is_empty() {
-            out.push_str(&table(&answer.report, &answer_on_target.rows, false));
-        }
     }
-    if let Some(fix) = fix {
-        out.push_str("fix: ");
-        out.push_str(&fix);
-        out.push('\n');
-    }
-    out.push_str("checked against the kernel's socket table and the filesystem; no trial bind was made (one on this name would take it from a starting server)\n");
-    out
 }
 
 /// The line that ends `lsport wait PATH`: met (stdout) or timed out
@@ -760,4 +769,92 @@ pub fn kill_text(report: &UnixKillReport) -> String {
         );
     }
     out
+}
+
+/// `lsport why --json PATH`: its own document
+/// (doc/schema/why-unix.schema.json).
+pub fn write_why_json(
+    answer: &UnixWhyAnswer,
+    sink: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    #[derive(Serialize)]
+    struct HolderView<'a> {
+        pid: u32,
+        command: Cow<'a, str>,
+        uid: Option<u32>,
+    }
+    #[derive(Serialize)]
+    struct InTheWay<'a> {
+        inode: u64,
+        #[serde(rename = "type")]
+        socket_type: Cow<'static, str>,
+        role: &'static str,
+        holders: Vec<HolderView<'a>>,
+        holders_hidden: bool,
+    }
+    #[derive(Serialize)]
+    struct WhyUnixDocument<'a> {
+        schema_version: u32,
+        target: String,
+        kind: &'static str,
+        verdict: &'static str,
+        cause: &'static str,
+        errno: Option<&'static str>,
+        message: String,
+        fix: Option<String>,
+        source: &'static str,
+        matched_by: Option<&'static str>,
+        in_the_way: Vec<InTheWay<'a>>,
+        trial_bind: bool,
+    }
+    let (message, fix) = why_words(answer);
+    let target = answer.answer();
+    let in_the_way = match target {
+        Some(t) if !answer.would_succeed() => t
+            .rows
+            .iter()
+            .map(|&i| &answer.report.rows[i])
+            .filter(|row| {
+                row.role.is_server() || row.role == crate::unix::report::UnixRole::Accepted
+            })
+            .map(|row| InTheWay {
+                inode: row.socket.inode,
+                socket_type: row.socket.socket_type.name(),
+                role: row.role.name(),
+                holders: row
+                    .holders
+                    .iter()
+                    .map(|h| HolderView {
+                        pid: h.pid,
+                        command: String::from_utf8_lossy(h.command()),
+                        uid: h.uid(),
+                    })
+                    .collect(),
+                holders_hidden: row.holders_hidden,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let document = WhyUnixDocument {
+        schema_version: 1,
+        target: String::from_utf8_lossy(&target_bytes(&answer.target)).into_owned(),
+        kind: match answer.target {
+            UnixTarget::Path(_) => "path",
+            UnixTarget::Abstract(_) => "abstract",
+        },
+        verdict: if answer.would_succeed() {
+            "would_succeed"
+        } else {
+            "would_fail"
+        },
+        cause: answer.cause.id(),
+        errno: answer.cause.errno_name(),
+        message,
+        fix,
+        source: answer.report.source.name(),
+        matched_by: target.map(|t| t.matched_by.id()),
+        in_the_way,
+        trial_bind: false,
+    };
+    super::json::write_document(&document, sink)
 }
