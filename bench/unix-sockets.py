@@ -9,13 +9,16 @@ namespace (needs root). The commands run in alternation, round after
 round, so that noise from other work hits all of them alike; prints
 median wall and CPU times (user + system, from the children's rusage:
 the steadier figure on a busy machine), each with its ratio to the
-library's full dump.
+library's full dump. `lsport PATH` (the whole command: the dump, the
+fd walk for the holders, the table) runs beside them, against
+`ss -xp` filtered by the same path.
 
 The target is a stream listener with 3 accepted connections and 2
 waiting; the rest are socketpairs, path listeners beside it, and
 abstract datagram sockets. Knobs (environment): RUNS (rounds, 30),
 EXAMPLE (the binary, default target/release/examples/unix_path, built
-first if missing). A benchmark, not a test.
+first if missing), LSPORT (default target/release/lsport; left out when
+missing). A benchmark, not a test.
 """
 
 import os
@@ -104,6 +107,9 @@ def main():
         "ss -x src PATH": ["ss", "-xaH", "src", path],
         "ss -xp src PATH": ["ss", "-xapH", "src", path],
     }
+    lsport = os.environ.get("LSPORT") or os.path.join(ROOT, "target/release/lsport")
+    if os.path.exists(lsport):
+        commands["lsport PATH"] = [lsport, path]
     # Each finds the listener first.
     for name, argv in commands.items():
         out = subprocess.run(argv, capture_output=True, text=True).stdout

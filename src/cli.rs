@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum, ValueHint};
 
 use lsport::commands::ephemeral::EphemeralOptions;
 use lsport::commands::kill::{KillOptions, Mode as KillMode};
@@ -60,9 +60,15 @@ pub struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Ports to look up: a number (8080), a range (8000-8100) or a service name (ssh).
-    #[arg(value_name = "PORT")]
+    /// Ports to look up: a number (8080), a range (8000-8100) or a service name (ssh);
+    /// or a Unix socket: a path (anything with a /, as ./app.sock) or an abstract name (@name).
+    #[arg(value_name = "PORT", value_hint = ValueHint::AnyPath)]
     pub ports: Vec<String>,
+
+    /// List Unix domain sockets instead of TCP and UDP: those that listen
+    /// (and bound datagram sockets), or with -a every one.
+    #[arg(short = 'x', long)]
+    pub unix: bool,
 
     /// Show every socket in every state (like `ss -tuanp`).
     #[arg(short = 'a', long)]
@@ -272,8 +278,9 @@ impl SocketFilterArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct KillArgs {
-    /// Ports to free: a number (8080), a range (8000-8100) or a service name.
-    #[arg(value_name = "PORT")]
+    /// Ports to free: a number (8080), a range (8000-8100) or a service name;
+    /// or a Unix socket's path or @name (its listener's holders are signalled).
+    #[arg(value_name = "PORT", value_hint = ValueHint::AnyPath)]
     pub ports: Vec<String>,
 
     #[command(flatten)]
@@ -341,8 +348,9 @@ pub struct KillArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct WaitArgs {
-    /// Ports to wait for: a number (5432) or a service name.
-    #[arg(value_name = "PORT")]
+    /// Ports to wait for: a number (5432) or a service name; or a Unix
+    /// socket's path or @name.
+    #[arg(value_name = "PORT", value_hint = ValueHint::AnyPath)]
     pub ports: Vec<String>,
 
     #[command(flatten)]
@@ -379,7 +387,8 @@ pub struct WhyArgs {
     /// The bind to try: PORT (a number or a service name), ADDRESS:PORT,
     /// [IPV6-ADDRESS]:PORT or, for a link-local address, [fe80::1%IF]:PORT;
     /// without an address, the wildcard 0.0.0.0 (or [::] with -6).
-    #[arg(value_name = "[ADDRESS:]PORT")]
+    /// Or a Unix socket's path or @name: would a server's bind() on it succeed.
+    #[arg(value_name = "[ADDRESS:]PORT", value_hint = ValueHint::AnyPath)]
     pub target: String,
 
     /// Try a UDP bind instead of a TCP one.
@@ -422,7 +431,7 @@ pub struct WhyArgs {
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
     /// Ports to watch: a number, a range or a service name. None: the listeners on any port.
-    #[arg(value_name = "PORT")]
+    #[arg(value_name = "PORT", value_hint = ValueHint::AnyPath)]
     pub ports: Vec<String>,
 
     /// Stop after this long (100ms, 3s, 2m, 1h) and print the summary.
@@ -564,6 +573,9 @@ pub enum Task {
     Ephemeral(EphemeralSettings),
     Suggest(SuggestQuery),
     Why(WhyOptions),
+    /// `why PATH` or `why @NAME`: the target is the query's one Unix
+    /// target.
+    WhyUnix,
     Watch(WatchOptions),
     Kill(KillSettings),
     Wait(WaitOptions),
@@ -648,8 +660,12 @@ impl Args {
             Services::default()
         };
         let mut asked: Vec<PortRange> = Vec::new();
+        let mut unix_targets = Vec::new();
         for text in port_texts {
-            asked.extend(portspec::parse_ports(text, &services)?);
+            match portspec::parse_target(text, &services)? {
+                portspec::Target::Ports(ranges) => asked.extend(ranges),
+                portspec::Target::Unix(target) => unix_targets.push(target),
+            }
         }
         let proc_root = self
             .proc_root
@@ -661,8 +677,19 @@ impl Args {
             (Some(target), false) => NetnsChoice::One(netns::resolve_target(target, &proc_root)?),
             (None, false) => NetnsChoice::Current,
         };
+        let why_unix = match &self.command {
+            Some(Command::Why(args)) => {
+                lsport::unix::target::UnixTarget::parse(std::ffi::OsStr::new(&args.target))
+            }
+            _ => None,
+        };
+        if let (Some(target), Some(Command::Why(args))) = (&why_unix, &self.command) {
+            args.check_unix()?;
+            unix_targets.push(target.clone());
+        }
         let task = match &self.command {
             None => Task::Probe,
+            Some(Command::Why(_)) if why_unix.is_some() => Task::WhyUnix,
             Some(Command::Ephemeral(args)) => {
                 Task::Ephemeral(args.to_settings(self.json, &services)?)
             }
@@ -678,13 +705,17 @@ impl Args {
             ));
         }
         let filters = self.filters()?;
+        self.check_unix(&task, &asked, &unix_targets, &filters)?;
+        let unix_only = self.unix || (!unix_targets.is_empty() && asked.is_empty());
         let mut query = match &task {
             Task::Watch(_) if asked.is_empty() => Query::listening(),
             Task::Watch(_) | Task::Kill(_) | Task::Wait(_) => Query::ports(asked),
             // The reports look at every socket of the namespace.
-            Task::Ephemeral(_) | Task::Suggest(_) | Task::Why(_) | Task::ListColumns => {
-                Query::all()
-            }
+            Task::Ephemeral(_)
+            | Task::Suggest(_)
+            | Task::Why(_)
+            | Task::WhyUnix
+            | Task::ListColumns => Query::all(),
             Task::Probe if !asked.is_empty() => Query::ports(asked),
             // A reverse query (`--pid 1234`): everything it holds.
             Task::Probe if self.all || !filters.is_empty() => Query::all(),
@@ -693,6 +724,11 @@ impl Args {
         if matches!(task, Task::Probe) {
             query.filters = filters;
         }
+        if self.unix && self.all {
+            query.view = lsport::query::View::All;
+        }
+        query.unix = self.unix;
+        query.unix_targets = unix_targets;
         query.listening_only = self.listening;
         let ((tcp, udp, ipv4, ipv6), remote) = match own {
             Some((_, flags, remote)) => (flags, remote),
@@ -701,6 +737,8 @@ impl Args {
         // wait --listening means TCP unless -u asks for UDP.
         let tcp_by_default = matches!(&task, Task::Wait(w) if w.condition == Condition::Listening);
         query.protocols = match (tcp, udp) {
+            // Unix sockets only: no TCP or UDP socket is dumped.
+            _ if unix_only => Vec::new(),
             (true, false) => vec![Protocol::Tcp],
             (false, true) => vec![Protocol::Udp],
             (false, false) if tcp_by_default => vec![Protocol::Tcp],
@@ -721,7 +759,12 @@ impl Args {
         query.user_names = !(self.numeric || kill_numeric);
         // Each command gathers only what it shows: the exit status needs
         // no holder, and ephemeral and suggest find their own.
-        if quiet || !matches!(task, Task::Probe | Task::Why(_) | Task::Watch(_)) {
+        if quiet
+            || !matches!(
+                task,
+                Task::Probe | Task::Why(_) | Task::WhyUnix | Task::Watch(_)
+            )
+        {
             query.holders = HolderDetail::None;
         }
         // Every socket's cgroup for JSON and the CGROUP and UNIT columns;
@@ -763,6 +806,57 @@ impl Args {
 }
 
 impl Args {
+    /// What Unix targets and --unix go with: a probe takes ports and
+    /// Unix targets together; kill and wait one kind at a time; watch
+    /// none (it follows ports).
+    fn check_unix(
+        &self,
+        task: &Task,
+        asked: &[PortRange],
+        unix_targets: &[lsport::unix::target::UnixTarget],
+        filters: &Filters,
+    ) -> Result<(), Error> {
+        if self.unix && !matches!(task, Task::Probe) {
+            return Err(Error::usage(
+                "--unix lists Unix sockets (lsport --unix); other commands take a socket's path or @name",
+            ));
+        }
+        if unix_targets.is_empty() {
+            if self.unix && filters.by_cgroup() {
+                return Err(Error::usage(
+                    "--unix goes with --pid and --user; --unit, --container and --cgroup select TCP and UDP sockets only",
+                ));
+            }
+            return Ok(());
+        }
+        match task {
+            Task::Watch(_) => Err(Error::usage(
+                "lsport watch follows ports; a Unix socket's path or @name goes to lsport, wait, why or kill",
+            )),
+            Task::Kill(_) | Task::Wait(_) if !asked.is_empty() => Err(Error::usage(
+                "give ports or Unix sockets, not both, to kill and wait",
+            )),
+            Task::Kill(_) | Task::Wait(_) if self.json => Err(Error::usage(
+                "kill and wait on a Unix socket print text only; lsport --json PATH gives the sockets on it as JSON",
+            )),
+            Task::Wait(w) if matches!(w.condition, Condition::Free { strict: true }) => {
+                Err(Error::usage(
+                    "--strict counts TIME_WAIT and orphaned TCP connections; a Unix socket has none",
+                ))
+            }
+            Task::Kill(_) | Task::Wait(_) if self.all_netns || unix_targets.len() > 1 => Err(
+                Error::usage("kill and wait take one Unix socket (a path or @name) at a time"),
+            ),
+            Task::Probe if !filters.is_empty() => Err(Error::usage(
+                "--pid, --user, --unit, --container and --cgroup select sockets without naming them: give no socket path",
+            )),
+            _ if self.all_netns => Err(Error::usage(
+                "Unix sockets are looked up in one network namespace: use --netns, not --all-netns",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The reverse query's filters; a user name is looked up here.
     fn filters(&self) -> Result<Filters, Error> {
         let uids = self
@@ -823,6 +917,24 @@ impl EphemeralArgs {
 }
 
 impl WhyArgs {
+    /// `why PATH` tries no bind: the options of a port's bind and --as
+    /// do not apply.
+    fn check_unix(&self) -> Result<(), Error> {
+        let port_options = self.udp
+            || self.ipv6
+            || self.reuseaddr
+            || self.no_reuseaddr
+            || self.reuseport
+            || self.v6only
+            || self.dual_stack;
+        if port_options || self.as_user.is_some() {
+            return Err(Error::usage(
+                "-u, -6, --reuseaddr, --reuseport, --v6only, --dual-stack and --as are for a port; why on a Unix socket takes none of them",
+            ));
+        }
+        Ok(())
+    }
+
     fn to_options(&self, quiet: bool, services: &Services) -> Result<WhyOptions, Error> {
         let why::Target {
             address,

@@ -87,6 +87,7 @@ fn run() -> ExitCode {
         Task::Ephemeral(settings) => run_ephemeral(&invocation, settings),
         Task::Suggest(wanted) => run_suggest(&invocation, wanted),
         Task::Why(options) => run_why(&invocation, options),
+        Task::WhyUnix => run_why_unix(&invocation),
         Task::Watch(options) => run_watch(&invocation, options),
         Task::Kill(settings) => run_kill(&invocation, settings),
         Task::Wait(options) => run_wait(&invocation, options),
@@ -169,6 +170,9 @@ fn stdout_writable() -> std::io::Result<()> {
 
 /// `lsport [PORT...]`: who holds the ports, or what is listening.
 fn run_probe(invocation: &Invocation) -> Outcome {
+    if invocation.query.unix || !invocation.query.unix_targets.is_empty() {
+        return run_unix_probe(invocation);
+    }
     let report = lsport::probe(&invocation.query)?;
     let status = if report.any_match() {
         EXIT_MATCH
@@ -197,6 +201,79 @@ fn run_probe(invocation: &Invocation) -> Outcome {
         Output::Quiet => Ok(()),
     })?;
     Ok(status)
+}
+
+/// `lsport PATH`, `lsport @NAME`, `lsport --unix`: who is on a Unix
+/// socket, or what listens. Ports given too are answered first, as
+/// without Unix targets; JSON is the probe's document with a `unix`
+/// part (its ports and sockets empty when none was asked).
+fn run_unix_probe(invocation: &Invocation) -> Outcome {
+    let query = &invocation.query;
+    let unix = lsport::unix::probe::probe(query)?;
+    let ports_asked = !query.ports.is_empty();
+    let ports = if ports_asked || invocation.output == Output::Json {
+        Some(lsport::probe(query)?)
+    } else {
+        None
+    };
+    let port_match = ports_asked && ports.as_ref().is_some_and(Report::any_match);
+    let status = if unix.any_match() || port_match {
+        EXIT_MATCH
+    } else {
+        EXIT_NO_MATCH
+    };
+    if invocation.output == Output::Quiet {
+        return Ok(status);
+    }
+    if let Some(report) = ports.as_ref().filter(|_| ports_asked) {
+        warn_about_gaps(invocation, report);
+    }
+    warn_about_unix_gaps(&unix);
+    print(|out| match (&invocation.output, &ports) {
+        (Output::Json, Some(report)) => {
+            render::json::write_probe_with_unix(report, Some(&unix), out)
+        }
+        (
+            Output::Table {
+                color,
+                columns,
+                width,
+            },
+            _,
+        ) => {
+            if let Some(report) = ports.as_ref().filter(|_| ports_asked) {
+                let options = render::table::TableOptions {
+                    label_namespaces: invocation.labels_namespaces(),
+                    color: *color,
+                    columns: columns.clone(),
+                    width: *width,
+                };
+                render::table::write(report, &options, out)?;
+                writeln!(out)?;
+            }
+            out.write_all(render::unix::text(&unix).as_bytes())
+        }
+        _ => Ok(()),
+    })?;
+    Ok(status)
+}
+
+/// One line on stderr for each thing the Unix answer could not cover.
+fn warn_about_unix_gaps(unix: &lsport::unix::report::UnixReport) {
+    if let Some(reason) = &unix.fallback {
+        say(&format!(
+            "sock_diag is not available ({reason}); reading /proc/net/unix instead, which gives no bound files, peers, queues or uids: paths are matched by name"
+        ));
+    }
+    if unix.skipped > 0 {
+        say(&format!(
+            "{} Unix socket entries could not be decoded and were skipped",
+            unix.skipped
+        ));
+    }
+    if let Some(line) = render::unseen::notice(unix.hidden_holders(), &unix.unseen) {
+        say(&line);
+    }
 }
 
 /// `lsport ephemeral`: the ephemeral range under load.
@@ -266,6 +343,26 @@ fn run_why(invocation: &Invocation, options: &why::WhyOptions) -> Outcome {
     print(|out| match invocation.output {
         Output::Json => render::why::write_json(&answer, out),
         _ => out.write_all(render::why::text(&answer).as_bytes()),
+    })?;
+    Ok(status)
+}
+
+/// `lsport why PATH`: would a server's bind() on this Unix socket
+/// succeed, and why not.
+fn run_why_unix(invocation: &Invocation) -> Outcome {
+    let answer = why::unix::run(&invocation.query)?;
+    let status = if answer.would_succeed() {
+        EXIT_MATCH
+    } else {
+        EXIT_CANNOT_NOW
+    };
+    if invocation.output == Output::Quiet {
+        return Ok(status);
+    }
+    warn_about_unix_gaps(&answer.report);
+    print(|out| match invocation.output {
+        Output::Json => render::unix::write_why_json(&answer, out),
+        _ => out.write_all(render::unix::why_text(&answer).as_bytes()),
     })?;
     Ok(status)
 }
@@ -365,6 +462,18 @@ fn run_kill(invocation: &Invocation, settings: &cli::KillSettings) -> Outcome {
         grace: options.grace,
         interrupt_armed: false,
     };
+    if !invocation.query.unix_targets.is_empty() {
+        let report = kill::unix::run(&invocation.query, &options, &mut user)?;
+        let status = match report.kill.outcome {
+            kill::Outcome::NothingHeld => EXIT_NO_MATCH,
+            outcome if outcome.done() => EXIT_MATCH,
+            _ => EXIT_CANNOT_NOW,
+        };
+        if invocation.output != Output::Quiet {
+            print(|out| out.write_all(render::unix::kill_text(&report).as_bytes()))?;
+        }
+        return Ok(status);
+    }
     let report = kill::run(&invocation.query, &options, &mut user)?;
     let status = match report.outcome {
         kill::Outcome::NothingHeld => EXIT_NO_MATCH,
@@ -450,6 +559,9 @@ fn ask(question: &str) -> bool {
 
 /// `lsport wait`: until the ports listen or are free.
 fn run_wait(invocation: &Invocation, options: &wait::WaitOptions) -> Outcome {
+    if !invocation.query.unix_targets.is_empty() {
+        return run_wait_unix(invocation, options);
+    }
     let lines = matches!(invocation.output, Output::Table { .. });
     let quiet = invocation.output == Output::Quiet;
     let condition = options.condition;
@@ -479,6 +591,32 @@ fn run_wait(invocation: &Invocation, options: &wait::WaitOptions) -> Outcome {
             .iter()
             .for_each(|line| say(line)),
         Output::Quiet => {}
+    }
+    Ok(status)
+}
+
+/// `lsport wait PATH`: until a socket takes connections by the name,
+/// or until none is bound to it.
+fn run_wait_unix(invocation: &Invocation, options: &wait::WaitOptions) -> Outcome {
+    let report = wait::unix::run(
+        &invocation.query,
+        &options.condition,
+        options.timeout,
+        options.name_holders,
+    )?;
+    let status = if report.met {
+        EXIT_MATCH
+    } else {
+        EXIT_CANNOT_NOW
+    };
+    if invocation.output == Output::Quiet {
+        return Ok(status);
+    }
+    let line = render::unix::wait_line(&options.condition, &report);
+    if report.met {
+        print(|out| writeln!(out, "{line}"))?;
+    } else {
+        say(&line);
     }
     Ok(status)
 }

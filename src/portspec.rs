@@ -3,6 +3,9 @@
 //! `--range`, `ephemeral --check-range`): a number (`22`), a range
 //! (`8000-8100`) or a service name (`ssh`).
 //!
+//! A target may instead be a Unix socket: anything with a `/` is a
+//! socket path (`./app.sock` too), `@name` an abstract name ([`Target`]).
+//!
 //! Anything with a letter in it is a service name, looked up in IANA's
 //! registry and the local services file. Anything else is a number or
 //! a range, in plain decimal digits: `+22` and `022` are refused, as
@@ -14,6 +17,39 @@
 use crate::error::Error;
 use crate::services::Services;
 use crate::socket::PortRange;
+use crate::unix::target::UnixTarget;
+
+/// What one argument names: ports, or a Unix socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A number, a range, or each port of a service name.
+    Ports(Vec<PortRange>),
+    /// A socket path or an abstract name.
+    Unix(UnixTarget),
+}
+
+/// What one argument names: a Unix socket when it has a `/` or starts
+/// with `@` (no port or service name does), else ports.
+pub fn parse_target(text: &str, services: &Services) -> Result<Target, Error> {
+    match UnixTarget::parse(std::ffi::OsStr::new(text)) {
+        Some(UnixTarget::Abstract(name)) if name.is_empty() => Err(Error::usage(
+            "empty abstract name '@': give the name after the @, as @/tmp/app",
+        )),
+        Some(UnixTarget::Path(path)) if path.as_os_str().as_encoded_bytes().contains(&0) => Err(
+            Error::Usage(format!("invalid socket path '{text}': a NUL byte in it")),
+        ),
+        Some(unix) => Ok(Target::Unix(unix)),
+        None => parse_ports(text, services)
+            .map(Target::Ports)
+            .map_err(|err| match err {
+                // A file here by that name: what was meant, likely.
+                Error::Usage(message) if std::path::Path::new(text).exists() => Error::Usage(
+                    format!("{message}; a socket file in this directory is written ./{text}"),
+                ),
+                other => other,
+            }),
+    }
+}
 
 /// Whether `text` names a service rather than spelling a number: it has
 /// a letter in it.
@@ -156,6 +192,29 @@ mod tests {
 
     fn message(result: Result<impl std::fmt::Debug, Error>) -> String {
         result.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_slash_or_a_leading_at_names_a_unix_socket() {
+        let target = |text| parse_target(text, &Services::default());
+        assert_eq!(
+            target("./app.sock").unwrap(),
+            Target::Unix(UnixTarget::Path("./app.sock".into()))
+        );
+        assert_eq!(
+            target("@/containerd/x").unwrap(),
+            Target::Unix(UnixTarget::Abstract(b"/containerd/x".to_vec()))
+        );
+        assert_eq!(
+            target("8080").unwrap(),
+            Target::Ports(vec![PortRange::single(8080)])
+        );
+        assert!(message(target("@")).contains("empty abstract name"));
+        assert!(
+            message(target("app.sock")).contains("unknown"),
+            "{}",
+            message(target("app.sock"))
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::portspec;
 use crate::services::Services;
 use crate::socket::{Family, PortRange, Protocol};
 use crate::sys::ProcRoot;
+use crate::unix::target::UnixTarget;
 
 /// Which sockets a probe reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +180,12 @@ pub struct Query {
     pub proc_root: ProcRoot,
     /// IANA's registry and the local names it lacks.
     pub services: Services,
+    /// Unix sockets asked for by path or abstract name: each answered
+    /// apart from the ports (see `unix::probe`).
+    pub unix_targets: Vec<UnixTarget>,
+    /// List Unix sockets (`--unix`): those that take connections or
+    /// datagrams by name, or with the All view every one.
+    pub unix: bool,
 }
 
 impl Query {
@@ -208,6 +215,8 @@ impl Query {
             stop_at_first_match: false,
             proc_root: ProcRoot::default(),
             services: Services::default(),
+            unix_targets: Vec::new(),
+            unix: false,
         }
     }
 

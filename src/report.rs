@@ -589,15 +589,39 @@ fn shared_processes(
         .collect()
 }
 
+/// What is known about each holding process, shared by its fds, for a
+/// join other than this module's (the Unix sockets' report).
+pub struct HolderBook(HashMap<u32, Rc<HolderProcess>>);
+
+impl HolderBook {
+    /// The processes a scan found, with their users' names.
+    pub fn new(processes: &HashMap<u32, ProcessInfo>, users: &UserNames) -> HolderBook {
+        HolderBook(shared_processes(processes, users))
+    }
+
+    /// The holders of the socket with `inode`, as the scan found them.
+    pub fn holders(&self, inode: u64, scan: &FdScan) -> Holders {
+        holders_of_inode(inode, scan, &self.0)
+    }
+}
+
 fn holders_of(
     socket: &Socket,
     scan: &FdScan,
     processes: &HashMap<u32, Rc<HolderProcess>>,
 ) -> Holders {
-    if socket.inode == 0 {
+    holders_of_inode(socket.inode, scan, processes)
+}
+
+fn holders_of_inode(
+    inode: u64,
+    scan: &FdScan,
+    processes: &HashMap<u32, Rc<HolderProcess>>,
+) -> Holders {
+    if inode == 0 {
         return Holders::new();
     }
-    scan.holders(socket.inode)
+    scan.holders(inode)
         .iter()
         .map(|r| Holder {
             pid: r.pid,

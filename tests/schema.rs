@@ -18,7 +18,14 @@ use common::*;
 use jsonschema::Validator;
 use serde_json::{Value, json};
 
-const SCHEMAS: [&str; 5] = ["probe", "ephemeral", "suggest", "kill", "columns"];
+const SCHEMAS: [&str; 6] = [
+    "probe",
+    "ephemeral",
+    "suggest",
+    "kill",
+    "columns",
+    "why-unix",
+];
 
 fn schema_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -266,7 +273,8 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
         "hidden_holders": 1,
         "unreadable_processes": [{"pid": 1, "command": "init", "uid": 0,
                                   "reason": "fd_links_refused", "error": "Permission denied"}],
-        "holders_from": "proc"
+        "holders_from": "proc",
+        "unix": null
     });
     let probe_schema = validator("probe");
     assert_valid(&probe_schema, &json!({}), "the empty probe document");
@@ -1156,4 +1164,127 @@ fn why_documents_match_the_schema_and_changed_ones_do_not() {
         ],
     );
     drop(server);
+}
+
+/// The probe's document with its `unix` part: a path in use with its
+/// connection, a datagram socket, a stale file, an abstract name, the
+/// listing, and the same from /proc/net/unix.
+#[test]
+fn the_unix_part_of_the_probe_matches_its_schema() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram, UnixListener, UnixStream};
+    if !private_netns("unix_schema") {
+        return;
+    }
+    let dir = OpenTempDir::new("unix-schema");
+    let path = dir.path.join("app.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let client = UnixStream::connect(&path).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    let waiting = UnixStream::connect(&path).unwrap();
+    let dgram = UnixDatagram::bind(dir.path.join("log.sock")).unwrap();
+    let stale = dir.path.join("stale.sock");
+    drop(UnixListener::bind(&stale).unwrap());
+    let abstract_name = SocketAddr::from_abstract_name(b"lsport-schema").unwrap();
+    let named = UnixListener::bind_addr(&abstract_name).unwrap();
+    let _held = hold(&[
+        listener.as_raw_fd(),
+        accepted.as_raw_fd(),
+        client.as_raw_fd(),
+        waiting.as_raw_fd(),
+        dgram.as_raw_fd(),
+        named.as_raw_fd(),
+    ]);
+    let probe = validator("probe");
+    let path = path.to_str().unwrap();
+    let stale = stale.to_str().unwrap();
+    let missing = dir.path.join("missing.sock");
+    let missing = missing.to_str().unwrap();
+    let dir_arg = dir.path.to_str().unwrap();
+    let services = ServicesFile::new("unix");
+    for (args, statuses) in [
+        (vec!["--json", path], &[0][..]),
+        (
+            vec!["--json", path, stale, missing, dir_arg, "@lsport-schema"],
+            &[0],
+        ),
+        (vec!["--json", "--source", "proc", path, stale], &[0]),
+        (vec!["--json", "--unix"], &[0]),
+        (vec!["--json", "--unix", "-a"], &[0]),
+        (vec!["--json", stale], &[1]),
+    ] {
+        let doc = run(&services, &args, statuses);
+        assert_valid(&probe, &doc, &format!("lsport {}", args.join(" ")));
+        assert!(doc["unix"].is_object(), "{doc:#}");
+    }
+    let doc = run(&services, &["--json", path], &[0]);
+    let roles: Vec<&str> = doc["unix"]["sockets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["listener", "accepted", "client", "waiting"]);
+    // A renamed field is caught.
+    let mut changed = doc.clone();
+    changed["unix"]["targets"][0]["verdict"] = json!("busy");
+    assert_invalid(&probe, &changed, "a unix verdict that is not one");
+}
+
+/// `lsport why --json PATH`: real documents of a live listener, a stale
+/// file, a missing directory and a free name match why-unix.schema.json.
+#[test]
+fn why_on_a_unix_socket_matches_its_schema() {
+    use std::os::unix::net::UnixListener;
+    if !private_netns("why_unix_schema") {
+        return;
+    }
+    let dir = OpenTempDir::new("why-unix-schema");
+    let live = dir.path.join("live.sock");
+    let listener = UnixListener::bind(&live).unwrap();
+    let _held = hold(&[listener.as_raw_fd()]);
+    let stale = dir.path.join("stale.sock");
+    drop(UnixListener::bind(&stale).unwrap());
+    let services = ServicesFile::new("why_unix");
+    let schema = validator("why-unix");
+    let live = live.to_str().unwrap();
+    let stale = stale.to_str().unwrap();
+    let missing = dir.path.join("no/dir/x.sock");
+    let missing = missing.to_str().unwrap();
+    let free = dir.path.join("free.sock");
+    let free = free.to_str().unwrap();
+    let mut causes = Vec::new();
+    for (target, status) in [
+        (live, 4),
+        (stale, 4),
+        (missing, 4),
+        (free, 0),
+        ("@lsport-free", 0),
+    ] {
+        let doc = run(&services, &["why", "--json", target], &[status]);
+        assert_valid(&schema, &doc, &format!("lsport why --json {target}"));
+        causes.push(doc["cause"].as_str().unwrap().to_string());
+        if target == live {
+            assert_eq!(doc["in_the_way"][0]["role"], "listener");
+            assert!(
+                !doc["in_the_way"][0]["holders"]
+                    .as_array()
+                    .unwrap()
+                    .is_empty()
+            );
+            let mut changed = doc.clone();
+            changed["errno"] = json!(98);
+            assert_invalid(&schema, &changed, "an errno that is a number");
+        }
+    }
+    assert_eq!(
+        causes,
+        [
+            "listening",
+            "stale_file",
+            "missing_directory",
+            "would_succeed",
+            "would_succeed"
+        ]
+    );
 }

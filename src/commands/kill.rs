@@ -19,6 +19,7 @@
 mod blast;
 mod follow;
 mod permission;
+pub mod unix;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;

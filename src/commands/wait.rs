@@ -8,6 +8,8 @@
 //! count, and no shell or `nc` is needed. What the kernel ends by itself
 //! (TIME_WAIT, orphaned connections) leaves a port free unless `strict`.
 
+pub mod unix;
+
 use std::time::{Duration, Instant};
 
 use crate::error::Error;

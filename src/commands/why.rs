@@ -14,6 +14,7 @@ pub mod guard;
 pub mod held;
 pub mod rules;
 pub mod trial;
+pub mod unix;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

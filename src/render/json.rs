@@ -23,9 +23,11 @@ use crate::netns::NetnsLabel;
 use crate::render::columns;
 use crate::render::ephemeral::{SYSCTL_D_FILE, reserved_fix};
 use crate::render::escape::needs_escape_in_json;
+use crate::render::unix::UnixPart;
 use crate::report::{Holder, NamespaceReport, PortVerdict, Report, Row};
 use crate::services::{Service, Services};
 use crate::socket::{Endpoint, PortRange};
+use crate::unix::report::UnixReport;
 
 /// The version every document carries.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -35,6 +37,16 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// top-level `netns` is the first namespace's; `namespaces` lists them
 /// all; every port verdict and socket names its own.
 pub fn write_probe(report: &Report, sink: &mut dyn io::Write) -> io::Result<()> {
+    write_probe_with_unix(report, None, sink)
+}
+
+/// `lsport --json` with Unix socket targets or `--unix`: the same
+/// document, with its `unix` part.
+pub fn write_probe_with_unix(
+    report: &Report,
+    unix: Option<&UnixReport>,
+    sink: &mut dyn io::Write,
+) -> io::Result<()> {
     let Some(first) = report.namespaces.first() else {
         return sink.write_all(b"{}\n");
     };
@@ -59,6 +71,7 @@ pub fn write_probe(report: &Report, sink: &mut dyn io::Write) -> io::Result<()> 
             .map(UnreadableEntry::of)
             .collect(),
         holders_from: report.holders_from.map(HolderWalk::id),
+        unix: unix.map(UnixPart::of),
     };
     write_document(&document, sink)
 }
@@ -184,6 +197,7 @@ struct ProbeDocument<'a> {
     hidden_holders: usize,
     unreadable_processes: Vec<UnreadableEntry<'a>>,
     holders_from: Option<&'static str>,
+    unix: Option<UnixPart<'a>>,
 }
 
 /// A process whose fds could not be read, when some socket's holder
@@ -444,7 +458,7 @@ impl<'a> SocketEntry<'a> {
 }
 
 #[derive(Serialize)]
-struct HolderEntry<'a> {
+pub(crate) struct HolderEntry<'a> {
     pid: u32,
     command: Cow<'a, str>,
     cmdline: Vec<Cow<'a, str>>,
@@ -456,7 +470,7 @@ struct HolderEntry<'a> {
 }
 
 impl<'a> HolderEntry<'a> {
-    fn of(holder: &'a Holder) -> HolderEntry<'a> {
+    pub(crate) fn of(holder: &'a Holder) -> HolderEntry<'a> {
         HolderEntry {
             pid: holder.pid,
             command: String::from_utf8_lossy(holder.command()),

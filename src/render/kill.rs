@@ -232,6 +232,10 @@ fn who(target: &Target) -> String {
 }
 
 fn port_list(ports: &[u16]) -> String {
+    // A Unix socket's holder has no port: `kill PATH`.
+    if ports.is_empty() {
+        return "the Unix socket".to_string();
+    }
     ports
         .iter()
         .map(ToString::to_string)

@@ -8,6 +8,7 @@ pub mod json;
 pub mod kill;
 mod services;
 pub mod table;
+pub mod unix;
 pub mod unseen;
 pub mod wait;
 pub mod watch;
