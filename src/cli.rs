@@ -15,7 +15,8 @@ use lsport::commands::why::{self, BindSpec, TrialUser, WhyOptions};
 use lsport::error::Error;
 use lsport::process::Signal;
 use lsport::query::{
-    CgroupDetail, Filters, HolderDetail, NetnsChoice, Query, SourceChoice as LibSource,
+    CgroupDetail, Filters, ForwardingRules, HolderDetail, NetnsChoice, Query,
+    SourceChoice as LibSource,
 };
 use lsport::render::columns::{self, ColumnId};
 use lsport::services::{self, Services};
@@ -710,6 +711,11 @@ impl Args {
             CgroupDetail::Hidden
         };
         query.stop_at_first_match = quiet && matches!(task, Task::Probe);
+        // Forwarding rules take ports without a socket: read them when
+        // the question is about ports, never for every socket.
+        if matches!(task, Task::Probe) && query.view == lsport::query::View::Ports {
+            query.forwarding_rules = ForwardingRules::Asked;
+        }
         let output = if quiet {
             Output::Quiet
         } else if self.json {

@@ -143,7 +143,8 @@ fn stdout_writable() -> std::io::Result<()> {
 /// `lsport [PORT...]`: who holds the ports, or what is listening.
 fn run_probe(invocation: &Invocation) -> Outcome {
     let report = lsport::probe(&invocation.query)?;
-    let status = if report.any_match() {
+    // A forwarded port is in use for whoever would start a server on it.
+    let status = if report.any_match() || report.any_forwarded() {
         EXIT_MATCH
     } else {
         EXIT_NO_MATCH
@@ -480,6 +481,17 @@ fn warn_about_gaps(invocation: &Invocation, report: &Report) {
                 "sock_diag is not available ({reason}); reading /proc/net instead"
             ));
         }
+    }
+    // The rules not read matter where no socket holds a port asked.
+    let some_free = report
+        .namespaces
+        .iter()
+        .any(|n| n.ports.iter().any(|v| !v.in_use()));
+    if let (true, Some(line)) = (
+        some_free,
+        render::forwards::unread_notice(&report.rules_unread()),
+    ) {
+        say(&line);
     }
     warn_skipped(&report.skipped);
 }

@@ -11,12 +11,13 @@ use crate::collect::{self, Collected};
 use crate::container::{self, Container};
 use crate::error::Error;
 use crate::filter::{self, SocketFilter};
+use crate::forwards::{self, ForwardScan, Unreadable};
 use crate::hidepid;
 use crate::netns::{self, NetnsLabel};
 use crate::overlap;
 use crate::owners::{self, FdScan};
 use crate::ports::KernelPortPolicy;
-use crate::query::{CgroupDetail, HolderDetail, NetnsChoice, Query};
+use crate::query::{CgroupDetail, ForwardingRules, HolderDetail, NetnsChoice, Query};
 use crate::report::{self, Inputs, NamespaceReport, Report, Row};
 use crate::socket::{Socket, State};
 use crate::sys::ProcRoot;
@@ -29,6 +30,8 @@ struct Gathered {
     netns: NetnsLabel,
     policy: KernelPortPolicy,
     collected: Collected,
+    /// The namespace's forwarding rules, where the query reads them.
+    rules: Option<ForwardScan>,
     /// How to enter the namespace again (its file, and its inode when
     /// found by discovery); None for lsport's own.
     entry: Option<(PathBuf, Option<u64>)>,
@@ -95,6 +98,7 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
                 source,
                 blind_spots: collect::blind_spots(source, query),
                 fallback,
+                rules: g.rules,
             })
         })
         .collect();
@@ -379,8 +383,35 @@ fn gather(
         netns,
         policy: KernelPortPolicy::read(root),
         collected: collect::sockets(query, filter, found_some)?,
+        rules: read_rules(query),
         entry: None,
     })
+}
+
+/// The forwarding rules of the calling thread's namespace that the
+/// query reads: none unless it is about ports. A failure to read them
+/// is in the answer as what was not read, never an error of the probe.
+fn read_rules(query: &Query) -> Option<ForwardScan> {
+    let ports = match query.forwarding_rules {
+        ForwardingRules::None => return None,
+        ForwardingRules::Asked if query.ports.is_empty() => return None,
+        ForwardingRules::Asked => query.merged_ports(),
+        ForwardingRules::Every => Vec::new(),
+    };
+    Some(
+        forwards::forwards_for_in(&query.proc_root, &ports).unwrap_or_else(|err| ForwardScan {
+            forwards: Vec::new(),
+            undecoded: Vec::new(),
+            unreadable: vec![Unreadable::Failed {
+                message: err.to_string(),
+            }],
+            read: forwards::RulesRead {
+                nftables: Vec::new(),
+                legacy: Vec::new(),
+                legacy_present: false,
+            },
+        }),
+    )
 }
 
 /// An ip-netns name, for a namespace given as a file under /run/netns.

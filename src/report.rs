@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use crate::cgroups::SocketCgroup;
 use crate::container::Container;
+use crate::forwards::{Forward, ForwardScan, UndecodedRule, Unreadable};
 use crate::hidepid::ProcRestriction;
 use crate::netns::NetnsLabel;
 use crate::owners::{FdScan, ProcessInfo};
@@ -169,12 +170,47 @@ pub struct PortVerdict {
     pub range_services: Vec<Service>,
     /// Where those sockets are in the report's rows, in order.
     pub rows: Vec<usize>,
+    /// The forwarding rules that take the port (or a port of the range)
+    /// without a socket: its incoming traffic goes elsewhere.
+    pub forwards: Vec<Forward>,
+    /// Rules lsport could not decode that may forward the port.
+    pub undecoded: Vec<UndecodedRule>,
+    /// How far the forwarding rules were read for this verdict.
+    pub rules: RulesCoverage,
+}
+
+/// How far a verdict knows the forwarding rules of its namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RulesCoverage {
+    /// They were not asked for (the command does not read them).
+    NotRead,
+    /// Every rule was read and decoded as far as the port goes.
+    Complete,
+    /// Some could not be read or decoded: a port without a socket may
+    /// still be forwarded.
+    Incomplete,
 }
 
 impl PortVerdict {
     /// Whether any socket is on the port or range.
     pub fn in_use(&self) -> bool {
         self.sockets > 0
+    }
+
+    /// Whether a forwarding rule takes the port (or a port of the range).
+    pub fn forwarded(&self) -> bool {
+        !self.forwards.is_empty()
+    }
+
+    /// Whether the port is taken as far as a new server is concerned:
+    /// a socket holds it or a rule forwards its traffic elsewhere.
+    pub fn taken(&self) -> bool {
+        self.in_use() || self.forwarded()
+    }
+
+    /// The forwards that take `port`.
+    pub fn forwards_of(&self, port: u16) -> impl Iterator<Item = &Forward> {
+        self.forwards.iter().filter(move |f| f.takes(port))
     }
 
     /// Whether the sockets whose local port this is are all a client's:
@@ -225,6 +261,25 @@ impl Report {
         self.namespaces.iter().any(NamespaceReport::any_match)
     }
 
+    /// Whether a forwarding rule takes a port asked, in any namespace.
+    pub fn any_forwarded(&self) -> bool {
+        self.namespaces
+            .iter()
+            .any(|n| n.ports.iter().any(PortVerdict::forwarded))
+    }
+
+    /// What kept the forwarding rules from being read, over every
+    /// namespace, each kind once (in the order first met).
+    pub fn rules_unread(&self) -> Vec<&Unreadable> {
+        let mut unread: Vec<&Unreadable> = Vec::new();
+        for spot in self.namespaces.iter().flat_map(|n| n.rules_unread()) {
+            if !unread.iter().any(|u| u.id() == spot.id()) {
+                unread.push(spot);
+            }
+        }
+        unread
+    }
+
     /// Sockets whose holders could not be seen, over every namespace.
     pub fn hidden_sockets(&self) -> usize {
         self.namespaces.iter().map(|r| r.hidden_sockets).sum()
@@ -261,12 +316,20 @@ pub struct NamespaceReport {
     pub blind_spots: Vec<BlindSpot>,
     /// Why sock_diag was given up for /proc, when it was.
     pub fallback: Option<String>,
+    /// The namespace's forwarding rules, where the query read them
+    /// ([`Query::forwarding_rules`]).
+    pub rules: Option<ForwardScan>,
 }
 
 impl NamespaceReport {
     /// Whether any socket matched in this namespace.
     pub fn any_match(&self) -> bool {
         !self.rows.is_empty()
+    }
+
+    /// The forwarding rules that could not be read here.
+    pub fn rules_unread(&self) -> &[Unreadable] {
+        self.rules.as_ref().map_or(&[], |r| r.unreadable.as_slice())
     }
 }
 
@@ -285,6 +348,8 @@ pub(crate) struct Inputs<'a> {
     pub source: SourceKind,
     pub blind_spots: Vec<BlindSpot>,
     pub fallback: Option<String>,
+    /// The forwarding rules read in the namespace, if any.
+    pub rules: Option<ForwardScan>,
 }
 
 /// How many sockets move into rows between two returns of memory.
@@ -357,7 +422,11 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
     let ports = query
         .ports
         .iter()
-        .map(|asked| verdict(*asked, &rows, &by_remote, &inputs.policy, services))
+        .map(|asked| {
+            let mut verdict = verdict(*asked, &rows, &by_remote, &inputs.policy, services);
+            add_forwards(&mut verdict, inputs.rules.as_ref(), query, &inputs.policy);
+            verdict
+        })
         .collect();
     let hidden_sockets = rows.iter().filter(|r| r.holders_hidden).count();
     NamespaceReport {
@@ -373,7 +442,64 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
         source: inputs.source,
         blind_spots: inputs.blind_spots,
         fallback: inputs.fallback,
+        rules: inputs.rules,
     }
+}
+
+/// The forwards and undecoded rules of `rules` on the verdict's port or
+/// range, of the protocols and families asked; a range's facts then
+/// cover its forwarded ports too.
+fn add_forwards(
+    verdict: &mut PortVerdict,
+    rules: Option<&ForwardScan>,
+    query: &Query,
+    policy: &KernelPortPolicy,
+) {
+    let Some(rules) = rules else {
+        return;
+    };
+    let asked = verdict.asked;
+    let overlaps =
+        |ranges: &[PortRange]| ranges.iter().any(|r| r.lo <= asked.hi && asked.lo <= r.hi);
+    verdict.forwards = rules
+        .forwards
+        .iter()
+        .filter(|f| overlaps(&f.ports))
+        .filter(|f| {
+            f.protocols.iter().any(|p| query.protocols.contains(p))
+                && f.families.iter().any(|a| query.families.contains(a))
+        })
+        .cloned()
+        .collect();
+    verdict.undecoded = rules
+        .undecoded
+        .iter()
+        .filter(|u| overlaps(&u.ports))
+        .cloned()
+        .collect();
+    verdict.rules = if rules.unreadable.is_empty() && verdict.undecoded.is_empty() {
+        RulesCoverage::Complete
+    } else {
+        RulesCoverage::Incomplete
+    };
+    if asked.lo == asked.hi || verdict.forwards.is_empty() {
+        return;
+    }
+    let mut ports: Vec<u16> = verdict.facts.iter().map(|f| f.port).collect();
+    for forward in &verdict.forwards {
+        for range in &forward.ports {
+            let (lo, hi) = (range.lo.max(asked.lo), range.hi.min(asked.hi));
+            if lo <= hi {
+                ports.extend(lo..=hi);
+            }
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    verdict.facts = ports
+        .into_iter()
+        .map(|port| PortFacts::of(port, policy, &query.services))
+        .collect();
 }
 
 /// Whether `port` is in one of `ranges` (sorted and merged): a binary
@@ -454,6 +580,9 @@ fn verdict(
         in_use_ports,
         range_services,
         rows: matching,
+        forwards: Vec::new(),
+        undecoded: Vec::new(),
+        rules: RulesCoverage::NotRead,
     }
 }
 
@@ -775,6 +904,9 @@ mod tests {
             in_use_ports: vec![port],
             range_services: Vec::new(),
             rows: on,
+            forwards: Vec::new(),
+            undecoded: Vec::new(),
+            rules: RulesCoverage::NotRead,
         };
         assert!(verdict(40001, vec![0, 1, 5]).held_by_clients_only(&rows));
         assert!(!verdict(40002, vec![2, 3]).held_by_clients_only(&rows));

@@ -244,7 +244,24 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
                         "unprivileged_port_start_assumed": true,
                         "port_settings_read_from": "private_proc"}],
         "ports": [{"port": 22, "iana_range": "system", "ephemeral": false, "reserved": false,
-                   "privileged": true, "in_use": true,
+                   "privileged": true, "in_use": true, "verdict": "in_use",
+                   "forwards": [{"source": "nftables", "table_family": "ip", "table": "nat",
+                                 "chains": ["PREROUTING", "DOCKER"], "hook": "prerouting",
+                                 "rule": 7, "position": 2, "comment": null,
+                                 "families": ["inet"], "protocols": ["tcp"],
+                                 "ports": [[22, 22]],
+                                 "interfaces": [{"direction": "in", "name": "docker0",
+                                                 "prefix": null, "index": null,
+                                                 "negated": true}],
+                                 "destinations": [{"network": "127.0.0.0", "prefix": 8,
+                                                   "negated": true}],
+                                 "destination_types": ["to an address of type LOCAL"],
+                                 "unread_conditions": [],
+                                 "target": {"kind": "dnat",
+                                            "addresses": ["172.17.0.2", "172.17.0.2"],
+                                            "ports": [80, 80], "text": "172.17.0.2:80"},
+                                 "delete_command": "nft delete rule ip nat DOCKER handle 7"}],
+                   "undecoded_rules": [],
                    "services": [{"name": "ssh", "protocol": "tcp",
                                  "description": "The Secure Shell (SSH) Protocol",
                                  "ports": [22, 22], "source": "iana"}],
@@ -283,6 +300,24 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
             }),
             ("a port past 65535", &|d| {
                 d["ports"][0]["port"] = json!(65536)
+            }),
+            ("an unknown verdict", &|d| {
+                d["ports"][0]["verdict"] = json!("taken")
+            }),
+            ("a forward from a hook that has no nat", &|d| {
+                d["ports"][0]["forwards"][0]["hook"] = json!("input")
+            }),
+            ("a forward's target of a kind lsport does not read", &|d| {
+                d["ports"][0]["forwards"][0]["target"]["kind"] = json!("snat")
+            }),
+            ("a forward's delete command left out", &|d| {
+                d["ports"][0]["forwards"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("delete_command");
+            }),
+            ("an unknown blind spot", &|d| {
+                d["blind_spots"] = json!(["nat_rules"])
             }),
             ("an unknown state name", &|d| {
                 d["sockets"][0]["state"] = json!("LISTENING")
@@ -946,6 +981,93 @@ impl Drop for ContainerCgroup {
 /// optional fields filled: a containerd container of a Kubernetes pod
 /// (pod_uid) and an LXC container (name). Where no cgroup v1 `pids`
 /// hierarchy can be written, it is skipped as the namespace tests are.
+/// The forwards of nft rules and what could not be read: a DNAT to
+/// IPv4 on an interface, one to IPv6, a redirect of a range, a port
+/// with a socket and a forward, and a user who cannot read the rules.
+#[test]
+fn forwarding_rules_in_json_match_the_schema() {
+    let test = "forwarding_rules_in_json_match_the_schema";
+    if !tool_available(test, "nft") || !setup(test) {
+        return;
+    }
+    let services = ServicesFile::new("forwards");
+    let rules = "table inet lsport_schema {
+        chain pre { type nat hook prerouting priority -100; policy accept;
+            iifname \"eth*\" tcp dport 8091 dnat ip to 10.0.0.2:80 comment \"web\"
+            tcp dport 8092 dnat ip6 to [fd00::2]:8080
+            udp dport 8093-8094 redirect to :53
+            tcp dport 8095 dnat ip to 10.0.0.3
+        }
+    }";
+    let file = OpenTempDir::new("forwards-schema");
+    let path = file.path.join("rules.nft");
+    std::fs::write(&path, rules).unwrap();
+    run_tool("nft", &["-f", path.to_str().unwrap()]);
+    let socket = tcp4_listener(8095);
+
+    let probe = validator("probe");
+    let check = |args: &[&str], statuses: &[i32]| {
+        let doc = run(&services, args, statuses);
+        assert_valid(&probe, &doc, &format!("lsport {}", args.join(" ")));
+        doc
+    };
+    let doc = check(
+        &["--json", "8091", "8092", "8093-8094", "8095", "8096"],
+        &[0],
+    );
+    let verdicts: Vec<(Value, Value)> = doc["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["port"].clone(), p["verdict"].clone()))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            (json!(8091), json!("forwarded")),
+            (json!(8092), json!("forwarded")),
+            (json!(8093), json!("forwarded")),
+            (json!(8094), json!("forwarded")),
+            (json!(8095), json!("in_use")),
+            (json!(8096), json!("free")),
+        ],
+        "{doc:#}"
+    );
+    let forward = &doc["ports"][0]["forwards"][0];
+    assert_eq!(forward["interfaces"][0]["prefix"], "eth", "{forward:#}");
+    assert_eq!(forward["comment"], "web", "{forward:#}");
+    assert_eq!(
+        forward["target"]["addresses"],
+        json!(["10.0.0.2", "10.0.0.2"])
+    );
+    assert_eq!(
+        doc["ports"][1]["forwards"][0]["target"]["text"],
+        "[fd00::2]:8080"
+    );
+    assert_eq!(doc["ports"][2]["forwards"][0]["target"]["kind"], "redirect");
+    assert_eq!(
+        doc["ports"][4]["forwards"][0]["target"]["ports"],
+        Value::Null
+    );
+    assert_eq!(doc["blind_spots"], json!([]));
+    drop(socket);
+
+    // Without CAP_NET_ADMIN: a blind spot, and never plain free.
+    let (_dir, binary) = binary_for_nobody("forwards-schema-nobody");
+    let output = as_nobody(&binary, &["--json", "8091", "8096"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_valid(&probe, &doc, "lsport --json 8091 8096 as user 65534");
+    assert_has(
+        doc["blind_spots"].as_array().unwrap(),
+        &[json!("nftables_rules")],
+        "as user 65534",
+    );
+    for port in doc["ports"].as_array().unwrap() {
+        assert_eq!(port["verdict"], "free_of_sockets", "{port:#}");
+    }
+}
+
 #[test]
 fn container_fields_match_the_schema() {
     let test = "container_fields_match_the_schema";

@@ -10,8 +10,11 @@ use crate::ports::{IanaRange, KernelPortPolicy, PortFacts, SettingsSource};
 use crate::query::View;
 use crate::render::columns::{CellSource, ColumnId, protocol_label};
 use crate::render::escape::{escape_bytes, escape_str};
+use crate::render::forwards;
 use crate::render::unseen::{hidden_phrase, owner_words};
-use crate::report::{NamespaceReport, PortVerdict, Report, Row, reserved_ports_with};
+use crate::report::{
+    NamespaceReport, PortVerdict, Report, Row, RulesCoverage, reserved_ports_with,
+};
 use crate::socket::{Protocol, State};
 use crate::source::BlindSpot;
 use crate::unseen::Unseen;
@@ -260,6 +263,22 @@ fn port_verdict(
             verdict.sockets,
             plural(verdict.sockets),
         );
+    } else if verdict.forwarded() {
+        let groups = forwards::by_rule(&verdict.forwards);
+        let others = match groups.len() - 1 {
+            0 => String::new(),
+            1 => "; and 1 other rule".to_string(),
+            n => format!("; and {n} other rules"),
+        };
+        let _ = writeln!(
+            out,
+            "{} {} {}: {}{others}; no socket holds {} here.",
+            paint.bold(&subject),
+            if single { "is" } else { "are" },
+            paint.red("FORWARDED"),
+            forwards::phrase(&groups[0], !single),
+            if single { "it" } else { "them" },
+        );
     } else {
         // /proc/net cannot show every socket that holds a port.
         let hedge = if report.blind_spots.contains(&BlindSpot::TcpBoundOnly) {
@@ -267,11 +286,23 @@ fn port_verdict(
         } else {
             ""
         };
+        // Rules not read or not decoded may forward it: never plain FREE.
+        let (free, rules_caveat) = match (verdict.rules, verdict.undecoded.is_empty()) {
+            (RulesCoverage::Incomplete, true) => (
+                "FREE of sockets",
+                "; forwarding rules were not read, so it may still be forwarded",
+            ),
+            (RulesCoverage::Incomplete, false) => (
+                "FREE of sockets",
+                "; a forwarding rule lsport could not decode may take it (below)",
+            ),
+            _ => ("FREE", ""),
+        };
         if report.listening_only {
             // Connections were not asked for: the port may hold some.
             let _ = writeln!(
                 out,
-                "{} {} {}{hedge} in network namespace {}: no {} socket waits on {}; -l leaves out connections and UDP sockets whose port the kernel chose.",
+                "{} {} {}{hedge} in network namespace {}: no {} socket waits on {}; -l leaves out connections and UDP sockets whose port the kernel chose{rules_caveat}.",
                 paint.bold(&subject),
                 if single { "has" } else { "have" },
                 paint.yellow("NO LISTENER"),
@@ -282,16 +313,17 @@ fn port_verdict(
         } else {
             let _ = writeln!(
                 out,
-                "{} {} {}{hedge} in network namespace {}: no {} socket has {} as its local port.",
+                "{} {} {}{hedge} in network namespace {}: no {} socket has {} as its local port{rules_caveat}.",
                 paint.bold(&subject),
                 if single { "is" } else { "are" },
-                paint.green("FREE"),
+                paint.green(free),
                 netns_label(&report.netns),
                 protocols_label(report),
                 if single { "it" } else { "any of them" },
             );
         }
     }
+    forward_lines(out, verdict, paint);
     if let (true, Some(facts)) = (single, verdict.facts.first()) {
         // A port only clients hold serves no one: no reservation "for a
         // service" is offered for it.
@@ -301,6 +333,32 @@ fn port_verdict(
     } else {
         range_facts(out, verdict, &report.policy);
         super::services::range_lines(out, verdict);
+    }
+}
+
+/// The forwards on the port, one line each, and the rules that may be
+/// forwards but could not be decoded. Under a verdict of IN USE they say
+/// where the outside traffic goes instead of to those sockets.
+fn forward_lines(out: &mut String, verdict: &PortVerdict, paint: &Paint) {
+    if verdict.forwarded() && verdict.in_use() {
+        let groups = forwards::by_rule(&verdict.forwards);
+        let _ = writeln!(
+            out,
+            "  {} {}: that traffic goes there, not to the sockets here.",
+            paint.yellow("Also FORWARDED:"),
+            forwards::phrase(&groups[0], verdict.asked.lo != verdict.asked.hi),
+        );
+    }
+    for forward in &verdict.forwards {
+        let _ = writeln!(out, "  forward: {}.", forwards::line(forward));
+    }
+    for rule in &verdict.undecoded {
+        let _ = writeln!(
+            out,
+            "  {} {}.",
+            paint.yellow("not decoded:"),
+            escape_str(&rule.to_string())
+        );
     }
 }
 

@@ -392,3 +392,60 @@ pub fn holder_pids(socket: &serde_json::Value) -> Vec<(u64, u64)> {
     pids.sort_unstable();
     pids
 }
+
+/// Whether `program` runs (`program --version`); when it does not, says
+/// so on the terminal and the test is skipped, or fails with
+/// LSPORT_REQUIRE_NETNS=1 (CI installs what the tests need).
+#[must_use]
+pub fn tool_available(test: &str, program: &str) -> bool {
+    let found = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        if std::env::var_os("LSPORT_REQUIRE_NETNS").is_some() {
+            panic!("{test}: {program} is missing, and LSPORT_REQUIRE_NETNS is set");
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test}: {program} is not installed"
+        );
+    }
+    found
+}
+
+/// Runs `program ARGS` in the calling thread's network namespace, and
+/// fails the test if it fails (`nft add rule ...`, `iptables ...`).
+pub fn run_tool(program: &str, args: &[&str]) {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A copy of lsport that user 65534 may run, in a directory of its own.
+pub fn binary_for_nobody(tag: &str) -> (OpenTempDir, PathBuf) {
+    let dir = OpenTempDir::new(tag);
+    let binary = dir.path.join("lsport");
+    std::fs::copy(lsport_path(), &binary).unwrap();
+    (dir, binary)
+}
+
+/// Runs `binary ARGS` as user and group 65534, without capabilities.
+pub fn as_nobody(binary: &Path, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(binary)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .expect("running setpriv")
+}

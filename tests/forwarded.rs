@@ -1,0 +1,387 @@
+//! A port taken without a socket: forwarding rules written with nft,
+//! iptables-nft (exactly as Docker writes them) and iptables-legacy in a
+//! private network namespace, and lsport's answer through the built
+//! binary. Needs root, a namespace and the tools; skipped visibly where
+//! one is missing (failed instead with LSPORT_REQUIRE_NETNS=1).
+
+mod common;
+
+use std::process::Output;
+
+use common::*;
+use serde_json::Value;
+
+/// A private namespace with `tools` installed, or a visible skip.
+fn namespace_with(test: &str, tools: &[&str]) -> bool {
+    tools.iter().all(|tool| tool_available(test, tool)) && private_netns(test)
+}
+
+/// Loads an nft ruleset from text; `test` keeps the files of tests
+/// running at once apart.
+fn nft(test: &str, rules: &str) {
+    let dir = OpenTempDir::new(test);
+    let path = dir.path.join("rules.nft");
+    std::fs::write(&path, rules).unwrap();
+    run_tool("nft", &["-f", path.to_str().unwrap()]);
+}
+
+/// The verdict line (the first line) of `lsport ARGS`, with its status.
+fn verdict(args: &[&str]) -> (String, Option<i32>, Output) {
+    let output = lsport(args);
+    let first = stdout(&output).lines().next().unwrap_or("").to_string();
+    (first, output.status.code(), output)
+}
+
+fn parse(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(output), stderr(output)))
+}
+
+#[test]
+fn native_dnat_and_redirect_forward_a_port_without_a_socket() {
+    let test = "native_dnat_and_redirect_forward_a_port_without_a_socket";
+    if !namespace_with(test, &["nft"]) {
+        return;
+    }
+    nft(
+        test,
+        "table ip nat {
+        chain pre { type nat hook prerouting priority -100; policy accept;
+            tcp dport 8080 dnat to 172.17.0.2:80
+            udp dport 5300-5310 redirect to :53
+            iifname \"veth0\" tcp dport 8088 dnat to 10.1.0.8
+        }
+        chain out { type nat hook output priority -100; policy accept;
+            tcp dport 8089 redirect to :80
+        }
+    }",
+    );
+
+    let (line, status, output) = verdict(&["8080"]);
+    assert_eq!(
+        line,
+        "Port 8080 is FORWARDED: tcp to 172.17.0.2:80 by nat rule (table ip nat, chain pre), for traffic arriving from outside; no socket holds it here.",
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(status, Some(0));
+    assert!(
+        stdout(&output)
+            .contains("forward: tcp 8080 to 172.17.0.2:80: table ip nat, chain pre, rule handle "),
+        "{}",
+        stdout(&output)
+    );
+
+    // A redirect of a range, asked for one port of it and for a range
+    // that overlaps it.
+    let (line, status, _) = verdict(&["-u", "5305"]);
+    assert_eq!(
+        line,
+        "Port 5305 is FORWARDED: udp to this host, port 53 by nat rule (table ip nat, chain pre), for traffic arriving from outside; no socket holds it here."
+    );
+    assert_eq!(status, Some(0));
+    let (line, status, _) = verdict(&["5308-5320"]);
+    assert!(
+        line.starts_with("Ports 5308-5320 are FORWARDED: udp 5300-5310 to this host, port 53"),
+        "{line}"
+    );
+    assert_eq!(status, Some(0));
+    let doc = parse(&lsport(["--json", "5308-5320"]));
+    let forwarded: Vec<u64> = doc["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(forwarded, [5308, 5309, 5310], "{doc:#}");
+
+    // A rule on an interface says so; one at output is about this host.
+    let (_, status, output) = verdict(&["8088"]);
+    assert_eq!(status, Some(0));
+    assert!(
+        stdout(&output).contains("to 10.1.0.8 (same port): table ip nat, chain pre, rule handle")
+            && stdout(&output).contains("traffic arriving from outside, arriving on veth0, IPv4"),
+        "{}",
+        stdout(&output)
+    );
+    let (line, _, _) = verdict(&["8089"]);
+    assert!(
+        line.ends_with("for traffic generated on this host; no socket holds it here."),
+        "{line}"
+    );
+
+    // TCP only: the UDP redirect does not take 5305 over TCP, nor does
+    // anything take 8081.
+    let (line, status, _) = verdict(&["-t", "5305"]);
+    assert!(line.contains("is FREE in network namespace"), "{line}");
+    assert_eq!(status, Some(1));
+    let (line, status, _) = verdict(&["8081"]);
+    assert!(
+        line.starts_with("Port 8081 is FREE in network namespace"),
+        "{line}"
+    );
+    assert_eq!(status, Some(1));
+}
+
+#[test]
+fn a_socket_and_a_forward_on_one_port_are_both_shown() {
+    let test = "a_socket_and_a_forward_on_one_port_are_both_shown";
+    if !namespace_with(test, &["nft"]) {
+        return;
+    }
+    nft(
+        test,
+        "table inet lsport_both {
+        chain pre { type nat hook prerouting priority -100; policy accept;
+            tcp dport 8090 dnat ip to 10.0.0.90:80
+        }
+    }",
+    );
+    let listener = tcp4_listener(8090);
+    let (line, status, output) = verdict(&["8090"]);
+    assert!(line.starts_with("Port 8090 is IN USE: 1 socket"), "{line}");
+    assert_eq!(status, Some(0));
+    assert!(
+        stdout(&output).contains(
+            "  Also FORWARDED: tcp to 10.0.0.90:80 by nat rule (table inet lsport_both, chain pre), for traffic arriving from outside: that traffic goes there, not to the sockets here."
+        ),
+        "{}",
+        stdout(&output)
+    );
+    let doc = parse(&lsport(["--json", "8090"]));
+    assert_eq!(doc["ports"][0]["verdict"], "in_use");
+    assert_eq!(doc["ports"][0]["forwards"][0]["table_family"], "inet");
+    drop(listener);
+}
+
+#[test]
+fn an_ipv6_rule_forwards_ipv6_traffic() {
+    let test = "an_ipv6_rule_forwards_ipv6_traffic";
+    if !namespace_with(test, &["nft"]) {
+        return;
+    }
+    nft(
+        test,
+        "table ip6 nat6 {
+        chain pre { type nat hook prerouting priority -100; policy accept;
+            tcp dport 8443 dnat to [fd00::2]:443
+        }
+    }",
+    );
+    let (line, status, _) = verdict(&["8443"]);
+    assert_eq!(
+        line,
+        "Port 8443 is FORWARDED: tcp to [fd00::2]:443 by nat rule (table ip6 nat6, chain pre), for traffic arriving from outside; no socket holds it here."
+    );
+    assert_eq!(status, Some(0));
+    let doc = parse(&lsport(["--json", "8443"]));
+    let forward = &doc["ports"][0]["forwards"][0];
+    assert_eq!(forward["families"], serde_json::json!(["inet6"]));
+    assert_eq!(forward["target"]["addresses"][0], "fd00::2");
+    // Asked about IPv4 only, the rule takes nothing: a server bound
+    // for IPv4 gets its traffic.
+    let (line, status, _) = verdict(&["-4", "8443"]);
+    assert!(line.contains("is FREE in network namespace"), "{line}");
+    assert_eq!(status, Some(1));
+}
+
+/// Docker's rules, as `iptables` (the nf_tables one) writes them for a
+/// port published with the userland proxy off.
+fn docker_rules(iptables: &str) {
+    for rule in [
+        &["-t", "nat", "-N", "DOCKER"][..],
+        &[
+            "-t",
+            "nat",
+            "-A",
+            "PREROUTING",
+            "-m",
+            "addrtype",
+            "--dst-type",
+            "LOCAL",
+            "-j",
+            "DOCKER",
+        ],
+        &[
+            "-t",
+            "nat",
+            "-A",
+            "OUTPUT",
+            "!",
+            "-d",
+            "127.0.0.0/8",
+            "-m",
+            "addrtype",
+            "--dst-type",
+            "LOCAL",
+            "-j",
+            "DOCKER",
+        ],
+        &["-t", "nat", "-A", "DOCKER", "-i", "docker0", "-j", "RETURN"],
+        &[
+            "-t",
+            "nat",
+            "-A",
+            "DOCKER",
+            "!",
+            "-i",
+            "docker0",
+            "-p",
+            "tcp",
+            "-m",
+            "tcp",
+            "--dport",
+            "8081",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "172.17.0.2:80",
+        ],
+    ] {
+        run_tool(iptables, rule);
+    }
+}
+
+#[test]
+fn docker_s_iptables_nft_rules_forward_the_published_port() {
+    let test = "docker_s_iptables_nft_rules_forward_the_published_port";
+    if !namespace_with(test, &["iptables-nft"]) {
+        return;
+    }
+    docker_rules("iptables-nft");
+    let (line, status, output) = verdict(&["8081"]);
+    assert_eq!(
+        line,
+        "Port 8081 is FORWARDED: tcp to 172.17.0.2:80 by nat rule (table ip nat, chain DOCKER), for traffic arriving from outside and traffic generated on this host; no socket holds it here.",
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(status, Some(0));
+    let text = stdout(&output);
+    assert!(
+        text.contains("chain PREROUTING -> DOCKER, rule handle")
+            && text.contains("traffic arriving from outside, not arriving on docker0, to an address of type LOCAL, IPv4.")
+            && text.contains("traffic generated on this host, not arriving on docker0, not to 127.0.0.0/8, to an address of type LOCAL, IPv4."),
+        "{text}"
+    );
+    let doc = parse(&lsport(["--json", "8081"]));
+    let forwards = doc["ports"][0]["forwards"].as_array().unwrap();
+    assert_eq!(forwards.len(), 2, "{doc:#}");
+    assert_eq!(
+        forwards[0]["chains"],
+        serde_json::json!(["PREROUTING", "DOCKER"])
+    );
+    assert_eq!(forwards[0]["position"], 2, "RETURN first, then the DNAT");
+    let handle = forwards[0]["rule"].as_u64().unwrap();
+    assert_eq!(
+        forwards[0]["delete_command"],
+        format!("nft delete rule ip nat DOCKER handle {handle}")
+    );
+    // The port next to it is free: Docker's chain takes only 8081.
+    let (line, status, _) = verdict(&["8082"]);
+    assert!(line.contains("is FREE in network namespace"), "{line}");
+    assert_eq!(status, Some(1));
+}
+
+#[test]
+fn docker_s_iptables_legacy_rules_forward_the_published_port() {
+    let test = "docker_s_iptables_legacy_rules_forward_the_published_port";
+    if !namespace_with(test, &["iptables-legacy"]) {
+        return;
+    }
+    if !std::path::Path::new("/proc/net/ip_tables_names").exists() {
+        let _ = writeln_skip(test, "the kernel has no legacy ip_tables");
+        return;
+    }
+    docker_rules("iptables-legacy");
+    let (line, status, output) = verdict(&["8081"]);
+    assert_eq!(
+        line,
+        "Port 8081 is FORWARDED: tcp to 172.17.0.2:80 by nat rule (table iptables-legacy nat, chain DOCKER), for traffic arriving from outside and traffic generated on this host; no socket holds it here.",
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(status, Some(0));
+    let doc = parse(&lsport(["--json", "8081"]));
+    assert_eq!(
+        doc["ports"][0]["forwards"][0]["delete_command"],
+        "iptables-legacy -t nat -D DOCKER 2"
+    );
+}
+
+fn writeln_skip(test: &str, reason: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    if std::env::var_os("LSPORT_REQUIRE_NETNS").is_some() {
+        panic!("{test}: {reason}, and LSPORT_REQUIRE_NETNS is set");
+    }
+    writeln!(std::io::stderr(), "SKIPPED {test}: {reason}")
+}
+
+#[test]
+fn without_cap_net_admin_a_free_port_is_only_free_of_sockets() {
+    let test = "without_cap_net_admin_a_free_port_is_only_free_of_sockets";
+    if !namespace_with(test, &["nft", "setpriv"]) {
+        return;
+    }
+    nft(
+        test,
+        "table ip nat {
+        chain pre { type nat hook prerouting priority -100; policy accept;
+            tcp dport 8080 dnat to 172.17.0.2:80
+        }
+    }",
+    );
+    let (_dir, binary) = binary_for_nobody("forwarded-nobody");
+    let output = as_nobody(&binary, &["8080", "8081"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}{}", stderr(&output));
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("Port ")).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for line in lines {
+        assert!(
+            line.contains(" is FREE of sockets in network namespace")
+                && line
+                    .ends_with("; forwarding rules were not read, so it may still be forwarded."),
+            "{line}"
+        );
+    }
+    // One line on stderr, once, for both ports.
+    let warnings: Vec<String> = stderr(&output)
+        .lines()
+        .filter(|l| l.contains("forwarding rules were not read"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", stderr(&output));
+    assert!(
+        warnings[0].starts_with(
+            "lsport: forwarding rules were not read (nftables: Operation not permitted"
+        ) && warnings[0].ends_with("run as root (CAP_NET_ADMIN) to read them"),
+        "{}",
+        warnings[0]
+    );
+    // Root, in the same namespace, sees the forward.
+    let (line, status, _) = verdict(&["8080"]);
+    assert!(line.contains("FORWARDED"), "{line}");
+    assert_eq!(status, Some(0));
+}
+
+#[test]
+fn the_listening_view_reads_no_rules() {
+    let test = "the_listening_view_reads_no_rules";
+    if !namespace_with(test, &["nft", "setpriv"]) {
+        return;
+    }
+    // As user 65534 the rules are refused: a view that read them would
+    // say so on stderr.
+    let (_dir, binary) = binary_for_nobody("forwarded-listening");
+    let listener = tcp4_listener(8070);
+    for args in [&[][..], &["-a"], &["-l"]] {
+        let output = as_nobody(&binary, args);
+        assert!(
+            !stderr(&output).contains("forwarding rules"),
+            "lsport {args:?} read the rules: {}",
+            stderr(&output)
+        );
+    }
+    drop(listener);
+}
