@@ -103,9 +103,10 @@ fn auto_falls_back_to_proc_when_netlink_sockets_are_refused() {
     assert_eq!(stderr(&output), "", "JSON mode says nothing on stderr");
     let doc = json(&output);
     assert_eq!(doc["source"], "proc");
+    // Without netlink the forwarding rules cannot be asked for either.
     assert_eq!(
         doc["blind_spots"],
-        serde_json::json!(["tcp_bound_only", "v6only", "autobound"])
+        serde_json::json!(["tcp_bound_only", "v6only", "autobound", "forwarding_rules"])
     );
     let mut answer: Vec<(String, String, Holders)> = doc["sockets"]
         .as_array()

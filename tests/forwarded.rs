@@ -385,3 +385,54 @@ fn the_listening_view_reads_no_rules() {
     }
     drop(listener);
 }
+
+#[test]
+fn kill_of_a_forwarded_port_signals_nothing_and_names_the_rule() {
+    let test = "kill_of_a_forwarded_port_signals_nothing_and_names_the_rule";
+    if !namespace_with(test, &["iptables-nft"]) {
+        return;
+    }
+    docker_rules("iptables-nft");
+    let doc = parse(&lsport(["--json", "8081"]));
+    let handle = doc["ports"][0]["forwards"][0]["rule"].as_u64().unwrap();
+    let remove = format!("    to remove it: nft delete rule ip nat DOCKER handle {handle}");
+    for args in [&["kill", "8081"][..], &["kill", "--dry-run", "8081"]] {
+        let output = lsport(args);
+        let text = stdout(&output);
+        assert_eq!(output.status.code(), Some(4), "{args:?}: {text}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..3],
+            [
+                "nothing to signal: no socket holds port 8081, but a forwarding rule takes it:",
+                "  tcp 8081 to 172.17.0.2:80 by nat rule (table ip nat, chain DOCKER), for traffic arriving from outside and traffic generated on this host",
+                remove.as_str(),
+            ],
+            "{args:?}: {text}"
+        );
+    }
+    let output = lsport(["kill", "--json", "8081"]);
+    assert_eq!(output.status.code(), Some(4));
+    let doc = parse(&output);
+    assert_eq!(doc["outcome"], "forwarded");
+    assert_eq!(doc["targets"], serde_json::json!([]));
+    assert_eq!(
+        doc["forwards"][0]["delete_command"],
+        format!("nft delete rule ip nat DOCKER handle {handle}")
+    );
+
+    // With a listener too, the listener goes and the rule is named: it
+    // stays.
+    let listener = tcp4_listener(8081);
+    let holder = hold(&[std::os::fd::AsRawFd::as_raw_fd(&listener)]);
+    drop(listener);
+    let output = lsport(["kill", "8081"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("the port stays forwarded, whatever holds it (no signal removes a rule):")
+            && text.contains(&remove),
+        "{text}"
+    );
+    drop(holder);
+}

@@ -505,7 +505,11 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
                        "holders_hidden": false}],
         "time_wait": {"count": 0, "last_ends_in_ms": null},
         "orphaned": {"count": 1, "last_ends_in_ms": 59000},
-        "outcome": "signalled", "freed_after_ms": null
+        "outcome": "signalled", "freed_after_ms": null,
+        "forwards": [{"protocols": ["tcp"], "ports": [[80, 80]], "target": "172.17.0.2:80",
+                      "table": "ip nat", "chains": ["PREROUTING", "DOCKER"],
+                      "hook": "prerouting", "rule": "rule handle 7",
+                      "delete_command": "nft delete rule ip nat DOCKER handle 7"}]
     });
     assert_mutations_rejected(
         &validator("kill"),
@@ -514,6 +518,9 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
         &[
             ("orphaned renamed", &|d| rename(d, "orphaned", "orphans")),
             ("an unknown outcome", &|d| d["outcome"] = json!("reloaded")),
+            ("a forward from the input hook", &|d| {
+                d["forwards"][0]["hook"] = json!("input")
+            }),
             ("an unknown result", &|d| {
                 d["targets"][1]["result"] = json!("left")
             }),
@@ -1051,6 +1058,13 @@ fn forwarding_rules_in_json_match_the_schema() {
     );
     assert_eq!(doc["blind_spots"], json!([]));
     drop(socket);
+
+    // kill names the rule it cannot remove.
+    let kill = validator("kill");
+    let doc = run(&services, &["kill", "--json", "8091"], &[4]);
+    assert_valid(&kill, &doc, "lsport kill --json 8091");
+    assert_eq!(doc["outcome"], "forwarded", "{doc:#}");
+    assert_eq!(doc["forwards"][0]["target"], "10.0.0.2:80", "{doc:#}");
 
     // Without CAP_NET_ADMIN: a blind spot, and never plain free.
     let (_dir, binary) = binary_for_nobody("forwards-schema-nobody");

@@ -29,9 +29,10 @@ pub use blast::BlastRadius;
 use crate::commands::wait::{self, HolderName, TimeWaitLeft};
 use crate::container::Container;
 use crate::error::Error;
+use crate::forwards::Forward;
 use crate::probe::probe;
 use crate::process::{self, ProcessHandle, Refusal, Signal};
-use crate::query::{HolderDetail, Query, View};
+use crate::query::{ForwardingRules, HolderDetail, Query, View};
 use crate::report::{Report, Role, Row};
 use crate::socket::{PortRange, Socket, State};
 use crate::source::destroy;
@@ -259,6 +260,10 @@ pub enum Outcome {
     /// Nothing held the ports to begin with but sockets the kernel ends
     /// by itself (TIME_WAIT, orphaned connections).
     NothingHeld,
+    /// No socket held the ports, but forwarding rules take them: there
+    /// is nothing to signal, and the rules are named with how to remove
+    /// them.
+    Forwarded,
     /// Dry run: every holder would be signalled with a signal meant to
     /// end it (or every connection closed).
     WouldFree,
@@ -291,6 +296,7 @@ impl Outcome {
     pub fn id(self) -> &'static str {
         match self {
             Outcome::NothingHeld => "nothing_held",
+            Outcome::Forwarded => "forwarded",
             Outcome::WouldFree => "would_free",
             Outcome::WouldSignal => "would_signal",
             Outcome::WouldNotFree => "would_not_free",
@@ -348,6 +354,10 @@ pub struct KillReport {
     pub outcome: Outcome,
     /// From the first signal (or close) to the ports being free.
     pub freed_after: Option<Duration>,
+    /// The forwarding rules that take the ports asked (a rule reached
+    /// from two hooks twice): no signal removes them, and a server started on a port they take
+    /// does not get the traffic they send elsewhere.
+    pub forwards: Vec<Forward>,
 }
 
 impl KillReport {
@@ -413,6 +423,7 @@ pub fn run(
     asked.listening_only = false;
     asked.holders = HolderDetail::Processes;
     asked.stop_at_first_match = false;
+    asked.forwarding_rules = ForwardingRules::Asked;
     let report = probe(&asked)?;
     let scope = Scope::new(&query.ports, options.with_connections);
     let rows = rows_of(&report);
@@ -437,9 +448,13 @@ pub fn run(
         wide: false,
         outcome: Outcome::NothingHeld,
         freed_after: None,
+        forwards: forwards_of(&report),
     };
     if holding.is_empty() {
         kill.remaining.clear();
+        if !kill.forwards.is_empty() {
+            kill.outcome = Outcome::Forwarded;
+        }
         return Ok(kill);
     }
     let known: HashSet<u64> = holding
@@ -487,6 +502,23 @@ pub fn run(
     }
     follow::follow(&asked, &scope, &mut kill, &known, &handles, interaction)?;
     Ok(kill)
+}
+
+/// The forwards on the ports asked, each once (a port asked twice, or
+/// in two ranges, finds the same).
+fn forwards_of(report: &Report) -> Vec<Forward> {
+    let mut forwards: Vec<Forward> = Vec::new();
+    let all = report
+        .namespaces
+        .iter()
+        .flat_map(|n| n.ports.iter())
+        .flat_map(|v| v.forwards.iter());
+    for forward in all {
+        if !forwards.contains(forward) {
+            forwards.push(forward.clone());
+        }
+    }
+    forwards
 }
 
 fn rows_of(report: &Report) -> Vec<&Row> {
