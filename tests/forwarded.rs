@@ -436,3 +436,38 @@ fn kill_of_a_forwarded_port_signals_nothing_and_names_the_rule() {
     );
     drop(holder);
 }
+
+#[test]
+fn why_says_the_bind_succeeds_but_the_forwarded_traffic_goes_elsewhere() {
+    let test = "why_says_the_bind_succeeds_but_the_forwarded_traffic_goes_elsewhere";
+    if !namespace_with(test, &["iptables-nft", "setpriv"]) {
+        return;
+    }
+    docker_rules("iptables-nft");
+    let output = lsport(["why", "8081"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.starts_with("bind(0.0.0.0:8081, tcp, SO_REUSEADDR) and listen() would succeed"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  - port 8081 is forwarded elsewhere: tcp to 172.17.0.2:80 by nat rule (table ip nat, chain DOCKER), for traffic arriving from outside and traffic generated on this host (to remove it: nft delete rule ip nat DOCKER handle "
+        ) && text.contains(
+            "the bind succeeds, but connections from outside never reach the new server."
+        ),
+        "{text}"
+    );
+    // Another port has no such warning; as user 65534, a caveat.
+    let text = stdout(&lsport(["why", "8082"]));
+    assert!(!text.contains("forwarded"), "{text}");
+    let (_dir, binary) = binary_for_nobody("forwarded-why");
+    let text = stdout(&as_nobody(&binary, &["why", "8082"]));
+    assert!(
+        text.contains(
+            "  - port 8082 may be forwarded elsewhere, as not every forwarding rule was read: forwarding rules (nftables, iptables-nft) were not read: Operation not permitted"
+        ),
+        "{text}"
+    );
+}

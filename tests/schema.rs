@@ -1059,6 +1059,12 @@ fn forwarding_rules_in_json_match_the_schema() {
     assert_eq!(doc["blind_spots"], json!([]));
     drop(socket);
 
+    // why warns of the rule.
+    let why = validator("why");
+    let doc = run(&services, &["why", "--json", "8091"], &[0]);
+    assert_valid(&why, &doc, "lsport why --json 8091");
+    assert_eq!(doc["warnings"][0]["kind"], "forwarded", "{doc:#}");
+
     // kill names the rule it cannot remove.
     let kill = validator("kill");
     let doc = run(&services, &["kill", "--json", "8091"], &[4]);
@@ -1080,6 +1086,17 @@ fn forwarding_rules_in_json_match_the_schema() {
     for port in doc["ports"].as_array().unwrap() {
         assert_eq!(port["verdict"], "free_of_sockets", "{port:#}");
     }
+    let output = as_nobody(&binary, &["why", "--json", "8096"]);
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_valid(&why, &doc, "lsport why --json 8096 as user 65534");
+    assert!(
+        doc["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["kind"] == "rules_not_read"),
+        "{doc:#}"
+    );
 }
 
 #[test]
