@@ -471,3 +471,52 @@ fn why_says_the_bind_succeeds_but_the_forwarded_traffic_goes_elsewhere() {
         "{text}"
     );
 }
+
+#[test]
+fn suggest_skips_and_ephemeral_counts_forwarded_ports() {
+    let test = "suggest_skips_and_ephemeral_counts_forwarded_ports";
+    if !namespace_with(test, &["nft"]) {
+        return;
+    }
+    sysctl("net.ipv4.ip_local_port_range", "40000 40099");
+    sysctl("net.ipv4.ip_local_reserved_ports", "40011");
+    let suggested = |args: &[&str]| -> Vec<u16> {
+        let output = lsport(args);
+        stdout(&output)
+            .lines()
+            .map(|l| l.parse().unwrap_or_else(|e| panic!("{l}: {e}")))
+            .collect()
+    };
+    let before = suggested(&["suggest", "--range", "30000-30999", "3"]);
+    assert_eq!(before.len(), 3, "{before:?}");
+    let ephemeral = lsport(["ephemeral"]);
+    assert_eq!(ephemeral.status.code(), Some(0), "{}", stdout(&ephemeral));
+
+    nft(
+        test,
+        &format!(
+            "table inet lsport_suggest {{
+            chain pre {{ type nat hook prerouting priority -100; policy accept;
+                tcp dport {{ {}, 40010-40012 }} dnat ip to 10.0.0.7:80
+            }}
+        }}",
+            before[0]
+        ),
+    );
+    let after = suggested(&["suggest", "--range", "30000-30999", "3"]);
+    assert!(!after.contains(&before[0]), "{before:?} then {after:?}");
+    assert_eq!(after[..2], before[1..], "the others stay");
+
+    // 40011 is reserved: 40010 and 40012 are at risk.
+    let output = lsport(["ephemeral"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains(
+            "Ports that forwarding rules take inside the range and not reserved (2): 40010, 40012."
+        ) && text.contains(
+            "  - 2 ports that forwarding rules take inside the ephemeral range and not reserved"
+        ) && text.contains("ip_local_reserved_ports=40010-40012"),
+        "{text}"
+    );
+}

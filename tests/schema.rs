@@ -418,6 +418,7 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
                           "headroom_percent": 96.94}],
         "risky_listeners": [{"protocol": "tcp", "role": "listener", "address": "127.0.0.1",
                              "port": 40090, "pids": [19162]}],
+        "forwarded_ports": [[40060, 40062]],
         "overlaps": [{"planned": [30000, 32767], "overlap": null, "unreserved": 0}],
         "fix": {"reserved_ports": "40050,40090",
                 "now": "sysctl -w net.ipv4.ip_local_reserved_ports=40050,40090",
@@ -438,6 +439,9 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
         "a hand-written ephemeral document",
         &[
             ("usable renamed", &|d| rename(d, "usable", "usable_ports")),
+            ("a forwarded port alone, not a range", &|d| {
+                d["forwarded_ports"][0] = json!(40060)
+            }),
             ("headroom_percent a string", &|d| {
                 d["destinations"][0]["headroom_percent"] = json!("96.94")
             }),
@@ -1004,6 +1008,7 @@ fn forwarding_rules_in_json_match_the_schema() {
             tcp dport 8092 dnat ip6 to [fd00::2]:8080
             udp dport 8093-8094 redirect to :53
             tcp dport 8095 dnat ip to 10.0.0.3
+            tcp dport 40060 dnat ip to 10.0.0.4:80
         }
     }";
     let file = OpenTempDir::new("forwards-schema");
@@ -1058,6 +1063,12 @@ fn forwarding_rules_in_json_match_the_schema() {
     );
     assert_eq!(doc["blind_spots"], json!([]));
     drop(socket);
+
+    // ephemeral counts a forwarded port of its range as risky.
+    let ephemeral = validator("ephemeral");
+    let doc = run(&services, &["ephemeral", "--json"], &[3]);
+    assert_valid(&ephemeral, &doc, "lsport ephemeral --json");
+    assert_eq!(doc["forwarded_ports"], json!([[40060, 40060]]), "{doc:#}");
 
     // why warns of the rule.
     let why = validator("why");

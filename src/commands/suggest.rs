@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use crate::error::Error;
 use crate::ports::KernelPortPolicy;
 use crate::probe::probe;
-use crate::query::{HolderDetail, Query, View};
+use crate::query::{ForwardingRules, HolderDetail, Query, View};
 use crate::socket::PortRange;
 
 /// What `lsport suggest` looks for.
@@ -32,12 +32,22 @@ pub fn run(query: &Query, wanted: &SuggestQuery) -> Result<Vec<u16>, Error> {
     everything.view = View::All;
     everything.holders = HolderDetail::None;
     everything.stop_at_first_match = false;
+    // A port a forwarding rule takes is never safe: a server there does
+    // not get the traffic the rule sends elsewhere.
+    everything.forwarding_rules = ForwardingRules::Every;
     let report = probe(&everything)?;
     let in_use: HashSet<u16> = report
         .namespaces
         .iter()
         .flat_map(|r| r.rows.iter().map(|row| row.socket.local.port))
         .collect();
+    let forwarded: Vec<PortRange> = report
+        .namespaces
+        .iter()
+        .filter_map(|n| n.rules.as_ref())
+        .flat_map(|rules| rules.forwards.iter().flat_map(|f| f.ports.iter().copied()))
+        .collect();
+    let forwarded = crate::portspec::normalize(forwarded);
     let Some(first) = report.namespaces.first() else {
         return Ok(Vec::new());
     };
@@ -45,7 +55,7 @@ pub fn run(query: &Query, wanted: &SuggestQuery) -> Result<Vec<u16>, Error> {
     Ok(suggest(
         wanted,
         &first.policy,
-        &|p| in_use.contains(&p),
+        &|p| in_use.contains(&p) || forwarded.iter().any(|r| r.contains(p)),
         // IANA's registrations, "Reserved" included, and local names.
         &|p| !services.on_port(p).is_empty(),
     ))

@@ -635,6 +635,7 @@ struct EphemeralDocument<'a> {
     in_use: StateCountsView,
     destinations: Vec<DestinationEntry>,
     risky_listeners: Vec<RiskyEntry>,
+    forwarded_ports: Vec<[u16; 2]>,
     overlaps: Vec<OverlapEntry>,
     fix: Option<FixEntry>,
     problems: &'a [String],
@@ -735,6 +736,7 @@ impl<'a> EphemeralDocument<'a> {
                     pids: row.holders.iter().map(|h| h.pid).collect(),
                 })
                 .collect(),
+            forwarded_ports: a.forwarded.iter().copied().map(pair).collect(),
             overlaps: a
                 .overlaps
                 .iter()
