@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use crate::cgroups::SocketCgroup;
 use crate::container::Container;
+use crate::forwards::proxy::{self, Proxy};
 use crate::forwards::{Forward, ForwardScan, UndecodedRule, Unreadable};
 use crate::hidepid::ProcRestriction;
 use crate::netns::NetnsLabel;
@@ -84,6 +85,7 @@ struct HolderProcess {
     user: Option<String>,
     pid_in_namespace: Option<u32>,
     container: Option<Container>,
+    proxy: Option<Proxy>,
 }
 
 impl Holder {
@@ -117,6 +119,13 @@ impl Holder {
     /// The container its cgroup names, if any.
     pub fn container(&self) -> Option<&Container> {
         self.process.container.as_ref()
+    }
+
+    /// The userland proxy its command line says it is (docker-proxy,
+    /// rootlessport, pasta, slirp4netns, kubectl port-forward), with
+    /// where it sends what arrives on its ports.
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.process.proxy.as_ref()
     }
 }
 
@@ -705,6 +714,10 @@ fn shared_processes(
                 user: info.uid.and_then(|u| users.name(u)).map(str::to_string),
                 pid_in_namespace: info.pid_in_namespace,
                 container: info.container.clone(),
+                proxy: {
+                    let args: Vec<&[u8]> = info.cmdline.iter().map(Vec::as_slice).collect();
+                    proxy::recognize_args(&args)
+                },
             };
             (pid, Rc::new(process))
         })
@@ -733,6 +746,7 @@ fn holders_of(
                     user: None,
                     pid_in_namespace: None,
                     container: None,
+                    proxy: None,
                 })
             }),
         })

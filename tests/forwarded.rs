@@ -520,3 +520,40 @@ fn suggest_skips_and_ephemeral_counts_forwarded_ports() {
         "{text}"
     );
 }
+
+#[test]
+fn a_docker_proxy_is_named_with_the_address_it_forwards_to() {
+    let test = "a_docker_proxy_is_named_with_the_address_it_forwards_to";
+    if !namespace_with(test, &["python3"]) {
+        return;
+    }
+    let listener = tcp4_listener(8085);
+    let proxy = docker_proxy_like(std::os::fd::AsRawFd::as_raw_fd(&listener), 8085);
+    drop(listener);
+    let (line, status, output) = verdict(&["8085"]);
+    assert_eq!(status, Some(0));
+    assert_eq!(
+        line,
+        format!(
+            "Port 8085 is IN USE: 1 socket, held by python3 (pid {}, a userland proxy: docker-proxy forwarding to 172.17.0.2:80).",
+            proxy.pid()
+        ),
+        "{}",
+        stdout(&output)
+    );
+    let doc = parse(&lsport(["--json", "8085"]));
+    let holder = &doc["sockets"][0]["holders"][0];
+    assert_eq!(holder["proxy"]["kind"], "docker-proxy");
+    assert_eq!(
+        holder["proxy"]["forwards"][0]["host_ports"],
+        serde_json::json!([8085, 8085])
+    );
+    assert_eq!(holder["proxy"]["forwards"][0]["target"], "172.17.0.2:80");
+    assert_eq!(holder["proxy"]["forwards"][0]["target_port"], 80);
+    // Any other program is no proxy.
+    let listener = tcp4_listener(8086);
+    let _sleep = hold(&[std::os::fd::AsRawFd::as_raw_fd(&listener)]);
+    drop(listener);
+    let doc = parse(&lsport(["--json", "8086"]));
+    assert_eq!(doc["sockets"][0]["holders"][0]["proxy"], Value::Null);
+}

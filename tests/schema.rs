@@ -7,6 +7,8 @@
 //! a document with a field renamed or of the wrong type, so that a pass
 //! means something.
 
+#![recursion_limit = "256"]
+
 mod common;
 
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -275,7 +277,16 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
                                   "user": "root", "uid": 0, "pid_in_namespace": 1,
                                   "container": {"runtime": "docker", "id": "d0b3604b67ac",
                                                 "name": null, "pod_uid": null},
-                                  "fd": 3}],
+                                  "fd": 3,
+                                  "proxy": {"kind": "docker-proxy",
+                                            "forwards": [{"protocol": "tcp",
+                                                          "host_address": "0.0.0.0",
+                                                          "host_ports": [22, 22],
+                                                          "target": "172.17.0.2:22",
+                                                          "target_address": "172.17.0.2",
+                                                          "target_port": 22,
+                                                          "target_netns": null}],
+                                            "unsaid": null}}],
                      "holders_hidden": false,
                      "cgroup": {"id": 4821, "path": "/system.slice/ssh.service",
                                 "unit": "ssh.service", "container": null},
@@ -315,6 +326,9 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
                     .as_object_mut()
                     .unwrap()
                     .remove("delete_command");
+            }),
+            ("a proxy of a kind lsport does not name", &|d| {
+                d["sockets"][0]["holders"][0]["proxy"]["kind"] = json!("socat")
             }),
             ("an unknown blind spot", &|d| {
                 d["blind_spots"] = json!(["nat_rules"])
@@ -1016,6 +1030,9 @@ fn forwarding_rules_in_json_match_the_schema() {
     std::fs::write(&path, rules).unwrap();
     run_tool("nft", &["-f", path.to_str().unwrap()]);
     let socket = tcp4_listener(8095);
+    let proxy_socket = tcp4_listener(8097);
+    let _proxy = docker_proxy_like(proxy_socket.as_raw_fd(), 8097);
+    drop(proxy_socket);
 
     let probe = validator("probe");
     let check = |args: &[&str], statuses: &[i32]| {
@@ -1023,6 +1040,13 @@ fn forwarding_rules_in_json_match_the_schema() {
         assert_valid(&probe, &doc, &format!("lsport {}", args.join(" ")));
         doc
     };
+    let proxied = check(&["--json", "8097"], &[0]);
+    let holder = &proxied["sockets"][0]["holders"][0];
+    assert_eq!(holder["proxy"]["kind"], "docker-proxy", "{proxied:#}");
+    assert_eq!(
+        holder["proxy"]["forwards"][0]["target_address"],
+        "172.17.0.2"
+    );
     let doc = check(
         &["--json", "8091", "8092", "8093-8094", "8095", "8096"],
         &[0],

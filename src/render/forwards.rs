@@ -3,6 +3,7 @@
 //! read. Rule, chain and interface names come from the rules, which
 //! anyone with CAP_NET_ADMIN may write: they are escaped.
 
+use crate::forwards::proxy::Proxy;
 use crate::forwards::{Forward, Hook, Unreadable};
 use crate::render::escape::escape_str;
 use crate::socket::PortRange;
@@ -140,4 +141,24 @@ pub fn unread_notice(unread: &[&Unreadable]) -> Option<String> {
         "forwarding rules were not read ({}): a port without a socket may still be forwarded{root}",
         reasons.join("; ")
     ))
+}
+
+/// What a userland proxy holding a socket on `port` does with it, for
+/// the holder's name: `docker-proxy forwarding to 172.17.0.2:80`. The
+/// target comes from the proxy's command line: escaped.
+pub fn proxy_words(proxy: &Proxy, port: u16) -> String {
+    let target = proxy
+        .forwards
+        .iter()
+        .find(|f| f.host_ports.contains(port))
+        .or(proxy.forwards.first());
+    match (target, &proxy.unsaid) {
+        (Some(forward), _) => format!(
+            "{} forwarding to {}",
+            proxy.kind.name(),
+            escape_str(&forward.target.to_string())
+        ),
+        (None, Some(unsaid)) => format!("{}; {}", proxy.kind.name(), escape_str(unsaid)),
+        (None, None) => proxy.kind.name().to_string(),
+    }
 }

@@ -17,6 +17,7 @@ use serde::ser::{SerializeSeq, Serializer};
 use crate::cgroups::SocketCgroup;
 use crate::commands::ephemeral::{EphemeralReport, NamespaceAnalysis};
 use crate::container::Container;
+use crate::forwards::proxy::{Proxy, ProxyTarget};
 use crate::forwards::{Direction, Forward, InterfaceName, Target, UndecodedRule};
 use crate::netns::NetnsLabel;
 use crate::render::columns;
@@ -600,6 +601,57 @@ struct HolderEntry<'a> {
     pid_in_namespace: Option<u32>,
     container: Option<ContainerView<'a>>,
     fd: u32,
+    proxy: Option<ProxyView<'a>>,
+}
+
+/// A userland proxy, as its command line says.
+#[derive(Serialize)]
+struct ProxyView<'a> {
+    kind: &'static str,
+    forwards: Vec<ProxyForwardView<'a>>,
+    unsaid: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ProxyForwardView<'a> {
+    protocol: Option<&'static str>,
+    host_address: Option<std::net::IpAddr>,
+    host_ports: [u16; 2],
+    target: String,
+    target_address: Option<std::net::IpAddr>,
+    target_port: Option<u16>,
+    target_netns: Option<&'a str>,
+}
+
+impl<'a> ProxyView<'a> {
+    fn of(proxy: &'a Proxy) -> ProxyView<'a> {
+        ProxyView {
+            kind: proxy.kind.name(),
+            forwards: proxy
+                .forwards
+                .iter()
+                .map(|f| {
+                    let (address, port, netns) = match &f.target {
+                        ProxyTarget::Address { address, port } => {
+                            (Some(*address), Some(*port), None)
+                        }
+                        ProxyTarget::Namespace { netns, .. } => (None, None, netns.as_deref()),
+                        ProxyTarget::Kubernetes { .. } => (None, None, None),
+                    };
+                    ProxyForwardView {
+                        protocol: f.protocol.map(|p| p.name()),
+                        host_address: f.host_address,
+                        host_ports: pair(f.host_ports),
+                        target: f.target.to_string(),
+                        target_address: address,
+                        target_port: port,
+                        target_netns: netns,
+                    }
+                })
+                .collect(),
+            unsaid: proxy.unsaid.as_deref(),
+        }
+    }
 }
 
 impl<'a> HolderEntry<'a> {
@@ -617,6 +669,7 @@ impl<'a> HolderEntry<'a> {
             pid_in_namespace: holder.pid_in_namespace(),
             container: holder.container().map(ContainerView::of),
             fd: holder.fd,
+            proxy: holder.proxy().map(ProxyView::of),
         }
     }
 }

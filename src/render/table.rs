@@ -394,7 +394,15 @@ fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict, unseen: &Unse
             (true, false, _) => no_process += 1,
         }
         for h in &row.holders {
-            let name = format!("{} (pid {})", escape_bytes(h.command()), h.pid);
+            let name = match h.proxy() {
+                Some(proxy) => format!(
+                    "{} (pid {}, a userland proxy: {})",
+                    escape_bytes(h.command()),
+                    h.pid,
+                    forwards::proxy_words(proxy, row.socket.local.port)
+                ),
+                None => format!("{} (pid {})", escape_bytes(h.command()), h.pid),
+            };
             if !names.contains(&name) {
                 names.push(name);
             }

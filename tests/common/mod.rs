@@ -439,13 +439,61 @@ pub fn binary_for_nobody(tag: &str) -> (OpenTempDir, PathBuf) {
 }
 
 /// Runs `binary ARGS` as user and group 65534, without capabilities.
+/// A copy just made may be busy for a moment (a child forked by another
+/// test while it was written keeps it open for writing until it execs):
+/// that is tried again.
 pub fn as_nobody(binary: &Path, args: &[&str]) -> Output {
-    Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(binary)
-        .args(args)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .output()
-        .expect("running setpriv")
+    for _ in 0..200 {
+        let output = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(binary)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .output()
+            .expect("running setpriv");
+        let busy = output.status.code() == Some(126)
+            && String::from_utf8_lossy(&output.stderr).contains("Text file busy");
+        if !busy {
+            return output;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{} stayed busy", binary.display());
+}
+
+/// A process that holds `fd` (as fd 10) under a command line that
+/// mimics Docker's `docker-proxy` for `port`: python3, started with
+/// argv[0] `/usr/bin/docker-proxy` and docker-proxy's flags after its
+/// own (it ignores them). Killed when dropped.
+pub fn docker_proxy_like(fd: RawFd, port: u16) -> HeldBy {
+    let port = port.to_string();
+    // The interpreter itself: a wrapper script (pyenv's shim) would
+    // start it again under its own name.
+    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("python3");
+    let mut command = Command::new(python);
+    command
+        .arg0("/usr/bin/docker-proxy")
+        .args(["-c", "import time; time.sleep(300)"])
+        .args(["-proto", "tcp", "-host-ip", "0.0.0.0", "-host-port", &port])
+        .args(["-container-ip", "172.17.0.2", "-container-port", "80"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    pass_fds(&mut command, &[fd]);
+    let held = HeldBy {
+        child: command.spawn().expect("starting python3"),
+    };
+    // Until it has exec'd: its command line is then docker-proxy's.
+    let pid = held.pid();
+    for _ in 0..1000 {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if cmdline.starts_with(b"/usr/bin/docker-proxy\0") {
+            return held;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    panic!("python3 as docker-proxy did not start");
 }
