@@ -707,6 +707,9 @@ impl Args {
             CgroupDetail::None
         } else if self.json || output_columns.iter().any(|c| c.is_about_cgroups()) {
             CgroupDetail::All
+        } else if query.view == lsport::query::View::Ports {
+            // A listener of a socket unit is named by its unit.
+            CgroupDetail::Listeners
         } else {
             CgroupDetail::Hidden
         };

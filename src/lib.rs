@@ -65,6 +65,7 @@ pub mod render;
 pub mod report;
 pub mod services;
 pub mod socket;
+pub mod socket_units;
 pub mod source;
 pub mod sys;
 pub mod unix;

@@ -198,6 +198,7 @@ fn name_cgroups(query: &Query, namespaces: &mut [NamespaceReport], tree: Option<
     let wants = |row: &Row| match query.cgroups {
         CgroupDetail::None => false,
         CgroupDetail::Hidden => row.holders_hidden,
+        CgroupDetail::Listeners => row.holders_hidden || row.socket.is_listening(),
         CgroupDetail::All => true,
     };
     let rows = || namespaces.iter().flat_map(|n| n.rows.iter());
@@ -218,7 +219,13 @@ fn name_cgroups(query: &Query, namespaces: &mut [NamespaceReport], tree: Option<
     };
     let named: HashMap<u64, Rc<SocketCgroup>> = wanted
         .into_iter()
-        .map(|id| (id, Rc::new(SocketCgroup::new(id, tree.path(id)))))
+        .map(|id| {
+            let mut cgroup = SocketCgroup::new(id, tree.path(id));
+            cgroup.activates = cgroup
+                .socket_unit()
+                .and_then(crate::socket_units::activated_service);
+            (id, Rc::new(cgroup))
+        })
         .collect();
     for row in namespaces.iter_mut().flat_map(|n| n.rows.iter_mut()) {
         if wants(row) {

@@ -66,6 +66,10 @@ pub enum CgroupDetail {
     /// Only the sockets whose holders are hidden, which the cgroup names
     /// in their place.
     Hidden,
+    /// Those, and the listeners (TCP listeners, bound-only sockets,
+    /// unconnected UDP sockets): a listener created in a systemd socket
+    /// unit's cgroup is that unit's.
+    Listeners,
     /// Every socket the kernel gives a cgroup for.
     All,
 }

@@ -628,6 +628,12 @@ pub fn run(query: &Query, options: &WhyOptions) -> Result<WhyReport, Error> {
     asked.stop_at_first_match = false;
     // The rules need the holders to read the sockets' options.
     asked.holders = HolderDetail::Processes;
+    // A listener of a socket unit is named by its cgroup.
+    asked.cgroups = if options.explain {
+        CgroupDetail::Listeners
+    } else {
+        CgroupDetail::None
+    };
     asked.forwarding_rules = if options.explain {
         ForwardingRules::Asked
     } else {

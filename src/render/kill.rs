@@ -119,6 +119,19 @@ pub fn text(report: &KillReport) -> String {
         respawn_lines(&mut out, respawn, reload.then_some(report.options.signal));
     }
     outcome_lines(&mut out, report, &ports);
+    for unit in &report.socket_units {
+        let starts = unit
+            .activates
+            .as_deref()
+            .map(|s| format!("; it starts {}", escape_str(s)))
+            .unwrap_or_else(|| "; the service it starts could not be read".to_string());
+        let _ = writeln!(
+            out,
+            "port {ports} is the listener of socket unit {} (systemd socket activation{starts}): its holders were not signalled; stop the unit, with: {}",
+            escape_str(&unit.unit),
+            escape_str(&unit.stop_command())
+        );
+    }
     if !report.forwards.is_empty() {
         let _ = writeln!(
             out,
@@ -431,6 +444,10 @@ fn supervisor_line(target: &Target) -> Option<String> {
                 .map(|c| format!("; to stop it for good: {}", escape_bytes(c.as_bytes())))
                 .unwrap_or_default()
         )),
+        (None, true) if target.command == b"systemd" => Some(
+            "  it is systemd, holding the listener of a socket unit: find the unit with systemctl list-sockets, and stop it with systemctl stop UNIT.socket"
+                .to_string(),
+        ),
         (None, true) => Some(
             "  stopping it would end every process of its pid namespace: stop its container or service with the tool that started it"
                 .to_string(),
@@ -712,6 +729,15 @@ pub fn write_json(report: &KillReport, sink: &mut dyn io::Write) -> io::Result<(
         outcome: report.outcome.id(),
         freed_after_ms: report.freed_after.map(duration_ms),
         forwards: report.forwards.iter().map(ForwardView::of).collect(),
+        socket_units: report
+            .socket_units
+            .iter()
+            .map(|u| SocketUnitView {
+                unit: u.unit.clone(),
+                activates: u.activates.clone(),
+                stop_command: u.stop_command(),
+            })
+            .collect(),
     };
     write_document(&document, sink)
 }
@@ -744,6 +770,15 @@ struct KillDocument<'a> {
     outcome: &'static str,
     freed_after_ms: Option<u64>,
     forwards: Vec<ForwardView>,
+    socket_units: Vec<SocketUnitView>,
+}
+
+/// A systemd socket unit whose listener holds a port asked.
+#[derive(Serialize)]
+struct SocketUnitView {
+    unit: String,
+    activates: Option<String>,
+    stop_command: String,
 }
 
 /// A forwarding rule that takes a port asked, as kill's JSON gives it.

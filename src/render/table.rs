@@ -324,6 +324,7 @@ fn port_verdict(
         }
     }
     forward_lines(out, verdict, paint);
+    socket_unit_lines(out, verdict, report);
     if let (true, Some(facts)) = (single, verdict.facts.first()) {
         // A port only clients hold serves no one: no reservation "for a
         // service" is offered for it.
@@ -362,6 +363,43 @@ fn forward_lines(out: &mut String, verdict: &PortVerdict, paint: &Paint) {
     }
 }
 
+/// The systemd socket units whose listeners hold the port, each with
+/// the service it starts and the command that stops both.
+fn socket_unit_lines(out: &mut String, verdict: &PortVerdict, report: &NamespaceReport) {
+    let mut seen: Vec<&str> = Vec::new();
+    for row in verdict.rows.iter().map(|&i| &report.rows[i]) {
+        let Some(cgroup) = row.cgroup.as_deref() else {
+            continue;
+        };
+        let Some(unit) = cgroup.socket_unit() else {
+            continue;
+        };
+        if seen.contains(&unit) {
+            continue;
+        }
+        seen.push(unit);
+        let (starts, stop) = match &cgroup.activates {
+            Some(service) => (
+                format!("it starts {}", escape_str(service)),
+                format!(
+                    "systemctl stop {} {}",
+                    escape_str(unit),
+                    escape_str(service)
+                ),
+            ),
+            None => (
+                "the service it starts could not be read".to_string(),
+                format!("systemctl stop {}", escape_str(unit)),
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "  Socket unit {} holds it (systemd socket activation; {starts}). To free it: {stop}",
+            escape_str(unit)
+        );
+    }
+}
+
 fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict, unseen: &Unseen) -> String {
     let mut names: Vec<String> = Vec::new();
     let mut hidden = 0;
@@ -393,15 +431,27 @@ fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict, unseen: &Unse
             (true, false, 0) => unaccepted += 1,
             (true, false, _) => no_process += 1,
         }
+        let unit = row.cgroup.as_deref().and_then(|c| c.socket_unit());
         for h in &row.holders {
-            let name = match h.proxy() {
-                Some(proxy) => format!(
-                    "{} (pid {}, a userland proxy: {})",
+            let name = match (h.proxy(), unit) {
+                (_, Some(unit)) => format!(
+                    "{} (pid {}) for socket unit {}",
                     escape_bytes(h.command()),
                     h.pid,
-                    forwards::proxy_words(proxy, row.socket.local.port)
+                    escape_str(unit)
                 ),
-                None => format!("{} (pid {})", escape_bytes(h.command()), h.pid),
+                (None, None) if h.pid == 1 && h.command() == b"systemd" => {
+                    "systemd (pid 1, for a socket unit)".to_string()
+                }
+                (proxy, None) => match proxy {
+                    Some(proxy) => format!(
+                        "{} (pid {}, a userland proxy: {})",
+                        escape_bytes(h.command()),
+                        h.pid,
+                        forwards::proxy_words(proxy, row.socket.local.port)
+                    ),
+                    None => format!("{} (pid {})", escape_bytes(h.command()), h.pid),
+                },
             };
             if !names.contains(&name) {
                 names.push(name);
