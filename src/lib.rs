@@ -48,6 +48,7 @@ pub mod duration;
 pub mod error;
 mod files;
 pub mod filter;
+mod forward_targets;
 pub mod forwards;
 pub mod hidepid;
 pub mod holders;

@@ -186,6 +186,7 @@ fn run_ephemeral(invocation: &Invocation, settings: &cli::EphemeralSettings) -> 
     }
     warn_hidden(report.hidden_holders);
     warn_skipped(&report.skipped);
+    warn_rules_unread(&report.rules_unread);
     print(|out| match settings.format {
         ReportFormat::Json => render::json::write_ephemeral(&report, settings.top, out),
         ReportFormat::Prometheus => {
@@ -200,7 +201,8 @@ fn run_ephemeral(invocation: &Invocation, settings: &cli::EphemeralSettings) -> 
 
 /// `lsport suggest`: ports safe for a new service.
 fn run_suggest(invocation: &Invocation, wanted: &suggest::SuggestQuery) -> Outcome {
-    let ports = suggest::run(&invocation.query, wanted)?;
+    let suggestions = suggest::run(&invocation.query, wanted)?;
+    let ports = suggestions.ports;
     let status = if ports.len() == wanted.count {
         EXIT_MATCH
     } else {
@@ -209,6 +211,7 @@ fn run_suggest(invocation: &Invocation, wanted: &suggest::SuggestQuery) -> Outco
     if invocation.output == Output::Quiet {
         return Ok(status);
     }
+    warn_rules_unread(&suggestions.rules_unread);
     if ports.len() < wanted.count {
         say(&format!(
             "found {} safe port{} of the {} asked for",
@@ -340,6 +343,9 @@ fn run_kill(invocation: &Invocation, settings: &cli::KillSettings) -> Outcome {
         interrupt_armed: false,
     };
     let report = kill::run(&invocation.query, &options, &mut user)?;
+    if report.outcome == kill::Outcome::NothingHeld && invocation.output != Output::Quiet {
+        warn_rules_unread(&report.rules_unread);
+    }
     let status = match report.outcome {
         kill::Outcome::NothingHeld => EXIT_NO_MATCH,
         outcome if outcome.done() => EXIT_MATCH,
@@ -510,6 +516,14 @@ fn warn_hidden(hidden: usize) {
         if hidden == 1 { "" } else { "s" },
         if hidden == 1 { "s" } else { "ve" },
     ));
+}
+
+/// One line, when forwarding rules could not be read.
+fn warn_rules_unread(unread: &[lsport::forwards::Unreadable]) {
+    let unread: Vec<&lsport::forwards::Unreadable> = unread.iter().collect();
+    if let Some(line) = render::forwards::unread_notice(&unread) {
+        say(&line);
+    }
 }
 
 fn warn_skipped(skipped: &[String]) {

@@ -103,6 +103,9 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
         })
         .collect();
     name_cgroups(query, &mut namespaces, filter_tree);
+    if !query.stop_at_first_match {
+        locate_forward_targets(query, &mut namespaces);
+    }
     let hidden = namespaces.iter().any(|n| n.hidden_sockets > 0);
     Ok(Report {
         namespaces,
@@ -189,6 +192,34 @@ fn restrict(root: &ProcRoot, scan: &mut FdScan) -> Option<hidepid::ProcRestricti
         .as_ref()
         .is_some_and(hidepid::ProcRestriction::hides_processes);
     restriction
+}
+
+/// Names the namespaces (containers) the forwards' target addresses
+/// belong to: one look at the host's namespaces, only when some forward
+/// of a verdict has a target address.
+fn locate_forward_targets(query: &Query, namespaces: &mut [NamespaceReport]) {
+    let wanted: Vec<std::net::IpAddr> = namespaces
+        .iter()
+        .flat_map(|n| n.ports.iter())
+        .flat_map(|v| v.forwards.iter())
+        .filter_map(report::target_address)
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let found = crate::forward_targets::locate(&query.proc_root, &wanted);
+    for verdict in namespaces.iter_mut().flat_map(|n| n.ports.iter_mut()) {
+        let mut targets: Vec<(std::net::IpAddr, NetnsLabel)> = Vec::new();
+        for address in verdict.forwards.iter().filter_map(report::target_address) {
+            if let (Some(label), false) = (
+                found.get(&address),
+                targets.iter().any(|(a, _)| *a == address),
+            ) {
+                targets.push((address, label.clone()));
+            }
+        }
+        verdict.forward_targets = targets;
+    }
 }
 
 /// Names the cgroups of the rows the query wants named: one walk of the
@@ -430,7 +461,7 @@ fn name_of_file(path: &std::path::Path) -> Option<String> {
 
 /// The container the namespace's processes belong to, from the first
 /// few of them that name one.
-fn first_container(root: &ProcRoot, pids: &[u32]) -> Option<Container> {
+pub(crate) fn first_container(root: &ProcRoot, pids: &[u32]) -> Option<Container> {
     pids.iter().take(16).find_map(|pid| {
         let path = root.path(&format!("{pid}/cgroup"));
         let bytes = crate::files::read_at_most(&path, 64 << 10).ok()?;

@@ -186,6 +186,9 @@ pub struct PortVerdict {
     pub undecoded: Vec<UndecodedRule>,
     /// How far the forwarding rules were read for this verdict.
     pub rules: RulesCoverage,
+    /// The other network namespaces on the host (containers') that the
+    /// forwards' target addresses belong to, where found.
+    pub forward_targets: Vec<(IpAddr, NetnsLabel)>,
 }
 
 /// How far a verdict knows the forwarding rules of its namespace.
@@ -222,6 +225,16 @@ impl PortVerdict {
         self.forwards.iter().filter(move |f| f.takes(port))
     }
 
+    /// The namespace the forward's target address belongs to, where
+    /// found.
+    pub fn target_netns(&self, forward: &Forward) -> Option<&NetnsLabel> {
+        let address = target_address(forward)?;
+        self.forward_targets
+            .iter()
+            .find(|(a, _)| *a == address)
+            .map(|(_, label)| label)
+    }
+
     /// Whether the sockets whose local port this is are all a client's:
     /// outgoing ones (a connect(), or a UDP socket whose port the kernel
     /// chose for sendto()), with what closed ones leave behind (TIME_WAIT,
@@ -242,6 +255,18 @@ impl PortVerdict {
             }
         }
         outgoing
+    }
+}
+
+/// The (first) address a forward sends its traffic to; None for a
+/// redirect or a DNAT of the port only.
+pub fn target_address(forward: &Forward) -> Option<IpAddr> {
+    match forward.target {
+        crate::forwards::Target::Dnat {
+            addresses: Some((first, _)),
+            ..
+        } => Some(first),
+        _ => None,
     }
 }
 
@@ -592,6 +617,7 @@ fn verdict(
         forwards: Vec::new(),
         undecoded: Vec::new(),
         rules: RulesCoverage::NotRead,
+        forward_targets: Vec::new(),
     }
 }
 
@@ -921,6 +947,7 @@ mod tests {
             forwards: Vec::new(),
             undecoded: Vec::new(),
             rules: RulesCoverage::NotRead,
+            forward_targets: Vec::new(),
         };
         assert!(verdict(40001, vec![0, 1, 5]).held_by_clients_only(&rows));
         assert!(!verdict(40002, vec![2, 3]).held_by_clients_only(&rows));

@@ -359,6 +359,15 @@ fn without_cap_net_admin_a_free_port_is_only_free_of_sockets() {
         "{}",
         warnings[0]
     );
+    // kill, suggest and ephemeral say it too, once.
+    for args in [&["kill", "8080"][..], &["suggest"], &["ephemeral"]] {
+        let output = as_nobody(&binary, args);
+        let said = stderr(&output)
+            .lines()
+            .filter(|l| l.starts_with("lsport: forwarding rules were not read (nftables"))
+            .count();
+        assert_eq!(said, 1, "{args:?}: {}", stderr(&output));
+    }
     // Root, in the same namespace, sees the forward.
     let (line, status, _) = verdict(&["8080"]);
     assert!(line.contains("FORWARDED"), "{line}");
@@ -556,4 +565,124 @@ fn a_docker_proxy_is_named_with_the_address_it_forwards_to() {
     drop(listener);
     let doc = parse(&lsport(["--json", "8086"]));
     assert_eq!(doc["sockets"][0]["holders"][0]["proxy"], Value::Null);
+}
+
+/// An ip-netns namespace of the test's own, removed on drop.
+struct IpNetns(String);
+
+impl Drop for IpNetns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+/// A cgroup v1 `pids` directory `lsport-fwd-PID/docker/ID` with `pid`
+/// in it, so that the process is a Docker container's as its cgroup
+/// says; None where that hierarchy cannot be written.
+struct DockerCgroup {
+    dirs: Vec<std::path::PathBuf>,
+    pid: u32,
+}
+
+impl DockerCgroup {
+    fn enter(id: &str, pid: u32) -> Option<DockerCgroup> {
+        let base = std::path::Path::new("/sys/fs/cgroup/pids");
+        let mut cgroup = DockerCgroup {
+            dirs: Vec::new(),
+            pid,
+        };
+        let mut dir = base.to_path_buf();
+        for part in [&format!("lsport-fwd-{}", std::process::id()), "docker", id] {
+            dir.push(part);
+            std::fs::create_dir(&dir).ok()?;
+            cgroup.dirs.push(dir.clone());
+        }
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string()).ok()?;
+        Some(cgroup)
+    }
+}
+
+impl Drop for DockerCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write("/sys/fs/cgroup/pids/cgroup.procs", self.pid.to_string());
+        for dir in self.dirs.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+#[test]
+fn a_target_in_another_namespace_is_named_with_its_container() {
+    let test = "a_target_in_another_namespace_is_named_with_its_container";
+    if !namespace_with(test, &["nft"]) {
+        return;
+    }
+    // The container: a namespace with 10.77.0.2 on its loopback and a
+    // process living in it, in a cgroup named like a Docker container's.
+    let name = format!("lsport-fwd-{}", std::process::id());
+    run_tool("ip", &["netns", "add", &name]);
+    let netns = IpNetns(name.clone());
+    run_tool("ip", &["-n", &name, "link", "set", "lo", "up"]);
+    run_tool(
+        "ip",
+        &["-n", &name, "addr", "add", "10.77.0.2/32", "dev", "lo"],
+    );
+    let mut command = std::process::Command::new("ip");
+    command.args(["netns", "exec", &name, "sleep", "300"]);
+    let sleeper = HeldBy {
+        child: command.spawn().unwrap(),
+    };
+    for _ in 0..500 {
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", sleeper.pid()));
+        if comm.is_ok_and(|c| c == "sleep\n") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let id = "0123456789ab".repeat(5) + "cdef";
+    let docker = DockerCgroup::enter(&id, sleeper.pid());
+    nft(
+        test,
+        "table ip nat {
+        chain pre { type nat hook prerouting priority -100; policy accept;
+            tcp dport 8087 dnat to 10.77.0.2:80
+        }
+    }",
+    );
+    let inode = std::fs::metadata(format!("/run/netns/{name}"))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap();
+    let output = lsport(["8087"]);
+    let text = stdout(&output);
+    let container = if docker.is_some() {
+        ", docker 0123456789ab"
+    } else {
+        ""
+    };
+    assert!(
+        text.contains(&format!(
+            "  target: 10.77.0.2 is an address of network namespace net:[{inode}] ({name}{container})."
+        )),
+        "{text}"
+    );
+    let doc = parse(&lsport(["--json", "8087"]));
+    let target = &doc["ports"][0]["forwards"][0]["target_netns"];
+    assert_eq!(target["inode"], inode, "{doc:#}");
+    if docker.is_some() {
+        assert_eq!(target["container"]["id"], id.as_str(), "{doc:#}");
+        let text = stdout(&lsport(["kill", "8087"]));
+        assert!(
+            text.contains(
+                "    it forwards to docker container 0123456789ab; to remove it: docker stop 0123456789ab (or delete the rule: nft delete rule ip nat pre handle "
+            ),
+            "{text}"
+        );
+    } else {
+        eprintln!("{test}: no cgroup v1 pids hierarchy to name a container by; the namespace only");
+    }
+    drop(docker);
+    drop(sleeper);
+    drop(netns);
 }

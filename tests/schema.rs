@@ -262,6 +262,7 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
                                  "target": {"kind": "dnat",
                                             "addresses": ["172.17.0.2", "172.17.0.2"],
                                             "ports": [80, 80], "text": "172.17.0.2:80"},
+                                 "target_netns": netns,
                                  "delete_command": "nft delete rule ip nat DOCKER handle 7"}],
                    "undecoded_rules": [],
                    "services": [{"name": "ssh", "protocol": "tcp",
@@ -527,7 +528,9 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
         "forwards": [{"protocols": ["tcp"], "ports": [[80, 80]], "target": "172.17.0.2:80",
                       "table": "ip nat", "chains": ["PREROUTING", "DOCKER"],
                       "hook": "prerouting", "rule": "rule handle 7",
-                      "delete_command": "nft delete rule ip nat DOCKER handle 7"}]
+                      "delete_command": "nft delete rule ip nat DOCKER handle 7"}],
+        "socket_units": [{"unit": "web.socket", "activates": "web.service",
+                          "stop_command": "systemctl stop web.socket web.service"}]
     });
     assert_mutations_rejected(
         &validator("kill"),
@@ -536,6 +539,12 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
         &[
             ("orphaned renamed", &|d| rename(d, "orphaned", "orphans")),
             ("an unknown outcome", &|d| d["outcome"] = json!("reloaded")),
+            ("a socket unit without its stop command", &|d| {
+                d["socket_units"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("stop_command");
+            }),
             ("a forward from the input hook", &|d| {
                 d["forwards"][0]["hook"] = json!("input")
             }),

@@ -47,6 +47,9 @@ pub struct EphemeralReport {
     pub skipped: Vec<String>,
     /// Risky listeners whose holders could not be seen.
     pub hidden_holders: usize,
+    /// The forwarding rules that could not be read (without
+    /// CAP_NET_ADMIN): forwarded ports may be missing from the counts.
+    pub rules_unread: Vec<crate::forwards::Unreadable>,
 }
 
 impl EphemeralReport {
@@ -67,6 +70,7 @@ pub fn run(query: &Query, options: &EphemeralOptions) -> Result<EphemeralReport,
     // A port a forwarding rule takes is in use as a listener's is.
     everything.forwarding_rules = ForwardingRules::Every;
     let report = probe(&everything)?;
+    let rules_unread = report.rules_unread().into_iter().cloned().collect();
     let mut namespaces = Vec::with_capacity(report.namespaces.len());
     let mut hidden_holders = 0;
     for namespace in report.namespaces {
@@ -88,6 +92,7 @@ pub fn run(query: &Query, options: &EphemeralOptions) -> Result<EphemeralReport,
         namespaces,
         skipped: report.skipped,
         hidden_holders,
+        rules_unread,
     })
 }
 

@@ -354,6 +354,12 @@ pub struct KillReport {
     pub outcome: Outcome,
     /// From the first signal (or close) to the ports being free.
     pub freed_after: Option<Duration>,
+    /// The containers (network namespaces) the forwards' target
+    /// addresses belong to, where found.
+    pub forward_targets: Vec<(std::net::IpAddr, crate::netns::NetnsLabel)>,
+    /// The forwarding rules that could not be read (without
+    /// CAP_NET_ADMIN): a port nothing holds may still be forwarded.
+    pub rules_unread: Vec<crate::forwards::Unreadable>,
     /// The systemd socket units whose listeners hold the ports: their
     /// holders are not signalled, the unit is what to stop.
     pub socket_units: Vec<SocketUnit>,
@@ -455,6 +461,13 @@ pub fn run(
         freed_after: None,
         forwards: forwards_of(&report),
         socket_units: socket_units_of(&holding),
+        rules_unread: report.rules_unread().into_iter().cloned().collect(),
+        forward_targets: report
+            .namespaces
+            .iter()
+            .flat_map(|n| n.ports.iter())
+            .flat_map(|v| v.forward_targets.iter().cloned())
+            .collect(),
     };
     if holding.is_empty() {
         kill.remaining.clear();

@@ -23,11 +23,21 @@ pub struct SuggestQuery {
     pub allow_privileged: bool,
 }
 
+/// The ports `lsport suggest` found, with what it could not check.
+#[derive(Debug, Clone)]
+pub struct Suggestions {
+    /// The safe ports, nearest first or ascending.
+    pub ports: Vec<u16>,
+    /// The forwarding rules that could not be read (without
+    /// CAP_NET_ADMIN): a port suggested may still be forwarded.
+    pub rules_unread: Vec<crate::forwards::Unreadable>,
+}
+
 /// Ports safe for a new service in the namespaces `query` names: a port
 /// in use in any of them is not safe, and the first namespace's policy
 /// (lsport's own, or the one asked for) decides what is ephemeral. Reads
 /// no process's fds: who holds a port does not matter here.
-pub fn run(query: &Query, wanted: &SuggestQuery) -> Result<Vec<u16>, Error> {
+pub fn run(query: &Query, wanted: &SuggestQuery) -> Result<Suggestions, Error> {
     let mut everything = query.clone();
     everything.view = View::All;
     everything.holders = HolderDetail::None;
@@ -48,17 +58,24 @@ pub fn run(query: &Query, wanted: &SuggestQuery) -> Result<Vec<u16>, Error> {
         .flat_map(|rules| rules.forwards.iter().flat_map(|f| f.ports.iter().copied()))
         .collect();
     let forwarded = crate::portspec::normalize(forwarded);
+    let rules_unread = report.rules_unread().into_iter().cloned().collect();
     let Some(first) = report.namespaces.first() else {
-        return Ok(Vec::new());
+        return Ok(Suggestions {
+            ports: Vec::new(),
+            rules_unread,
+        });
     };
     let services = &query.services;
-    Ok(suggest(
-        wanted,
-        &first.policy,
-        &|p| in_use.contains(&p) || forwarded.iter().any(|r| r.contains(p)),
-        // IANA's registrations, "Reserved" included, and local names.
-        &|p| !services.on_port(p).is_empty(),
-    ))
+    Ok(Suggestions {
+        ports: suggest(
+            wanted,
+            &first.policy,
+            &|p| in_use.contains(&p) || forwarded.iter().any(|r| r.contains(p)),
+            // IANA's registrations, "Reserved" included, and local names.
+            &|p| !services.on_port(p).is_empty(),
+        ),
+        rules_unread,
+    })
 }
 
 /// Up to `query.count` ports, nearest to `near` first (ties to the lower

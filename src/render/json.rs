@@ -323,7 +323,7 @@ impl<'a> PortEntry<'a> {
             let in_use = verdict.in_use_ports.contains(&facts.port);
             let forwards: Vec<ForwardEntry<'a>> = verdict
                 .forwards_of(facts.port)
-                .map(ForwardEntry::of)
+                .map(|f| ForwardEntry::of(f, verdict.target_netns(f)))
                 .collect();
             let undecoded: Vec<&UndecodedRule> = verdict
                 .undecoded
@@ -375,6 +375,7 @@ pub(crate) struct ForwardEntry<'a> {
     destination_types: Vec<String>,
     unread_conditions: &'a [String],
     target: TargetEntry,
+    target_netns: Option<NetnsView<'a>>,
     delete_command: String,
 }
 
@@ -403,7 +404,7 @@ struct TargetEntry {
 }
 
 impl<'a> ForwardEntry<'a> {
-    pub(crate) fn of(forward: &'a Forward) -> ForwardEntry<'a> {
+    pub(crate) fn of(forward: &'a Forward, netns: Option<&'a NetnsLabel>) -> ForwardEntry<'a> {
         let place = &forward.place;
         let target = match forward.target {
             Target::Dnat { addresses, ports } => TargetEntry {
@@ -468,6 +469,7 @@ impl<'a> ForwardEntry<'a> {
                 .collect(),
             unread_conditions: &forward.unread_conditions,
             target,
+            target_netns: netns.map(NetnsView::of),
             delete_command: place.delete_command(),
         }
     }

@@ -160,15 +160,34 @@ pub fn text(report: &KillReport) -> String {
     out
 }
 
-/// Each rule that takes the ports, and the command that removes it.
+/// Each rule that takes the ports, and the command that removes it: the
+/// container's stop where the rule forwards to a container (its runtime
+/// deletes the rule with it), else the rule's deletion.
 fn forward_lines(out: &mut String, report: &KillReport) {
     for group in forwards::by_rule(&report.forwards) {
         let _ = writeln!(out, "  {}", forwards::phrase(&group, true));
-        let _ = writeln!(
-            out,
-            "    to remove it: {}",
-            escape_str(&group[0].place.delete_command())
-        );
+        let container = crate::report::target_address(group[0])
+            .and_then(|a| report.forward_targets.iter().find(|(t, _)| *t == a))
+            .and_then(|(_, netns)| netns.container.as_ref())
+            .and_then(|c| stop_command(c).map(|stop| (c, stop)));
+        match container {
+            Some((container, stop)) => {
+                let _ = writeln!(
+                    out,
+                    "    it forwards to {}; to remove it: {} (or delete the rule: {})",
+                    supervisor_name(container),
+                    escape_str(&stop),
+                    escape_str(&group[0].place.delete_command())
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "    to remove it: {}",
+                    escape_str(&group[0].place.delete_command())
+                );
+            }
+        }
     }
     if !report.forwards.is_empty() {
         let _ = writeln!(

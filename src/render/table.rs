@@ -353,6 +353,13 @@ fn forward_lines(out: &mut String, verdict: &PortVerdict, paint: &Paint) {
     for forward in &verdict.forwards {
         let _ = writeln!(out, "  forward: {}.", forwards::line(forward));
     }
+    for (address, netns) in &verdict.forward_targets {
+        let _ = writeln!(
+            out,
+            "  target: {address} is an address of network namespace {}.",
+            netns_label(netns)
+        );
+    }
     for rule in &verdict.undecoded {
         let _ = writeln!(
             out,
