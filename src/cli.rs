@@ -15,8 +15,8 @@ use lsport::commands::why::{self, BindSpec, TrialUser, WhyOptions};
 use lsport::error::Error;
 use lsport::holders::process::Signal;
 use lsport::query::{
-    CgroupDetail, Filters, HolderDetail, HolderSource, NetnsChoice, ProcessFields, Query,
-    SourceChoice as LibSource,
+    CgroupDetail, Filters, ForwardingRules, HolderDetail, HolderSource, NetnsChoice, ProcessFields,
+    Query, SourceChoice as LibSource,
 };
 use lsport::render::columns::{self, ColumnId};
 use lsport::services::{self, Services};
@@ -773,17 +773,27 @@ impl Args {
             CgroupDetail::None
         } else if self.json || output_columns.iter().any(|c| c.is_about_cgroups()) {
             CgroupDetail::All
+        } else if query.view == lsport::query::View::Ports {
+            // A listener of a socket unit is named by its unit.
+            CgroupDetail::Listeners
         } else {
             CgroupDetail::Hidden
         };
         query.stop_at_first_match = quiet && matches!(task, Task::Probe);
         // The probe's table reads of each holder only what its columns
-        // show; JSON and the other commands show everything.
+        // show (and a port's holders' command lines, which name the
+        // userland proxies); JSON and the other commands show everything.
         if matches!(task, Task::Probe) && !quiet && !self.json {
             query.process_fields = ProcessFields {
-                args: output_columns.contains(&ColumnId::Args),
+                args: output_columns.contains(&ColumnId::Args)
+                    || query.view == lsport::query::View::Ports,
                 container: output_columns.contains(&ColumnId::Container),
             };
+        }
+        // Forwarding rules take ports without a socket: read them when
+        // the question is about ports, never for every socket.
+        if matches!(task, Task::Probe) && query.view == lsport::query::View::Ports {
+            query.forwarding_rules = ForwardingRules::Asked;
         }
         let output = if quiet {
             Output::Quiet

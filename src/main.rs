@@ -174,7 +174,8 @@ fn run_probe(invocation: &Invocation) -> Outcome {
         return run_unix_probe(invocation);
     }
     let report = lsport::probe(&invocation.query)?;
-    let status = if report.any_match() {
+    // A forwarded port is in use for whoever would start a server on it.
+    let status = if report.any_match() || report.any_forwarded() {
         EXIT_MATCH
     } else {
         EXIT_NO_MATCH
@@ -289,6 +290,7 @@ fn run_ephemeral(invocation: &Invocation, settings: &cli::EphemeralSettings) -> 
     }
     warn_hidden(report.hidden_holders);
     warn_skipped(&report.skipped);
+    warn_rules_unread(&report.rules_unread);
     print(|out| match settings.format {
         ReportFormat::Json => render::json::write_ephemeral(&report, settings.top, out),
         ReportFormat::Prometheus => {
@@ -303,7 +305,8 @@ fn run_ephemeral(invocation: &Invocation, settings: &cli::EphemeralSettings) -> 
 
 /// `lsport suggest`: ports safe for a new service.
 fn run_suggest(invocation: &Invocation, wanted: &suggest::SuggestQuery) -> Outcome {
-    let ports = suggest::run(&invocation.query, wanted)?;
+    let suggestions = suggest::run(&invocation.query, wanted)?;
+    let ports = suggestions.ports;
     let status = if ports.len() == wanted.count {
         EXIT_MATCH
     } else {
@@ -312,6 +315,7 @@ fn run_suggest(invocation: &Invocation, wanted: &suggest::SuggestQuery) -> Outco
     if invocation.output == Output::Quiet {
         return Ok(status);
     }
+    warn_rules_unread(&suggestions.rules_unread);
     if ports.len() < wanted.count {
         say(&format!(
             "found {} safe port{} of the {} asked for",
@@ -475,6 +479,9 @@ fn run_kill(invocation: &Invocation, settings: &cli::KillSettings) -> Outcome {
         return Ok(status);
     }
     let report = kill::run(&invocation.query, &options, &mut user)?;
+    if report.outcome == kill::Outcome::NothingHeld && invocation.output != Output::Quiet {
+        warn_rules_unread(&report.rules_unread);
+    }
     let status = match report.outcome {
         kill::Outcome::NothingHeld => EXIT_NO_MATCH,
         outcome if outcome.done() => EXIT_MATCH,
@@ -646,6 +653,17 @@ fn warn_about_gaps(invocation: &Invocation, report: &Report) {
             ));
         }
     }
+    // The rules not read matter where no socket holds a port asked.
+    let some_free = report
+        .namespaces
+        .iter()
+        .any(|n| n.ports.iter().any(|v| !v.in_use()));
+    if let (true, Some(line)) = (
+        some_free,
+        render::forwards::unread_notice(&report.rules_unread()),
+    ) {
+        say(&line);
+    }
     warn_skipped(&report.skipped);
     if invocation.query.holder_source == HolderSource::Kernel {
         if let Some(why) = &report.kernel_walk_unavailable {
@@ -676,6 +694,14 @@ fn warn_hidden(hidden: usize) {
         if hidden == 1 { "" } else { "s" },
         if hidden == 1 { "s" } else { "ve" },
     ));
+}
+
+/// One line, when forwarding rules could not be read.
+fn warn_rules_unread(unread: &[lsport::forwards::Unreadable]) {
+    let unread: Vec<&lsport::forwards::Unreadable> = unread.iter().collect();
+    if let Some(line) = render::forwards::unread_notice(&unread) {
+        say(&line);
+    }
 }
 
 fn warn_skipped(skipped: &[String]) {

@@ -10,6 +10,7 @@ use std::rc::Rc;
 use crate::collect::{self, Collected};
 use crate::error::Error;
 use crate::filter::{self, SocketFilter};
+use crate::forwards::{self, ForwardScan, Unreadable};
 use crate::holders::cgroups::{CgroupTree, Hierarchy, SocketCgroup};
 use crate::holders::container::{self, Container};
 use crate::holders::hidepid;
@@ -21,7 +22,7 @@ use crate::holders::users::UserNames;
 use crate::holders::{self, HolderWalk};
 use crate::netns::{self, NetnsLabel};
 use crate::ports::KernelPortPolicy;
-use crate::query::{CgroupDetail, HolderDetail, HolderSource, NetnsChoice, Query};
+use crate::query::{CgroupDetail, ForwardingRules, HolderDetail, HolderSource, NetnsChoice, Query};
 use crate::report::{self, Inputs, NamespaceReport, Report, Row};
 use crate::socket::{Socket, State};
 use crate::sys::ProcRoot;
@@ -32,6 +33,8 @@ struct Gathered {
     netns: NetnsLabel,
     policy: KernelPortPolicy,
     collected: Collected,
+    /// The namespace's forwarding rules, where the query reads them.
+    rules: Option<ForwardScan>,
     /// How to enter the namespace again (its file, and its inode when
     /// found by discovery); None for lsport's own.
     entry: Option<(PathBuf, Option<u64>)>,
@@ -103,10 +106,14 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
                 source,
                 blind_spots: collect::blind_spots(source, query),
                 fallback,
+                rules: g.rules,
             })
         })
         .collect();
     name_cgroups(query, &mut namespaces, filter_tree);
+    if !query.stop_at_first_match {
+        locate_forward_targets(query, &mut namespaces);
+    }
     let hidden = namespaces.iter().any(|n| n.hidden_sockets > 0);
     let named_holders = query.holders == HolderDetail::Processes;
     Ok(Report {
@@ -267,6 +274,34 @@ fn restrict(root: &ProcRoot, scan: &mut FdScan) -> Option<hidepid::ProcRestricti
     restriction
 }
 
+/// Names the namespaces (containers) the forwards' target addresses
+/// belong to: one look at the host's namespaces, only when some forward
+/// of a verdict has a target address.
+fn locate_forward_targets(query: &Query, namespaces: &mut [NamespaceReport]) {
+    let wanted: Vec<std::net::IpAddr> = namespaces
+        .iter()
+        .flat_map(|n| n.ports.iter())
+        .flat_map(|v| v.forwards.iter())
+        .filter_map(report::target_address)
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let found = crate::forward_targets::locate(&query.proc_root, &wanted);
+    for verdict in namespaces.iter_mut().flat_map(|n| n.ports.iter_mut()) {
+        let mut targets: Vec<(std::net::IpAddr, NetnsLabel)> = Vec::new();
+        for address in verdict.forwards.iter().filter_map(report::target_address) {
+            if let (Some(label), false) = (
+                found.get(&address),
+                targets.iter().any(|(a, _)| *a == address),
+            ) {
+                targets.push((address, label.clone()));
+            }
+        }
+        verdict.forward_targets = targets;
+    }
+}
+
 /// Names the cgroups of the rows the query wants named: one walk of the
 /// cgroup v2 hierarchy (none when a filter walked it already), which
 /// stops once every id is found, and none at all when no row needs it.
@@ -274,6 +309,7 @@ fn name_cgroups(query: &Query, namespaces: &mut [NamespaceReport], tree: Option<
     let wants = |row: &Row| match query.cgroups {
         CgroupDetail::None => false,
         CgroupDetail::Hidden => row.holders_hidden,
+        CgroupDetail::Listeners => row.holders_hidden || row.socket.is_listening(),
         CgroupDetail::All => true,
     };
     let rows = || namespaces.iter().flat_map(|n| n.rows.iter());
@@ -294,7 +330,13 @@ fn name_cgroups(query: &Query, namespaces: &mut [NamespaceReport], tree: Option<
     };
     let named: HashMap<u64, Rc<SocketCgroup>> = wanted
         .into_iter()
-        .map(|id| (id, Rc::new(SocketCgroup::new(id, tree.path(id)))))
+        .map(|id| {
+            let mut cgroup = SocketCgroup::new(id, tree.path(id));
+            cgroup.activates = cgroup
+                .socket_unit()
+                .and_then(crate::socket_units::activated_service);
+            (id, Rc::new(cgroup))
+        })
         .collect();
     for row in namespaces.iter_mut().flat_map(|n| n.rows.iter_mut()) {
         if wants(row) {
@@ -464,8 +506,35 @@ fn gather(
         netns,
         policy: KernelPortPolicy::read(root),
         collected: collect::sockets(query, filter, found_some)?,
+        rules: read_rules(query),
         entry: None,
     })
+}
+
+/// The forwarding rules of the calling thread's namespace that the
+/// query reads: none unless it is about ports. A failure to read them
+/// is in the answer as what was not read, never an error of the probe.
+fn read_rules(query: &Query) -> Option<ForwardScan> {
+    let ports = match query.forwarding_rules {
+        ForwardingRules::None => return None,
+        ForwardingRules::Asked if query.ports.is_empty() => return None,
+        ForwardingRules::Asked => query.merged_ports(),
+        ForwardingRules::Every => Vec::new(),
+    };
+    Some(
+        forwards::forwards_for_in(&query.proc_root, &ports).unwrap_or_else(|err| ForwardScan {
+            forwards: Vec::new(),
+            undecoded: Vec::new(),
+            unreadable: vec![Unreadable::Failed {
+                message: err.to_string(),
+            }],
+            read: forwards::RulesRead {
+                nftables: Vec::new(),
+                legacy: Vec::new(),
+                legacy_present: false,
+            },
+        }),
+    )
 }
 
 /// An ip-netns name, for a namespace given as a file under /run/netns.
@@ -477,7 +546,7 @@ fn name_of_file(path: &std::path::Path) -> Option<String> {
 
 /// The container the namespace's processes belong to, from the first
 /// few of them that name one.
-fn first_container(root: &ProcRoot, pids: &[u32]) -> Option<Container> {
+pub(crate) fn first_container(root: &ProcRoot, pids: &[u32]) -> Option<Container> {
     pids.iter().take(16).find_map(|pid| {
         let path = root.path(&format!("{pid}/cgroup"));
         let bytes = crate::files::read_at_most(&path, 64 << 10).ok()?;

@@ -99,8 +99,27 @@ pub enum CgroupDetail {
     /// Only the sockets whose holders are hidden, which the cgroup names
     /// in their place.
     Hidden,
+    /// Those, and the listeners (TCP listeners, bound-only sockets,
+    /// unconnected UDP sockets): a listener created in a systemd socket
+    /// unit's cgroup is that unit's.
+    Listeners,
     /// Every socket the kernel gives a cgroup for.
     All,
+}
+
+/// Which forwarding rules (DNAT and REDIRECT) a probe reads: they take
+/// a port without a socket of their own. Reading them is one netlink
+/// dump per table family, done only when the question is about ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardingRules {
+    /// None: the listening view, `-a` and commands that do not show
+    /// them.
+    None,
+    /// The forwards on the ports of [`Query::ports`].
+    Asked,
+    /// Every forward of the namespace, whatever port (`suggest`,
+    /// `ephemeral`, which judge ports by the whole namespace).
+    Every,
 }
 
 /// The sockets of a process, a user, a unit, a container or a cgroup:
@@ -176,6 +195,8 @@ pub struct Query {
     /// probe may stop at the first one it finds, and reports only those
     /// it found by then.
     pub stop_at_first_match: bool,
+    /// Which forwarding rules to read, in each namespace probed.
+    pub forwarding_rules: ForwardingRules,
     /// Where `/proc` is (a test fixture may stand in for it).
     pub proc_root: ProcRoot,
     /// IANA's registry and the local names it lacks.
@@ -213,6 +234,7 @@ impl Query {
             filters: Filters::default(),
             cgroups: CgroupDetail::Hidden,
             stop_at_first_match: false,
+            forwarding_rules: ForwardingRules::None,
             proc_root: ProcRoot::default(),
             services: Services::default(),
             unix_targets: Vec::new(),

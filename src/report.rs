@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
 
+use crate::forwards::proxy::{self, Proxy};
+use crate::forwards::{Forward, ForwardScan, UndecodedRule, Unreadable};
 use crate::holders::HolderWalk;
 use crate::holders::cgroups::SocketCgroup;
 use crate::holders::container::Container;
@@ -85,6 +87,7 @@ struct HolderProcess {
     user: Option<String>,
     pid_in_namespace: Option<u32>,
     container: Option<Container>,
+    proxy: Option<Proxy>,
 }
 
 impl Holder {
@@ -118,6 +121,13 @@ impl Holder {
     /// The container its cgroup names, if any.
     pub fn container(&self) -> Option<&Container> {
         self.process.container.as_ref()
+    }
+
+    /// The userland proxy its command line says it is (docker-proxy,
+    /// rootlessport, pasta, slirp4netns, kubectl port-forward), with
+    /// where it sends what arrives on its ports.
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.process.proxy.as_ref()
     }
 }
 
@@ -171,12 +181,60 @@ pub struct PortVerdict {
     pub range_services: Vec<Service>,
     /// Where those sockets are in the report's rows, in order.
     pub rows: Vec<usize>,
+    /// The forwarding rules that take the port (or a port of the range)
+    /// without a socket: its incoming traffic goes elsewhere.
+    pub forwards: Vec<Forward>,
+    /// Rules lsport could not decode that may forward the port.
+    pub undecoded: Vec<UndecodedRule>,
+    /// How far the forwarding rules were read for this verdict.
+    pub rules: RulesCoverage,
+    /// The other network namespaces on the host (containers') that the
+    /// forwards' target addresses belong to, where found.
+    pub forward_targets: Vec<(IpAddr, NetnsLabel)>,
+}
+
+/// How far a verdict knows the forwarding rules of its namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RulesCoverage {
+    /// They were not asked for (the command does not read them).
+    NotRead,
+    /// Every rule was read and decoded as far as the port goes.
+    Complete,
+    /// Some could not be read or decoded: a port without a socket may
+    /// still be forwarded.
+    Incomplete,
 }
 
 impl PortVerdict {
     /// Whether any socket is on the port or range.
     pub fn in_use(&self) -> bool {
         self.sockets > 0
+    }
+
+    /// Whether a forwarding rule takes the port (or a port of the range).
+    pub fn forwarded(&self) -> bool {
+        !self.forwards.is_empty()
+    }
+
+    /// Whether the port is taken as far as a new server is concerned:
+    /// a socket holds it or a rule forwards its traffic elsewhere.
+    pub fn taken(&self) -> bool {
+        self.in_use() || self.forwarded()
+    }
+
+    /// The forwards that take `port`.
+    pub fn forwards_of(&self, port: u16) -> impl Iterator<Item = &Forward> {
+        self.forwards.iter().filter(move |f| f.takes(port))
+    }
+
+    /// The namespace the forward's target address belongs to, where
+    /// found.
+    pub fn target_netns(&self, forward: &Forward) -> Option<&NetnsLabel> {
+        let address = target_address(forward)?;
+        self.forward_targets
+            .iter()
+            .find(|(a, _)| *a == address)
+            .map(|(_, label)| label)
     }
 
     /// Whether the sockets whose local port this is are all a client's:
@@ -199,6 +257,18 @@ impl PortVerdict {
             }
         }
         outgoing
+    }
+}
+
+/// The (first) address a forward sends its traffic to; None for a
+/// redirect or a DNAT of the port only.
+pub fn target_address(forward: &Forward) -> Option<IpAddr> {
+    match forward.target {
+        crate::forwards::Target::Dnat {
+            addresses: Some((first, _)),
+            ..
+        } => Some(first),
+        _ => None,
     }
 }
 
@@ -230,6 +300,25 @@ impl Report {
     /// Whether any socket matched in any namespace.
     pub fn any_match(&self) -> bool {
         self.namespaces.iter().any(NamespaceReport::any_match)
+    }
+
+    /// Whether a forwarding rule takes a port asked, in any namespace.
+    pub fn any_forwarded(&self) -> bool {
+        self.namespaces
+            .iter()
+            .any(|n| n.ports.iter().any(PortVerdict::forwarded))
+    }
+
+    /// What kept the forwarding rules from being read, over every
+    /// namespace, each kind once (in the order first met).
+    pub fn rules_unread(&self) -> Vec<&Unreadable> {
+        let mut unread: Vec<&Unreadable> = Vec::new();
+        for spot in self.namespaces.iter().flat_map(|n| n.rules_unread()) {
+            if !unread.iter().any(|u| u.id() == spot.id()) {
+                unread.push(spot);
+            }
+        }
+        unread
     }
 
     /// Sockets whose holders could not be seen, over every namespace.
@@ -268,12 +357,20 @@ pub struct NamespaceReport {
     pub blind_spots: Vec<BlindSpot>,
     /// Why sock_diag was given up for /proc, when it was.
     pub fallback: Option<String>,
+    /// The namespace's forwarding rules, where the query read them
+    /// ([`Query::forwarding_rules`]).
+    pub rules: Option<ForwardScan>,
 }
 
 impl NamespaceReport {
     /// Whether any socket matched in this namespace.
     pub fn any_match(&self) -> bool {
         !self.rows.is_empty()
+    }
+
+    /// The forwarding rules that could not be read here.
+    pub fn rules_unread(&self) -> &[Unreadable] {
+        self.rules.as_ref().map_or(&[], |r| r.unreadable.as_slice())
     }
 }
 
@@ -292,6 +389,8 @@ pub(crate) struct Inputs<'a> {
     pub source: SourceKind,
     pub blind_spots: Vec<BlindSpot>,
     pub fallback: Option<String>,
+    /// The forwarding rules read in the namespace, if any.
+    pub rules: Option<ForwardScan>,
 }
 
 /// How many sockets move into rows between two returns of memory.
@@ -364,7 +463,11 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
     let ports = query
         .ports
         .iter()
-        .map(|asked| verdict(*asked, &rows, &by_remote, &inputs.policy, services))
+        .map(|asked| {
+            let mut verdict = verdict(*asked, &rows, &by_remote, &inputs.policy, services);
+            add_forwards(&mut verdict, inputs.rules.as_ref(), query, &inputs.policy);
+            verdict
+        })
         .collect();
     let hidden_sockets = rows.iter().filter(|r| r.holders_hidden).count();
     NamespaceReport {
@@ -380,7 +483,64 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
         source: inputs.source,
         blind_spots: inputs.blind_spots,
         fallback: inputs.fallback,
+        rules: inputs.rules,
     }
+}
+
+/// The forwards and undecoded rules of `rules` on the verdict's port or
+/// range, of the protocols and families asked; a range's facts then
+/// cover its forwarded ports too.
+fn add_forwards(
+    verdict: &mut PortVerdict,
+    rules: Option<&ForwardScan>,
+    query: &Query,
+    policy: &KernelPortPolicy,
+) {
+    let Some(rules) = rules else {
+        return;
+    };
+    let asked = verdict.asked;
+    let overlaps =
+        |ranges: &[PortRange]| ranges.iter().any(|r| r.lo <= asked.hi && asked.lo <= r.hi);
+    verdict.forwards = rules
+        .forwards
+        .iter()
+        .filter(|f| overlaps(&f.ports))
+        .filter(|f| {
+            f.protocols.iter().any(|p| query.protocols.contains(p))
+                && f.families.iter().any(|a| query.families.contains(a))
+        })
+        .cloned()
+        .collect();
+    verdict.undecoded = rules
+        .undecoded
+        .iter()
+        .filter(|u| overlaps(&u.ports))
+        .cloned()
+        .collect();
+    verdict.rules = if rules.unreadable.is_empty() && verdict.undecoded.is_empty() {
+        RulesCoverage::Complete
+    } else {
+        RulesCoverage::Incomplete
+    };
+    if asked.lo == asked.hi || verdict.forwards.is_empty() {
+        return;
+    }
+    let mut ports: Vec<u16> = verdict.facts.iter().map(|f| f.port).collect();
+    for forward in &verdict.forwards {
+        for range in &forward.ports {
+            let (lo, hi) = (range.lo.max(asked.lo), range.hi.min(asked.hi));
+            if lo <= hi {
+                ports.extend(lo..=hi);
+            }
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    verdict.facts = ports
+        .into_iter()
+        .map(|port| PortFacts::of(port, policy, &query.services))
+        .collect();
 }
 
 /// Whether `port` is in one of `ranges` (sorted and merged): a binary
@@ -461,6 +621,10 @@ fn verdict(
         in_use_ports,
         range_services,
         rows: matching,
+        forwards: Vec::new(),
+        undecoded: Vec::new(),
+        rules: RulesCoverage::NotRead,
+        forward_targets: Vec::new(),
     }
 }
 
@@ -583,6 +747,10 @@ fn shared_processes(
                 user: info.uid.and_then(|u| users.name(u)).map(str::to_string),
                 pid_in_namespace: info.pid_in_namespace,
                 container: info.container.clone(),
+                proxy: {
+                    let args: Vec<&[u8]> = info.cmdline.iter().map(Vec::as_slice).collect();
+                    proxy::recognize_args(&args)
+                },
             };
             (pid, Rc::new(process))
         })
@@ -635,6 +803,7 @@ fn holders_of_inode(
                     user: None,
                     pid_in_namespace: None,
                     container: None,
+                    proxy: None,
                 })
             }),
         })
@@ -806,6 +975,10 @@ mod tests {
             in_use_ports: vec![port],
             range_services: Vec::new(),
             rows: on,
+            forwards: Vec::new(),
+            undecoded: Vec::new(),
+            rules: RulesCoverage::NotRead,
+            forward_targets: Vec::new(),
         };
         assert!(verdict(40001, vec![0, 1, 5]).held_by_clients_only(&rows));
         assert!(!verdict(40002, vec![2, 3]).held_by_clients_only(&rows));

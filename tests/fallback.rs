@@ -103,9 +103,10 @@ fn auto_falls_back_to_proc_when_netlink_sockets_are_refused() {
     assert_eq!(stderr(&output), "", "JSON mode says nothing on stderr");
     let doc = json(&output);
     assert_eq!(doc["source"], "proc");
+    // Without netlink the forwarding rules cannot be asked for either.
     assert_eq!(
         doc["blind_spots"],
-        serde_json::json!(["tcp_bound_only", "v6only", "autobound"])
+        serde_json::json!(["tcp_bound_only", "v6only", "autobound", "forwarding_rules"])
     );
     let mut answer: Vec<(String, String, Holders)> = doc["sockets"]
         .as_array()
@@ -150,11 +151,12 @@ fn auto_falls_back_to_proc_when_netlink_sockets_are_refused() {
     assert!(text.contains("bound-only TCP sockets"), "{text}");
 
     // The blind spot, in the open: the bound-only port looks free, and
-    // is said to be free only as far as /proc shows.
+    // is said to be free only as far as /proc shows (and of sockets
+    // only: without netlink the forwarding rules are not read either).
     let output = lsport_without_netlink(&["40201"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stdout(&output).starts_with("Port 40201 is FREE as far as /proc shows"),
+        stdout(&output).starts_with("Port 40201 is FREE of sockets as far as /proc shows"),
         "{}",
         stdout(&output)
     );

@@ -41,7 +41,8 @@ fn ipv4_listener_with_its_holder_and_port_facts() {
     assert_eq!(
         doc["ports"],
         json!([{"port": 40010, "iana_range": "user", "ephemeral": true, "reserved": false,
-                 "privileged": false, "in_use": true, "services": [],
+                 "privileged": false, "in_use": true, "verdict": "in_use", "forwards": [],
+                 "undecoded_rules": [], "services": [],
                  "netns": {"inode": netns_inode(), "name": null, "container": null}}])
     );
     let socket = one(sockets_on(&doc, 40010));

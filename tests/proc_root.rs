@@ -144,7 +144,8 @@ fn a_fixture_tree_answers_who_holds_a_port() {
     assert_eq!(
         ports,
         json!([{"port": 8080, "iana_range": "user", "ephemeral": true, "reserved": false,
-                 "privileged": false, "in_use": true,
+                 "privileged": false, "in_use": true, "verdict": "in_use", "forwards": [],
+                 "undecoded_rules": [],
                  "netns": {"inode": 4026599999u64, "name": null, "container": null}}])
     );
     assert_eq!(services[0]["name"], "http-alt");
@@ -158,7 +159,7 @@ fn a_fixture_tree_answers_who_holds_a_port() {
         sockets[0]["holders"],
         json!([{"pid": 4242, "command": "web", "cmdline": ["web", "--port", "8080"],
                  "user": null, "uid": 1000, "fd": 3, "pid_in_namespace": null,
-                 "container": null}])
+                 "container": null, "proxy": null}])
     );
     assert_eq!(sockets[1]["state"], "ESTABLISHED");
     assert_eq!(sockets[1]["role"], "accepted");

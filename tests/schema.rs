@@ -7,6 +7,8 @@
 //! a document with a field renamed or of the wrong type, so that a pass
 //! means something.
 
+#![recursion_limit = "256"]
+
 mod common;
 
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -251,7 +253,25 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
                         "unprivileged_port_start_assumed": true,
                         "port_settings_read_from": "private_proc"}],
         "ports": [{"port": 22, "iana_range": "system", "ephemeral": false, "reserved": false,
-                   "privileged": true, "in_use": true,
+                   "privileged": true, "in_use": true, "verdict": "in_use",
+                   "forwards": [{"source": "nftables", "table_family": "ip", "table": "nat",
+                                 "chains": ["PREROUTING", "DOCKER"], "hook": "prerouting",
+                                 "rule": 7, "position": 2, "comment": null,
+                                 "families": ["inet"], "protocols": ["tcp"],
+                                 "ports": [[22, 22]],
+                                 "interfaces": [{"direction": "in", "name": "docker0",
+                                                 "prefix": null, "index": null,
+                                                 "negated": true}],
+                                 "destinations": [{"network": "127.0.0.0", "prefix": 8,
+                                                   "negated": true}],
+                                 "destination_types": ["to an address of type LOCAL"],
+                                 "unread_conditions": [],
+                                 "target": {"kind": "dnat",
+                                            "addresses": ["172.17.0.2", "172.17.0.2"],
+                                            "ports": [80, 80], "text": "172.17.0.2:80"},
+                                 "target_netns": netns,
+                                 "delete_command": "nft delete rule ip nat DOCKER handle 7"}],
+                   "undecoded_rules": [],
                    "services": [{"name": "ssh", "protocol": "tcp",
                                  "description": "The Secure Shell (SSH) Protocol",
                                  "ports": [22, 22], "source": "iana"}],
@@ -265,7 +285,16 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
                                   "user": "root", "uid": 0, "pid_in_namespace": 1,
                                   "container": {"runtime": "docker", "id": "d0b3604b67ac",
                                                 "name": null, "pod_uid": null},
-                                  "fd": 3}],
+                                  "fd": 3,
+                                  "proxy": {"kind": "docker-proxy",
+                                            "forwards": [{"protocol": "tcp",
+                                                          "host_address": "0.0.0.0",
+                                                          "host_ports": [22, 22],
+                                                          "target": "172.17.0.2:22",
+                                                          "target_address": "172.17.0.2",
+                                                          "target_port": 22,
+                                                          "target_netns": null}],
+                                            "unsaid": null}}],
                      "holders_hidden": false,
                      "cgroup": {"id": 4821, "path": "/system.slice/ssh.service",
                                 "unit": "ssh.service", "container": null},
@@ -292,6 +321,27 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
             }),
             ("a port past 65535", &|d| {
                 d["ports"][0]["port"] = json!(65536)
+            }),
+            ("an unknown verdict", &|d| {
+                d["ports"][0]["verdict"] = json!("taken")
+            }),
+            ("a forward from a hook that has no nat", &|d| {
+                d["ports"][0]["forwards"][0]["hook"] = json!("input")
+            }),
+            ("a forward's target of a kind lsport does not read", &|d| {
+                d["ports"][0]["forwards"][0]["target"]["kind"] = json!("snat")
+            }),
+            ("a forward's delete command left out", &|d| {
+                d["ports"][0]["forwards"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("delete_command");
+            }),
+            ("a proxy of a kind lsport does not name", &|d| {
+                d["sockets"][0]["holders"][0]["proxy"]["kind"] = json!("socat")
+            }),
+            ("an unknown blind spot", &|d| {
+                d["blind_spots"] = json!(["nat_rules"])
             }),
             ("an unknown state name", &|d| {
                 d["sockets"][0]["state"] = json!("LISTENING")
@@ -398,6 +448,7 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
                           "headroom_percent": 96.94}],
         "risky_listeners": [{"protocol": "tcp", "role": "listener", "address": "127.0.0.1",
                              "port": 40090, "pids": [19162]}],
+        "forwarded_ports": [[40060, 40062]],
         "overlaps": [{"planned": [30000, 32767], "overlap": null, "unreserved": 0}],
         "fix": {"reserved_ports": "40050,40090",
                 "now": "sysctl -w net.ipv4.ip_local_reserved_ports=40050,40090",
@@ -418,6 +469,9 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
         "a hand-written ephemeral document",
         &[
             ("usable renamed", &|d| rename(d, "usable", "usable_ports")),
+            ("a forwarded port alone, not a range", &|d| {
+                d["forwarded_ports"][0] = json!(40060)
+            }),
             ("headroom_percent a string", &|d| {
                 d["destinations"][0]["headroom_percent"] = json!("96.94")
             }),
@@ -485,7 +539,13 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
                        "holders_hidden": false}],
         "time_wait": {"count": 0, "last_ends_in_ms": null},
         "orphaned": {"count": 1, "last_ends_in_ms": 59000},
-        "outcome": "signalled", "freed_after_ms": null
+        "outcome": "signalled", "freed_after_ms": null,
+        "forwards": [{"protocols": ["tcp"], "ports": [[80, 80]], "target": "172.17.0.2:80",
+                      "table": "ip nat", "chains": ["PREROUTING", "DOCKER"],
+                      "hook": "prerouting", "rule": "rule handle 7",
+                      "delete_command": "nft delete rule ip nat DOCKER handle 7"}],
+        "socket_units": [{"unit": "web.socket", "activates": "web.service",
+                          "stop_command": "systemctl stop web.socket web.service"}]
     });
     assert_mutations_rejected(
         &validator("kill"),
@@ -494,6 +554,15 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
         &[
             ("orphaned renamed", &|d| rename(d, "orphaned", "orphans")),
             ("an unknown outcome", &|d| d["outcome"] = json!("reloaded")),
+            ("a socket unit without its stop command", &|d| {
+                d["socket_units"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("stop_command");
+            }),
+            ("a forward from the input hook", &|d| {
+                d["forwards"][0]["hook"] = json!("input")
+            }),
             ("an unknown result", &|d| {
                 d["targets"][1]["result"] = json!("left")
             }),
@@ -982,6 +1051,134 @@ impl Drop for ContainerCgroup {
 /// optional fields filled: a containerd container of a Kubernetes pod
 /// (pod_uid) and an LXC container (name). Where no cgroup v1 `pids`
 /// hierarchy can be written, it is skipped as the namespace tests are.
+/// The forwards of nft rules and what could not be read: a DNAT to
+/// IPv4 on an interface, one to IPv6, a redirect of a range, a port
+/// with a socket and a forward, and a user who cannot read the rules.
+#[test]
+fn forwarding_rules_in_json_match_the_schema() {
+    let test = "forwarding_rules_in_json_match_the_schema";
+    if !tool_available(test, "nft") || !setup(test) {
+        return;
+    }
+    let services = ServicesFile::new("forwards");
+    let rules = "table inet lsport_schema {
+        chain pre { type nat hook prerouting priority -100; policy accept;
+            iifname \"eth*\" tcp dport 8091 dnat ip to 10.0.0.2:80 comment \"web\"
+            tcp dport 8092 dnat ip6 to [fd00::2]:8080
+            udp dport 8093-8094 redirect to :53
+            tcp dport 8095 dnat ip to 10.0.0.3
+            tcp dport 40060 dnat ip to 10.0.0.4:80
+        }
+    }";
+    let file = OpenTempDir::new("forwards-schema");
+    let path = file.path.join("rules.nft");
+    std::fs::write(&path, rules).unwrap();
+    run_tool("nft", &["-f", path.to_str().unwrap()]);
+    let socket = tcp4_listener(8095);
+    let proxy_socket = tcp4_listener(8097);
+    let _proxy = docker_proxy_like(proxy_socket.as_raw_fd(), 8097);
+    drop(proxy_socket);
+
+    let probe = validator("probe");
+    let check = |args: &[&str], statuses: &[i32]| {
+        let doc = run(&services, args, statuses);
+        assert_valid(&probe, &doc, &format!("lsport {}", args.join(" ")));
+        doc
+    };
+    let proxied = check(&["--json", "8097"], &[0]);
+    let holder = &proxied["sockets"][0]["holders"][0];
+    assert_eq!(holder["proxy"]["kind"], "docker-proxy", "{proxied:#}");
+    assert_eq!(
+        holder["proxy"]["forwards"][0]["target_address"],
+        "172.17.0.2"
+    );
+    let doc = check(
+        &["--json", "8091", "8092", "8093-8094", "8095", "8096"],
+        &[0],
+    );
+    let verdicts: Vec<(Value, Value)> = doc["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["port"].clone(), p["verdict"].clone()))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            (json!(8091), json!("forwarded")),
+            (json!(8092), json!("forwarded")),
+            (json!(8093), json!("forwarded")),
+            (json!(8094), json!("forwarded")),
+            (json!(8095), json!("in_use")),
+            (json!(8096), json!("free")),
+        ],
+        "{doc:#}"
+    );
+    let forward = &doc["ports"][0]["forwards"][0];
+    assert_eq!(forward["interfaces"][0]["prefix"], "eth", "{forward:#}");
+    assert_eq!(forward["comment"], "web", "{forward:#}");
+    assert_eq!(
+        forward["target"]["addresses"],
+        json!(["10.0.0.2", "10.0.0.2"])
+    );
+    assert_eq!(
+        doc["ports"][1]["forwards"][0]["target"]["text"],
+        "[fd00::2]:8080"
+    );
+    assert_eq!(doc["ports"][2]["forwards"][0]["target"]["kind"], "redirect");
+    assert_eq!(
+        doc["ports"][4]["forwards"][0]["target"]["ports"],
+        Value::Null
+    );
+    assert_eq!(doc["blind_spots"], json!([]));
+    drop(socket);
+
+    // ephemeral counts a forwarded port of its range as risky.
+    let ephemeral = validator("ephemeral");
+    let doc = run(&services, &["ephemeral", "--json"], &[3]);
+    assert_valid(&ephemeral, &doc, "lsport ephemeral --json");
+    assert_eq!(doc["forwarded_ports"], json!([[40060, 40060]]), "{doc:#}");
+
+    // why warns of the rule.
+    let why = validator("why");
+    let doc = run(&services, &["why", "--json", "8091"], &[0]);
+    assert_valid(&why, &doc, "lsport why --json 8091");
+    assert_eq!(doc["warnings"][0]["kind"], "forwarded", "{doc:#}");
+
+    // kill names the rule it cannot remove.
+    let kill = validator("kill");
+    let doc = run(&services, &["kill", "--json", "8091"], &[4]);
+    assert_valid(&kill, &doc, "lsport kill --json 8091");
+    assert_eq!(doc["outcome"], "forwarded", "{doc:#}");
+    assert_eq!(doc["forwards"][0]["target"], "10.0.0.2:80", "{doc:#}");
+
+    // Without CAP_NET_ADMIN: a blind spot, and never plain free.
+    let (_dir, binary) = binary_for_nobody("forwards-schema-nobody");
+    let output = as_nobody(&binary, &["--json", "8091", "8096"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_valid(&probe, &doc, "lsport --json 8091 8096 as user 65534");
+    assert_has(
+        doc["blind_spots"].as_array().unwrap(),
+        &[json!("nftables_rules")],
+        "as user 65534",
+    );
+    for port in doc["ports"].as_array().unwrap() {
+        assert_eq!(port["verdict"], "free_of_sockets", "{port:#}");
+    }
+    let output = as_nobody(&binary, &["why", "--json", "8096"]);
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_valid(&why, &doc, "lsport why --json 8096 as user 65534");
+    assert!(
+        doc["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["kind"] == "rules_not_read"),
+        "{doc:#}"
+    );
+}
+
 #[test]
 fn container_fields_match_the_schema() {
     let test = "container_fields_match_the_schema";

@@ -6,10 +6,11 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::Error;
+use crate::forwards::Forward;
 use crate::netns::NetnsLabel;
 use crate::ports::KernelPortPolicy;
 use crate::probe::{find_holders, probe};
-use crate::query::{HolderDetail, Query, View};
+use crate::query::{ForwardingRules, HolderDetail, Query, View};
 use crate::report::{Role, Row};
 use crate::socket::{Endpoint, PortRange, Protocol, State};
 
@@ -46,6 +47,9 @@ pub struct EphemeralReport {
     pub skipped: Vec<String>,
     /// Risky listeners whose holders could not be seen.
     pub hidden_holders: usize,
+    /// The forwarding rules that could not be read (without
+    /// CAP_NET_ADMIN): forwarded ports may be missing from the counts.
+    pub rules_unread: Vec<crate::forwards::Unreadable>,
 }
 
 impl EphemeralReport {
@@ -63,11 +67,17 @@ pub fn run(query: &Query, options: &EphemeralOptions) -> Result<EphemeralReport,
     everything.view = View::All;
     everything.holders = HolderDetail::None;
     everything.stop_at_first_match = false;
+    // A port a forwarding rule takes is in use as a listener's is.
+    everything.forwarding_rules = ForwardingRules::Every;
     let report = probe(&everything)?;
+    let rules_unread = report.rules_unread().into_iter().cloned().collect();
     let mut namespaces = Vec::with_capacity(report.namespaces.len());
     let mut hidden_holders = 0;
     for namespace in report.namespaces {
         let mut analysis = analyze(&namespace.policy, &namespace.rows, &options.planned);
+        if let Some(rules) = &namespace.rules {
+            analysis.forwarded = forwarded_in_range(&namespace.policy, &rules.forwards);
+        }
         find_holders(query, &mut analysis.risky);
         hidden_holders += analysis.risky.iter().filter(|r| r.holders_hidden).count();
         let problems = problems(&analysis, options.warn_headroom_percent);
@@ -82,6 +92,7 @@ pub fn run(query: &Query, options: &EphemeralOptions) -> Result<EphemeralReport,
         namespaces,
         skipped: report.skipped,
         hidden_holders,
+        rules_unread,
     })
 }
 
@@ -172,6 +183,49 @@ pub struct Analysis {
     /// Each planned range against the ephemeral range, in the order
     /// given.
     pub overlaps: Vec<Overlap>,
+    /// Ports inside the range and not reserved that forwarding rules
+    /// take (DNAT, REDIRECT), as sorted ranges: at risk as a listener's
+    /// port is, for the service behind the rule.
+    pub forwarded: Vec<PortRange>,
+}
+
+/// The ports of `forwards` inside the ephemeral range of `policy` and
+/// not reserved, merged into sorted ranges.
+pub fn forwarded_in_range(policy: &KernelPortPolicy, forwards: &[Forward]) -> Vec<PortRange> {
+    let range = policy.ephemeral.value;
+    let mut ranges: Vec<PortRange> = Vec::new();
+    for forward in forwards {
+        for ports in &forward.ports {
+            let (lo, hi) = (ports.lo.max(range.lo), ports.hi.min(range.hi));
+            if lo <= hi {
+                ranges.push(PortRange { lo, hi });
+            }
+        }
+    }
+    let mut ports: Vec<u16> = crate::portspec::normalize(ranges)
+        .into_iter()
+        .flat_map(|r| r.lo..=r.hi)
+        .filter(|p| !policy.is_reserved(*p))
+        .collect();
+    ports.dedup();
+    let mut merged: Vec<PortRange> = Vec::new();
+    for port in ports {
+        match merged.last_mut() {
+            Some(last) if u32::from(last.hi) + 1 == u32::from(port) => last.hi = port,
+            _ => merged.push(PortRange::single(port)),
+        }
+    }
+    merged
+}
+
+impl Analysis {
+    /// How many ports [`Analysis::forwarded`] holds.
+    pub fn forwarded_ports(&self) -> u32 {
+        self.forwarded
+            .iter()
+            .map(|r| u32::from(r.hi) - u32::from(r.lo) + 1)
+            .sum()
+    }
 }
 
 /// Analyses the ephemeral range of `policy` against `rows`, a report's
@@ -260,6 +314,7 @@ pub fn analyze(policy: &KernelPortPolicy, rows: &[Row], planned: &[PortRange]) -
         destinations,
         risky,
         overlaps,
+        forwarded: Vec::new(),
     }
 }
 
@@ -290,6 +345,13 @@ pub fn problems(analysis: &Analysis, warn_headroom_percent: f64) -> Vec<String> 
             "{} listening or bound-only socket{} inside the ephemeral range and not reserved",
             analysis.risky.len(),
             if analysis.risky.len() == 1 { "" } else { "s" }
+        ));
+    }
+    let forwarded = analysis.forwarded_ports();
+    if forwarded > 0 {
+        problems.push(format!(
+            "{forwarded} port{} that forwarding rules take inside the ephemeral range and not reserved",
+            if forwarded == 1 { "" } else { "s" }
         ));
     }
     for d in analysis

@@ -29,10 +29,11 @@ pub use blast::BlastRadius;
 
 use crate::commands::wait::{self, HolderName, TimeWaitLeft};
 use crate::error::Error;
+use crate::forwards::Forward;
 use crate::holders::container::Container;
 use crate::holders::process::{self, ProcessHandle, Refusal, Signal};
 use crate::probe::probe;
-use crate::query::{HolderDetail, Query, View};
+use crate::query::{CgroupDetail, ForwardingRules, HolderDetail, Query, View};
 use crate::report::{Report, Role, Row};
 use crate::socket::{PortRange, Socket, State};
 use crate::source::destroy;
@@ -260,6 +261,10 @@ pub enum Outcome {
     /// Nothing held the ports to begin with but sockets the kernel ends
     /// by itself (TIME_WAIT, orphaned connections).
     NothingHeld,
+    /// No socket held the ports, but forwarding rules take them: there
+    /// is nothing to signal, and the rules are named with how to remove
+    /// them.
+    Forwarded,
     /// Dry run: every holder would be signalled with a signal meant to
     /// end it (or every connection closed).
     WouldFree,
@@ -292,6 +297,7 @@ impl Outcome {
     pub fn id(self) -> &'static str {
         match self {
             Outcome::NothingHeld => "nothing_held",
+            Outcome::Forwarded => "forwarded",
             Outcome::WouldFree => "would_free",
             Outcome::WouldSignal => "would_signal",
             Outcome::WouldNotFree => "would_not_free",
@@ -349,6 +355,19 @@ pub struct KillReport {
     pub outcome: Outcome,
     /// From the first signal (or close) to the ports being free.
     pub freed_after: Option<Duration>,
+    /// The containers (network namespaces) the forwards' target
+    /// addresses belong to, where found.
+    pub forward_targets: Vec<(std::net::IpAddr, crate::netns::NetnsLabel)>,
+    /// The forwarding rules that could not be read (without
+    /// CAP_NET_ADMIN): a port nothing holds may still be forwarded.
+    pub rules_unread: Vec<crate::forwards::Unreadable>,
+    /// The systemd socket units whose listeners hold the ports: their
+    /// holders are not signalled, the unit is what to stop.
+    pub socket_units: Vec<SocketUnit>,
+    /// The forwarding rules that take the ports asked (a rule reached
+    /// from two hooks twice): no signal removes them, and a server started on a port they take
+    /// does not get the traffic they send elsewhere.
+    pub forwards: Vec<Forward>,
 }
 
 impl KillReport {
@@ -414,6 +433,9 @@ pub fn run(
     asked.listening_only = false;
     asked.holders = HolderDetail::Processes;
     asked.stop_at_first_match = false;
+    asked.forwarding_rules = ForwardingRules::Asked;
+    // A listener of a socket unit is named by its cgroup.
+    asked.cgroups = CgroupDetail::Listeners;
     let report = probe(&asked)?;
     let scope = Scope::new(&query.ports, options.with_connections);
     let rows = rows_of(&report);
@@ -438,9 +460,21 @@ pub fn run(
         wide: false,
         outcome: Outcome::NothingHeld,
         freed_after: None,
+        forwards: forwards_of(&report),
+        socket_units: socket_units_of(&holding),
+        rules_unread: report.rules_unread().into_iter().cloned().collect(),
+        forward_targets: report
+            .namespaces
+            .iter()
+            .flat_map(|n| n.ports.iter())
+            .flat_map(|v| v.forward_targets.iter().cloned())
+            .collect(),
     };
     if holding.is_empty() {
         kill.remaining.clear();
+        if !kill.forwards.is_empty() {
+            kill.outcome = Outcome::Forwarded;
+        }
         return Ok(kill);
     }
     let known: HashSet<u64> = holding
@@ -488,6 +522,66 @@ pub fn run(
     }
     follow::follow(&asked, &scope, &mut kill, &known, &handles, interaction)?;
     Ok(kill)
+}
+
+/// A systemd socket unit whose listener holds a port asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketUnit {
+    /// The unit (`ssh.socket`).
+    pub unit: String,
+    /// The service it starts, where its unit file could be read.
+    pub activates: Option<String>,
+}
+
+impl SocketUnit {
+    /// `systemctl stop ssh.socket ssh.service`: the unit first, so that
+    /// it does not start the service again.
+    pub fn stop_command(&self) -> String {
+        match &self.activates {
+            // A template (`ssh@.service`) stops as its instances.
+            Some(service) if service.contains("@.") => format!(
+                "systemctl stop {} '{}'",
+                self.unit,
+                service.replace("@.", "@*.")
+            ),
+            Some(service) => format!("systemctl stop {} {service}", self.unit),
+            None => format!("systemctl stop {}", self.unit),
+        }
+    }
+}
+
+/// The socket units of the sockets held, each once.
+fn socket_units_of(holding: &[&Row]) -> Vec<SocketUnit> {
+    let mut units: Vec<SocketUnit> = Vec::new();
+    for cgroup in holding.iter().filter_map(|r| r.cgroup.as_deref()) {
+        if let Some(unit) = cgroup.socket_unit() {
+            let unit = SocketUnit {
+                unit: unit.to_string(),
+                activates: cgroup.activates.clone(),
+            };
+            if !units.contains(&unit) {
+                units.push(unit);
+            }
+        }
+    }
+    units
+}
+
+/// The forwards on the ports asked, each once (a port asked twice, or
+/// in two ranges, finds the same).
+fn forwards_of(report: &Report) -> Vec<Forward> {
+    let mut forwards: Vec<Forward> = Vec::new();
+    let all = report
+        .namespaces
+        .iter()
+        .flat_map(|n| n.ports.iter())
+        .flat_map(|v| v.forwards.iter());
+    for forward in all {
+        if !forwards.contains(forward) {
+            forwards.push(forward.clone());
+        }
+    }
+    forwards
 }
 
 fn rows_of(report: &Report) -> Vec<&Row> {
@@ -570,9 +664,23 @@ fn targets_of(rows: &[&Row], query: &Query) -> Vec<Target> {
             }
         }
     }
+    // The holders of a socket unit's listener are left to the unit: pid 1
+    // holds it too, and starts the service again on a connection.
+    let of_units: HashSet<u32> = rows
+        .iter()
+        .filter(|r| {
+            r.cgroup
+                .as_deref()
+                .is_some_and(|c| c.socket_unit().is_some())
+        })
+        .flat_map(|r| r.holders.iter().map(|h| h.pid))
+        .collect();
     let mut targets: Vec<Target> = by_pid.into_values().collect();
     for target in &mut targets {
         target.ports.sort_unstable();
+        if of_units.contains(&target.pid) && !matches!(target.fate, Fate::Refused(_)) {
+            target.fate = Fate::Refused(Refusal::SocketUnit);
+        }
     }
     targets.sort_by_key(|t| t.pid);
     targets
@@ -795,6 +903,14 @@ fn close_all(
 pub fn stop_command(supervisor: &Container) -> Option<String> {
     let short = |id: &str| id.chars().take(12).collect::<String>();
     match supervisor.runtime {
+        // A socket unit's stands with the service it starts as its name
+        // (see why's fixes): both stop, the unit first.
+        "systemd" if crate::socket_units::is_socket_unit(&supervisor.id) => {
+            Some(match &supervisor.name {
+                Some(service) => format!("systemctl stop {} {service}", supervisor.id),
+                None => format!("systemctl stop {}", supervisor.id),
+            })
+        }
         "systemd" => Some(format!("systemctl stop {}", supervisor.id)),
         "docker" => Some(format!("docker stop {}", short(&supervisor.id))),
         "podman" => Some(format!("podman stop {}", short(&supervisor.id))),

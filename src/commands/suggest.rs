@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use crate::error::Error;
 use crate::ports::KernelPortPolicy;
 use crate::probe::probe;
-use crate::query::{HolderDetail, Query, View};
+use crate::query::{ForwardingRules, HolderDetail, Query, View};
 use crate::socket::PortRange;
 
 /// What `lsport suggest` looks for.
@@ -23,32 +23,59 @@ pub struct SuggestQuery {
     pub allow_privileged: bool,
 }
 
+/// The ports `lsport suggest` found, with what it could not check.
+#[derive(Debug, Clone)]
+pub struct Suggestions {
+    /// The safe ports, nearest first or ascending.
+    pub ports: Vec<u16>,
+    /// The forwarding rules that could not be read (without
+    /// CAP_NET_ADMIN): a port suggested may still be forwarded.
+    pub rules_unread: Vec<crate::forwards::Unreadable>,
+}
+
 /// Ports safe for a new service in the namespaces `query` names: a port
 /// in use in any of them is not safe, and the first namespace's policy
 /// (lsport's own, or the one asked for) decides what is ephemeral. Reads
 /// no process's fds: who holds a port does not matter here.
-pub fn run(query: &Query, wanted: &SuggestQuery) -> Result<Vec<u16>, Error> {
+pub fn run(query: &Query, wanted: &SuggestQuery) -> Result<Suggestions, Error> {
     let mut everything = query.clone();
     everything.view = View::All;
     everything.holders = HolderDetail::None;
     everything.stop_at_first_match = false;
+    // A port a forwarding rule takes is never safe: a server there does
+    // not get the traffic the rule sends elsewhere.
+    everything.forwarding_rules = ForwardingRules::Every;
     let report = probe(&everything)?;
     let in_use: HashSet<u16> = report
         .namespaces
         .iter()
         .flat_map(|r| r.rows.iter().map(|row| row.socket.local.port))
         .collect();
+    let forwarded: Vec<PortRange> = report
+        .namespaces
+        .iter()
+        .filter_map(|n| n.rules.as_ref())
+        .flat_map(|rules| rules.forwards.iter().flat_map(|f| f.ports.iter().copied()))
+        .collect();
+    let forwarded = crate::portspec::normalize(forwarded);
+    let rules_unread = report.rules_unread().into_iter().cloned().collect();
     let Some(first) = report.namespaces.first() else {
-        return Ok(Vec::new());
+        return Ok(Suggestions {
+            ports: Vec::new(),
+            rules_unread,
+        });
     };
     let services = &query.services;
-    Ok(suggest(
-        wanted,
-        &first.policy,
-        &|p| in_use.contains(&p),
-        // IANA's registrations, "Reserved" included, and local names.
-        &|p| !services.on_port(p).is_empty(),
-    ))
+    Ok(Suggestions {
+        ports: suggest(
+            wanted,
+            &first.policy,
+            &|p| in_use.contains(&p) || forwarded.iter().any(|r| r.contains(p)),
+            // IANA's registrations, "Reserved" included, and local names.
+            &|p| !services.on_port(p).is_empty(),
+        ),
+        rules_unread,
+    })
 }
 
 /// Up to `query.count` ports, nearest to `near` first (ties to the lower

@@ -20,10 +20,11 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::error::Error;
+use crate::forwards::Forward;
 use crate::netns::{self, NetnsLabel};
 use crate::ports::KernelPortPolicy;
 use crate::probe::probe;
-use crate::query::{CgroupDetail, HolderDetail, NetnsChoice, Query, View};
+use crate::query::{CgroupDetail, ForwardingRules, HolderDetail, NetnsChoice, Query, View};
 use crate::report::{self, Row};
 use crate::services::Services;
 use crate::socket::{Family, PortRange, Protocol, Socket, State};
@@ -212,6 +213,19 @@ pub enum Warning {
         /// The sockets there.
         sockets: Vec<FoundSocket>,
     },
+    /// Forwarding rules take the port: the bind succeeds, but the
+    /// traffic they take never reaches the new server.
+    Forwarded {
+        /// The rules' forwards on the port (a rule reached from two
+        /// hooks twice).
+        forwards: Vec<Forward>,
+    },
+    /// The forwarding rules could not be read: the port may be
+    /// forwarded elsewhere all the same.
+    RulesNotRead {
+        /// What was not read and why, each in one line.
+        what: Vec<String>,
+    },
 }
 
 impl Warning {
@@ -222,6 +236,8 @@ impl Warning {
             Warning::Privileged { .. } => "privileged",
             Warning::Coexists { how, .. } => how.name(),
             Warning::OtherNamespaces { .. } => "other_namespaces",
+            Warning::Forwarded { .. } => "forwarded",
+            Warning::RulesNotRead { .. } => "rules_not_read",
         }
     }
 }
@@ -613,6 +629,17 @@ pub fn run(query: &Query, options: &WhyOptions) -> Result<WhyReport, Error> {
     asked.stop_at_first_match = false;
     // The rules need the holders to read the sockets' options.
     asked.holders = HolderDetail::Processes;
+    // A listener of a socket unit is named by its cgroup.
+    asked.cgroups = if options.explain {
+        CgroupDetail::Listeners
+    } else {
+        CgroupDetail::None
+    };
+    asked.forwarding_rules = if options.explain {
+        ForwardingRules::Asked
+    } else {
+        ForwardingRules::None
+    };
     let report = probe(&asked)?;
     answer.hidden_holders = report.hidden_sockets();
     answer.skipped = report.skipped;
@@ -640,6 +667,7 @@ pub fn run(query: &Query, options: &WhyOptions) -> Result<WhyReport, Error> {
             reason: "its network namespace was not among those probed".into(),
         });
     };
+    let forward = forward_warning(&here);
     answer.netns = here.netns;
     answer.source = Some(here.source);
     let view = rules::TrialView {
@@ -674,12 +702,33 @@ pub fn run(query: &Query, options: &WhyOptions) -> Result<WhyReport, Error> {
         answer.causes = causes(&context, answer.verdict, &knowns, &peers);
         answer.fixes = fixes::offer(&context, &answer.causes, tried, &knowns);
     }
+    answer.warnings.extend(forward);
     if !elsewhere.is_empty() {
         answer
             .warnings
             .push(Warning::OtherNamespaces { sockets: elsewhere });
     }
     Ok(answer)
+}
+
+/// What the namespace's forwarding rules say of the port: the rules
+/// that take it, or that they could not all be read.
+fn forward_warning(here: &report::NamespaceReport) -> Option<Warning> {
+    let forwards: Vec<Forward> = here
+        .ports
+        .iter()
+        .flat_map(|v| v.forwards.iter().cloned())
+        .collect();
+    if !forwards.is_empty() {
+        return Some(Warning::Forwarded { forwards });
+    }
+    let mut what: Vec<String> = here.rules_unread().iter().map(|u| u.describe()).collect();
+    what.extend(
+        here.ports
+            .iter()
+            .flat_map(|v| v.undecoded.iter().map(ToString::to_string)),
+    );
+    (!what.is_empty()).then_some(Warning::RulesNotRead { what })
 }
 
 /// The TCP listeners on the ports the port's connections are connected

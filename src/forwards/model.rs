@@ -139,6 +139,44 @@ impl RulePlace {
         self.chains.join(" -> ")
     }
 
+    /// The command that deletes the rule, and with it the forward:
+    /// `nft delete rule ip nat DOCKER handle 7` for nf_tables (which
+    /// iptables-nft's tables are too), `iptables-legacy -t nat -D DOCKER
+    /// 2` for the legacy tables.
+    pub fn delete_command(&self) -> String {
+        match self.source {
+            RuleSource::Nftables => format!(
+                "nft delete rule {} {} {} handle {}",
+                self.family.name(),
+                self.table,
+                self.chain(),
+                self.rule
+            ),
+            RuleSource::IptablesLegacy => {
+                let tool = match self.family {
+                    TableFamily::Ip6 => "ip6tables-legacy",
+                    _ => "iptables-legacy",
+                };
+                format!(
+                    "{tool} -t {} -D {} {}",
+                    self.table,
+                    self.chain(),
+                    self.position
+                )
+            }
+        }
+    }
+
+    /// Whether `other` is the same rule, reached from the same or
+    /// another hook.
+    pub fn same_rule(&self, other: &RulePlace) -> bool {
+        self.source == other.source
+            && self.family == other.family
+            && self.table == other.table
+            && self.chain() == other.chain()
+            && self.rule == other.rule
+    }
+
     /// What the rule is called by the tool that lists it: `rule handle
     /// 7` in nftables (`nft -a`), `rule 2` in iptables-legacy.
     pub fn rule_name(&self) -> String {
@@ -459,6 +497,12 @@ pub enum Unreadable {
         /// The errno of the refusal (EPERM without CAP_NET_ADMIN).
         errno: i32,
     },
+    /// The rules could not be asked for at all, or the replies were
+    /// not well formed.
+    Failed {
+        /// What went wrong, in words.
+        message: String,
+    },
 }
 
 impl Unreadable {
@@ -469,16 +513,43 @@ impl Unreadable {
             Unreadable::LegacyTableNames { .. } | Unreadable::LegacyTable { .. } => {
                 "iptables_legacy_rules"
             }
+            Unreadable::Failed { .. } => "forwarding_rules",
         }
     }
 
-    /// The errno behind it.
+    /// The errno behind it; 0 for a failure that has none.
     pub fn errno(&self) -> i32 {
         match self {
             Unreadable::Nftables { errno }
             | Unreadable::LegacyTableNames { errno, .. }
             | Unreadable::LegacyTable { errno, .. } => *errno,
+            Unreadable::Failed { .. } => 0,
         }
+    }
+
+    /// Which rules: `nftables`, `iptables-legacy`, or `rules` for a
+    /// failure to ask at all.
+    pub fn source_name(&self) -> &'static str {
+        match self {
+            Unreadable::Nftables { .. } => "nftables",
+            Unreadable::LegacyTableNames { .. } | Unreadable::LegacyTable { .. } => {
+                "iptables-legacy"
+            }
+            Unreadable::Failed { .. } => "rules",
+        }
+    }
+
+    /// Why, in words: the system's words for the errno, or the failure.
+    pub fn reason(&self) -> String {
+        match self {
+            Unreadable::Failed { message } => message.clone(),
+            _ => strerror(self.errno()),
+        }
+    }
+
+    /// Whether root (CAP_NET_ADMIN) would read what was refused here.
+    pub fn refused(&self) -> bool {
+        matches!(self.errno(), libc::EPERM | libc::EACCES)
     }
 
     /// What was not read, why, and what shows it, in one line.
@@ -503,6 +574,9 @@ impl Unreadable {
                 "the legacy {} table {table} was not read: {why}{root}",
                 legacy_tool(*family)
             ),
+            Unreadable::Failed { message } => {
+                format!("forwarding rules were not read: {message}")
+            }
         }
     }
 }

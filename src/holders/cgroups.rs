@@ -281,6 +281,9 @@ pub struct SocketCgroup {
     /// The container the path names (Docker, containerd, CRI-O, Podman,
     /// LXC, a Kubernetes pod's); a plain systemd unit is no container.
     pub container: Option<Container>,
+    /// For a socket unit's cgroup (`ssh.socket`): the service it starts,
+    /// where its unit file could be read.
+    pub activates: Option<String>,
 }
 
 impl SocketCgroup {
@@ -291,7 +294,16 @@ impl SocketCgroup {
             path: path.map(str::to_string),
             unit: path.and_then(unit_of).map(str::to_string),
             container: path.and_then(container_of),
+            activates: None,
         }
+    }
+
+    /// The socket unit whose listener this is (`ssh.socket`), when the
+    /// cgroup is a socket unit's.
+    pub fn socket_unit(&self) -> Option<&str> {
+        self.unit
+            .as_deref()
+            .filter(|u| crate::socket_units::is_socket_unit(u))
     }
 }
 

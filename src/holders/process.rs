@@ -168,6 +168,10 @@ pub enum Refusal {
     Lsport,
     /// The shell or program that runs lsport, or one above it.
     AncestorOfLsport,
+    /// It holds the listener of a systemd socket unit: systemd holds it
+    /// too and starts the service again on the next connection, so the
+    /// unit is what to stop.
+    SocketUnit,
 }
 
 impl Refusal {
@@ -178,6 +182,7 @@ impl Refusal {
             Refusal::KernelThread => "kernel_thread",
             Refusal::Lsport => "lsport",
             Refusal::AncestorOfLsport => "ancestor",
+            Refusal::SocketUnit => "socket_unit",
         }
     }
 
@@ -188,6 +193,7 @@ impl Refusal {
             Refusal::KernelThread => "a kernel thread",
             Refusal::Lsport => "lsport itself",
             Refusal::AncestorOfLsport => "an ancestor of lsport",
+            Refusal::SocketUnit => "it holds a systemd socket unit's listener: stop the unit",
         }
     }
 }

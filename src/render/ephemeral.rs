@@ -16,6 +16,7 @@ pub const SYSCTL_D_FILE: &str = "/etc/sysctl.d/90-lsport-reserved-ports.conf";
 /// reserved already. None when nothing needs reserving.
 pub fn reserved_fix(analysis: &Analysis, policy: &KernelPortPolicy) -> Option<String> {
     let mut ports: Vec<u16> = analysis.risky.iter().map(|r| r.socket.local.port).collect();
+    ports.extend(analysis.forwarded.iter().flat_map(|r| r.lo..=r.hi));
     for overlap in &analysis.overlaps {
         if let (Some(range), true) = (overlap.overlap, overlap.unreserved > 0) {
             ports.extend(range.lo..=range.hi);
@@ -92,6 +93,15 @@ fn section(
                 a.destinations.len() - top
             );
         }
+    }
+    if !a.forwarded.is_empty() {
+        let ranges: Vec<String> = a.forwarded.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            out,
+            "\nPorts that forwarding rules take inside the range and not reserved ({}): {}. An outgoing connection may take one while nothing listens behind the rule.",
+            a.forwarded_ports(),
+            ranges.join(", ")
+        );
     }
     if !a.risky.is_empty() {
         let _ = writeln!(

@@ -15,6 +15,8 @@ use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
 
 use crate::commands::ephemeral::{EphemeralReport, NamespaceAnalysis};
+use crate::forwards::proxy::{Proxy, ProxyTarget};
+use crate::forwards::{Direction, Forward, InterfaceName, Target, UndecodedRule};
 use crate::holders::HolderWalk;
 use crate::holders::cgroups::SocketCgroup;
 use crate::holders::container::Container;
@@ -24,7 +26,7 @@ use crate::render::columns;
 use crate::render::ephemeral::{SYSCTL_D_FILE, reserved_fix};
 use crate::render::escape::needs_escape_in_json;
 use crate::render::unix::UnixPart;
-use crate::report::{Holder, NamespaceReport, PortVerdict, Report, Row};
+use crate::report::{Holder, NamespaceReport, PortVerdict, Report, Row, RulesCoverage};
 use crate::services::{Service, Services};
 use crate::socket::{Endpoint, PortRange};
 use crate::unix::report::UnixReport;
@@ -54,7 +56,12 @@ pub fn write_probe_with_unix(
         schema_version: SCHEMA_VERSION,
         source: first.source.name(),
         iana_registry_updated: Services::iana_updated(),
-        blind_spots: first.blind_spots.iter().map(|s| s.id()).collect(),
+        blind_spots: first
+            .blind_spots
+            .iter()
+            .map(|s| s.id())
+            .chain(report.rules_unread().iter().map(|u| u.id()))
+            .collect(),
         netns: NamespaceWithPolicy::of(first),
         namespaces: report
             .namespaces
@@ -320,22 +327,168 @@ struct PortEntry<'a> {
     reserved: bool,
     privileged: bool,
     in_use: bool,
+    verdict: &'static str,
+    forwards: Vec<ForwardEntry<'a>>,
+    undecoded_rules: Vec<String>,
     services: Vec<ServiceEntry<'a>>,
     netns: NetnsView<'a>,
 }
 
 impl<'a> PortEntry<'a> {
     fn all(verdict: &'a PortVerdict, netns: &'a NetnsLabel) -> impl Iterator<Item = PortEntry<'a>> {
-        verdict.facts.iter().map(move |facts| PortEntry {
-            port: facts.port,
-            iana_range: facts.iana_range.name(),
-            ephemeral: facts.ephemeral,
-            reserved: facts.reserved,
-            privileged: facts.privileged,
-            in_use: verdict.in_use_ports.contains(&facts.port),
-            services: facts.services.iter().flat_map(ServiceEntry::all).collect(),
-            netns: NetnsView::of(netns),
+        verdict.facts.iter().map(move |facts| {
+            let in_use = verdict.in_use_ports.contains(&facts.port);
+            let forwards: Vec<ForwardEntry<'a>> = verdict
+                .forwards_of(facts.port)
+                .map(|f| ForwardEntry::of(f, verdict.target_netns(f)))
+                .collect();
+            let undecoded: Vec<&UndecodedRule> = verdict
+                .undecoded
+                .iter()
+                .filter(|u| u.ports.iter().any(|r| r.contains(facts.port)))
+                .collect();
+            let verdict_name = if in_use {
+                "in_use"
+            } else if !forwards.is_empty() {
+                "forwarded"
+            } else if verdict.rules == RulesCoverage::Incomplete {
+                "free_of_sockets"
+            } else {
+                "free"
+            };
+            PortEntry {
+                port: facts.port,
+                iana_range: facts.iana_range.name(),
+                ephemeral: facts.ephemeral,
+                reserved: facts.reserved,
+                privileged: facts.privileged,
+                in_use,
+                verdict: verdict_name,
+                forwards,
+                undecoded_rules: undecoded.iter().map(|u| u.to_string()).collect(),
+                services: facts.services.iter().flat_map(ServiceEntry::all).collect(),
+                netns: NetnsView::of(netns),
+            }
         })
+    }
+}
+
+/// A forwarding rule that takes a port, as the JSON gives it.
+#[derive(Serialize)]
+pub(crate) struct ForwardEntry<'a> {
+    source: &'static str,
+    table_family: &'static str,
+    table: &'a str,
+    chains: &'a [String],
+    hook: &'static str,
+    rule: u64,
+    position: u64,
+    comment: Option<&'a str>,
+    families: Vec<&'static str>,
+    protocols: Vec<&'static str>,
+    ports: Vec<[u16; 2]>,
+    interfaces: Vec<InterfaceEntry<'a>>,
+    destinations: Vec<DestinationMatchEntry>,
+    destination_types: Vec<String>,
+    unread_conditions: &'a [String],
+    target: TargetEntry,
+    target_netns: Option<NetnsView<'a>>,
+    delete_command: String,
+}
+
+#[derive(Serialize)]
+struct InterfaceEntry<'a> {
+    direction: &'static str,
+    name: Option<&'a str>,
+    prefix: Option<&'a str>,
+    index: Option<u32>,
+    negated: bool,
+}
+
+#[derive(Serialize)]
+struct DestinationMatchEntry {
+    network: std::net::IpAddr,
+    prefix: u8,
+    negated: bool,
+}
+
+#[derive(Serialize)]
+struct TargetEntry {
+    kind: &'static str,
+    addresses: Option<[std::net::IpAddr; 2]>,
+    ports: Option<[u16; 2]>,
+    text: String,
+}
+
+impl<'a> ForwardEntry<'a> {
+    pub(crate) fn of(forward: &'a Forward, netns: Option<&'a NetnsLabel>) -> ForwardEntry<'a> {
+        let place = &forward.place;
+        let target = match forward.target {
+            Target::Dnat { addresses, ports } => TargetEntry {
+                kind: "dnat",
+                addresses: addresses.map(|(a, b)| [a, b]),
+                ports: ports.map(pair),
+                text: forward.target.to_string(),
+            },
+            Target::Redirect { ports } => TargetEntry {
+                kind: "redirect",
+                addresses: None,
+                ports: ports.map(pair),
+                text: forward.target.to_string(),
+            },
+        };
+        ForwardEntry {
+            source: place.source.name(),
+            table_family: place.family.name(),
+            table: &place.table,
+            chains: &place.chains,
+            hook: place.hook.name(),
+            rule: place.rule,
+            position: place.position,
+            comment: forward.comment.as_deref(),
+            families: forward.families.iter().map(|f| f.name()).collect(),
+            protocols: forward.protocols.iter().map(|p| p.name()).collect(),
+            ports: forward.ports.iter().copied().map(pair).collect(),
+            interfaces: forward
+                .interfaces
+                .iter()
+                .map(|i| {
+                    let (name, prefix, index) = match &i.name {
+                        InterfaceName::Exact(name) => (Some(name.as_str()), None, None),
+                        InterfaceName::Prefix(prefix) => (None, Some(prefix.as_str()), None),
+                        InterfaceName::Index(index) => (None, None, Some(*index)),
+                    };
+                    InterfaceEntry {
+                        direction: match i.direction {
+                            Direction::In => "in",
+                            Direction::Out => "out",
+                        },
+                        name,
+                        prefix,
+                        index,
+                        negated: i.negated,
+                    }
+                })
+                .collect(),
+            destinations: forward
+                .destinations
+                .iter()
+                .map(|d| DestinationMatchEntry {
+                    network: d.network,
+                    prefix: d.prefix,
+                    negated: d.negated,
+                })
+                .collect(),
+            destination_types: forward
+                .destination_types
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
+            unread_conditions: &forward.unread_conditions,
+            target,
+            target_netns: netns.map(NetnsView::of),
+            delete_command: place.delete_command(),
+        }
     }
 }
 
@@ -467,6 +620,57 @@ pub(crate) struct HolderEntry<'a> {
     pid_in_namespace: Option<u32>,
     container: Option<ContainerView<'a>>,
     fd: u32,
+    proxy: Option<ProxyView<'a>>,
+}
+
+/// A userland proxy, as its command line says.
+#[derive(Serialize)]
+struct ProxyView<'a> {
+    kind: &'static str,
+    forwards: Vec<ProxyForwardView<'a>>,
+    unsaid: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ProxyForwardView<'a> {
+    protocol: Option<&'static str>,
+    host_address: Option<std::net::IpAddr>,
+    host_ports: [u16; 2],
+    target: String,
+    target_address: Option<std::net::IpAddr>,
+    target_port: Option<u16>,
+    target_netns: Option<&'a str>,
+}
+
+impl<'a> ProxyView<'a> {
+    fn of(proxy: &'a Proxy) -> ProxyView<'a> {
+        ProxyView {
+            kind: proxy.kind.name(),
+            forwards: proxy
+                .forwards
+                .iter()
+                .map(|f| {
+                    let (address, port, netns) = match &f.target {
+                        ProxyTarget::Address { address, port } => {
+                            (Some(*address), Some(*port), None)
+                        }
+                        ProxyTarget::Namespace { netns, .. } => (None, None, netns.as_deref()),
+                        ProxyTarget::Kubernetes { .. } => (None, None, None),
+                    };
+                    ProxyForwardView {
+                        protocol: f.protocol.map(|p| p.name()),
+                        host_address: f.host_address,
+                        host_ports: pair(f.host_ports),
+                        target: f.target.to_string(),
+                        target_address: address,
+                        target_port: port,
+                        target_netns: netns,
+                    }
+                })
+                .collect(),
+            unsaid: proxy.unsaid.as_deref(),
+        }
+    }
 }
 
 impl<'a> HolderEntry<'a> {
@@ -484,6 +688,7 @@ impl<'a> HolderEntry<'a> {
             pid_in_namespace: holder.pid_in_namespace(),
             container: holder.container().map(ContainerView::of),
             fd: holder.fd,
+            proxy: holder.proxy().map(ProxyView::of),
         }
     }
 }
@@ -502,6 +707,7 @@ struct EphemeralDocument<'a> {
     in_use: StateCountsView,
     destinations: Vec<DestinationEntry>,
     risky_listeners: Vec<RiskyEntry>,
+    forwarded_ports: Vec<[u16; 2]>,
     overlaps: Vec<OverlapEntry>,
     fix: Option<FixEntry>,
     problems: &'a [String],
@@ -602,6 +808,7 @@ impl<'a> EphemeralDocument<'a> {
                     pids: row.holders.iter().map(|h| h.pid).collect(),
                 })
                 .collect(),
+            forwarded_ports: a.forwarded.iter().copied().map(pair).collect(),
             overlaps: a
                 .overlaps
                 .iter()

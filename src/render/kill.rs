@@ -20,7 +20,8 @@ use crate::duration;
 use crate::holders::container::Container;
 use crate::holders::process::{Refusal, Signal};
 use crate::render::columns::{protocol_label, socket_state_label};
-use crate::render::escape::escape_bytes;
+use crate::render::escape::{escape_bytes, escape_str};
+use crate::render::forwards;
 use crate::render::json::{ContainerView, SCHEMA_VERSION, write_document};
 use crate::socket::Protocol;
 
@@ -36,6 +37,26 @@ pub fn text(report: &KillReport) -> String {
     let dry = report.options.dry_run;
     if report.outcome == Outcome::NothingHeld {
         let _ = writeln!(out, "nothing holds port {ports}");
+        left_lines(&mut out, report);
+        return out;
+    }
+    if report.outcome == Outcome::Forwarded {
+        let rules = forwards::by_rule(&report.forwards).len();
+        let _ = writeln!(
+            out,
+            "nothing to signal: no socket holds port {ports}, but {} {}:",
+            if rules == 1 {
+                "a forwarding rule takes"
+            } else {
+                "forwarding rules take"
+            },
+            if ports.contains(',') || ports.contains('-') {
+                "them"
+            } else {
+                "it"
+            }
+        );
+        forward_lines(&mut out, report);
         left_lines(&mut out, report);
         return out;
     }
@@ -99,10 +120,82 @@ pub fn text(report: &KillReport) -> String {
         respawn_lines(&mut out, respawn, reload.then_some(report.options.signal));
     }
     outcome_lines(&mut out, report, &ports);
+    for unit in &report.socket_units {
+        let starts = unit
+            .activates
+            .as_deref()
+            .map(|s| format!("; it starts {}", escape_str(s)))
+            .unwrap_or_else(|| "; the service it starts could not be read".to_string());
+        let _ = writeln!(
+            out,
+            "port {ports} is the listener of socket unit {} (systemd socket activation{starts}): its holders were not signalled; stop the unit, with: {}",
+            escape_str(&unit.unit),
+            escape_str(&unit.stop_command())
+        );
+    }
+    if !report.forwards.is_empty() {
+        let _ = writeln!(
+            out,
+            "the port{} stay{} forwarded, whatever holds {} (no signal removes a rule):",
+            if report.ports.len() == 1 && report.ports[0].lo == report.ports[0].hi {
+                ""
+            } else {
+                "s"
+            },
+            if report.ports.len() == 1 && report.ports[0].lo == report.ports[0].hi {
+                "s"
+            } else {
+                ""
+            },
+            if report.ports.len() == 1 && report.ports[0].lo == report.ports[0].hi {
+                "it"
+            } else {
+                "them"
+            },
+        );
+        forward_lines(&mut out, report);
+    }
     if !dry {
         left_lines(&mut out, report);
     }
     out
+}
+
+/// Each rule that takes the ports, and the command that removes it: the
+/// container's stop where the rule forwards to a container (its runtime
+/// deletes the rule with it), else the rule's deletion.
+fn forward_lines(out: &mut String, report: &KillReport) {
+    for group in forwards::by_rule(&report.forwards) {
+        let _ = writeln!(out, "  {}", forwards::phrase(&group, true));
+        let container = crate::report::target_address(group[0])
+            .and_then(|a| report.forward_targets.iter().find(|(t, _)| *t == a))
+            .and_then(|(_, netns)| netns.container.as_ref())
+            .and_then(|c| stop_command(c).map(|stop| (c, stop)));
+        match container {
+            Some((container, stop)) => {
+                let _ = writeln!(
+                    out,
+                    "    it forwards to {}; to remove it: {} (or delete the rule: {})",
+                    supervisor_name(container),
+                    escape_str(&stop),
+                    escape_str(&group[0].place.delete_command())
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "    to remove it: {}",
+                    escape_str(&group[0].place.delete_command())
+                );
+            }
+        }
+    }
+    if !report.forwards.is_empty() {
+        let _ = writeln!(
+            out,
+            "  (a rule that Docker, kube-proxy or firewalld wrote comes back unless that tool is told: stop the container or service that published the port)"
+        );
+    }
 }
 
 fn ports_asked(report: &KillReport) -> String {
@@ -178,7 +271,7 @@ fn outcome_lines(out: &mut String, report: &KillReport, ports: &str) {
             let _ = writeln!(out, "port {ports} is {why}:");
             remaining_lines(out, &report.remaining);
         }
-        Outcome::NothingHeld => {}
+        Outcome::NothingHeld | Outcome::Forwarded => {}
     }
 }
 
@@ -375,6 +468,10 @@ fn supervisor_line(target: &Target) -> Option<String> {
                 .map(|c| format!("; to stop it for good: {}", escape_bytes(c.as_bytes())))
                 .unwrap_or_default()
         )),
+        (None, true) if target.command == b"systemd" => Some(
+            "  it is systemd, holding the listener of a socket unit: find the unit with systemctl list-sockets, and stop it with systemctl stop UNIT.socket"
+                .to_string(),
+        ),
         (None, true) => Some(
             "  stopping it would end every process of its pid namespace: stop its container or service with the tool that started it"
                 .to_string(),
@@ -643,13 +740,28 @@ pub fn write_json(report: &KillReport, sink: &mut dyn io::Write) -> io::Result<(
         remaining: report
             .remaining
             .iter()
-            .filter(|_| !matches!(report.outcome, Outcome::Freed | Outcome::NothingHeld))
+            .filter(|_| {
+                !matches!(
+                    report.outcome,
+                    Outcome::Freed | Outcome::NothingHeld | Outcome::Forwarded
+                )
+            })
             .map(RemainingView::of)
             .collect(),
         time_wait: TimeWaitView::of(&report.time_wait),
         orphaned: TimeWaitView::of(&report.orphaned),
         outcome: report.outcome.id(),
         freed_after_ms: report.freed_after.map(duration_ms),
+        forwards: report.forwards.iter().map(ForwardView::of).collect(),
+        socket_units: report
+            .socket_units
+            .iter()
+            .map(|u| SocketUnitView {
+                unit: u.unit.clone(),
+                activates: u.activates.clone(),
+                stop_command: u.stop_command(),
+            })
+            .collect(),
     };
     write_document(&document, sink)
 }
@@ -681,6 +793,45 @@ struct KillDocument<'a> {
     orphaned: TimeWaitView,
     outcome: &'static str,
     freed_after_ms: Option<u64>,
+    forwards: Vec<ForwardView>,
+    socket_units: Vec<SocketUnitView>,
+}
+
+/// A systemd socket unit whose listener holds a port asked.
+#[derive(Serialize)]
+struct SocketUnitView {
+    unit: String,
+    activates: Option<String>,
+    stop_command: String,
+}
+
+/// A forwarding rule that takes a port asked, as kill's JSON gives it.
+#[derive(Serialize)]
+struct ForwardView {
+    protocols: Vec<&'static str>,
+    ports: Vec<[u16; 2]>,
+    target: String,
+    table: String,
+    chains: Vec<String>,
+    hook: &'static str,
+    rule: String,
+    delete_command: String,
+}
+
+impl ForwardView {
+    fn of(forward: &crate::forwards::Forward) -> ForwardView {
+        let place = &forward.place;
+        ForwardView {
+            protocols: forward.protocols.iter().map(|p| p.name()).collect(),
+            ports: forward.ports.iter().map(|r| [r.lo, r.hi]).collect(),
+            target: forward.target.to_string(),
+            table: place.table_name(),
+            chains: place.chains.clone(),
+            hook: place.hook.name(),
+            rule: place.rule_name(),
+            delete_command: place.delete_command(),
+        }
+    }
 }
 
 /// Sockets the kernel ends by itself, left on the ports: TIME_WAIT, or

@@ -4,6 +4,7 @@
 pub mod columns;
 pub mod ephemeral;
 pub mod escape;
+pub mod forwards;
 pub mod json;
 pub mod kill;
 mod services;

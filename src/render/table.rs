@@ -11,8 +11,11 @@ use crate::ports::{IanaRange, KernelPortPolicy, PortFacts, SettingsSource};
 use crate::query::View;
 use crate::render::columns::{CellSource, ColumnId, protocol_label};
 use crate::render::escape::{escape_bytes, escape_str};
+use crate::render::forwards;
 use crate::render::unseen::{hidden_phrase, owner_words};
-use crate::report::{NamespaceReport, PortVerdict, Report, Row, reserved_ports_with};
+use crate::report::{
+    NamespaceReport, PortVerdict, Report, Row, RulesCoverage, reserved_ports_with,
+};
 use crate::socket::{Protocol, State};
 use crate::source::BlindSpot;
 
@@ -260,6 +263,22 @@ fn port_verdict(
             verdict.sockets,
             plural(verdict.sockets),
         );
+    } else if verdict.forwarded() {
+        let groups = forwards::by_rule(&verdict.forwards);
+        let others = match groups.len() - 1 {
+            0 => String::new(),
+            1 => "; and 1 other rule".to_string(),
+            n => format!("; and {n} other rules"),
+        };
+        let _ = writeln!(
+            out,
+            "{} {} {}: {}{others}; no socket holds {} here.",
+            paint.bold(&subject),
+            if single { "is" } else { "are" },
+            paint.red("FORWARDED"),
+            forwards::phrase(&groups[0], !single),
+            if single { "it" } else { "them" },
+        );
     } else {
         // /proc/net cannot show every socket that holds a port.
         let hedge = if report.blind_spots.contains(&BlindSpot::TcpBoundOnly) {
@@ -267,11 +286,23 @@ fn port_verdict(
         } else {
             ""
         };
+        // Rules not read or not decoded may forward it: never plain FREE.
+        let (free, rules_caveat) = match (verdict.rules, verdict.undecoded.is_empty()) {
+            (RulesCoverage::Incomplete, true) => (
+                "FREE of sockets",
+                "; forwarding rules were not read, so it may still be forwarded",
+            ),
+            (RulesCoverage::Incomplete, false) => (
+                "FREE of sockets",
+                "; a forwarding rule lsport could not decode may take it (below)",
+            ),
+            _ => ("FREE", ""),
+        };
         if report.listening_only {
             // Connections were not asked for: the port may hold some.
             let _ = writeln!(
                 out,
-                "{} {} {}{hedge} in network namespace {}: no {} socket waits on {}; -l leaves out connections and UDP sockets whose port the kernel chose.",
+                "{} {} {}{hedge} in network namespace {}: no {} socket waits on {}; -l leaves out connections and UDP sockets whose port the kernel chose{rules_caveat}.",
                 paint.bold(&subject),
                 if single { "has" } else { "have" },
                 paint.yellow("NO LISTENER"),
@@ -282,16 +313,18 @@ fn port_verdict(
         } else {
             let _ = writeln!(
                 out,
-                "{} {} {}{hedge} in network namespace {}: no {} socket has {} as its local port.",
+                "{} {} {}{hedge} in network namespace {}: no {} socket has {} as its local port{rules_caveat}.",
                 paint.bold(&subject),
                 if single { "is" } else { "are" },
-                paint.green("FREE"),
+                paint.green(free),
                 netns_label(&report.netns),
                 protocols_label(report),
                 if single { "it" } else { "any of them" },
             );
         }
     }
+    forward_lines(out, verdict, paint);
+    socket_unit_lines(out, verdict, report);
     if let (true, Some(facts)) = (single, verdict.facts.first()) {
         // A port only clients hold serves no one: no reservation "for a
         // service" is offered for it.
@@ -301,6 +334,76 @@ fn port_verdict(
     } else {
         range_facts(out, verdict, &report.policy);
         super::services::range_lines(out, verdict);
+    }
+}
+
+/// The forwards on the port, one line each, and the rules that may be
+/// forwards but could not be decoded. Under a verdict of IN USE they say
+/// where the outside traffic goes instead of to those sockets.
+fn forward_lines(out: &mut String, verdict: &PortVerdict, paint: &Paint) {
+    if verdict.forwarded() && verdict.in_use() {
+        let groups = forwards::by_rule(&verdict.forwards);
+        let _ = writeln!(
+            out,
+            "  {} {}: that traffic goes there, not to the sockets here.",
+            paint.yellow("Also FORWARDED:"),
+            forwards::phrase(&groups[0], verdict.asked.lo != verdict.asked.hi),
+        );
+    }
+    for forward in &verdict.forwards {
+        let _ = writeln!(out, "  forward: {}.", forwards::line(forward));
+    }
+    for (address, netns) in &verdict.forward_targets {
+        let _ = writeln!(
+            out,
+            "  target: {address} is an address of network namespace {}.",
+            netns_label(netns)
+        );
+    }
+    for rule in &verdict.undecoded {
+        let _ = writeln!(
+            out,
+            "  {} {}.",
+            paint.yellow("not decoded:"),
+            escape_str(&rule.to_string())
+        );
+    }
+}
+
+/// The systemd socket units whose listeners hold the port, each with
+/// the service it starts and the command that stops both.
+fn socket_unit_lines(out: &mut String, verdict: &PortVerdict, report: &NamespaceReport) {
+    let mut seen: Vec<&str> = Vec::new();
+    for row in verdict.rows.iter().map(|&i| &report.rows[i]) {
+        let Some(cgroup) = row.cgroup.as_deref() else {
+            continue;
+        };
+        let Some(unit) = cgroup.socket_unit() else {
+            continue;
+        };
+        if seen.contains(&unit) {
+            continue;
+        }
+        seen.push(unit);
+        let (starts, stop) = match &cgroup.activates {
+            Some(service) => (
+                format!("it starts {}", escape_str(service)),
+                format!(
+                    "systemctl stop {} {}",
+                    escape_str(unit),
+                    escape_str(service)
+                ),
+            ),
+            None => (
+                "the service it starts could not be read".to_string(),
+                format!("systemctl stop {}", escape_str(unit)),
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "  Socket unit {} holds it (systemd socket activation; {starts}). To free it: {stop}",
+            escape_str(unit)
+        );
     }
 }
 
@@ -335,8 +438,28 @@ fn holder_summary(report: &NamespaceReport, verdict: &PortVerdict, unseen: &Unse
             (true, false, 0) => unaccepted += 1,
             (true, false, _) => no_process += 1,
         }
+        let unit = row.cgroup.as_deref().and_then(|c| c.socket_unit());
         for h in &row.holders {
-            let name = format!("{} (pid {})", escape_bytes(h.command()), h.pid);
+            let name = match (h.proxy(), unit) {
+                (_, Some(unit)) => format!(
+                    "{} (pid {}) for socket unit {}",
+                    escape_bytes(h.command()),
+                    h.pid,
+                    escape_str(unit)
+                ),
+                (None, None) if h.pid == 1 && h.command() == b"systemd" => {
+                    "systemd (pid 1, for a socket unit)".to_string()
+                }
+                (proxy, None) => match proxy {
+                    Some(proxy) => format!(
+                        "{} (pid {}, a userland proxy: {})",
+                        escape_bytes(h.command()),
+                        h.pid,
+                        forwards::proxy_words(proxy, row.socket.local.port)
+                    ),
+                    None => format!("{} (pid {})", escape_bytes(h.command()), h.pid),
+                },
+            };
             if !names.contains(&name) {
                 names.push(name);
             }

@@ -759,7 +759,8 @@ pub fn kill_text(report: &UnixKillReport) -> String {
         Outcome::StillHeld => format!("{name} is still held"),
         Outcome::TimedOut => format!("{name} is still held: timed out"),
         Outcome::Interrupted => "interrupted: the signals above were sent".to_string(),
-        Outcome::NothingHeld => String::new(),
+        // Forwarding rules take ports, never a Unix socket's name.
+        Outcome::NothingHeld | Outcome::Forwarded => String::new(),
     };
     let _ = writeln!(out, "{line}");
     if report.file_remains && matches!(kill.outcome, Outcome::Freed) {

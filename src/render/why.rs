@@ -12,9 +12,11 @@ use crate::commands::why::{
     Action, BindSpec, Cause, Certainty, Check, Coexistence, Fix, InTheWay, Reason, Rule, Side,
     Skipped, Stage, StopTarget, Verdict, Warning, WhyReport, fixes,
 };
+use crate::forwards::Hook;
 use crate::netns::NetnsLabel;
 use crate::render::columns::{protocol_label, socket_state_label};
 use crate::render::escape::{escape_bytes, escape_str};
+use crate::render::forwards;
 use crate::render::json::{ContainerView, NetnsView, SCHEMA_VERSION, SocketEntry, write_document};
 use crate::report::{Role, Row};
 use crate::socket::{Endpoint, Protocol, Socket, State};
@@ -776,6 +778,34 @@ pub fn warning_text(report: &WhyReport, warning: &Warning) -> String {
              datagrams meant for {} (broadcast and multicast go to both)",
             plural(sockets.len(), "a UDP socket", "UDP sockets"),
             if sockets.len() == 1 { "it" } else { "them" }
+        ),
+        Warning::Forwarded { forwards } => {
+            let groups = forwards::by_rule(forwards);
+            let rules: Vec<String> = groups
+                .iter()
+                .map(|group| {
+                    format!(
+                        "{} (to remove it: {})",
+                        forwards::phrase(group, false),
+                        escape_str(&group[0].place.delete_command())
+                    )
+                })
+                .collect();
+            let outside = forwards.iter().any(|f| f.hook() == Hook::Prerouting);
+            format!(
+                "port {port} is forwarded elsewhere: {}; the bind succeeds, but {} never \
+                 reach the new server",
+                rules.join("; "),
+                if outside {
+                    "connections from outside"
+                } else {
+                    "connections made on this host"
+                }
+            )
+        }
+        Warning::RulesNotRead { what } => format!(
+            "port {port} may be forwarded elsewhere, as not every forwarding rule was read: {}",
+            escape_str(&what.join("; "))
         ),
         Warning::OtherNamespaces { sockets } => {
             let mut namespaces: Vec<Option<u64>> = sockets.iter().map(|s| s.netns.inode).collect();

@@ -393,3 +393,108 @@ pub fn holder_pids(socket: &serde_json::Value) -> Vec<(u64, u64)> {
     pids.sort_unstable();
     pids
 }
+
+/// Whether `program` runs (`program --version`); when it does not, says
+/// so on the terminal and the test is skipped, or fails with
+/// LSPORT_REQUIRE_NETNS=1 (CI installs what the tests need).
+#[must_use]
+pub fn tool_available(test: &str, program: &str) -> bool {
+    let found = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        if std::env::var_os("LSPORT_REQUIRE_NETNS").is_some() {
+            panic!("{test}: {program} is missing, and LSPORT_REQUIRE_NETNS is set");
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test}: {program} is not installed"
+        );
+    }
+    found
+}
+
+/// Runs `program ARGS` in the calling thread's network namespace, and
+/// fails the test if it fails (`nft add rule ...`, `iptables ...`).
+pub fn run_tool(program: &str, args: &[&str]) {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A copy of lsport that user 65534 may run, in a directory of its own.
+pub fn binary_for_nobody(tag: &str) -> (OpenTempDir, PathBuf) {
+    let dir = OpenTempDir::new(tag);
+    let binary = dir.path.join("lsport");
+    std::fs::copy(lsport_path(), &binary).unwrap();
+    (dir, binary)
+}
+
+/// Runs `binary ARGS` as user and group 65534, without capabilities.
+/// A copy just made may be busy for a moment (a child forked by another
+/// test while it was written keeps it open for writing until it execs):
+/// that is tried again.
+pub fn as_nobody(binary: &Path, args: &[&str]) -> Output {
+    for _ in 0..200 {
+        let output = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(binary)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .output()
+            .expect("running setpriv");
+        let busy = output.status.code() == Some(126)
+            && String::from_utf8_lossy(&output.stderr).contains("Text file busy");
+        if !busy {
+            return output;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{} stayed busy", binary.display());
+}
+
+/// A process that holds `fd` (as fd 10) under a command line that
+/// mimics Docker's `docker-proxy` for `port`: python3, started with
+/// argv[0] `/usr/bin/docker-proxy` and docker-proxy's flags after its
+/// own (it ignores them). Killed when dropped.
+pub fn docker_proxy_like(fd: RawFd, port: u16) -> HeldBy {
+    let port = port.to_string();
+    // The interpreter itself: a wrapper script (pyenv's shim) would
+    // start it again under its own name.
+    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("python3");
+    let mut command = Command::new(python);
+    command
+        .arg0("/usr/bin/docker-proxy")
+        .args(["-c", "import time; time.sleep(300)"])
+        .args(["-proto", "tcp", "-host-ip", "0.0.0.0", "-host-port", &port])
+        .args(["-container-ip", "172.17.0.2", "-container-port", "80"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    pass_fds(&mut command, &[fd]);
+    let held = HeldBy {
+        child: command.spawn().expect("starting python3"),
+    };
+    // Until it has exec'd: its command line is then docker-proxy's.
+    let pid = held.pid();
+    for _ in 0..1000 {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if cmdline.starts_with(b"/usr/bin/docker-proxy\0") {
+            return held;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    panic!("python3 as docker-proxy did not start");
+}

@@ -103,6 +103,11 @@ pub fn run(
         wide: false,
         outcome: Outcome::NothingHeld,
         freed_after: None,
+        // Forwarding rules and socket units concern ports only.
+        forward_targets: Vec::new(),
+        rules_unread: Vec::new(),
+        socket_units: Vec::new(),
+        forwards: Vec::new(),
     };
     let finish = |kill: KillReport| UnixKillReport {
         target: target.clone(),

@@ -670,10 +670,19 @@ fn stop(context: &Context<'_>, in_way: &[&InTheWay], knowns: &Knowns) -> Option<
     for w in in_way {
         for holder in &w.row.holders {
             if !holders.iter().any(|h| h.pid == holder.pid) {
+                // A socket unit's listener is the unit's to stop.
+                let unit = w.row.cgroup.as_deref().and_then(|c| {
+                    c.socket_unit().map(|unit| Container {
+                        runtime: "systemd",
+                        id: unit.to_string(),
+                        name: c.activates.clone(),
+                        pod_uid: None,
+                    })
+                });
                 holders.push(Holding {
                     pid: holder.pid,
                     command: holder.command().to_vec(),
-                    container: holder.container().cloned(),
+                    container: unit.or_else(|| holder.container().cloned()),
                     pid_in_namespace: holder.pid_in_namespace(),
                 });
             }
@@ -763,7 +772,9 @@ fn stop(context: &Context<'_>, in_way: &[&InTheWay], knowns: &Knowns) -> Option<
 /// that command too); else each process.
 fn stop_targets(root: &ProcRoot, holders: &[Holding]) -> Vec<StopTarget> {
     let stoppable = |c: &Container| {
-        c.runtime != "systemd" || (c.id.ends_with(".service") && !c.id.starts_with("user@"))
+        c.runtime != "systemd"
+            || (c.id.ends_with(".service") && !c.id.starts_with("user@"))
+            || crate::socket_units::is_socket_unit(&c.id)
     };
     if let Some(first) = holders.first().and_then(|h| h.container.as_ref()) {
         let one = holders.iter().all(|h| h.container.as_ref() == Some(first));

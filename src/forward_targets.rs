@@ -1,0 +1,110 @@
+//! Where a forward sends its traffic: the other network namespace on the
+//! host (a container's, most often) that has the target address as one
+//! of its own. Read from `/proc/PID/net` of one process per namespace
+//! (the local /32 entries of `fib_trie`, and `if_inet6`), without
+//! entering any; done only when some forward has a target address.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::netns::{self, NetnsLabel};
+use crate::sys::ProcRoot;
+
+/// The namespace each of `wanted` belongs to, among the namespaces other
+/// than lsport's own that have a process to read them through. An
+/// address found in several namespaces is named by none: lsport does not
+/// guess which one the traffic reaches.
+pub fn locate(root: &ProcRoot, wanted: &[IpAddr]) -> HashMap<IpAddr, NetnsLabel> {
+    let wanted: Vec<IpAddr> = wanted
+        .iter()
+        .copied()
+        .filter(|a| !a.is_loopback() && !a.is_unspecified())
+        .collect();
+    let mut found: HashMap<IpAddr, Option<NetnsLabel>> = HashMap::new();
+    if wanted.is_empty() {
+        return HashMap::new();
+    }
+    let own = root.own_netns_inode();
+    for namespace in netns::discover(root) {
+        if Some(namespace.inode) == own {
+            continue;
+        }
+        let Some(pid) = namespace.pids.first() else {
+            continue;
+        };
+        let addresses = addresses_of(root, *pid);
+        for address in wanted.iter().filter(|a| addresses.contains(a)) {
+            let label = NetnsLabel {
+                inode: Some(namespace.inode),
+                name: namespace.name.clone().or(namespace.docker_sandbox.clone()),
+                container: crate::probe::first_container(root, &namespace.pids),
+            };
+            found
+                .entry(*address)
+                .and_modify(|seen| *seen = None)
+                .or_insert(Some(label));
+        }
+    }
+    found
+        .into_iter()
+        .filter_map(|(address, label)| Some((address, label?)))
+        .collect()
+}
+
+/// The addresses of the namespace process `pid` lives in.
+fn addresses_of(root: &ProcRoot, pid: u32) -> Vec<IpAddr> {
+    let read = |file: &str| {
+        crate::files::read_at_most(&root.path(&format!("{pid}/net/{file}")), 4 << 20)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    let mut addresses: Vec<IpAddr> = local_v4(&read("fib_trie"))
+        .into_iter()
+        .map(IpAddr::V4)
+        .collect();
+    addresses.extend(local_v6(&read("if_inet6")).into_iter().map(IpAddr::V6));
+    addresses
+}
+
+/// The addresses `fib_trie` marks `/32 host LOCAL`: each follows the
+/// `|-- ADDRESS` line of its leaf.
+fn local_v4(text: &str) -> Vec<Ipv4Addr> {
+    let mut leaf: Option<Ipv4Addr> = None;
+    let mut local = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(address) = line.strip_prefix("|-- ") {
+            leaf = address.parse().ok();
+        } else if line.starts_with("/32 host LOCAL") {
+            if let Some(address) = leaf.filter(|a| !local.contains(a)) {
+                local.push(address);
+            }
+        }
+    }
+    local
+}
+
+/// The addresses of `if_inet6`: 32 hex digits first on each line.
+fn local_v6(text: &str) -> Vec<Ipv6Addr> {
+    text.lines()
+        .filter_map(|line| {
+            let hex = line.split_whitespace().next()?;
+            (hex.len() == 32)
+                .then(|| u128::from_str_radix(hex, 16).ok())
+                .flatten()
+                .map(Ipv6Addr::from)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fib_trie_s_local_host_entries_are_the_namespace_s_addresses() {
+        let text = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 10.77.0.0\n        /24 link UNICAST\n     |-- 10.77.0.2\n        /32 host LOCAL\n     |-- 127.0.0.0\n        /8 host LOCAL\nLocal:\n     |-- 10.77.0.2\n        /32 host LOCAL\n";
+        assert_eq!(local_v4(text), [Ipv4Addr::new(10, 77, 0, 2)]);
+        let v6 = "fd000000000000000000000000000002 02 80 00 80     eth0\n";
+        assert_eq!(local_v6(v6), ["fd00::2".parse::<Ipv6Addr>().unwrap()]);
+    }
+}
