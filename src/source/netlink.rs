@@ -108,15 +108,6 @@ impl DumpError {
             message: format!("sock_diag {what}: {err}"),
         }
     }
-
-    fn from_kernel(code: i32) -> DumpError {
-        let errno = code.wrapping_neg();
-        let err = io::Error::from_raw_os_error(errno);
-        DumpError {
-            errno: Some(errno),
-            message: format!("sock_diag dump failed: {err}"),
-        }
-    }
 }
 
 /// The filter program sent for `ports`, or None for no filter (no ports
@@ -314,58 +305,91 @@ pub enum Progress {
 /// `skipped`; a dump that failed in the kernel (NLMSG_DONE or NLMSG_ERROR
 /// with a negative code) is an error, never an empty answer.
 pub fn decode_replies(
-    mut buffer: &[u8],
+    buffer: &[u8],
     protocol: Protocol,
     out: &mut Vec<Socket>,
     skipped: &mut usize,
 ) -> Result<Progress, DumpError> {
+    walk_replies(buffer, "sock_diag dump", skipped, &mut |kind, payload| {
+        if !matches!(kind, SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK) {
+            return false;
+        }
+        match decode_socket(payload, protocol) {
+            Some(socket) => {
+                out.push(socket);
+                true
+            }
+            None => false,
+        }
+    })
+}
+
+/// Walks one buffer of sock_diag replies, of any family: checks the
+/// framing, ends at NLMSG_DONE, makes a negative code in NLMSG_DONE or
+/// NLMSG_ERROR an error (`what` names the dump in its message), passes
+/// over NLMSG_NOOP, and hands every other message's type and payload to
+/// `message`, which says whether it could use it (a message it could not
+/// is counted in `skipped`).
+pub fn walk_replies(
+    mut buffer: &[u8],
+    what: &str,
+    skipped: &mut usize,
+    message: &mut dyn FnMut(u16, &[u8]) -> bool,
+) -> Result<Progress, DumpError> {
+    let kernel_error = |code: i32| {
+        let errno = code.wrapping_neg();
+        DumpError {
+            errno: Some(errno),
+            message: format!("{what} failed: {}", io::Error::from_raw_os_error(errno)),
+        }
+    };
     while buffer.len() >= NLMSG_HEADER_LEN {
         let length = u32::from_ne_bytes(buffer[0..4].try_into().unwrap()) as usize;
         let kind = u16::from_ne_bytes(buffer[4..6].try_into().unwrap());
         if length < NLMSG_HEADER_LEN || length > buffer.len() {
             // An error whose echo of the request was cut short still says
             // what went wrong.
-            if matches!(kind, NLMSG_ERROR | NLMSG_DONE) && length >= NLMSG_HEADER_LEN + 4 {
-                if let Some(code) = buffer.get(NLMSG_HEADER_LEN..NLMSG_HEADER_LEN + 4) {
-                    let code = i32::from_ne_bytes(code.try_into().unwrap());
-                    if code < 0 {
-                        return Err(DumpError::from_kernel(code));
-                    }
+            if matches!(kind, NLMSG_ERROR | NLMSG_DONE) {
+                if let Some(code) = negative_code(&buffer[NLMSG_HEADER_LEN..]) {
+                    return Err(kernel_error(code));
                 }
             }
             // The framing itself is broken: nothing after this can be trusted.
             *skipped += 1;
             return Err(DumpError {
                 errno: None,
-                message: format!("sock_diag reply with a bad length ({length} bytes)"),
+                message: format!("{what}: a reply with a bad length ({length} bytes)"),
             });
         }
         let payload = &buffer[NLMSG_HEADER_LEN..length];
         match kind {
             NLMSG_DONE | NLMSG_ERROR => {
-                let code = payload
-                    .get(0..4)
-                    .map(|b| i32::from_ne_bytes(b.try_into().unwrap()))
-                    .unwrap_or(0);
-                if code < 0 {
-                    return Err(DumpError::from_kernel(code));
+                if let Some(code) = negative_code(payload) {
+                    return Err(kernel_error(code));
                 }
                 if kind == NLMSG_DONE {
                     return Ok(Progress::Done);
                 }
             }
-            SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => match decode_socket(payload, protocol) {
-                Some(socket) => out.push(socket),
-                None => *skipped += 1,
-            },
             NLMSG_NOOP => {}
-            _ => *skipped += 1,
+            _ => {
+                if !message(kind, payload) {
+                    *skipped += 1;
+                }
+            }
         }
         // Messages are aligned to 4 bytes.
         let advance = (length + 3) & !3;
         buffer = buffer.get(advance..).unwrap_or(&[]);
     }
     Ok(Progress::More)
+}
+
+/// The negative code at the start of an NLMSG_ERROR or NLMSG_DONE
+/// payload; None for success (0) or no code.
+fn negative_code(payload: &[u8]) -> Option<i32> {
+    let code = i32::from_ne_bytes(payload.get(0..4)?.try_into().ok()?);
+    (code < 0).then_some(code)
 }
 
 /// One inet_diag_msg and its attributes.

@@ -23,15 +23,11 @@ use netlink_packet_sock_diag::constants::{
 use netlink_packet_sock_diag::unix::{ShowFlags, StateFlags, UnixRequest};
 use netlink_sys::{Socket as NetlinkSocket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
 
-use crate::source::netlink::{DumpError, Progress};
+use crate::source::netlink::{DumpError, Progress, walk_replies};
 use crate::unix::socket::{
     BoundFile, DeviceNumber, UnixName, UnixPeer, UnixQueue, UnixSocket, UnixState, UnixType,
 };
 
-const NLMSG_HEADER_LEN: usize = 16;
-const NLMSG_NOOP: u16 = 1;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
 /// sizeof(struct unix_diag_msg): family, type, state, pad, inode,
 /// cookie.
 const UNIX_DIAG_MSG_LEN: usize = 16;
@@ -117,72 +113,25 @@ fn build(flags: u16, states: u32, inode: u32, cookie: u64, sequence: u32) -> Vec
 /// NLMSG_DONE with a negative code) is an error, never an empty answer.
 /// A lookup's one reply comes without NLMSG_DONE: the caller ends there.
 pub fn decode_replies(
-    mut buffer: &[u8],
+    buffer: &[u8],
     keep: &mut dyn FnMut(&UnixSocket) -> bool,
     out: &mut Vec<UnixSocket>,
     skipped: &mut usize,
 ) -> Result<Progress, DumpError> {
-    while buffer.len() >= NLMSG_HEADER_LEN {
-        let length = u32::from_ne_bytes(buffer[0..4].try_into().unwrap()) as usize;
-        let kind = u16::from_ne_bytes(buffer[4..6].try_into().unwrap());
-        if length < NLMSG_HEADER_LEN || length > buffer.len() {
-            // An error whose echo of the request was cut short still
-            // says what went wrong.
-            if kind == NLMSG_ERROR || kind == NLMSG_DONE {
-                if let Some(code) = error_code(&buffer[NLMSG_HEADER_LEN..]) {
-                    return Err(kernel_error(code));
-                }
-            }
-            *skipped += 1;
-            return Err(DumpError {
-                errno: None,
-                message: format!("sock_diag reply with a bad length ({length} bytes)"),
-            });
+    walk_replies(buffer, "sock_diag (unix)", skipped, &mut |kind, payload| {
+        if kind != SOCK_DIAG_BY_FAMILY {
+            return false;
         }
-        let payload = &buffer[NLMSG_HEADER_LEN..length];
-        match kind {
-            NLMSG_DONE | NLMSG_ERROR => {
-                if let Some(code) = error_code(payload) {
-                    return Err(kernel_error(code));
+        match decode_socket(payload) {
+            Some(socket) => {
+                if keep(&socket) {
+                    out.push(socket);
                 }
-                if kind == NLMSG_DONE {
-                    return Ok(Progress::Done);
-                }
+                true
             }
-            SOCK_DIAG_BY_FAMILY => match decode_socket(payload) {
-                Some(socket) => {
-                    if keep(&socket) {
-                        out.push(socket);
-                    }
-                }
-                None => *skipped += 1,
-            },
-            NLMSG_NOOP => {}
-            _ => *skipped += 1,
+            None => false,
         }
-        // Messages are aligned to 4 bytes.
-        let advance = (length + 3) & !3;
-        buffer = buffer.get(advance..).unwrap_or(&[]);
-    }
-    Ok(Progress::More)
-}
-
-/// The negative code at the start of an NLMSG_ERROR or NLMSG_DONE
-/// payload; None for success (0) or no code.
-fn error_code(payload: &[u8]) -> Option<i32> {
-    let code = i32::from_ne_bytes(payload.get(0..4)?.try_into().ok()?);
-    (code < 0).then_some(code)
-}
-
-fn kernel_error(code: i32) -> DumpError {
-    let errno = code.wrapping_neg();
-    DumpError {
-        errno: Some(errno),
-        message: format!(
-            "sock_diag (unix) failed: {}",
-            io::Error::from_raw_os_error(errno)
-        ),
-    }
+    })
 }
 
 fn io_error(what: &str, err: io::Error) -> DumpError {
@@ -382,6 +331,9 @@ fn open_socket() -> Result<NetlinkSocket, DumpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NLMSG_ERROR: u16 = 2;
+    const NLMSG_DONE: u16 = 3;
 
     /// An nlmsghdr of `kind` around `payload`, padded to 4 bytes.
     fn frame(kind: u16, payload: &[u8]) -> Vec<u8> {
