@@ -285,7 +285,7 @@ impl TrialUser {
     /// USER as `--as` takes it: a name from the passwd file, or a uid
     /// (its entry's gid, or the same number when it has none or the file
     /// cannot be read). The file is read bounded (see
-    /// [`crate::holders::users::read_passwd`]): a fifo or a device there is
+    /// `holders::users::read_passwd`): a fifo or a device there is
     /// refused at once.
     pub fn resolve(user: &str, passwd: &std::path::Path) -> Result<TrialUser, Error> {
         let uid = user.parse::<u32>().ok().filter(|uid| *uid != u32::MAX);

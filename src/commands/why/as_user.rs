@@ -21,7 +21,7 @@
 //! Between fork() and _exit() the child of a program that may be
 //! running threads may make only async-signal-safe calls: it makes
 //! system calls and nothing else, and allocates nothing
-//! ([`trial::calls`]). What USER may do to the child is said, not
+//! (`trial::calls`). What USER may do to the child is said, not
 //! suffered: a child that cannot be started (a pids limit), that dies
 //! before it answers (a signal from USER) or that does not answer within
 //! [`ANSWER_TIMEOUT`] (stopped by USER) is an error in one line.
