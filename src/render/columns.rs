@@ -312,6 +312,20 @@ impl ColumnId {
             .expect("every column id has an entry")
     }
 
+    /// Whether a line's cell in this column depends only on its holder's
+    /// process (when it has one), so that a table can make it once per
+    /// process rather than once per socket.
+    pub fn is_per_process(self) -> bool {
+        matches!(
+            self,
+            ColumnId::Pid
+                | ColumnId::User
+                | ColumnId::Command
+                | ColumnId::Args
+                | ColumnId::Container
+        )
+    }
+
     /// Whether the column shows the socket's cgroup, which is named only
     /// when asked for.
     pub fn is_about_cgroups(self) -> bool {

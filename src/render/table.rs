@@ -1,6 +1,7 @@
 //! The human view: the verdict first, in plain words, then an aligned
 //! table of sockets and holders.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::io;
 
@@ -9,12 +10,12 @@ use crate::holders::unseen::Unseen;
 use crate::netns::NetnsLabel;
 use crate::ports::{IanaRange, KernelPortPolicy, PortFacts, SettingsSource};
 use crate::query::View;
-use crate::render::columns::{CellSource, ColumnId, protocol_label};
+use crate::render::columns::{CellSource, Column, ColumnId, protocol_label};
 use crate::render::escape::{escape_bytes, escape_str};
 use crate::render::forwards;
 use crate::render::unseen::{hidden_phrase, owner_words};
 use crate::report::{
-    NamespaceReport, PortVerdict, Report, Row, RulesCoverage, reserved_ports_with,
+    Holder, NamespaceReport, PortVerdict, Report, Row, RulesCoverage, reserved_ports_with,
 };
 use crate::socket::{Protocol, State};
 use crate::source::BlindSpot;
@@ -650,14 +651,16 @@ struct Table<'a> {
 impl Table<'_> {
     /// Two passes over the rows: the first measures the columns, the
     /// second writes each line as it is made, so that no formatted row
-    /// is kept.
+    /// is kept. The cells that depend only on a holder's process (its
+    /// command line above all) are made once per process for both.
     fn write(&self, paint: &Paint, sink: &mut dyn io::Write) -> io::Result<()> {
+        let mut per_process = HashMap::new();
         let mut widths: Vec<usize> = self
             .columns
             .iter()
             .map(|id| id.column().header.len())
             .collect();
-        self.each_line(|cells| {
+        self.each_line(&mut per_process, |cells| {
             for (w, cell) in widths.iter_mut().zip(cells) {
                 *w = (*w).max(cell.chars().count());
             }
@@ -673,17 +676,28 @@ impl Table<'_> {
             None => line,
         };
         writeln!(sink, "{}", paint.bold(&fit(format_line(&headers, &widths))))?;
-        self.each_line(|cells| writeln!(sink, "{}", fit(format_line(cells, &widths))))
+        self.each_line(&mut per_process, |cells| {
+            writeln!(sink, "{}", fit(format_line(cells, &widths)))
+        })
     }
 
-    /// Calls `line` with the cells of each line in turn.
-    fn each_line(&self, mut line: impl FnMut(&[String]) -> io::Result<()>) -> io::Result<()> {
-        let mut cells: Vec<String> = Vec::with_capacity(self.columns.len());
+    /// Calls `line` with the cells of each line in turn. `per_process`
+    /// keeps, by pid, the cells of the columns that depend only on the
+    /// holder's process (None in the other columns).
+    fn each_line(
+        &self,
+        per_process: &mut HashMap<u32, Vec<Option<String>>>,
+        mut line: impl FnMut(&[String]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let columns: Vec<&Column> = self.columns.iter().map(|id| id.column()).collect();
+        let mut cells: Vec<String> = Vec::with_capacity(columns.len());
+        let no_holder = [None];
         for row in self.rows {
-            let holders: Vec<Option<_>> = if row.holders.is_empty() {
-                vec![None]
+            let holders = row.holders.iter().map(Some);
+            let holders: Box<dyn Iterator<Item = Option<&Holder>>> = if row.holders.is_empty() {
+                Box::new(no_holder.iter().copied())
             } else {
-                row.holders.iter().map(Some).collect()
+                Box::new(holders)
             };
             for holder in holders {
                 let source = CellSource {
@@ -693,7 +707,23 @@ impl Table<'_> {
                     mark_risky: self.mark_risky,
                 };
                 cells.clear();
-                cells.extend(self.columns.iter().map(|id| (id.column().cell)(&source)));
+                match holder {
+                    Some(h) => {
+                        let process = per_process.entry(h.pid).or_insert_with(|| {
+                            columns
+                                .iter()
+                                .map(|c| c.id.is_per_process().then(|| (c.cell)(&source)))
+                                .collect()
+                        });
+                        cells.extend(columns.iter().zip(process.iter()).map(|(column, made)| {
+                            match made {
+                                Some(text) => text.clone(),
+                                None => (column.cell)(&source),
+                            }
+                        }));
+                    }
+                    None => cells.extend(columns.iter().map(|c| (c.cell)(&source))),
+                }
                 line(&cells)?;
             }
         }
@@ -722,7 +752,8 @@ fn format_line(cells: &[String], widths: &[usize]) -> String {
             line.extend(std::iter::repeat_n(' ', pad + 2));
         }
     }
-    line.trim_end().to_string()
+    line.truncate(line.trim_end().len());
+    line
 }
 
 /// What the marks in the shown columns mean. The port view gives the
