@@ -716,6 +716,63 @@ mod tests {
     }
 
     #[test]
+    fn tcp_info_and_so_the_upper_layer_protocol_is_asked_for_small_tcp_dumps_only() {
+        let info = 1 << (INET_DIAG_INFO - 1);
+        let port = vec![PortRange::single(8080)];
+        let ext = |r: &DumpRequest| extensions_for(r).bits();
+        assert_eq!(
+            ext(&request(
+                Family::Inet,
+                Protocol::Tcp,
+                ALL_STATES,
+                port.clone()
+            )),
+            info
+        );
+        assert_eq!(
+            ext(&request(
+                Family::Inet,
+                Protocol::Tcp,
+                TCP_UNCONNECTED,
+                vec![]
+            )),
+            info
+        );
+        assert_eq!(
+            ext(&request(Family::Inet, Protocol::Tcp, ALL_STATES, vec![])),
+            0
+        );
+        assert_eq!(
+            ext(&request(
+                Family::Inet,
+                Protocol::Udp,
+                ALL_STATES,
+                port.clone()
+            )),
+            0
+        );
+        // struct inet_diag_req: idiag_ext is its fourth byte.
+        let both =
+            build_both_families_request(&request(Family::Inet, Protocol::Tcp, ALL_STATES, port), 1);
+        assert_eq!(both[NLMSG_HEADER_LEN + 3], info);
+    }
+
+    #[test]
+    fn the_mptcp_upper_layer_protocol_is_read_from_its_nested_name() {
+        let nested = |name: &[u8]| {
+            let mut bytes = ((4 + name.len()) as u16).to_ne_bytes().to_vec();
+            bytes.extend_from_slice(&INET_ULP_INFO_NAME.to_ne_bytes());
+            bytes.extend_from_slice(name);
+            bytes.resize(bytes.len().div_ceil(4) * 4, 0);
+            bytes
+        };
+        assert!(ulp_is_mptcp(&nested(b"mptcp\0")));
+        assert!(!ulp_is_mptcp(&nested(b"tls\0")));
+        assert!(!ulp_is_mptcp(&nested(b"mptcpx\0")));
+        assert!(!ulp_is_mptcp(&[]));
+    }
+
+    #[test]
     fn the_request_carries_all_states_and_the_filter() {
         let request = request(
             Family::Inet6,
