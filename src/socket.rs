@@ -239,6 +239,11 @@ pub struct Socket {
     /// not say: /proc/net, kernels before 5.7, and TIME_WAIT and request
     /// sockets, which keep no cgroup.
     pub cgroup_id: Option<std::num::NonZeroU64>,
+    /// Whether the TCP socket is a subflow or listener of an MPTCP socket
+    /// (its upper layer protocol is "mptcp"). None where the kernel was
+    /// not asked (UDP, dumps of every connection on every port) or does
+    /// not say (TIME_WAIT and request sockets), and with /proc/net.
+    pub mptcp: Option<bool>,
 }
 
 impl Socket {
@@ -319,6 +324,7 @@ impl Socket {
             timer_ms: None,
             autobound: None,
             cgroup_id: None,
+            mptcp: None,
         }
     }
 }

@@ -12,7 +12,7 @@
 mod common;
 
 use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -279,7 +279,7 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
         "sockets": [{"protocol": "tcp", "family": "inet6", "state": "LISTEN", "role": "listener",
                      "local": {"address": "::", "port": 22},
                      "remote": {"address": "::", "port": 0},
-                     "v6only": false, "service": "ssh", "uid": 0, "inode": 5396,
+                     "v6only": false, "mptcp": false, "service": "ssh", "uid": 0, "inode": 5396,
                      "ends_in_ms": null, "risky": false,
                      "holders": [{"pid": 870, "command": "sshd", "cmdline": ["sshd", "-D"],
                                   "user": "root", "uid": 0, "pid_in_namespace": 1,
@@ -708,6 +708,19 @@ fn every_json_document_lsport_prints_matches_its_schema() {
     let udp_connected = UdpSocket::bind("127.0.0.1:8054").unwrap();
     udp_connected.connect("127.0.0.1:40020").unwrap();
     let ssh = tcp4_listener(22);
+    // An MPTCP listener (IPPROTO_MPTCP, 262): its TCP socket says mptcp.
+    sysctl("net.mptcp.enabled", "1");
+    // SAFETY: socket(2) takes no pointers; the fd is owned from here on.
+    let mptcp = unsafe {
+        std::os::fd::OwnedFd::from_raw_fd(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 262))
+    };
+    assert!(mptcp.as_raw_fd() >= 0, "no MPTCP socket");
+    nix::sys::socket::bind(
+        mptcp.as_raw_fd(),
+        &nix::sys::socket::SockaddrIn::new(127, 0, 0, 1, 7310),
+    )
+    .unwrap();
+    nix::sys::socket::listen(&mptcp, nix::sys::socket::Backlog::new(4).unwrap()).unwrap();
 
     let probe = validator("probe");
     let check = |args: &[&str], statuses: &[i32]| {
@@ -745,6 +758,9 @@ fn every_json_document_lsport_prints_matches_its_schema() {
         &[json!("listener"), json!("accepted")],
         "--json 40010",
     );
+    assert_eq!(values_of(&port, "mptcp"), vec![json!(false)]);
+    let mptcp_port = check(&["--json", "7310"], &[0]);
+    assert_eq!(values_of(&mptcp_port, "mptcp"), vec![json!(true)]);
     let listening = check(&["--json"], &[0]);
     assert_has(
         &values_of(&listening, "role"),
@@ -1003,7 +1019,7 @@ fn every_json_document_lsport_prints_matches_its_schema() {
     drop((
         outgoing, accepted, listener, bound_only, dual_stack, v6_only,
     ));
-    drop((udp, udp6, udp_connected, ssh, orphan_client));
+    drop((udp, udp6, udp_connected, ssh, orphan_client, mptcp));
 }
 
 /// A cgroup of the v1 `pids` hierarchy that a process is moved into,

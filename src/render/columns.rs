@@ -426,7 +426,8 @@ pub fn cgroup_label(cgroup: &SocketCgroup) -> Option<String> {
 
 /// A socket's protocol as every command labels it: tcp/udp for IPv4,
 /// tcp6/udp6 for IPv6, and tcp46/udp46 for an IPv6 wildcard socket that
-/// also takes IPv4. (An IPv6 socket on an IPv4-mapped address is tcp6,
+/// also takes IPv4; mptcp, mptcp6 and mptcp46 for the TCP sockets of an
+/// MPTCP socket. (An IPv6 socket on an IPv4-mapped address is tcp6,
 /// and its address is written as the kernel has it, `[::ffff:a.b.c.d]`.)
 pub fn protocol_label(s: &Socket) -> String {
     let suffix = match (s.family, s.v6only) {
@@ -434,7 +435,13 @@ pub fn protocol_label(s: &Socket) -> String {
         (Family::Inet6, Some(false)) if s.local.is_unspecified() => "46",
         (Family::Inet6, _) => "6",
     };
-    format!("{}{suffix}", s.protocol.name())
+    // An MPTCP socket's subflows and listener are TCP sockets to the
+    // kernel; the program asked for MPTCP, so they are named that.
+    let name = match s.mptcp {
+        Some(true) => "mptcp",
+        _ => s.protocol.name(),
+    };
+    format!("{name}{suffix}")
 }
 
 fn state_label(row: &Row) -> String {

@@ -125,6 +125,7 @@ mod tests {
             timer_ms: None,
             autobound: None,
             cgroup_id: None,
+            mptcp: None,
         };
         let bytes = build_request(&socket, 5);
         assert_eq!(bytes.len(), 72);

@@ -47,6 +47,13 @@ const INET_DIAG_REQ_BYTECODE: u16 = 1;
 /// The reply attribute with the socket's cgroup v2 id (a u64), which
 /// the kernel sends for every full socket since Linux 5.7, unasked.
 const INET_DIAG_CGROUP_ID: u16 = 21;
+/// INET_DIAG_INFO: struct tcp_info. Asking for it (bit INET_DIAG_INFO - 1
+/// of idiag_ext) is what makes the kernel also name a TCP socket's upper
+/// layer protocol; lsport reads only that name.
+const INET_DIAG_INFO: u16 = 2;
+/// INET_DIAG_ULP_INFO: nested; INET_ULP_INFO_NAME inside is the name.
+const INET_DIAG_ULP_INFO: u16 = 19;
+const INET_ULP_INFO_NAME: u16 = 1;
 /// The reply buffer: the kernel sends dumps in chunks of at most 32 KiB.
 const RECEIVE_BUFFER_LEN: usize = 64 * 1024;
 
@@ -171,7 +178,7 @@ pub fn build_request(request: &DumpRequest, sequence: u32) -> Vec<u8> {
         SockDiagMessage::InetRequest(InetRequest {
             family,
             protocol,
-            extensions: ExtensionFlags::empty(),
+            extensions: extensions_for(request),
             states: StateFlags::from_bits_retain(request.states),
             socket_id,
         })
@@ -184,6 +191,20 @@ pub fn build_request(request: &DumpRequest, sequence: u32) -> Vec<u8> {
     // The crate's request type has no attributes.
     append_filter(&mut bytes, request);
     bytes
+}
+
+/// The extensions asked for: INET_DIAG_INFO, whose replies then name a
+/// TCP socket's upper layer protocol (MPTCP subflows and listeners), for
+/// TCP dumps that are small: on some ports, or of listening and
+/// bound-only sockets alone. It brings a struct tcp_info with every
+/// socket, which makes a dump of every connection about three times the
+/// bytes (measured: 4.96 MB against 16.3 MB for 40,000 connections).
+fn extensions_for(request: &DumpRequest) -> ExtensionFlags {
+    let small = !request.ports.is_empty() || request.states & !TCP_UNCONNECTED == 0;
+    match request.protocol {
+        Protocol::Tcp if small => ExtensionFlags::from_bits_retain(1 << (INET_DIAG_INFO - 1)),
+        _ => ExtensionFlags::empty(),
+    }
 }
 
 /// Appends the filter program, if any, as an INET_DIAG_REQ_BYTECODE
@@ -226,7 +247,14 @@ pub fn build_both_families_request(request: &DumpRequest, sequence: u32) -> Vec<
     bytes.extend_from_slice(&sequence.to_ne_bytes());
     bytes.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
     bytes.push(AF_INET); // ignored by the kernel for dumps
-    bytes.extend_from_slice(&[0; 3]);
+    bytes.extend_from_slice(&[0; 2]); // prefix lengths
+    bytes.push(
+        extensions_for(&DumpRequest {
+            protocol: Protocol::Tcp,
+            ..request.clone()
+        })
+        .bits(),
+    );
     // The socket id: source port (network order), then zeros.
     let source_port = kernel_local_port(request).unwrap_or(0);
     bytes.extend_from_slice(&source_port.to_be_bytes());
@@ -402,6 +430,8 @@ pub fn decode_socket(payload: &[u8], protocol: Protocol) -> Option<Socket> {
     };
     let mut v6only = None;
     let mut cgroup_id = None;
+    let mut has_info = false;
+    let mut mptcp_ulp = false;
     for attribute in NlasIterator::new(payload.get(INET_DIAG_MSG_LEN..)?) {
         let Ok(attribute) = attribute else { break };
         match attribute.kind() {
@@ -417,9 +447,14 @@ pub fn decode_socket(payload: &[u8], protocol: Protocol) -> Option<Socket> {
                     // Ids start at 1 (the root cgroup): 0 is no cgroup.
                     .and_then(std::num::NonZeroU64::new);
             }
+            // Only full sockets carry tcp_info; TIME_WAIT and request
+            // sockets have no upper layer protocol to tell.
+            INET_DIAG_INFO => has_info = true,
+            INET_DIAG_ULP_INFO => mptcp_ulp = ulp_is_mptcp(attribute.value()),
             _ => {}
         }
     }
+    let mptcp = (protocol == Protocol::Tcp && has_info).then_some(mptcp_ulp);
     let id = &header.socket_id;
     let state = match (protocol, State::from_kernel(header.state)) {
         // The kernel reports a bound-only TCP socket with its real state,
@@ -441,7 +476,16 @@ pub fn decode_socket(payload: &[u8], protocol: Protocol) -> Option<Socket> {
         timer_ms: timer_of(payload),
         autobound: None,
         cgroup_id,
+        mptcp,
     })
+}
+
+/// Whether INET_ULP_INFO_NAME inside INET_DIAG_ULP_INFO is "mptcp".
+fn ulp_is_mptcp(nested: &[u8]) -> bool {
+    NlasIterator::new(nested)
+        .map_while(Result::ok)
+        .filter(|a| a.kind() == INET_ULP_INFO_NAME)
+        .any(|a| a.value().split(|b| *b == 0).next() == Some(&b"mptcp"[..]))
 }
 
 /// idiag_cookie: two native-endian u32s at bytes 44..52 of
@@ -669,6 +713,63 @@ mod tests {
             autobound_only: false,
             cgroups: None,
         }
+    }
+
+    #[test]
+    fn tcp_info_and_so_the_upper_layer_protocol_is_asked_for_small_tcp_dumps_only() {
+        let info = 1 << (INET_DIAG_INFO - 1);
+        let port = vec![PortRange::single(8080)];
+        let ext = |r: &DumpRequest| extensions_for(r).bits();
+        assert_eq!(
+            ext(&request(
+                Family::Inet,
+                Protocol::Tcp,
+                ALL_STATES,
+                port.clone()
+            )),
+            info
+        );
+        assert_eq!(
+            ext(&request(
+                Family::Inet,
+                Protocol::Tcp,
+                TCP_UNCONNECTED,
+                vec![]
+            )),
+            info
+        );
+        assert_eq!(
+            ext(&request(Family::Inet, Protocol::Tcp, ALL_STATES, vec![])),
+            0
+        );
+        assert_eq!(
+            ext(&request(
+                Family::Inet,
+                Protocol::Udp,
+                ALL_STATES,
+                port.clone()
+            )),
+            0
+        );
+        // struct inet_diag_req: idiag_ext is its fourth byte.
+        let both =
+            build_both_families_request(&request(Family::Inet, Protocol::Tcp, ALL_STATES, port), 1);
+        assert_eq!(both[NLMSG_HEADER_LEN + 3], info);
+    }
+
+    #[test]
+    fn the_mptcp_upper_layer_protocol_is_read_from_its_nested_name() {
+        let nested = |name: &[u8]| {
+            let mut bytes = ((4 + name.len()) as u16).to_ne_bytes().to_vec();
+            bytes.extend_from_slice(&INET_ULP_INFO_NAME.to_ne_bytes());
+            bytes.extend_from_slice(name);
+            bytes.resize(bytes.len().div_ceil(4) * 4, 0);
+            bytes
+        };
+        assert!(ulp_is_mptcp(&nested(b"mptcp\0")));
+        assert!(!ulp_is_mptcp(&nested(b"tls\0")));
+        assert!(!ulp_is_mptcp(&nested(b"mptcpx\0")));
+        assert!(!ulp_is_mptcp(&[]));
     }
 
     #[test]

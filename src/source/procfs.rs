@@ -130,6 +130,8 @@ fn parse_fields<'a>(
         timer_ms: None,
         autobound: None,
         cgroup_id: None,
+        // /proc/net/tcp does not print the upper layer protocol.
+        mptcp: None,
     })
 }
 
