@@ -185,59 +185,10 @@ fn an_ipv6_rule_forwards_ipv6_traffic() {
     assert_eq!(status, Some(1));
 }
 
-/// Docker's rules, as `iptables` (the nf_tables one) writes them for a
-/// port published with the userland proxy off.
+/// Docker's rules, as `iptables` (the nf_tables one or the legacy one)
+/// writes them for a port published with the userland proxy off.
 fn docker_rules(iptables: &str) {
-    for rule in [
-        &["-t", "nat", "-N", "DOCKER"][..],
-        &[
-            "-t",
-            "nat",
-            "-A",
-            "PREROUTING",
-            "-m",
-            "addrtype",
-            "--dst-type",
-            "LOCAL",
-            "-j",
-            "DOCKER",
-        ],
-        &[
-            "-t",
-            "nat",
-            "-A",
-            "OUTPUT",
-            "!",
-            "-d",
-            "127.0.0.0/8",
-            "-m",
-            "addrtype",
-            "--dst-type",
-            "LOCAL",
-            "-j",
-            "DOCKER",
-        ],
-        &["-t", "nat", "-A", "DOCKER", "-i", "docker0", "-j", "RETURN"],
-        &[
-            "-t",
-            "nat",
-            "-A",
-            "DOCKER",
-            "!",
-            "-i",
-            "docker0",
-            "-p",
-            "tcp",
-            "-m",
-            "tcp",
-            "--dport",
-            "8081",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "172.17.0.2:80",
-        ],
-    ] {
+    for rule in DOCKER_PUBLISHES_8081 {
         run_tool(iptables, rule);
     }
 }

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::private_netns;
+use common::{DOCKER_PUBLISHES_8081, private_netns};
 use lsport::forwards::{
     self, AddressTypeMatch, Direction, Forward, ForwardScan, Hook, InterfaceName, RuleSource,
     TableFamily, Target, Unreadable,
@@ -152,56 +152,7 @@ fn native_nft_dnat_and_redirect() {
 /// Docker's rules for `docker run -p 8081:80`, as dockerd writes them
 /// with iptables 1.8 (iptables-nft).
 fn docker_rules(iptables: &PathBuf) {
-    for args in [
-        &["-t", "nat", "-N", "DOCKER"][..],
-        &[
-            "-t",
-            "nat",
-            "-A",
-            "PREROUTING",
-            "-m",
-            "addrtype",
-            "--dst-type",
-            "LOCAL",
-            "-j",
-            "DOCKER",
-        ],
-        &[
-            "-t",
-            "nat",
-            "-A",
-            "OUTPUT",
-            "!",
-            "-d",
-            "127.0.0.0/8",
-            "-m",
-            "addrtype",
-            "--dst-type",
-            "LOCAL",
-            "-j",
-            "DOCKER",
-        ],
-        &["-t", "nat", "-A", "DOCKER", "-i", "docker0", "-j", "RETURN"],
-        &[
-            "-t",
-            "nat",
-            "-A",
-            "DOCKER",
-            "!",
-            "-i",
-            "docker0",
-            "-p",
-            "tcp",
-            "-m",
-            "tcp",
-            "--dport",
-            "8081",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "172.17.0.2:80",
-        ],
-    ] {
+    for args in DOCKER_PUBLISHES_8081 {
         run(iptables, args);
     }
 }

@@ -498,3 +498,58 @@ pub fn docker_proxy_like(fd: RawFd, port: u16) -> HeldBy {
     }
     panic!("python3 as docker-proxy did not start");
 }
+
+/// The nat rules dockerd writes for `docker run -p 8081:80` with the
+/// userland proxy off, as arguments to iptables (nft or legacy): a DOCKER
+/// chain jumped to from PREROUTING and OUTPUT for local addresses, and
+/// the DNAT of 8081 to the container's port 80.
+pub const DOCKER_PUBLISHES_8081: [&[&str]; 5] = [
+    &["-t", "nat", "-N", "DOCKER"],
+    &[
+        "-t",
+        "nat",
+        "-A",
+        "PREROUTING",
+        "-m",
+        "addrtype",
+        "--dst-type",
+        "LOCAL",
+        "-j",
+        "DOCKER",
+    ],
+    &[
+        "-t",
+        "nat",
+        "-A",
+        "OUTPUT",
+        "!",
+        "-d",
+        "127.0.0.0/8",
+        "-m",
+        "addrtype",
+        "--dst-type",
+        "LOCAL",
+        "-j",
+        "DOCKER",
+    ],
+    &["-t", "nat", "-A", "DOCKER", "-i", "docker0", "-j", "RETURN"],
+    &[
+        "-t",
+        "nat",
+        "-A",
+        "DOCKER",
+        "!",
+        "-i",
+        "docker0",
+        "-p",
+        "tcp",
+        "-m",
+        "tcp",
+        "--dport",
+        "8081",
+        "-j",
+        "DNAT",
+        "--to-destination",
+        "172.17.0.2:80",
+    ],
+];
