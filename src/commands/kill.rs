@@ -34,7 +34,7 @@ use crate::holders::container::Container;
 use crate::holders::process::{self, ProcessHandle, Refusal, Signal};
 use crate::probe::probe;
 use crate::query::{CgroupDetail, ForwardingRules, HolderDetail, Query, View};
-use crate::report::{Report, Role, Row};
+use crate::report::{Holder, Report, Role, Row};
 use crate::socket::{PortRange, Socket, State};
 use crate::source::destroy;
 
@@ -627,6 +627,34 @@ fn remaining_of(row: &Row) -> RemainingSocket {
     }
 }
 
+/// A holder as a target of the kill, with its refusal decided (`chain`:
+/// lsport and its ancestors); its ports and inodes are added by the
+/// caller.
+fn target_of(holder: &Holder, query: &Query, chain: &[u32]) -> Target {
+    Target {
+        pid: holder.pid,
+        pid_in_namespace: holder.pid_in_namespace(),
+        command: holder.command().to_vec(),
+        uid: holder.uid(),
+        user: holder.user().map(str::to_string),
+        container: holder.container().cloned(),
+        parent: process::parent(&query.proc_root, holder.pid),
+        ports: Vec::new(),
+        inodes: Vec::new(),
+        blast: None,
+        signals_sent: Vec::new(),
+        fate: match process::refusal(
+            &query.proc_root,
+            holder.pid,
+            holder.pid_in_namespace(),
+            chain,
+        ) {
+            Some(why) => Fate::Refused(why),
+            None => Fate::StillHolding,
+        },
+    }
+}
+
 /// Every process holding one of the `rows`, once, with the refusals
 /// decided.
 fn targets_of(rows: &[&Row], query: &Query) -> Vec<Target> {
@@ -634,28 +662,9 @@ fn targets_of(rows: &[&Row], query: &Query) -> Vec<Target> {
     let mut by_pid: HashMap<u32, Target> = HashMap::new();
     for row in rows {
         for holder in &row.holders {
-            let target = by_pid.entry(holder.pid).or_insert_with(|| Target {
-                pid: holder.pid,
-                pid_in_namespace: holder.pid_in_namespace(),
-                command: holder.command().to_vec(),
-                uid: holder.uid(),
-                user: holder.user().map(str::to_string),
-                container: holder.container().cloned(),
-                parent: process::parent(&query.proc_root, holder.pid),
-                ports: Vec::new(),
-                inodes: Vec::new(),
-                blast: None,
-                signals_sent: Vec::new(),
-                fate: match process::refusal(
-                    &query.proc_root,
-                    holder.pid,
-                    holder.pid_in_namespace(),
-                    &chain,
-                ) {
-                    Some(why) => Fate::Refused(why),
-                    None => Fate::StillHolding,
-                },
-            });
+            let target = by_pid
+                .entry(holder.pid)
+                .or_insert_with(|| target_of(holder, query, &chain));
             if !target.ports.contains(&row.socket.local.port) {
                 target.ports.push(row.socket.local.port);
             }

@@ -384,6 +384,11 @@ pub fn build(inputs: UnixInputs<'_>) -> (Vec<UnixRow>, Vec<TargetAnswer>) {
             }
         })
         .collect();
+    if answers.is_empty() && !filters.is_empty() {
+        rows.retain(|row| passes(row, filters));
+    }
+    // Peers are linked among the rows kept: one the filter left out has
+    // no row.
     let by_inode: HashMap<u64, usize> = rows
         .iter()
         .enumerate()
@@ -394,26 +399,6 @@ pub fn build(inputs: UnixInputs<'_>) -> (Vec<UnixRow>, Vec<TargetAnswer>) {
             .socket
             .peer_inode()
             .and_then(|inode| by_inode.get(&inode).copied());
-    }
-    if answers.is_empty() && !filters.is_empty() {
-        let keep: Vec<bool> = rows.iter().map(|row| passes(row, filters)).collect();
-        let mut index = 0;
-        rows.retain(|_| {
-            index += 1;
-            keep[index - 1]
-        });
-        // Peers may have gone with the filter: looked up again.
-        let by_inode: HashMap<u64, usize> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.socket.inode, i))
-            .collect();
-        for row in &mut rows {
-            row.peer_row = row
-                .socket
-                .peer_inode()
-                .and_then(|inode| by_inode.get(&inode).copied());
-        }
     }
     (rows, answers)
 }

@@ -16,14 +16,13 @@ use crate::commands::wait::unix::bound_servers;
 use crate::error::Error;
 use crate::holders::process::{self, ProcessHandle, Signal};
 use crate::query::{HolderDetail, Query, SourceChoice, View};
-use crate::report::Holder;
 use crate::unix::probe;
 use crate::unix::report::{UnixReport, UnixRole, UnixRow};
 use crate::unix::target::UnixTarget;
 
 use super::{
     Fate, Interaction, KillOptions, KillReport, Mode, Outcome, Target, blast, choose_receivers,
-    foresee_signals, is_wide, signal_all,
+    foresee_signals, is_wide, signal_all, target_of,
 };
 
 /// How often the table is looked at while the signals take effect.
@@ -190,31 +189,6 @@ fn targets_of(servers: &[&UnixRow], query: &Query) -> Vec<Target> {
     let mut targets: Vec<Target> = by_pid.into_values().collect();
     targets.sort_by_key(|t| t.pid);
     targets
-}
-
-fn target_of(holder: &Holder, query: &Query, chain: &[u32]) -> Target {
-    Target {
-        pid: holder.pid,
-        pid_in_namespace: holder.pid_in_namespace(),
-        command: holder.command().to_vec(),
-        uid: holder.uid(),
-        user: holder.user().map(str::to_string),
-        container: holder.container().cloned(),
-        parent: process::parent(&query.proc_root, holder.pid),
-        ports: Vec::new(),
-        inodes: Vec::new(),
-        blast: None,
-        signals_sent: Vec::new(),
-        fate: match process::refusal(
-            &query.proc_root,
-            holder.pid,
-            holder.pid_in_namespace(),
-            chain,
-        ) {
-            Some(why) => Fate::Refused(why),
-            None => Fate::StillHolding,
-        },
-    }
 }
 
 /// Until nothing is bound to the name: SIGKILL after the grace period
