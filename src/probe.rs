@@ -13,6 +13,7 @@ use crate::filter::{self, SocketFilter};
 use crate::forwards::{self, ForwardScan, Unreadable};
 use crate::holders::cgroups::{CgroupTree, Hierarchy, SocketCgroup};
 use crate::holders::container::{self, Container};
+use crate::holders::early::{self, EarlyWalk};
 use crate::holders::hidepid;
 use crate::holders::kernel::Unavailable;
 use crate::holders::overlap;
@@ -62,12 +63,13 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
     let mut search = HolderSearch::plan(query);
     let ((gathered, skipped), scan) = match (query.holders, search.from) {
         (HolderDetail::None, _) => (gather_namespaces(query, filter, &|| {})?, FdScan::default()),
-        // The kernel walks every fd table in one pass, after the dumps,
-        // for just the sockets they found.
+        // The kernel walks every fd table in one pass, on a second
+        // thread while the namespaces are dumped (see early.rs).
         (HolderDetail::Processes, HolderWalk::Kernel) => {
-            let gathered = gather_namespaces(query, filter, &|| {})?;
+            let (gathered, early) =
+                early::walk_while(|found_some| gather_namespaces(query, filter, found_some))?;
             let wanted = wanted_inodes(&gathered.0);
-            let scan = search.scan(query, wanted);
+            let scan = search.scan_after(query, wanted, early);
             (gathered, scan)
         }
         // The /proc scan runs while the namespaces are dumped, from the
@@ -190,6 +192,23 @@ impl HolderSearch {
         });
         scan
     }
+
+    /// The holders of `wanted`, from the kernel's walk that ran during
+    /// the dumps (and a second for what it missed); from a walk now
+    /// where it never started, or from /proc where the kernel refused.
+    fn scan_after(&mut self, query: &Query, wanted: HashSet<u64>, early: EarlyWalk) -> FdScan {
+        match early {
+            _ if wanted.is_empty() => FdScan::default(),
+            None => self.scan(query, wanted),
+            Some(walked) => match walked.and_then(|all| early::scan_after(all, &wanted)) {
+                Ok(scan) => scan,
+                Err(why) => {
+                    *self = HolderSearch::proc(Some(why));
+                    self.scan(query, wanted)
+                }
+            },
+        }
+    }
 }
 
 /// Settles the sockets the first pass found no holder of. They are
@@ -215,9 +234,9 @@ fn settle_leftovers(
     if leftover.is_empty() {
         return None;
     }
-    // The kernel's walk ran after the dumps, over every thread's fd
-    // table, and none was refused: a socket it found no holder of is
-    // closed or held by no fd, never hidden.
+    // The kernel's walk went over every thread's fd table, none was
+    // refused, and a socket it missed was walked for after the dumps: a
+    // socket without a holder is closed or held by no fd, never hidden.
     if from == HolderWalk::Kernel {
         drop_closed(query, gathered, scan);
         return None;

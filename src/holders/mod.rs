@@ -6,6 +6,7 @@
 
 pub mod cgroups;
 pub mod container;
+pub(crate) mod early;
 pub mod hidepid;
 pub mod kernel;
 pub mod mountinfo;

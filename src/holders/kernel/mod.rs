@@ -231,8 +231,23 @@ pub fn kernel_fd_walk(filter: Option<&[u64]>) -> Result<Vec<SocketFd>, Unavailab
     }
 }
 
-/// One walk; `filter` goes into the kernel.
+/// Every socket fd of every process, in the order the kernel walked
+/// them, repeats included (a thread's own table repeats its leader's
+/// sockets): for a caller that keeps a few of them and sorts those.
+pub fn every_socket_fd() -> Result<Vec<SocketFd>, Unavailable> {
+    walk_unsorted(None)
+}
+
+/// One walk, sorted and without repeats; `filter` goes into the kernel.
 fn walk(filter: Option<&[u64]>) -> Result<Vec<SocketFd>, Unavailable> {
+    let mut found = walk_unsorted(filter)?;
+    found.sort_unstable();
+    found.dedup();
+    Ok(found)
+}
+
+/// One walk, as the kernel wrote it; `filter` goes into the kernel.
+fn walk_unsorted(filter: Option<&[u64]>) -> Result<Vec<SocketFd>, Unavailable> {
     check_pid_namespace()?;
     let layout = read_layout()?;
     let map = filter.map(filter_map).transpose()?;
@@ -250,8 +265,6 @@ fn walk(filter: Option<&[u64]>) -> Result<Vec<SocketFd>, Unavailable> {
     records::decode(&bytes, &mut found).map_err(|r| Unavailable::BadOutput {
         trailing: r.trailing,
     })?;
-    found.sort_unstable();
-    found.dedup();
     Ok(found)
 }
 
