@@ -75,8 +75,10 @@ pub struct Column {
     pub json_key: &'static str,
     /// One line for `-o help`, `--help` and the man page.
     pub help: &'static str,
-    /// Makes the cell's text, escaped for a terminal.
-    pub cell: fn(&CellSource<'_>) -> String,
+    /// Writes the cell's text, escaped for a terminal, at the end of
+    /// the buffer it is given (a table of 200,000 lines makes no string
+    /// per cell).
+    pub cell: fn(&CellSource<'_>, &mut String),
 }
 
 /// Every column, in the order `-o help` lists them.
@@ -87,7 +89,7 @@ pub static COLUMNS: [Column; 17] = [
         header: "PROTO",
         json_key: "protocol, family, v6only",
         help: "tcp or udp; 6 for IPv6, 46 for an IPv6 wildcard socket that also takes IPv4",
-        cell: |c| protocol_label(&c.row.socket),
+        cell: |c, out| out.push_str(&protocol_label(&c.row.socket)),
     },
     Column {
         id: ColumnId::State,
@@ -95,7 +97,7 @@ pub static COLUMNS: [Column; 17] = [
         header: "STATE",
         json_key: "state",
         help: "the kernel's state (UNCONN for an unconnected UDP socket)",
-        cell: |c| state_label(c.row),
+        cell: |c, out| out.push_str(&state_label(c.row)),
     },
     Column {
         id: ColumnId::Role,
@@ -103,12 +105,10 @@ pub static COLUMNS: [Column; 17] = [
         header: "ROLE",
         json_key: "role, risky",
         help: "listener, bound-only, accepted, outgoing, time-wait or orphaned; ! marks a port an outgoing connection may take",
-        cell: |c| {
-            let name = c.row.role.name();
+        cell: |c, out| {
+            out.push_str(c.row.role.name());
             if c.mark_risky && c.row.risky {
-                format!("{name}!")
-            } else {
-                name.to_string()
+                out.push('!');
             }
         },
     },
@@ -118,7 +118,7 @@ pub static COLUMNS: [Column; 17] = [
         header: "LOCAL",
         json_key: "local",
         help: "local address and port",
-        cell: |c| c.row.socket.local.to_string(),
+        cell: |c, out| push_display(out, &c.row.socket.local),
     },
     Column {
         id: ColumnId::Service,
@@ -126,11 +126,9 @@ pub static COLUMNS: [Column; 17] = [
         header: "SERVICE",
         json_key: "service",
         help: "the service registered on the local port for this protocol",
-        cell: |c| {
-            c.row
-                .service
-                .as_deref()
-                .map_or("-".to_string(), |s| escape_str(s))
+        cell: |c, out| match c.row.service.as_deref() {
+            Some(s) => out.push_str(&escape_str(s)),
+            None => out.push('-'),
         },
     },
     Column {
@@ -139,7 +137,7 @@ pub static COLUMNS: [Column; 17] = [
         header: "REMOTE",
         json_key: "remote",
         help: "remote address and port (*:* when not connected)",
-        cell: |c| c.row.socket.remote.to_string(),
+        cell: |c, out| push_display(out, &c.row.socket.remote),
     },
     Column {
         id: ColumnId::Pid,
@@ -147,12 +145,15 @@ pub static COLUMNS: [Column; 17] = [
         header: "PID",
         json_key: "holders[].pid, holders[].pid_in_namespace",
         help: "the holding process; HOST/INNER for a process in another pid namespace",
-        cell: |c| match c.holder {
-            Some(h) => match h.pid_in_namespace() {
-                Some(inner) => format!("{}/{inner}", h.pid),
-                None => h.pid.to_string(),
-            },
-            None => "-".to_string(),
+        cell: |c, out| match c.holder {
+            Some(h) => {
+                push_display(out, &h.pid);
+                if let Some(inner) = h.pid_in_namespace() {
+                    out.push('/');
+                    push_display(out, &inner);
+                }
+            }
+            None => out.push('-'),
         },
     },
     Column {
@@ -161,18 +162,17 @@ pub static COLUMNS: [Column; 17] = [
         header: "USER",
         json_key: "holders[].user, holders[].uid",
         help: "the holder's user (the socket's owner when the holder is hidden)",
-        cell: |c| match c.holder {
+        cell: |c, out| match c.holder {
             Some(h) => match (h.user(), h.uid()) {
-                (Some(name), _) => escape_str(name),
-                (None, Some(uid)) => uid.to_string(),
-                (None, None) => "?".to_string(),
+                (Some(name), _) => out.push_str(&escape_str(name)),
+                (None, Some(uid)) => push_display(out, &uid),
+                (None, None) => out.push('?'),
             },
-            None if c.row.holders_hidden => c
-                .row
-                .owner
-                .as_deref()
-                .map_or_else(|| c.row.socket.uid.to_string(), |s| escape_str(s)),
-            None => "-".to_string(),
+            None if c.row.holders_hidden => match c.row.owner.as_deref() {
+                Some(name) => out.push_str(&escape_str(name)),
+                None => push_display(out, &c.row.socket.uid),
+            },
+            None => out.push('-'),
         },
     },
     Column {
@@ -181,7 +181,10 @@ pub static COLUMNS: [Column; 17] = [
         header: "FD",
         json_key: "holders[].fd",
         help: "the holder's file descriptor for the socket",
-        cell: |c| c.holder.map_or("-".to_string(), |h| h.fd.to_string()),
+        cell: |c, out| match c.holder {
+            Some(h) => push_display(out, &h.fd),
+            None => out.push('-'),
+        },
     },
     Column {
         id: ColumnId::Command,
@@ -189,10 +192,10 @@ pub static COLUMNS: [Column; 17] = [
         header: "COMMAND",
         json_key: "holders[].command",
         help: "the holder's command name; (hidden) when this user may not see it, with the socket's owner and where it was created",
-        cell: |c| match c.holder {
-            Some(h) => escape_bytes(h.command()),
-            None if c.row.holders_hidden => hidden_holder(c.row),
-            None => "-".to_string(),
+        cell: |c, out| match c.holder {
+            Some(h) => out.push_str(&escape_bytes(h.command())),
+            None if c.row.holders_hidden => out.push_str(&hidden_holder(c.row)),
+            None => out.push('-'),
         },
     },
     Column {
@@ -201,12 +204,13 @@ pub static COLUMNS: [Column; 17] = [
         header: "ARGS",
         json_key: "holders[].cmdline",
         help: "the holder's command line",
-        cell: |c| match c.holder {
-            Some(h) => {
-                let args: Vec<String> = h.cmdline().iter().map(|a| escape_bytes(a)).collect();
-                args.join(" ")
+        cell: |c, out| {
+            for (i, arg) in c.holder.iter().flat_map(|h| h.cmdline()).enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                out.push_str(&escape_bytes(arg));
             }
-            None => String::new(),
         },
     },
     Column {
@@ -215,7 +219,7 @@ pub static COLUMNS: [Column; 17] = [
         header: "UID",
         json_key: "uid",
         help: "the uid the kernel records as the socket's owner",
-        cell: |c| c.row.socket.uid.to_string(),
+        cell: |c, out| push_display(out, &c.row.socket.uid),
     },
     Column {
         id: ColumnId::Inode,
@@ -223,7 +227,7 @@ pub static COLUMNS: [Column; 17] = [
         header: "INODE",
         json_key: "inode",
         help: "the socket's inode (0 for sockets no file refers to)",
-        cell: |c| c.row.socket.inode.to_string(),
+        cell: |c, out| push_display(out, &c.row.socket.inode),
     },
     Column {
         id: ColumnId::Netns,
@@ -231,7 +235,10 @@ pub static COLUMNS: [Column; 17] = [
         header: "NETNS",
         json_key: "netns.inode",
         help: "the inode of the socket's network namespace",
-        cell: |c| c.netns.inode.map_or("-".to_string(), |i| i.to_string()),
+        cell: |c, out| match c.netns.inode {
+            Some(inode) => push_display(out, &inode),
+            None => out.push('-'),
+        },
     },
     Column {
         id: ColumnId::Container,
@@ -239,7 +246,7 @@ pub static COLUMNS: [Column; 17] = [
         header: "CONTAINER",
         json_key: "holders[].container",
         help: "the container the holder runs in, from its cgroup; for a socket without a visible holder, the container it was created in or whose network namespace it lives in",
-        cell: |c| {
+        cell: |c, out| {
             let container = match c.holder {
                 Some(holder) => holder.container(),
                 None => c
@@ -249,13 +256,16 @@ pub static COLUMNS: [Column; 17] = [
                     .and_then(|g| g.container.as_ref())
                     .or(c.netns.container.as_ref()),
             };
-            container.map_or("-".to_string(), |k| {
-                let name = k
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| k.id.chars().take(12).collect());
-                format!("{}:{}", k.runtime, escape_str(&name))
-            })
+            match container {
+                Some(k) => {
+                    let name = k
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| k.id.chars().take(12).collect());
+                    out.push_str(&format!("{}:{}", k.runtime, escape_str(&name)));
+                }
+                None => out.push('-'),
+            }
         },
     },
     Column {
@@ -264,12 +274,12 @@ pub static COLUMNS: [Column; 17] = [
         header: "CGROUP",
         json_key: "cgroup.path, cgroup.id",
         help: "the cgroup v2 the socket was created in (its id when it is not in the hierarchy mounted here)",
-        cell: |c| match c.row.cgroup.as_deref() {
+        cell: |c, out| match c.row.cgroup.as_deref() {
             Some(SocketCgroup {
                 path: Some(path), ..
-            }) => escape_str(path),
-            Some(cgroup) => format!("id:{}", cgroup.id),
-            None => "-".to_string(),
+            }) => out.push_str(&escape_str(path)),
+            Some(cgroup) => out.push_str(&format!("id:{}", cgroup.id)),
+            None => out.push('-'),
         },
     },
     Column {
@@ -278,12 +288,12 @@ pub static COLUMNS: [Column; 17] = [
         header: "UNIT",
         json_key: "cgroup.unit",
         help: "the systemd unit the socket was created in, from its cgroup",
-        cell: |c| {
-            c.row
-                .cgroup
-                .as_deref()
-                .and_then(|g| g.unit.as_deref())
-                .map_or("-".to_string(), escape_str)
+        cell: |c, out| {
+            let unit = c.row.cgroup.as_deref().and_then(|g| g.unit.as_deref());
+            match unit {
+                Some(unit) => out.push_str(&escape_str(unit)),
+                None => out.push('-'),
+            }
         },
     },
 ];
@@ -422,6 +432,12 @@ pub fn cgroup_label(cgroup: &SocketCgroup) -> Option<String> {
         .as_deref()
         .or(cgroup.path.as_deref().filter(|p| *p != "/"))
         .map(escape_str)
+}
+
+/// Appends `value` as Display writes it.
+fn push_display(out: &mut String, value: &impl std::fmt::Display) {
+    use std::fmt::Write;
+    let _ = write!(out, "{value}");
 }
 
 /// A socket's protocol as every command labels it: tcp/udp for IPv4,

@@ -9,10 +9,14 @@
 //! terminal obeys them.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io;
+use std::rc::Rc;
 
 use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
+use serde_json::value::RawValue;
 
 use crate::commands::ephemeral::{EphemeralReport, NamespaceAnalysis};
 use crate::forwards::proxy::{Proxy, ProxyTarget};
@@ -522,8 +526,9 @@ impl Serialize for Sockets<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut seq = serializer.serialize_seq(None)?;
         for report in self.0 {
+            let texts = HolderTexts::default();
             for row in &report.rows {
-                seq.serialize_element(&SocketEntry::of(row, &report.netns))?;
+                seq.serialize_element(&SocketEntry::with_texts(row, &report.netns, &texts))?;
             }
         }
         seq.end()
@@ -588,6 +593,11 @@ impl<'a> CgroupView<'a> {
 
 impl<'a> SocketEntry<'a> {
     pub(crate) fn of(row: &'a Row, netns: &'a NetnsLabel) -> SocketEntry<'a> {
+        SocketEntry::with_texts(row, netns, &HolderTexts::default())
+    }
+
+    /// `of`, taking the holders' command lines from `texts`.
+    fn with_texts(row: &'a Row, netns: &'a NetnsLabel, texts: &HolderTexts) -> SocketEntry<'a> {
         let s = &row.socket;
         SocketEntry {
             protocol: s.protocol.name(),
@@ -604,7 +614,11 @@ impl<'a> SocketEntry<'a> {
             // Only a socket that goes by itself has an end to tell.
             ends_in_ms: s.timer_ms.filter(|_| s.ends_by_itself()),
             risky: row.risky,
-            holders: row.holders.iter().map(HolderEntry::of).collect(),
+            holders: row
+                .holders
+                .iter()
+                .map(|h| HolderEntry::with_texts(h, texts))
+                .collect(),
             holders_hidden: row.holders_hidden,
             cgroup: row.cgroup.as_deref().map(CgroupView::of),
             netns: NetnsView::of(netns),
@@ -615,8 +629,8 @@ impl<'a> SocketEntry<'a> {
 #[derive(Serialize)]
 pub(crate) struct HolderEntry<'a> {
     pid: u32,
-    command: Cow<'a, str>,
-    cmdline: Vec<Cow<'a, str>>,
+    command: JsonText,
+    cmdline: JsonText,
     user: Option<&'a str>,
     uid: Option<u32>,
     pid_in_namespace: Option<u32>,
@@ -677,14 +691,16 @@ impl<'a> ProxyView<'a> {
 
 impl<'a> HolderEntry<'a> {
     pub(crate) fn of(holder: &'a Holder) -> HolderEntry<'a> {
+        HolderEntry::with_texts(holder, &HolderTexts::default())
+    }
+
+    /// `of`, taking the command line from `texts`.
+    fn with_texts(holder: &'a Holder, texts: &HolderTexts) -> HolderEntry<'a> {
+        let (command, cmdline) = texts.of(holder);
         HolderEntry {
             pid: holder.pid,
-            command: String::from_utf8_lossy(holder.command()),
-            cmdline: holder
-                .cmdline()
-                .iter()
-                .map(|arg| String::from_utf8_lossy(arg))
-                .collect(),
+            command,
+            cmdline,
             user: holder.user(),
             uid: holder.uid(),
             pid_in_namespace: holder.pid_in_namespace(),
@@ -692,6 +708,60 @@ impl<'a> HolderEntry<'a> {
             fd: holder.fd,
             proxy: holder.proxy().map(ProxyView::of),
         }
+    }
+}
+
+/// JSON text made once and written as is wherever it is needed.
+#[derive(Clone)]
+struct JsonText(Rc<RawValue>);
+
+impl JsonText {
+    /// `value` as JSON, escaped by [`TerminalSafe`].
+    fn of(value: &impl Serialize) -> JsonText {
+        let mut bytes = Vec::new();
+        let mut serializer = serde_json::Serializer::with_formatter(&mut bytes, TerminalSafe);
+        value
+            .serialize(&mut serializer)
+            .expect("strings and arrays of strings serialize");
+        let text = String::from_utf8(bytes).expect("serde_json writes UTF-8");
+        JsonText(
+            RawValue::from_string(text)
+                .expect("serde_json writes JSON")
+                .into(),
+        )
+    }
+}
+
+impl Serialize for JsonText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+/// The holders' commands and command lines as JSON, made once per
+/// process: `-a` on 200,000 sockets held by 500 processes escapes each
+/// command line 500 times, not 200,000.
+#[derive(Default)]
+struct HolderTexts(RefCell<HashMap<u32, (JsonText, JsonText)>>);
+
+impl HolderTexts {
+    /// The command and command line of `holder`'s process.
+    fn of(&self, holder: &Holder) -> (JsonText, JsonText) {
+        self.0
+            .borrow_mut()
+            .entry(holder.pid)
+            .or_insert_with(|| {
+                let cmdline: Vec<Cow<str>> = holder
+                    .cmdline()
+                    .iter()
+                    .map(|arg| String::from_utf8_lossy(arg))
+                    .collect();
+                (
+                    JsonText::of(&String::from_utf8_lossy(holder.command())),
+                    JsonText::of(&cmdline),
+                )
+            })
+            .clone()
     }
 }
 

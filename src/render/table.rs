@@ -654,43 +654,72 @@ impl Table<'_> {
     /// is kept. The cells that depend only on a holder's process (its
     /// command line above all) are made once per process for both.
     fn write(&self, paint: &Paint, sink: &mut dyn io::Write) -> io::Result<()> {
+        let columns: Vec<&Column> = self.columns.iter().map(|id| id.column()).collect();
+        let last = columns.len().saturating_sub(1);
         let mut per_process = HashMap::new();
-        let mut widths: Vec<usize> = self
-            .columns
-            .iter()
-            .map(|id| id.column().header.len())
-            .collect();
-        self.each_line(&mut per_process, |cells| {
-            for (w, cell) in widths.iter_mut().zip(cells) {
-                *w = (*w).max(cell.chars().count());
+        let mut widths: Vec<usize> = columns.iter().map(|c| c.header.len()).collect();
+        let mut scratch = String::new();
+        self.each_line(&columns, &mut per_process, |source, process| {
+            for (i, column) in columns.iter().enumerate() {
+                let width = match process.and_then(|p| p[i].as_ref()) {
+                    Some(cell) => cell.width,
+                    None => {
+                        scratch.clear();
+                        (column.cell)(source, &mut scratch);
+                        scratch.chars().count()
+                    }
+                };
+                widths[i] = widths[i].max(width);
             }
             Ok(())
         })?;
-        let headers: Vec<String> = self
-            .columns
-            .iter()
-            .map(|id| id.column().header.to_string())
-            .collect();
-        let fit = |line: String| match self.width {
-            Some(width) => cut(line, width),
-            None => line,
-        };
-        writeln!(sink, "{}", paint.bold(&fit(format_line(&headers, &widths))))?;
-        self.each_line(&mut per_process, |cells| {
-            writeln!(sink, "{}", fit(format_line(cells, &widths)))
+        let mut line = String::new();
+        let mut chars = 0;
+        for (i, column) in columns.iter().enumerate() {
+            line.push_str(column.header);
+            chars += column.header.len();
+            if i < last {
+                chars += pad(&mut line, widths[i] - column.header.len());
+            }
+        }
+        finish_line(&mut line, chars, self.width);
+        writeln!(sink, "{}", paint.bold(&line))?;
+        self.each_line(&columns, &mut per_process, |source, process| {
+            line.clear();
+            let mut chars = 0;
+            for (i, column) in columns.iter().enumerate() {
+                let start = line.len();
+                let width = match process.and_then(|p| p[i].as_ref()) {
+                    Some(cell) => {
+                        line.push_str(&cell.text);
+                        cell.width
+                    }
+                    None => {
+                        (column.cell)(source, &mut line);
+                        line[start..].chars().count()
+                    }
+                };
+                chars += width;
+                if i < last {
+                    chars += pad(&mut line, widths[i] - width);
+                }
+            }
+            finish_line(&mut line, chars, self.width);
+            line.push('\n');
+            sink.write_all(line.as_bytes())
         })
     }
 
-    /// Calls `line` with the cells of each line in turn. `per_process`
-    /// keeps, by pid, the cells of the columns that depend only on the
-    /// holder's process (None in the other columns).
+    /// Calls `line` with what the cells of each line are made from, in
+    /// turn, and the cells of the holder's process. `per_process` keeps,
+    /// by pid, the cells of the columns that depend only on the holder's
+    /// process (None in the other columns), made at its first line.
     fn each_line(
         &self,
-        per_process: &mut HashMap<u32, Vec<Option<String>>>,
-        mut line: impl FnMut(&[String]) -> io::Result<()>,
+        columns: &[&Column],
+        per_process: &mut HashMap<u32, Vec<Option<Cell>>>,
+        mut line: impl FnMut(&CellSource<'_>, Option<&[Option<Cell>]>) -> io::Result<()>,
     ) -> io::Result<()> {
-        let columns: Vec<&Column> = self.columns.iter().map(|id| id.column()).collect();
-        let mut cells: Vec<String> = Vec::with_capacity(columns.len());
         let no_holder = [None];
         for row in self.rows {
             let holders = row.holders.iter().map(Some);
@@ -706,54 +735,62 @@ impl Table<'_> {
                     netns: self.netns,
                     mark_risky: self.mark_risky,
                 };
-                cells.clear();
-                match holder {
-                    Some(h) => {
-                        let process = per_process.entry(h.pid).or_insert_with(|| {
+                let process = holder.map(|h| {
+                    per_process
+                        .entry(h.pid)
+                        .or_insert_with(|| {
                             columns
                                 .iter()
-                                .map(|c| c.id.is_per_process().then(|| (c.cell)(&source)))
+                                .map(|c| c.id.is_per_process().then(|| Cell::of(c, &source)))
                                 .collect()
-                        });
-                        cells.extend(columns.iter().zip(process.iter()).map(|(column, made)| {
-                            match made {
-                                Some(text) => text.clone(),
-                                None => (column.cell)(&source),
-                            }
-                        }));
-                    }
-                    None => cells.extend(columns.iter().map(|c| (c.cell)(&source))),
-                }
-                line(&cells)?;
+                        })
+                        .as_slice()
+                });
+                line(&source, process)?;
             }
         }
         Ok(())
     }
 }
 
-/// A line cut to `width` characters, its last one `…` when cut.
-fn cut(line: String, width: usize) -> String {
-    if line.chars().count() <= width || width == 0 {
-        return line;
-    }
-    let mut cut: String = line.chars().take(width - 1).collect();
-    cut.push('…');
-    cut
+/// A cell's text and how many characters wide it is, counted once.
+struct Cell {
+    text: String,
+    width: usize,
 }
 
-/// Cells padded to their column's width, two spaces apart; the last
-/// column is not padded.
-fn format_line(cells: &[String], widths: &[usize]) -> String {
-    let mut line = String::new();
-    for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
-        line.push_str(cell);
-        if i + 1 < cells.len() {
-            let pad = width - cell.chars().count();
-            line.extend(std::iter::repeat_n(' ', pad + 2));
-        }
+impl Cell {
+    fn of(column: &Column, source: &CellSource<'_>) -> Cell {
+        let mut text = String::new();
+        (column.cell)(source, &mut text);
+        let width = text.chars().count();
+        Cell { text, width }
     }
-    line.truncate(line.trim_end().len());
-    line
+}
+
+/// Appends the spaces that fill a cell `short` characters short of its
+/// column's width, and the two between columns; returns how many.
+fn pad(line: &mut String, short: usize) -> usize {
+    let spaces = short + 2;
+    line.extend(std::iter::repeat_n(' ', spaces));
+    spaces
+}
+
+/// Drops a line's trailing blanks (`chars` counts its characters) and,
+/// with `limit`, cuts it to that many characters, its last one `…` when
+/// cut.
+fn finish_line(line: &mut String, chars: usize, limit: Option<usize>) {
+    let trimmed = line.trim_end().len();
+    let chars = chars - (line.len() - trimmed);
+    line.truncate(trimmed);
+    if let Some(limit) = limit.filter(|&l| l > 0 && chars > l) {
+        let cut = line
+            .char_indices()
+            .nth(limit - 1)
+            .map_or(line.len(), |(at, _)| at);
+        line.truncate(cut);
+        line.push('…');
+    }
 }
 
 /// What the marks in the shown columns mean. The port view gives the
@@ -806,5 +843,41 @@ fn legend(out: &mut String, report: &NamespaceReport, options: &TableOptions, pa
                 reserved_ports_with(&report.policy, &risky)
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(cells: &[&str], widths: &[usize], limit: Option<usize>) -> String {
+        let mut line = String::new();
+        let mut chars = 0;
+        for (i, cell) in cells.iter().enumerate() {
+            line.push_str(cell);
+            let width = cell.chars().count();
+            chars += width;
+            if i + 1 < cells.len() {
+                chars += pad(&mut line, widths[i] - width);
+            }
+        }
+        finish_line(&mut line, chars, limit);
+        line
+    }
+
+    #[test]
+    fn cells_are_padded_to_their_column_and_the_line_ends_without_blanks() {
+        assert_eq!(finished(&["tcp", "é", ""], &[5, 3, 4], None), "tcp    é");
+        assert_eq!(finished(&["a", "b"], &[1, 9], None), "a  b");
+    }
+
+    #[test]
+    fn a_line_past_the_limit_is_cut_at_a_character_with_an_ellipsis() {
+        let line = finished(&["ééé", "xyz"], &[3, 3], Some(6));
+        assert_eq!(line, "ééé  …");
+        assert_eq!(line.chars().count(), 6);
+        // At the limit exactly, or without one, nothing is cut.
+        assert_eq!(finished(&["ééé", "x"], &[3, 1], Some(6)), "ééé  x");
+        assert_eq!(finished(&["ééé", "x"], &[3, 1], Some(0)), "ééé  x");
     }
 }
