@@ -287,7 +287,7 @@ fn locate_forward_targets(query: &Query, namespaces: &mut [NamespaceReport]) {
     if wanted.is_empty() {
         return;
     }
-    let found = crate::forward_targets::locate(&query.proc_root, &wanted);
+    let found = crate::forwards::targets::locate(&query.proc_root, &wanted);
     for verdict in namespaces.iter_mut().flat_map(|n| n.ports.iter_mut()) {
         let mut targets: Vec<(std::net::IpAddr, NetnsLabel)> = Vec::new();
         for address in verdict.forwards.iter().filter_map(report::target_address) {
@@ -334,7 +334,7 @@ fn name_cgroups(query: &Query, namespaces: &mut [NamespaceReport], tree: Option<
             let mut cgroup = SocketCgroup::new(id, tree.path(id));
             cgroup.activates = cgroup
                 .socket_unit()
-                .and_then(crate::socket_units::activated_service);
+                .and_then(crate::holders::socket_units::activated_service);
             (id, Rc::new(cgroup))
         })
         .collect();

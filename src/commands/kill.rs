@@ -914,7 +914,7 @@ pub fn stop_command(supervisor: &Container) -> Option<String> {
     match supervisor.runtime {
         // A socket unit's stands with the service it starts as its name
         // (see why's fixes): both stop, the unit first.
-        "systemd" if crate::socket_units::is_socket_unit(&supervisor.id) => {
+        "systemd" if crate::holders::socket_units::is_socket_unit(&supervisor.id) => {
             Some(match &supervisor.name {
                 Some(service) => format!("systemctl stop {} {service}", supervisor.id),
                 None => format!("systemctl stop {}", supervisor.id),

@@ -774,7 +774,7 @@ fn stop_targets(root: &ProcRoot, holders: &[Holding]) -> Vec<StopTarget> {
     let stoppable = |c: &Container| {
         c.runtime != "systemd"
             || (c.id.ends_with(".service") && !c.id.starts_with("user@"))
-            || crate::socket_units::is_socket_unit(&c.id)
+            || crate::holders::socket_units::is_socket_unit(&c.id)
     };
     if let Some(first) = holders.first().and_then(|h| h.container.as_ref()) {
         let one = holders.iter().all(|h| h.container.as_ref() == Some(first));
