@@ -270,6 +270,9 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
                                             "addresses": ["172.17.0.2", "172.17.0.2"],
                                             "ports": [80, 80], "text": "172.17.0.2:80"},
                                  "target_netns": netns,
+                                 "target_sockets": {"protocols": ["tcp"], "ports": [80, 80],
+                                                    "taking": [], "elsewhere": [],
+                                                    "error": null},
                                  "delete_command": "nft delete rule ip nat DOCKER handle 7"}],
                    "undecoded_rules": [],
                    "services": [{"name": "ssh", "protocol": "tcp",
@@ -307,6 +310,22 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
     });
     let probe_schema = validator("probe");
     assert_valid(&probe_schema, &json!({}), "the empty probe document");
+    let mut served = probe.clone();
+    served["ports"][0]["forwards"][0]["target_sockets"]["taking"] =
+        json!([probe["sockets"][0].clone()]);
+    assert_valid(
+        &probe_schema,
+        &served,
+        "a target with a socket taking the traffic",
+    );
+    let mut unprobed = probe.clone();
+    unprobed["ports"][0]["forwards"][0]["target_sockets"]["error"] =
+        json!("no such network namespace");
+    assert_valid(
+        &probe_schema,
+        &unprobed,
+        "a target that could not be probed",
+    );
     assert_mutations_rejected(
         &probe_schema,
         &probe,
@@ -330,6 +349,18 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
             }),
             ("a forward's target of a kind lsport does not read", &|d| {
                 d["ports"][0]["forwards"][0]["target"]["kind"] = json!("snat")
+            }),
+            ("a target's sockets without their ports", &|d| {
+                d["ports"][0]["forwards"][0]["target_sockets"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("ports");
+            }),
+            ("a target's socket that is not a socket", &|d| {
+                d["ports"][0]["forwards"][0]["target_sockets"]["taking"] = json!([{"port": 80}])
+            }),
+            ("a target probed for sctp", &|d| {
+                d["ports"][0]["forwards"][0]["target_sockets"]["protocols"] = json!(["sctp"])
             }),
             ("a forward's delete command left out", &|d| {
                 d["ports"][0]["forwards"][0]
@@ -541,6 +572,8 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
         "orphaned": {"count": 1, "last_ends_in_ms": 59000},
         "outcome": "signalled", "freed_after_ms": null,
         "forwards": [{"protocols": ["tcp"], "ports": [[80, 80]], "target": "172.17.0.2:80",
+                      "container": {"runtime": "docker", "id": "d0b3604b67ac",
+                                    "name": null, "pod_uid": null},
                       "table": "ip nat", "chains": ["PREROUTING", "DOCKER"],
                       "hook": "prerouting", "rule": "rule handle 7",
                       "delete_command": "nft delete rule ip nat DOCKER handle 7"}],
@@ -562,6 +595,9 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
             }),
             ("a forward from the input hook", &|d| {
                 d["forwards"][0]["hook"] = json!("input")
+            }),
+            ("a forward's container a string", &|d| {
+                d["forwards"][0]["container"] = json!("d0b3604b67ac")
             }),
             ("an unknown result", &|d| {
                 d["targets"][1]["result"] = json!("left")

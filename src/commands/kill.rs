@@ -357,7 +357,7 @@ pub struct KillReport {
     pub freed_after: Option<Duration>,
     /// The containers (network namespaces) the forwards' target
     /// addresses belong to, where found.
-    pub forward_targets: Vec<(std::net::IpAddr, crate::netns::NetnsLabel)>,
+    pub forward_targets: Vec<crate::report::ForwardTarget>,
     /// The forwarding rules that could not be read (without
     /// CAP_NET_ADMIN): a port nothing holds may still be forwarded.
     pub rules_unread: Vec<crate::forwards::Unreadable>,

@@ -3,24 +3,42 @@
 //! of its own. Read from `/proc/PID/net` of one process per namespace
 //! (the local /32 entries of `fib_trie`, and `if_inet6`), without
 //! entering any; done only when some forward has a target address.
+//! Which ports to look at there, and which sockets take the traffic,
+//! are decided here too; the probe looks.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
 
+use super::{Forward, Target};
 use crate::netns::{self, NetnsLabel};
+use crate::socket::{PortRange, Socket};
 use crate::sys::ProcRoot;
+
+/// The namespace a target address belongs to, and how to enter it.
+#[derive(Debug, Clone)]
+pub struct TargetNamespace {
+    /// How reports name it.
+    pub label: NetnsLabel,
+    /// A file that refers to it, to probe it through.
+    pub path: PathBuf,
+}
 
 /// The namespace each of `wanted` belongs to, among the namespaces other
 /// than lsport's own that have a process to read them through. An
 /// address found in several namespaces is named by none: lsport does not
 /// guess which one the traffic reaches.
-pub fn locate(root: &ProcRoot, wanted: &[IpAddr]) -> HashMap<IpAddr, NetnsLabel> {
-    let wanted: Vec<IpAddr> = wanted
+pub fn locate(root: &ProcRoot, wanted: &[IpAddr]) -> HashMap<IpAddr, TargetNamespace> {
+    // Each address once: one met twice in a namespace would read as
+    // found in two.
+    let mut wanted: Vec<IpAddr> = wanted
         .iter()
         .copied()
         .filter(|a| !a.is_loopback() && !a.is_unspecified())
         .collect();
-    let mut found: HashMap<IpAddr, Option<NetnsLabel>> = HashMap::new();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut found: HashMap<IpAddr, Option<TargetNamespace>> = HashMap::new();
     if wanted.is_empty() {
         return HashMap::new();
     }
@@ -34,10 +52,13 @@ pub fn locate(root: &ProcRoot, wanted: &[IpAddr]) -> HashMap<IpAddr, NetnsLabel>
         };
         let addresses = addresses_of(root, *pid);
         for address in wanted.iter().filter(|a| addresses.contains(a)) {
-            let label = NetnsLabel {
-                inode: Some(namespace.inode),
-                name: namespace.name.clone().or(namespace.docker_sandbox.clone()),
-                container: crate::probe::first_container(root, &namespace.pids),
+            let label = TargetNamespace {
+                label: NetnsLabel {
+                    inode: Some(namespace.inode),
+                    name: namespace.name.clone().or(namespace.docker_sandbox.clone()),
+                    container: crate::probe::first_container(root, &namespace.pids),
+                },
+                path: namespace.path.clone(),
             };
             found
                 .entry(*address)
@@ -49,6 +70,42 @@ pub fn locate(root: &ProcRoot, wanted: &[IpAddr]) -> HashMap<IpAddr, NetnsLabel>
         .into_iter()
         .filter_map(|(address, label)| Some((address, label?)))
         .collect()
+}
+
+/// The ports a forward's traffic arrives on at its target, for the
+/// port or range `asked`: the rule's new port or range, or, where it
+/// keeps the port, the ports asked that it takes. None for a redirect,
+/// or where it takes none of them.
+pub fn target_ports(forward: &Forward, asked: PortRange) -> Option<PortRange> {
+    match forward.target {
+        Target::Dnat {
+            ports: Some(range), ..
+        } => Some(range),
+        Target::Dnat { ports: None, .. } => forward.ports.iter().find_map(|range| {
+            let lo = range.lo.max(asked.lo);
+            let hi = range.hi.min(asked.hi);
+            (lo <= hi).then_some(PortRange { lo, hi })
+        }),
+        Target::Redirect { .. } => None,
+    }
+}
+
+/// Whether `socket`, a listener at the target, takes traffic sent to
+/// `address`: bound to it, or to every address of its family (an IPv6
+/// socket to IPv4 too, unless it is IPv6-only).
+pub fn takes_traffic_to(socket: &Socket, address: IpAddr) -> bool {
+    let local = socket.local.address;
+    if local == address {
+        return true;
+    }
+    match (local, address) {
+        (IpAddr::V4(l), IpAddr::V4(_)) => l.is_unspecified(),
+        (IpAddr::V6(l), IpAddr::V6(_)) => l.is_unspecified(),
+        (IpAddr::V6(l), IpAddr::V4(a)) => {
+            (l.is_unspecified() && socket.v6only != Some(true)) || l.to_ipv4_mapped() == Some(a)
+        }
+        (IpAddr::V4(_), IpAddr::V6(_)) => false,
+    }
 }
 
 /// The addresses of the namespace process `pid` lives in.

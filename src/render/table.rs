@@ -354,12 +354,16 @@ fn forward_lines(out: &mut String, verdict: &PortVerdict, paint: &Paint) {
     for forward in &verdict.forwards {
         let _ = writeln!(out, "  forward: {}.", forwards::line(forward));
     }
-    for (address, netns) in &verdict.forward_targets {
+    for target in &verdict.forward_targets {
         let _ = writeln!(
             out,
-            "  target: {address} is an address of network namespace {}.",
-            netns_label(netns)
+            "  target: {} is an address of network namespace {}.",
+            target.address,
+            netns_label(&target.netns)
         );
+        for line in forwards::target_listener_lines(target) {
+            let _ = writeln!(out, "  target: {line}.");
+        }
     }
     for rule in &verdict.undecoded {
         let _ = writeln!(
