@@ -523,9 +523,16 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
     let suggest_schema = validator("suggest");
     assert_mutations_rejected(
         &suggest_schema,
-        &json!({"schema_version": 1, "ports": [7996, 7995, 7994]}),
+        &json!({"schema_version": 1, "ports": [7996, 7995, 7994],
+                "blind_spots": ["nftables_rules"]}),
         "a hand-written suggest document",
         &[
+            ("a blind spot suggest cannot have", &|d| {
+                d["blind_spots"][0] = json!("tcp_bound_only")
+            }),
+            ("blind_spots left out", &|d| {
+                d.as_object_mut().unwrap().remove("blind_spots");
+            }),
             ("ports renamed", &|d| rename(d, "ports", "port")),
             ("a port as a string", &|d| d["ports"][0] = json!("7996")),
             ("port 0", &|d| d["ports"][0] = json!(0)),
@@ -1218,6 +1225,19 @@ fn forwarding_rules_in_json_match_the_schema() {
     for port in doc["ports"].as_array().unwrap() {
         assert_eq!(port["verdict"], "free_of_sockets", "{port:#}");
     }
+    let suggest = validator("suggest");
+    let output = as_nobody(&binary, &["suggest", "2", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_valid(&suggest, &doc, "lsport suggest 2 --json as user 65534");
+    assert_has(
+        doc["blind_spots"].as_array().unwrap(),
+        &[json!("nftables_rules")],
+        "suggest as user 65534",
+    );
+    let doc = run(&services, &["suggest", "2", "--json"], &[0]);
+    assert_valid(&suggest, &doc, "lsport suggest 2 --json");
+    assert_eq!(doc["blind_spots"], json!([]), "{doc:#}");
     let output = as_nobody(&binary, &["why", "--json", "8096"]);
     let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_valid(&why, &doc, "lsport why --json 8096 as user 65534");

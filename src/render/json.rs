@@ -16,7 +16,7 @@ use serde::ser::{SerializeSeq, Serializer};
 
 use crate::commands::ephemeral::{EphemeralReport, NamespaceAnalysis};
 use crate::forwards::proxy::{Proxy, ProxyTarget};
-use crate::forwards::{Direction, Forward, InterfaceName, Target, UndecodedRule};
+use crate::forwards::{Direction, Forward, InterfaceName, Target, UndecodedRule, Unreadable};
 use crate::holders::HolderWalk;
 use crate::holders::cgroups::SocketCgroup;
 use crate::holders::container::Container;
@@ -105,15 +105,29 @@ pub fn write_ephemeral(
 }
 
 /// `lsport suggest --json`.
-pub fn write_suggestions(ports: &[u16], sink: &mut dyn io::Write) -> io::Result<()> {
+/// `rules_unread`: the forwarding rules that could not be read, so that
+/// a port suggested may still be forwarded (`blind_spots`).
+pub fn write_suggestions(
+    ports: &[u16],
+    rules_unread: &[Unreadable],
+    sink: &mut dyn io::Write,
+) -> io::Result<()> {
     #[derive(Serialize)]
     struct Suggestions<'a> {
         schema_version: u32,
         ports: &'a [u16],
+        blind_spots: Vec<&'static str>,
+    }
+    let mut blind_spots: Vec<&'static str> = Vec::new();
+    for id in rules_unread.iter().map(Unreadable::id) {
+        if !blind_spots.contains(&id) {
+            blind_spots.push(id);
+        }
     }
     let document = Suggestions {
         schema_version: SCHEMA_VERSION,
         ports,
+        blind_spots,
     };
     write_document(&document, sink)
 }
