@@ -95,7 +95,12 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
                 skipped: skipped_replies,
                 source,
                 fallback,
+                sctp_unread,
             } = g.collected;
+            let mut blind_spots = collect::blind_spots(source, query);
+            if sctp_unread {
+                blind_spots.push(crate::source::BlindSpot::Sctp);
+            }
             report::build(Inputs {
                 query,
                 netns: g.netns,
@@ -106,7 +111,7 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
                 users: &holders.users,
                 skipped_replies,
                 source,
-                blind_spots: collect::blind_spots(source, query),
+                blind_spots,
                 fallback,
                 rules: g.rules,
             })

@@ -726,6 +726,11 @@ pub(crate) fn role_of(
         return Role::Orphaned;
     }
     match (socket.protocol, socket.state) {
+        // An SCTP endpoint: listening, or bound and closed; else one
+        // end of an association.
+        (Protocol::Sctp, State::Listen) => Role::Listener,
+        (Protocol::Sctp, State::Close) => Role::BoundOnly,
+        (Protocol::Sctp, _) => without_listener(socket, policy),
         (Protocol::Tcp, State::Listen) => Role::Listener,
         (Protocol::Tcp, State::BoundInactive | State::Close) => Role::BoundOnly,
         (Protocol::Tcp, State::TimeWait) => Role::TimeWait,
@@ -776,8 +781,8 @@ pub(crate) fn role_of(
 fn without_listener(socket: &Socket, policy: &KernelPortPolicy) -> Role {
     let local_is_ephemeral = policy.is_ephemeral(socket.local.port);
     let server_side = match (socket.protocol, socket.autobound) {
-        (Protocol::Tcp, Some(false)) => false,
-        (Protocol::Tcp, _) => !local_is_ephemeral,
+        (Protocol::Tcp | Protocol::Sctp, Some(false)) => false,
+        (Protocol::Tcp | Protocol::Sctp, _) => !local_is_ephemeral,
         (Protocol::Udp, Some(true)) => false,
         (Protocol::Udp, _) => !local_is_ephemeral && policy.is_ephemeral(socket.remote.port),
     };
