@@ -156,6 +156,78 @@ fn local_v6(text: &str) -> Vec<Ipv6Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::forwards::{Hook, RulePlace, RuleSource, TableFamily};
+    use crate::socket::{Family, Protocol, State};
+
+    fn dnat(ports: Vec<PortRange>, to: Option<PortRange>) -> Forward {
+        Forward {
+            place: RulePlace {
+                source: RuleSource::Nftables,
+                family: TableFamily::Ip,
+                table: "nat".into(),
+                chains: vec!["pre".into()],
+                hook: Hook::Prerouting,
+                rule: 2,
+                position: 1,
+            },
+            comment: None,
+            families: vec![Family::Inet],
+            protocols: vec![Protocol::Tcp],
+            ports,
+            interfaces: Vec::new(),
+            destinations: Vec::new(),
+            destination_types: Vec::new(),
+            unread_conditions: Vec::new(),
+            target: Target::Dnat {
+                addresses: Some(("10.77.0.2".parse().unwrap(), "10.77.0.2".parse().unwrap())),
+                ports: to,
+            },
+        }
+    }
+
+    #[test]
+    fn the_target_ports_are_the_rule_s_or_else_the_ports_asked_it_takes() {
+        let range = |lo, hi| PortRange { lo, hi };
+        let asked = range(8080, 8080);
+        // dnat to :80: port 80 there.
+        let to_80 = dnat(vec![asked], Some(range(80, 80)));
+        assert_eq!(target_ports(&to_80, asked), Some(range(80, 80)));
+        // dnat to the address alone: the port asked, within the rule's.
+        let same = dnat(vec![range(8000, 8100)], None);
+        assert_eq!(target_ports(&same, asked), Some(asked));
+        assert_eq!(
+            target_ports(&same, range(8090, 8200)),
+            Some(range(8090, 8100))
+        );
+        assert_eq!(target_ports(&same, range(9000, 9000)), None);
+        let redirect = Forward {
+            target: Target::Redirect { ports: None },
+            ..same
+        };
+        assert_eq!(target_ports(&redirect, asked), None);
+    }
+
+    #[test]
+    fn a_listener_takes_the_traffic_on_its_address_or_every_address() {
+        let target: IpAddr = "10.77.0.2".parse().unwrap();
+        let on = |local: &str, v6only: Option<bool>| Socket {
+            v6only,
+            ..Socket::example(State::Listen, local, "0.0.0.0:0")
+        };
+        assert!(takes_traffic_to(&on("0.0.0.0:80", None), target));
+        assert!(takes_traffic_to(&on("10.77.0.2:80", None), target));
+        assert!(!takes_traffic_to(&on("127.0.0.1:80", None), target));
+        assert!(takes_traffic_to(&on("[::]:80", Some(false)), target));
+        assert!(!takes_traffic_to(&on("[::]:80", Some(true)), target));
+        assert!(takes_traffic_to(
+            &on("[::ffff:10.77.0.2]:80", Some(false)),
+            target
+        ));
+        assert!(!takes_traffic_to(
+            &on("0.0.0.0:80", None),
+            "fd00::2".parse().unwrap()
+        ));
+    }
 
     #[test]
     fn fib_trie_s_local_host_entries_are_the_namespace_s_addresses() {
