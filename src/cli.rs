@@ -82,6 +82,11 @@ pub struct Args {
     #[command(flatten)]
     pub filter: SocketFilterArgs,
 
+    /// SCTP sockets too (alone without -t or -u), read through
+    /// sock_diag where the kernel has sctp_diag.
+    #[arg(long)]
+    pub sctp: bool,
+
     /// Also match sockets whose remote port is PORT (as `lsof -i :PORT` does).
     #[arg(long)]
     pub remote: bool,
@@ -705,6 +710,11 @@ impl Args {
             ));
         }
         let filters = self.filters()?;
+        if self.sctp && !matches!(task, Task::Probe) {
+            return Err(Error::usage(
+                "--sctp is for the probe (lsport PORT, -l, -a), not for a command",
+            ));
+        }
         self.check_unix(&task, &asked, &unix_targets, &filters)?;
         let unix_only = self.unix || (!unix_targets.is_empty() && asked.is_empty());
         let mut query = match &task {
@@ -742,8 +752,12 @@ impl Args {
             (true, false) => vec![Protocol::Tcp],
             (false, true) => vec![Protocol::Udp],
             (false, false) if tcp_by_default => vec![Protocol::Tcp],
+            (false, false) if self.sctp => Vec::new(),
             _ => vec![Protocol::Tcp, Protocol::Udp],
         };
+        if self.sctp && !unix_only {
+            query.protocols.push(Protocol::Sctp);
+        }
         query.families = match (ipv4, ipv6) {
             (true, false) => vec![Family::Inet],
             (false, true) => vec![Family::Inet6],

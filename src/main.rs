@@ -325,7 +325,7 @@ fn run_suggest(invocation: &Invocation, wanted: &suggest::SuggestQuery) -> Outco
         ));
     }
     print(|out| match invocation.output {
-        Output::Json => render::json::write_suggestions(&ports, out),
+        Output::Json => render::json::write_suggestions(&ports, &suggestions.rules_unread, out),
         _ => ports.iter().try_for_each(|p| writeln!(out, "{p}")),
     })?;
     Ok(status)

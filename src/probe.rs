@@ -24,8 +24,10 @@ use crate::holders::{self, HolderWalk};
 use crate::netns::{self, NetnsLabel};
 use crate::ports::KernelPortPolicy;
 use crate::query::{CgroupDetail, ForwardingRules, HolderDetail, HolderSource, NetnsChoice, Query};
-use crate::report::{self, Inputs, NamespaceReport, Report, Row};
-use crate::socket::{Socket, State};
+use crate::report::{
+    self, ForwardTarget, Inputs, NamespaceReport, Report, Row, TargetListeners, TargetSockets,
+};
+use crate::socket::{PortRange, Protocol, Socket, State};
 use crate::sys::ProcRoot;
 
 /// What one namespace gave before holders are known: its label, its
@@ -95,7 +97,12 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
                 skipped: skipped_replies,
                 source,
                 fallback,
+                sctp_unread,
             } = g.collected;
+            let mut blind_spots = collect::blind_spots(source, query);
+            if sctp_unread {
+                blind_spots.push(crate::source::BlindSpot::Sctp);
+            }
             report::build(Inputs {
                 query,
                 netns: g.netns,
@@ -106,7 +113,7 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
                 users: &holders.users,
                 skipped_replies,
                 source,
-                blind_spots: collect::blind_spots(source, query),
+                blind_spots,
                 fallback,
                 rules: g.rules,
             })
@@ -295,7 +302,9 @@ fn restrict(root: &ProcRoot, scan: &mut FdScan) -> Option<hidepid::ProcRestricti
 
 /// Names the namespaces (containers) the forwards' target addresses
 /// belong to: one look at the host's namespaces, only when some forward
-/// of a verdict has a target address.
+/// of a verdict has a target address. For a question about ports, what
+/// listens on the target ports is probed too, one probe per namespace
+/// found (a DNAT to a port nothing listens on is refused there).
 fn locate_forward_targets(query: &Query, namespaces: &mut [NamespaceReport]) {
     let wanted: Vec<std::net::IpAddr> = namespaces
         .iter()
@@ -306,19 +315,148 @@ fn locate_forward_targets(query: &Query, namespaces: &mut [NamespaceReport]) {
     if wanted.is_empty() {
         return;
     }
-    let found = crate::forward_targets::locate(&query.proc_root, &wanted);
+    let found = forwards::targets::locate(&query.proc_root, &wanted);
     for verdict in namespaces.iter_mut().flat_map(|n| n.ports.iter_mut()) {
-        let mut targets: Vec<(std::net::IpAddr, NetnsLabel)> = Vec::new();
-        for address in verdict.forwards.iter().filter_map(report::target_address) {
-            if let (Some(label), false) = (
-                found.get(&address),
-                targets.iter().any(|(a, _)| *a == address),
-            ) {
-                targets.push((address, label.clone()));
+        let mut targets: Vec<ForwardTarget> = Vec::new();
+        for forward in &verdict.forwards {
+            let Some(address) = report::target_address(forward) else {
+                continue;
+            };
+            let Some(namespace) = found.get(&address) else {
+                continue;
+            };
+            let index = match targets.iter().position(|t| t.address == address) {
+                Some(index) => index,
+                None => {
+                    targets.push(ForwardTarget {
+                        address,
+                        netns: namespace.label.clone(),
+                        listeners: Vec::new(),
+                    });
+                    targets.len() - 1
+                }
+            };
+            let target = &mut targets[index];
+            let asked = query.forwarding_rules == ForwardingRules::Asked;
+            if let Some(ports) = forwards::targets::target_ports(forward, verdict.asked)
+                && asked
+                && target.listener_for(forward, verdict.asked).is_none()
+            {
+                target.listeners.push(TargetListeners {
+                    protocols: forward.protocols.clone(),
+                    ports,
+                    found: Err("not looked at".to_string()),
+                });
             }
         }
         verdict.forward_targets = targets;
     }
+    probe_targets(query, namespaces, &found);
+}
+
+/// Fills in what listens on each target's ports: one probe of each
+/// namespace the targets live in, for every port and protocol asked of
+/// it, with the query's holder detail.
+fn probe_targets(
+    query: &Query,
+    namespaces: &mut [NamespaceReport],
+    found: &HashMap<std::net::IpAddr, forwards::targets::TargetNamespace>,
+) {
+    // Per namespace: the ports and protocols asked of it.
+    let mut plan: Vec<(u64, Vec<PortRange>, Vec<Protocol>)> = Vec::new();
+    let targets = namespaces
+        .iter()
+        .flat_map(|n| n.ports.iter())
+        .flat_map(|v| v.forward_targets.iter());
+    for target in targets {
+        let Some(inode) = target.netns.inode else {
+            continue;
+        };
+        let index = match plan.iter().position(|(i, _, _)| *i == inode) {
+            Some(index) => index,
+            None => {
+                plan.push((inode, Vec::new(), Vec::new()));
+                plan.len() - 1
+            }
+        };
+        for listeners in &target.listeners {
+            plan[index].1.push(listeners.ports);
+            plan[index].2.extend(listeners.protocols.iter().copied());
+        }
+    }
+    for (inode, ports, mut protocols) in plan {
+        let Some(namespace) = found.values().find(|n| n.label.inode == Some(inode)) else {
+            continue;
+        };
+        if ports.is_empty() {
+            continue;
+        }
+        protocols.sort_unstable();
+        protocols.dedup();
+        let answer = probe(&target_query(query, &namespace.path, ports, protocols))
+            .map_err(|e| e.to_string());
+        let targets = namespaces
+            .iter_mut()
+            .flat_map(|n| n.ports.iter_mut())
+            .flat_map(|v| v.forward_targets.iter_mut())
+            .filter(|t| t.netns.inode == Some(inode));
+        for target in targets {
+            let address = target.address;
+            for listeners in &mut target.listeners {
+                listeners.found = match &answer {
+                    Err(message) => Err(message.clone()),
+                    Ok(report) => Ok(sockets_at(report, address, listeners)),
+                };
+            }
+        }
+    }
+}
+
+/// The query that probes a target's ports in its namespace: listeners
+/// only, no filter, no forwarding rules of its own.
+fn target_query(
+    query: &Query,
+    path: &std::path::Path,
+    ports: Vec<PortRange>,
+    protocols: Vec<Protocol>,
+) -> Query {
+    let mut target = Query::ports(ports);
+    target.listening_only = true;
+    target.protocols = protocols;
+    target.netns = NetnsChoice::One(path.to_path_buf());
+    target.source = query.source;
+    target.holders = query.holders;
+    target.holder_source = query.holder_source;
+    target.process_fields = query.process_fields;
+    target.user_names = query.user_names;
+    target.proc_root = query.proc_root.clone();
+    target.services = query.services.clone();
+    target
+}
+
+/// The listeners of `report` on the ports and protocols of `listeners`:
+/// those that take traffic to `address`, and those bound elsewhere.
+fn sockets_at(
+    report: &Report,
+    address: std::net::IpAddr,
+    listeners: &TargetListeners,
+) -> TargetSockets {
+    let mut sockets = TargetSockets::default();
+    let rows = report
+        .namespaces
+        .iter()
+        .flat_map(|n| n.rows.iter())
+        .filter(|r| r.role == report::Role::Listener)
+        .filter(|r| listeners.protocols.contains(&r.socket.protocol))
+        .filter(|r| listeners.ports.contains(r.socket.local.port));
+    for row in rows {
+        if forwards::targets::takes_traffic_to(&row.socket, address) {
+            sockets.taking.push(row.clone());
+        } else {
+            sockets.elsewhere.push(row.clone());
+        }
+    }
+    sockets
 }
 
 /// Names the cgroups of the rows the query wants named: one walk of the
@@ -353,7 +491,7 @@ fn name_cgroups(query: &Query, namespaces: &mut [NamespaceReport], tree: Option<
             let mut cgroup = SocketCgroup::new(id, tree.path(id));
             cgroup.activates = cgroup
                 .socket_unit()
-                .and_then(crate::socket_units::activated_service);
+                .and_then(crate::holders::socket_units::activated_service);
             (id, Rc::new(cgroup))
         })
         .collect();

@@ -189,8 +189,56 @@ pub struct PortVerdict {
     /// How far the forwarding rules were read for this verdict.
     pub rules: RulesCoverage,
     /// The other network namespaces on the host (containers') that the
-    /// forwards' target addresses belong to, where found.
-    pub forward_targets: Vec<(IpAddr, NetnsLabel)>,
+    /// forwards' target addresses belong to, where found, with what
+    /// listens there.
+    pub forward_targets: Vec<ForwardTarget>,
+}
+
+/// Where a forward's traffic lands on this host: the other network
+/// namespace that has the target address as its own, and what listens
+/// on the target ports there.
+#[derive(Debug, Clone)]
+pub struct ForwardTarget {
+    /// The target address.
+    pub address: IpAddr,
+    /// The namespace (and container) it belongs to.
+    pub netns: NetnsLabel,
+    /// What listens there, one entry per protocols and ports the
+    /// forwards send to; empty where it was not looked at (a command
+    /// that reads every forward, such as `suggest`).
+    pub listeners: Vec<TargetListeners>,
+}
+
+/// The listeners on a forward's target ports, in the target's namespace.
+#[derive(Debug, Clone)]
+pub struct TargetListeners {
+    /// The protocols forwarded.
+    pub protocols: Vec<Protocol>,
+    /// The ports the traffic arrives on there.
+    pub ports: PortRange,
+    /// What listens there, or why lsport could not look.
+    pub found: Result<TargetSockets, String>,
+}
+
+/// The sockets on a target's ports, in its namespace.
+#[derive(Debug, Clone, Default)]
+pub struct TargetSockets {
+    /// Those that take the forwarded traffic: listeners (and unconnected
+    /// UDP sockets) bound to the target address or to every address.
+    pub taking: Vec<Row>,
+    /// Listeners on the ports bound only to other addresses (a server
+    /// on 127.0.0.1 in a container): the forwarded traffic misses them.
+    pub elsewhere: Vec<Row>,
+}
+
+impl ForwardTarget {
+    /// What listens on the forward's target ports, where looked at.
+    pub fn listener_for(&self, forward: &Forward, asked: PortRange) -> Option<&TargetListeners> {
+        let ports = crate::forwards::targets::target_ports(forward, asked)?;
+        self.listeners
+            .iter()
+            .find(|l| l.ports == ports && l.protocols == forward.protocols)
+    }
 }
 
 /// How far a verdict knows the forwarding rules of its namespace.
@@ -230,11 +278,19 @@ impl PortVerdict {
     /// The namespace the forward's target address belongs to, where
     /// found.
     pub fn target_netns(&self, forward: &Forward) -> Option<&NetnsLabel> {
+        self.target_of(forward).map(|t| &t.netns)
+    }
+
+    /// Where the forward's target address lives on this host, where
+    /// found.
+    pub fn target_of(&self, forward: &Forward) -> Option<&ForwardTarget> {
         let address = target_address(forward)?;
-        self.forward_targets
-            .iter()
-            .find(|(a, _)| *a == address)
-            .map(|(_, label)| label)
+        self.forward_targets.iter().find(|t| t.address == address)
+    }
+
+    /// What listens on the forward's target ports, where looked at.
+    pub fn target_listeners(&self, forward: &Forward) -> Option<&TargetListeners> {
+        self.target_of(forward)?.listener_for(forward, self.asked)
     }
 
     /// Whether the sockets whose local port this is are all a client's:
@@ -670,6 +726,11 @@ pub(crate) fn role_of(
         return Role::Orphaned;
     }
     match (socket.protocol, socket.state) {
+        // An SCTP endpoint: listening, or bound and closed; else one
+        // end of an association.
+        (Protocol::Sctp, State::Listen) => Role::Listener,
+        (Protocol::Sctp, State::Close) => Role::BoundOnly,
+        (Protocol::Sctp, _) => without_listener(socket, policy),
         (Protocol::Tcp, State::Listen) => Role::Listener,
         (Protocol::Tcp, State::BoundInactive | State::Close) => Role::BoundOnly,
         (Protocol::Tcp, State::TimeWait) => Role::TimeWait,
@@ -720,8 +781,8 @@ pub(crate) fn role_of(
 fn without_listener(socket: &Socket, policy: &KernelPortPolicy) -> Role {
     let local_is_ephemeral = policy.is_ephemeral(socket.local.port);
     let server_side = match (socket.protocol, socket.autobound) {
-        (Protocol::Tcp, Some(false)) => false,
-        (Protocol::Tcp, _) => !local_is_ephemeral,
+        (Protocol::Tcp | Protocol::Sctp, Some(false)) => false,
+        (Protocol::Tcp | Protocol::Sctp, _) => !local_is_ephemeral,
         (Protocol::Udp, Some(true)) => false,
         (Protocol::Udp, _) => !local_is_ephemeral && policy.is_ephemeral(socket.remote.port),
     };

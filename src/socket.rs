@@ -11,6 +11,9 @@ pub enum Protocol {
     Tcp,
     /// UDP.
     Udp,
+    /// SCTP, read only where the kernel has sctp_diag, and only when
+    /// asked for (`--sctp`).
+    Sctp,
 }
 
 impl Protocol {
@@ -19,6 +22,7 @@ impl Protocol {
         match self {
             Protocol::Tcp => "tcp",
             Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
         }
     }
 }
@@ -280,7 +284,7 @@ impl Socket {
     /// socket, or an unconnected UDP socket.
     pub fn is_unconnected(&self) -> bool {
         match self.protocol {
-            Protocol::Tcp => matches!(
+            Protocol::Tcp | Protocol::Sctp => matches!(
                 self.state,
                 State::Listen | State::BoundInactive | State::Close
             ),

@@ -564,24 +564,16 @@ impl Drop for DockerCgroup {
     }
 }
 
-#[test]
-fn a_target_in_another_namespace_is_named_with_its_container() {
-    let test = "a_target_in_another_namespace_is_named_with_its_container";
-    if !namespace_with(test, &["nft"]) {
-        return;
-    }
-    // The container: a namespace with 10.77.0.2 on its loopback and a
-    // process living in it, in a cgroup named like a Docker container's.
-    let name = format!("lsport-fwd-{}", std::process::id());
-    run_tool("ip", &["netns", "add", &name]);
-    let netns = IpNetns(name.clone());
-    run_tool("ip", &["-n", &name, "link", "set", "lo", "up"]);
-    run_tool(
-        "ip",
-        &["-n", &name, "addr", "add", "10.77.0.2/32", "dev", "lo"],
-    );
+/// The container: an ip-netns namespace `name` with `address` on its
+/// loopback and a process living in it (removed and ended on drop).
+fn container_namespace(name: &str, address: &str) -> (IpNetns, HeldBy) {
+    run_tool("ip", &["netns", "add", name]);
+    let netns = IpNetns(name.to_string());
+    run_tool("ip", &["-n", name, "link", "set", "lo", "up"]);
+    let cidr = format!("{address}/32");
+    run_tool("ip", &["-n", name, "addr", "add", &cidr, "dev", "lo"]);
     let mut command = std::process::Command::new("ip");
-    command.args(["netns", "exec", &name, "sleep", "300"]);
+    command.args(["netns", "exec", name, "sleep", "300"]);
     let sleeper = HeldBy {
         child: command.spawn().unwrap(),
     };
@@ -592,6 +584,111 @@ fn a_target_in_another_namespace_is_named_with_its_container() {
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
+    (netns, sleeper)
+}
+
+/// A socket made inside the ip-netns namespace `name`, by `make`.
+fn socket_in<T: Send>(name: &str, make: impl FnOnce() -> T + Send) -> T {
+    let file = std::fs::File::open(format!("/run/netns/{name}")).unwrap();
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                make()
+            })
+            .join()
+            .unwrap()
+    })
+}
+
+#[test]
+fn the_socket_at_a_forward_s_target_is_shown_with_its_holder() {
+    let test = "the_socket_at_a_forward_s_target_is_shown_with_its_holder";
+    if !namespace_with(test, &["nft"]) {
+        return;
+    }
+    // The container listens on 80 on every address, on 81 only on its
+    // loopback, and not at all on 82.
+    let name = format!("lsport-fwt-{}", std::process::id());
+    let (netns, _sleeper) = container_namespace(&name, "10.78.0.2");
+    let server = socket_in(&name, || std::net::TcpListener::bind("0.0.0.0:80").unwrap());
+    let loopback = socket_in(&name, || tcp4_listener(81));
+    let held = hold(&[
+        std::os::fd::AsRawFd::as_raw_fd(&server),
+        std::os::fd::AsRawFd::as_raw_fd(&loopback),
+    ]);
+    drop((server, loopback));
+    nft(
+        test,
+        "table ip nat {
+        chain pre { type nat hook prerouting priority -100; policy accept;
+            tcp dport 8180 dnat to 10.78.0.2:80
+            tcp dport 8181 dnat to 10.78.0.2:81
+            tcp dport 8182 dnat to 10.78.0.2:82
+        }
+    }",
+    );
+    let output = lsport(["8180", "8181", "8182"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    let pid = held.pid();
+    assert!(
+        text.contains(&format!(
+            "  target: tcp *:80 listens there, held by sleep (pid {pid}, user root)."
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  target: nothing listens on tcp 10.78.0.2:81 (bound to 127.0.0.1:81 only, not to it): connections sent there are refused."
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  target: nothing listens on tcp 10.78.0.2:82: connections sent there are refused."
+        ),
+        "{text}"
+    );
+
+    let doc = parse(&lsport(["--json", "8180", "8181", "8182"]));
+    common::schema::assert_valid("probe", &doc);
+    let at = |i: usize| doc["ports"][i]["forwards"][0]["target_sockets"].clone();
+    let serving = at(0);
+    assert_eq!(serving["ports"], serde_json::json!([80, 80]), "{doc:#}");
+    assert_eq!(serving["error"], Value::Null, "{doc:#}");
+    assert_eq!(serving["taking"][0]["state"], "LISTEN", "{doc:#}");
+    assert_eq!(serving["taking"][0]["holders"][0]["pid"], pid, "{doc:#}");
+    let inode = std::fs::metadata(format!("/run/netns/{name}"))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap();
+    assert_eq!(serving["taking"][0]["netns"]["inode"], inode, "{doc:#}");
+    let aside = at(1);
+    assert_eq!(aside["taking"], serde_json::json!([]), "{doc:#}");
+    assert_eq!(aside["elsewhere"][0]["local"]["address"], "127.0.0.1");
+    let dead = at(2);
+    assert_eq!(dead["taking"], serde_json::json!([]), "{doc:#}");
+    assert_eq!(dead["elsewhere"], serde_json::json!([]), "{doc:#}");
+    assert_eq!(dead["error"], Value::Null, "{doc:#}");
+
+    // kill's dry run says where the forwarded traffic goes, too.
+    let text = stdout(&lsport(["kill", "--dry-run", "8182"]));
+    assert!(
+        text.contains("nothing listens on tcp 10.78.0.2:82: connections sent there are refused"),
+        "{text}"
+    );
+    drop(held);
+    drop(netns);
+}
+
+#[test]
+fn a_target_in_another_namespace_is_named_with_its_container() {
+    let test = "a_target_in_another_namespace_is_named_with_its_container";
+    if !namespace_with(test, &["nft"]) {
+        return;
+    }
+    let name = format!("lsport-fwd-{}", std::process::id());
+    let (netns, sleeper) = container_namespace(&name, "10.77.0.2");
     let id = "0123456789ab".repeat(5) + "cdef";
     let docker = DockerCgroup::enter(&id, sleeper.pid());
     nft(
@@ -629,6 +726,13 @@ fn a_target_in_another_namespace_is_named_with_its_container() {
                 "    it forwards to docker container 0123456789ab; to remove it: docker stop 0123456789ab (or delete the rule: nft delete rule ip nat pre handle "
             ),
             "{text}"
+        );
+        let doc = parse(&lsport(["kill", "--json", "8087"]));
+        common::schema::assert_valid("kill", &doc);
+        assert_eq!(
+            doc["forwards"][0]["container"]["id"],
+            id.as_str(),
+            "{doc:#}"
         );
     } else {
         eprintln!("{test}: no cgroup v1 pids hierarchy to name a container by; the namespace only");

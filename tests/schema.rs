@@ -270,6 +270,9 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
                                             "addresses": ["172.17.0.2", "172.17.0.2"],
                                             "ports": [80, 80], "text": "172.17.0.2:80"},
                                  "target_netns": netns,
+                                 "target_sockets": {"protocols": ["tcp"], "ports": [80, 80],
+                                                    "taking": [], "elsewhere": [],
+                                                    "error": null},
                                  "delete_command": "nft delete rule ip nat DOCKER handle 7"}],
                    "undecoded_rules": [],
                    "services": [{"name": "ssh", "protocol": "tcp",
@@ -307,6 +310,22 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
     });
     let probe_schema = validator("probe");
     assert_valid(&probe_schema, &json!({}), "the empty probe document");
+    let mut served = probe.clone();
+    served["ports"][0]["forwards"][0]["target_sockets"]["taking"] =
+        json!([probe["sockets"][0].clone()]);
+    assert_valid(
+        &probe_schema,
+        &served,
+        "a target with a socket taking the traffic",
+    );
+    let mut unprobed = probe.clone();
+    unprobed["ports"][0]["forwards"][0]["target_sockets"]["error"] =
+        json!("no such network namespace");
+    assert_valid(
+        &probe_schema,
+        &unprobed,
+        "a target that could not be probed",
+    );
     assert_mutations_rejected(
         &probe_schema,
         &probe,
@@ -330,6 +349,18 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
             }),
             ("a forward's target of a kind lsport does not read", &|d| {
                 d["ports"][0]["forwards"][0]["target"]["kind"] = json!("snat")
+            }),
+            ("a target's sockets without their ports", &|d| {
+                d["ports"][0]["forwards"][0]["target_sockets"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("ports");
+            }),
+            ("a target's socket that is not a socket", &|d| {
+                d["ports"][0]["forwards"][0]["target_sockets"]["taking"] = json!([{"port": 80}])
+            }),
+            ("a target probed for sctp", &|d| {
+                d["ports"][0]["forwards"][0]["target_sockets"]["protocols"] = json!(["sctp"])
             }),
             ("a forward's delete command left out", &|d| {
                 d["ports"][0]["forwards"][0]
@@ -492,9 +523,16 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
     let suggest_schema = validator("suggest");
     assert_mutations_rejected(
         &suggest_schema,
-        &json!({"schema_version": 1, "ports": [7996, 7995, 7994]}),
+        &json!({"schema_version": 1, "ports": [7996, 7995, 7994],
+                "blind_spots": ["nftables_rules"]}),
         "a hand-written suggest document",
         &[
+            ("a blind spot suggest cannot have", &|d| {
+                d["blind_spots"][0] = json!("tcp_bound_only")
+            }),
+            ("blind_spots left out", &|d| {
+                d.as_object_mut().unwrap().remove("blind_spots");
+            }),
             ("ports renamed", &|d| rename(d, "ports", "port")),
             ("a port as a string", &|d| d["ports"][0] = json!("7996")),
             ("port 0", &|d| d["ports"][0] = json!(0)),
@@ -541,6 +579,8 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
         "orphaned": {"count": 1, "last_ends_in_ms": 59000},
         "outcome": "signalled", "freed_after_ms": null,
         "forwards": [{"protocols": ["tcp"], "ports": [[80, 80]], "target": "172.17.0.2:80",
+                      "container": {"runtime": "docker", "id": "d0b3604b67ac",
+                                    "name": null, "pod_uid": null},
                       "table": "ip nat", "chains": ["PREROUTING", "DOCKER"],
                       "hook": "prerouting", "rule": "rule handle 7",
                       "delete_command": "nft delete rule ip nat DOCKER handle 7"}],
@@ -562,6 +602,9 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
             }),
             ("a forward from the input hook", &|d| {
                 d["forwards"][0]["hook"] = json!("input")
+            }),
+            ("a forward's container a string", &|d| {
+                d["forwards"][0]["container"] = json!("d0b3604b67ac")
             }),
             ("an unknown result", &|d| {
                 d["targets"][1]["result"] = json!("left")
@@ -1182,6 +1225,19 @@ fn forwarding_rules_in_json_match_the_schema() {
     for port in doc["ports"].as_array().unwrap() {
         assert_eq!(port["verdict"], "free_of_sockets", "{port:#}");
     }
+    let suggest = validator("suggest");
+    let output = as_nobody(&binary, &["suggest", "2", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_valid(&suggest, &doc, "lsport suggest 2 --json as user 65534");
+    assert_has(
+        doc["blind_spots"].as_array().unwrap(),
+        &[json!("nftables_rules")],
+        "suggest as user 65534",
+    );
+    let doc = run(&services, &["suggest", "2", "--json"], &[0]);
+    assert_valid(&suggest, &doc, "lsport suggest 2 --json");
+    assert_eq!(doc["blind_spots"], json!([]), "{doc:#}");
     let output = as_nobody(&binary, &["why", "--json", "8096"]);
     let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_valid(&why, &doc, "lsport why --json 8096 as user 65534");

@@ -357,7 +357,7 @@ pub struct KillReport {
     pub freed_after: Option<Duration>,
     /// The containers (network namespaces) the forwards' target
     /// addresses belong to, where found.
-    pub forward_targets: Vec<(std::net::IpAddr, crate::netns::NetnsLabel)>,
+    pub forward_targets: Vec<crate::report::ForwardTarget>,
     /// The forwarding rules that could not be read (without
     /// CAP_NET_ADMIN): a port nothing holds may still be forwarded.
     pub rules_unread: Vec<crate::forwards::Unreadable>,
@@ -912,14 +912,6 @@ fn close_all(
 pub fn stop_command(supervisor: &Container) -> Option<String> {
     let short = |id: &str| id.chars().take(12).collect::<String>();
     match supervisor.runtime {
-        // A socket unit's stands with the service it starts as its name
-        // (see why's fixes): both stop, the unit first.
-        "systemd" if crate::socket_units::is_socket_unit(&supervisor.id) => {
-            Some(match &supervisor.name {
-                Some(service) => format!("systemctl stop {} {service}", supervisor.id),
-                None => format!("systemctl stop {}", supervisor.id),
-            })
-        }
         "systemd" => Some(format!("systemctl stop {}", supervisor.id)),
         "docker" => Some(format!("docker stop {}", short(&supervisor.id))),
         "podman" => Some(format!("podman stop {}", short(&supervisor.id))),

@@ -347,7 +347,7 @@ pub fn condition_met(condition: &Condition, sockets: &[Socket], port: u16) -> bo
 /// UDP socket counts.
 fn is_listener(socket: &Socket) -> bool {
     match socket.protocol {
-        Protocol::Tcp => socket.state == State::Listen,
+        Protocol::Tcp | Protocol::Sctp => socket.state == State::Listen,
         Protocol::Udp => socket.state == State::Close && socket.autobound != Some(true),
     }
 }
@@ -474,6 +474,7 @@ impl Poller {
             let states = match (protocol, listening_only) {
                 (Protocol::Tcp, true) => netlink::TCP_LISTENING,
                 (Protocol::Udp, true) => netlink::UDP_UNCONNECTED,
+                (Protocol::Sctp, true) => netlink::SCTP_UNCONNECTED,
                 (_, false) => netlink::ALL_STATES,
             };
             for &family in &query.families {

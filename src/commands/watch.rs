@@ -989,12 +989,12 @@ fn role_at_close(
 ) -> Role {
     if socket.remote.port == 0 {
         return match socket.protocol {
-            Protocol::Tcp => Role::BoundOnly,
+            Protocol::Tcp | Protocol::Sctp => Role::BoundOnly,
             Protocol::Udp => Role::Listener,
         };
     }
     match socket.protocol {
-        Protocol::Udp => Role::Outgoing,
+        Protocol::Udp | Protocol::Sctp => Role::Outgoing,
         Protocol::Tcp => {
             let mut connected = socket.clone();
             connected.state = State::Established;

@@ -44,6 +44,7 @@ mod legacy;
 mod model;
 mod nftables;
 pub mod proxy;
+pub(crate) mod targets;
 mod walk;
 mod xt;
 

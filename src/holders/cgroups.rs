@@ -303,7 +303,7 @@ impl SocketCgroup {
     pub fn socket_unit(&self) -> Option<&str> {
         self.unit
             .as_deref()
-            .filter(|u| crate::socket_units::is_socket_unit(u))
+            .filter(|u| crate::holders::socket_units::is_socket_unit(u))
     }
 }
 

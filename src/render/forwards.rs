@@ -5,8 +5,10 @@
 
 use crate::forwards::proxy::Proxy;
 use crate::forwards::{Forward, Hook, Unreadable};
-use crate::render::escape::escape_str;
-use crate::socket::PortRange;
+use crate::render::escape::{escape_bytes, escape_str};
+use crate::report::{ForwardTarget, Row};
+use crate::socket::{PortRange, Protocol};
+use std::net::IpAddr;
 
 /// `tcp`, `udp` or `tcp/udp`.
 pub fn protocols(forward: &Forward) -> String {
@@ -161,4 +163,89 @@ pub fn proxy_words(proxy: &Proxy, port: u16) -> String {
         (None, Some(unsaid)) => format!("{}; {}", proxy.kind.name(), escape_str(unsaid)),
         (None, None) => proxy.kind.name().to_string(),
     }
+}
+
+/// What listens on a forward target's ports in its namespace, one line
+/// each: the sockets that take the traffic with their holders, or that
+/// nothing does (the forwarded connections are refused there), or why
+/// lsport could not look.
+pub fn target_listener_lines(target: &ForwardTarget) -> Vec<String> {
+    let mut lines = Vec::new();
+    for listeners in &target.listeners {
+        let names: Vec<&str> = listeners.protocols.iter().map(|p| p.name()).collect();
+        let protocols = names.join("/");
+        let ports = listeners.ports;
+        let sockets = match &listeners.found {
+            Err(message) => {
+                lines.push(format!(
+                    "{protocols} port {ports} there was not looked at: {}",
+                    escape_str(message)
+                ));
+                continue;
+            }
+            Ok(sockets) => sockets,
+        };
+        for row in &sockets.taking {
+            lines.push(format!(
+                "{} {} listens there, {}",
+                row.socket.protocol.name(),
+                row.socket.local,
+                held_by(row)
+            ));
+        }
+        if sockets.taking.is_empty() {
+            let refused = if listeners.protocols == [Protocol::Udp] {
+                "datagrams sent there are dropped"
+            } else {
+                "connections sent there are refused"
+            };
+            let elsewhere: Vec<String> = sockets
+                .elsewhere
+                .iter()
+                .map(|r| r.socket.local.to_string())
+                .collect();
+            let aside = if elsewhere.is_empty() {
+                String::new()
+            } else {
+                format!(" (bound to {} only, not to it)", elsewhere.join(", "))
+            };
+            lines.push(format!(
+                "nothing listens on {protocols} {}{aside}: {refused}",
+                address_port(target.address, ports)
+            ));
+        }
+    }
+    lines
+}
+
+/// `10.77.0.2:80`, `[fd00::2]:8000-8010`.
+fn address_port(address: IpAddr, ports: PortRange) -> String {
+    match address {
+        IpAddr::V4(a) => format!("{a}:{ports}"),
+        IpAddr::V6(a) => format!("[{a}]:{ports}"),
+    }
+}
+
+/// `held by nginx (pid 812, user www-data)`, one per holder.
+fn held_by(row: &Row) -> String {
+    if row.holders.is_empty() {
+        return if row.holders_hidden {
+            "held by a process lsport could not see".to_string()
+        } else {
+            "with no holder found".to_string()
+        };
+    }
+    let names: Vec<String> = row
+        .holders
+        .iter()
+        .map(|h| {
+            let user = match (h.user(), h.uid()) {
+                (Some(user), _) => format!(", user {}", escape_str(user)),
+                (None, Some(uid)) => format!(", uid {uid}"),
+                (None, None) => String::new(),
+            };
+            format!("{} (pid {}{user})", escape_bytes(h.command()), h.pid)
+        })
+        .collect();
+    format!("held by {}", names.join(", "))
 }

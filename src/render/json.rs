@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 
 use crate::commands::ephemeral::{EphemeralReport, NamespaceAnalysis};
 use crate::forwards::proxy::{Proxy, ProxyTarget};
-use crate::forwards::{Direction, Forward, InterfaceName, Target, UndecodedRule};
+use crate::forwards::{Direction, Forward, InterfaceName, Target, UndecodedRule, Unreadable};
 use crate::holders::HolderWalk;
 use crate::holders::cgroups::SocketCgroup;
 use crate::holders::container::Container;
@@ -30,7 +30,10 @@ use crate::render::columns;
 use crate::render::ephemeral::{SYSCTL_D_FILE, reserved_fix};
 use crate::render::escape::needs_escape_in_json;
 use crate::render::unix::UnixPart;
-use crate::report::{Holder, NamespaceReport, PortVerdict, Report, Row, RulesCoverage};
+use crate::report::{
+    ForwardTarget, Holder, NamespaceReport, PortVerdict, Report, Row, RulesCoverage,
+    TargetListeners,
+};
 use crate::services::{Service, Services};
 use crate::socket::{Endpoint, PortRange};
 use crate::unix::report::UnixReport;
@@ -106,15 +109,29 @@ pub fn write_ephemeral(
 }
 
 /// `lsport suggest --json`.
-pub fn write_suggestions(ports: &[u16], sink: &mut dyn io::Write) -> io::Result<()> {
+/// `rules_unread`: the forwarding rules that could not be read, so that
+/// a port suggested may still be forwarded (`blind_spots`).
+pub fn write_suggestions(
+    ports: &[u16],
+    rules_unread: &[Unreadable],
+    sink: &mut dyn io::Write,
+) -> io::Result<()> {
     #[derive(Serialize)]
     struct Suggestions<'a> {
         schema_version: u32,
         ports: &'a [u16],
+        blind_spots: Vec<&'static str>,
+    }
+    let mut blind_spots: Vec<&'static str> = Vec::new();
+    for id in rules_unread.iter().map(Unreadable::id) {
+        if !blind_spots.contains(&id) {
+            blind_spots.push(id);
+        }
     }
     let document = Suggestions {
         schema_version: SCHEMA_VERSION,
         ports,
+        blind_spots,
     };
     write_document(&document, sink)
 }
@@ -344,7 +361,7 @@ impl<'a> PortEntry<'a> {
             let in_use = verdict.in_use_ports.contains(&facts.port);
             let forwards: Vec<ForwardEntry<'a>> = verdict
                 .forwards_of(facts.port)
-                .map(|f| ForwardEntry::of(f, verdict.target_netns(f)))
+                .map(|f| ForwardEntry::of(f, verdict.target_of(f), verdict.asked))
                 .collect();
             let undecoded: Vec<&UndecodedRule> = verdict
                 .undecoded
@@ -397,7 +414,46 @@ pub(crate) struct ForwardEntry<'a> {
     unread_conditions: &'a [String],
     target: TargetEntry,
     target_netns: Option<NetnsView<'a>>,
+    target_sockets: Option<TargetSocketsEntry<'a>>,
     delete_command: String,
+}
+
+/// What listens on a forward's target ports in the target's namespace.
+#[derive(Serialize)]
+struct TargetSocketsEntry<'a> {
+    protocols: Vec<&'static str>,
+    ports: [u16; 2],
+    taking: Vec<SocketEntry<'a>>,
+    elsewhere: Vec<SocketEntry<'a>>,
+    error: Option<&'a str>,
+}
+
+impl<'a> TargetSocketsEntry<'a> {
+    fn of(listeners: &'a TargetListeners, netns: &'a NetnsLabel) -> TargetSocketsEntry<'a> {
+        let (taking, elsewhere, error) = match &listeners.found {
+            Ok(found) => (
+                found
+                    .taking
+                    .iter()
+                    .map(|r| SocketEntry::of(r, netns))
+                    .collect(),
+                found
+                    .elsewhere
+                    .iter()
+                    .map(|r| SocketEntry::of(r, netns))
+                    .collect(),
+                None,
+            ),
+            Err(message) => (Vec::new(), Vec::new(), Some(message.as_str())),
+        };
+        TargetSocketsEntry {
+            protocols: listeners.protocols.iter().map(|p| p.name()).collect(),
+            ports: pair(listeners.ports),
+            taking,
+            elsewhere,
+            error,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -425,7 +481,11 @@ struct TargetEntry {
 }
 
 impl<'a> ForwardEntry<'a> {
-    pub(crate) fn of(forward: &'a Forward, netns: Option<&'a NetnsLabel>) -> ForwardEntry<'a> {
+    pub(crate) fn of(
+        forward: &'a Forward,
+        lands: Option<&'a ForwardTarget>,
+        asked: PortRange,
+    ) -> ForwardEntry<'a> {
         let place = &forward.place;
         let target = match forward.target {
             Target::Dnat { addresses, ports } => TargetEntry {
@@ -490,7 +550,11 @@ impl<'a> ForwardEntry<'a> {
                 .collect(),
             unread_conditions: &forward.unread_conditions,
             target,
-            target_netns: netns.map(NetnsView::of),
+            target_netns: lands.map(|t| NetnsView::of(&t.netns)),
+            target_sockets: lands.and_then(|t| {
+                let listeners = t.listener_for(forward, asked)?;
+                Some(TargetSocketsEntry::of(listeners, &t.netns))
+            }),
             delete_command: place.delete_command(),
         }
     }

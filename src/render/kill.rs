@@ -167,9 +167,16 @@ pub fn text(report: &KillReport) -> String {
 fn forward_lines(out: &mut String, report: &KillReport) {
     for group in forwards::by_rule(&report.forwards) {
         let _ = writeln!(out, "  {}", forwards::phrase(&group, true));
-        let container = crate::report::target_address(group[0])
-            .and_then(|a| report.forward_targets.iter().find(|(t, _)| *t == a))
-            .and_then(|(_, netns)| netns.container.as_ref())
+        let target = crate::report::target_address(group[0])
+            .and_then(|a| report.forward_targets.iter().find(|t| t.address == a));
+        for line in target
+            .map(forwards::target_listener_lines)
+            .unwrap_or_default()
+        {
+            let _ = writeln!(out, "    at the target: {line}");
+        }
+        let container = target
+            .and_then(|t| t.netns.container.as_ref())
             .and_then(|c| stop_command(c).map(|stop| (c, stop)));
         match container {
             Some((container, stop)) => {
@@ -752,7 +759,11 @@ pub fn write_json(report: &KillReport, sink: &mut dyn io::Write) -> io::Result<(
         orphaned: TimeWaitView::of(&report.orphaned),
         outcome: report.outcome.id(),
         freed_after_ms: report.freed_after.map(duration_ms),
-        forwards: report.forwards.iter().map(ForwardView::of).collect(),
+        forwards: report
+            .forwards
+            .iter()
+            .map(|f| ForwardView::of(f, report))
+            .collect(),
         socket_units: report
             .socket_units
             .iter()
@@ -793,7 +804,7 @@ struct KillDocument<'a> {
     orphaned: TimeWaitView,
     outcome: &'static str,
     freed_after_ms: Option<u64>,
-    forwards: Vec<ForwardView>,
+    forwards: Vec<ForwardView<'a>>,
     socket_units: Vec<SocketUnitView>,
 }
 
@@ -807,10 +818,11 @@ struct SocketUnitView {
 
 /// A forwarding rule that takes a port asked, as kill's JSON gives it.
 #[derive(Serialize)]
-struct ForwardView {
+struct ForwardView<'a> {
     protocols: Vec<&'static str>,
     ports: Vec<[u16; 2]>,
     target: String,
+    container: Option<ContainerView<'a>>,
     table: String,
     chains: Vec<String>,
     hook: &'static str,
@@ -818,13 +830,17 @@ struct ForwardView {
     delete_command: String,
 }
 
-impl ForwardView {
-    fn of(forward: &crate::forwards::Forward) -> ForwardView {
+impl<'a> ForwardView<'a> {
+    fn of(forward: &crate::forwards::Forward, report: &'a KillReport) -> ForwardView<'a> {
         let place = &forward.place;
+        let container = crate::report::target_address(forward)
+            .and_then(|a| report.forward_targets.iter().find(|t| t.address == a))
+            .and_then(|t| t.netns.container.as_ref());
         ForwardView {
             protocols: forward.protocols.iter().map(|p| p.name()).collect(),
             ports: forward.ports.iter().map(|r| [r.lo, r.hi]).collect(),
             target: forward.target.to_string(),
+            container: container.map(ContainerView::of),
             table: place.table_name(),
             chains: place.chains.clone(),
             hook: place.hook.name(),

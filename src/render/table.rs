@@ -167,16 +167,22 @@ fn write_one(
 
 /// Said whenever the source that answered cannot see everything.
 fn blind_spots(out: &mut String, report: &NamespaceReport, paint: &Paint) {
-    if report.blind_spots.is_empty() {
-        return;
+    let (sctp, from_proc): (Vec<&BlindSpot>, Vec<&BlindSpot>) = report
+        .blind_spots
+        .iter()
+        .partition(|s| **s == BlindSpot::Sctp);
+    if !from_proc.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{} read from /proc/net, not sock_diag:",
+            paint.yellow("note:")
+        );
+        for spot in from_proc {
+            let _ = writeln!(out, "  {}.", spot.describe());
+        }
     }
-    let _ = writeln!(
-        out,
-        "\n{} read from /proc/net, not sock_diag:",
-        paint.yellow("note:")
-    );
-    for spot in &report.blind_spots {
-        let _ = writeln!(out, "  {}.", spot.describe());
+    for spot in sctp {
+        let _ = writeln!(out, "\n{} {}.", paint.yellow("note:"), spot.describe());
     }
 }
 
@@ -220,6 +226,10 @@ fn protocols_label(report: &NamespaceReport) -> &'static str {
     match report.protocols.as_slice() {
         [Protocol::Tcp] => "TCP",
         [Protocol::Udp] => "UDP",
+        [Protocol::Sctp] => "SCTP",
+        [Protocol::Tcp, Protocol::Sctp] => "TCP or SCTP",
+        [Protocol::Udp, Protocol::Sctp] => "UDP or SCTP",
+        [_, _, _] => "TCP, UDP or SCTP",
         _ => "TCP or UDP",
     }
 }
@@ -354,12 +364,16 @@ fn forward_lines(out: &mut String, verdict: &PortVerdict, paint: &Paint) {
     for forward in &verdict.forwards {
         let _ = writeln!(out, "  forward: {}.", forwards::line(forward));
     }
-    for (address, netns) in &verdict.forward_targets {
+    for target in &verdict.forward_targets {
         let _ = writeln!(
             out,
-            "  target: {address} is an address of network namespace {}.",
-            netns_label(netns)
+            "  target: {} is an address of network namespace {}.",
+            target.address,
+            netns_label(&target.netns)
         );
+        for line in forwards::target_listener_lines(target) {
+            let _ = writeln!(out, "  target: {line}.");
+        }
     }
     for rule in &verdict.undecoded {
         let _ = writeln!(

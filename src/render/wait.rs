@@ -102,6 +102,7 @@ pub fn other_protocols_line(port: u16, protocols: &[Protocol], asked: &[Protocol
         .map(|p| match p {
             Protocol::Tcp => "-t",
             Protocol::Udp => "-u",
+            Protocol::Sctp => "--sctp",
         })
         .collect();
     format!(

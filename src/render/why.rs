@@ -521,7 +521,9 @@ fn action_text(report: &WhyReport, action: &Action) -> String {
 
 fn target_text(target: &StopTarget) -> String {
     match target {
-        StopTarget::Supervisor { container, pids } => {
+        StopTarget::Supervisor {
+            container, pids, ..
+        } => {
             let what = match container.runtime {
                 "systemd" => format!("the unit {}", escape_str(&container.id)),
                 runtime => format!(

@@ -34,6 +34,7 @@ impl Protocols {
         match protocol {
             Protocol::Tcp => Protocols(1),
             Protocol::Udp => Protocols(2),
+            Protocol::Sctp => Protocols(4),
         }
     }
 

@@ -46,6 +46,7 @@ pub fn build_request(socket: &Socket, sequence: u32) -> Vec<u8> {
     bytes.push(match socket.protocol {
         Protocol::Tcp => libc::IPPROTO_TCP as u8,
         Protocol::Udp => libc::IPPROTO_UDP as u8,
+        Protocol::Sctp => libc::IPPROTO_SCTP as u8,
     });
     bytes.extend_from_slice(&[0, 0]);
     bytes.extend_from_slice(&ANY_STATE.to_ne_bytes());

@@ -43,13 +43,15 @@ const SK_MEMINFO_VARS: usize = 9;
 
 /// The multicast group that carries the destroyed sockets of one
 /// protocol and family.
-pub fn destroy_group(protocol: Protocol, family: Family) -> u32 {
-    match (family, protocol) {
+/// SCTP has none.
+pub fn destroy_group(protocol: Protocol, family: Family) -> Option<u32> {
+    Some(match (family, protocol) {
         (Family::Inet, Protocol::Tcp) => SKNLGRP_INET_TCP_DESTROY,
         (Family::Inet, Protocol::Udp) => SKNLGRP_INET_UDP_DESTROY,
         (Family::Inet6, Protocol::Tcp) => SKNLGRP_INET6_TCP_DESTROY,
         (Family::Inet6, Protocol::Udp) => SKNLGRP_INET6_UDP_DESTROY,
-    }
+        (_, Protocol::Sctp) => return None,
+    })
 }
 
 /// One destroy notification's payload (the inet_diag_msg and its
@@ -131,8 +133,11 @@ impl DestroyListener {
             .bind(&SocketAddr::new(0, 0))
             .map_err(|e| io_error("bind", e))?;
         for &(protocol, family) in wanted {
+            let Some(group) = destroy_group(protocol, family) else {
+                continue;
+            };
             socket
-                .add_membership(destroy_group(protocol, family))
+                .add_membership(group)
                 .map_err(|e| io_error("joining the multicast group", e))?;
         }
         socket
@@ -404,6 +409,7 @@ mod tests {
         let mut groups: Vec<u32> = [Protocol::Tcp, Protocol::Udp]
             .into_iter()
             .flat_map(|p| [Family::Inet, Family::Inet6].map(|f| destroy_group(p, f)))
+            .flatten()
             .collect();
         groups.sort_unstable();
         assert_eq!(groups, vec![1, 2, 3, 4]);

@@ -40,6 +40,10 @@ pub enum BlindSpot {
     /// /proc/net does not say whether the kernel chose a socket's port:
     /// an unconnected UDP client looks like a listener.
     AutoBound,
+    /// SCTP was asked for and the kernel has it, but its sockets could
+    /// not be read: no sctp_diag (or /proc/net alone answered). Never
+    /// said where the kernel has no SCTP: then there is none to miss.
+    Sctp,
 }
 
 impl BlindSpot {
@@ -49,6 +53,7 @@ impl BlindSpot {
             BlindSpot::TcpBoundOnly => "tcp_bound_only",
             BlindSpot::V6Only => "v6only",
             BlindSpot::AutoBound => "autobound",
+            BlindSpot::Sctp => "sctp",
         }
     }
 
@@ -63,6 +68,9 @@ impl BlindSpot {
             }
             BlindSpot::AutoBound => {
                 "whether the kernel chose a socket's port cannot be seen: an unconnected UDP client (sendto() without bind()) is shown as a listener, and roles without a listener follow the port alone"
+            }
+            BlindSpot::Sctp => {
+                "SCTP sockets could not be read, though the kernel has SCTP (sock_diag has no sctp_diag here, or /proc/net answered): a port may be held by one"
             }
         }
     }

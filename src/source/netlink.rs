@@ -65,6 +65,11 @@ pub const ALL_STATES: u32 = ((1 << 14) - 1) & !1;
 pub const UDP_UNCONNECTED: u32 = 1 << 7;
 /// Listening TCP sockets.
 pub const TCP_LISTENING: u32 = 1 << 10;
+/// SCTP endpoints that wait on their port: LISTEN (10), or bound and
+/// CLOSE (7); sctp_diag reports an SCTP socket's state in TCP's numbers.
+pub const SCTP_UNCONNECTED: u32 = (1 << 10) | (1 << 7);
+/// The SCTP protocol number (netinet/in.h), which sctp_diag answers to.
+pub const IPPROTO_SCTP: u8 = 132;
 /// TCP sockets that hold a port without a connection: LISTEN and
 /// BOUND_INACTIVE.
 pub const TCP_UNCONNECTED: u32 = (1 << 10) | (1 << 13);
@@ -169,6 +174,7 @@ pub fn build_request(request: &DumpRequest, sequence: u32) -> Vec<u8> {
     let protocol = match request.protocol {
         Protocol::Tcp => IPPROTO_TCP,
         Protocol::Udp => IPPROTO_UDP,
+        Protocol::Sctp => IPPROTO_SCTP,
     };
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
@@ -1093,6 +1099,94 @@ mod tests {
             (orphan.state, orphan.timer_ms),
             (State::FinWait2, Some(42_000))
         );
+    }
+
+    /// One attribute: its length, kind and value, padded to 4 bytes.
+    fn attribute(kind: u16, value: &[u8]) -> Vec<u8> {
+        let mut bytes = ((4 + value.len()) as u16).to_ne_bytes().to_vec();
+        bytes.extend_from_slice(&kind.to_ne_bytes());
+        bytes.extend_from_slice(value);
+        bytes.resize(bytes.len().div_ceil(4) * 4, 0);
+        bytes
+    }
+
+    /// A struct sockaddr_storage (128 bytes) holding an IPv4 address, as
+    /// sctp_diag puts each address of INET_DIAG_LOCALS and _PEERS.
+    fn sockaddr_storage_v4(address: [u8; 4], port: u16) -> Vec<u8> {
+        let mut bytes = vec![0; 128];
+        bytes[0..2].copy_from_slice(&u16::from(AF_INET).to_ne_bytes());
+        bytes[2..4].copy_from_slice(&port.to_be_bytes());
+        bytes[4..8].copy_from_slice(&address);
+        bytes
+    }
+
+    #[test]
+    fn an_sctp_dump_asks_for_protocol_132() {
+        let request = request(Family::Inet, Protocol::Sctp, SCTP_UNCONNECTED, vec![]);
+        let bytes = build_request(&request, 3);
+        // inet_diag_req_v2: sdiag_family, sdiag_protocol, idiag_ext, pad,
+        // idiag_states.
+        assert_eq!(bytes[16], AF_INET);
+        assert_eq!(bytes[17], 132);
+        assert_eq!(bytes[18], 0, "no tcp_info asked of sctp_diag");
+        assert_eq!(
+            u32::from_ne_bytes(bytes[20..24].try_into().unwrap()),
+            (1 << 10) | (1 << 7)
+        );
+    }
+
+    #[test]
+    fn an_sctp_endpoint_reply_is_decoded_past_its_address_lists() {
+        // inet_diag_msg of a listening endpoint on 10.0.0.1:5000,
+        // multi-homed (two addresses in INET_DIAG_LOCALS), then its
+        // cgroup: the attribute walk must step over the 256-byte list.
+        let mut msg = vec![0u8; INET_DIAG_MSG_LEN];
+        msg[0] = AF_INET;
+        msg[1] = 10; // LISTEN, in TCP's numbers
+        msg[4..6].copy_from_slice(&5000u16.to_be_bytes());
+        msg[8..12].copy_from_slice(&[10, 0, 0, 1]);
+        msg[64..68].copy_from_slice(&0u32.to_ne_bytes()); // uid
+        msg[68..72].copy_from_slice(&4242u32.to_ne_bytes()); // inode
+        let mut locals = sockaddr_storage_v4([10, 0, 0, 1], 5000);
+        locals.extend(sockaddr_storage_v4([10, 0, 1, 1], 5000));
+        msg.extend(attribute(12, &locals)); // INET_DIAG_LOCALS
+        msg.extend(attribute(INET_DIAG_CGROUP_ID, &7u64.to_ne_bytes()));
+        let mut stream = ((NLMSG_HEADER_LEN + msg.len()) as u32)
+            .to_ne_bytes()
+            .to_vec();
+        stream.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        stream.extend_from_slice(&[0; 10]); // flags, sequence, port id
+        stream.extend(msg);
+        let (mut out, mut skipped) = (Vec::new(), 0);
+        decode_replies(&stream, Protocol::Sctp, &mut out, &mut skipped).unwrap();
+        assert_eq!(skipped, 0);
+        let socket = &out[0];
+        assert_eq!(socket.protocol, Protocol::Sctp);
+        assert_eq!(socket.state, State::Listen);
+        assert_eq!(socket.local.to_string(), "10.0.0.1:5000");
+        assert_eq!((socket.inode, socket.mptcp), (4242, None));
+        assert_eq!(socket.cgroup_id.map(|id| id.get()), Some(7));
+        // A closed (bound) SCTP endpoint stays CLOSE: only a TCP socket
+        // in CLOSE is one only bound.
+        stream[NLMSG_HEADER_LEN + 1] = 7;
+        out.clear();
+        decode_replies(&stream, Protocol::Sctp, &mut out, &mut skipped).unwrap();
+        assert_eq!(out[0].state, State::Close);
+    }
+
+    #[test]
+    fn a_dump_without_a_handler_for_its_protocol_ends_in_enoent() {
+        // What a kernel without sctp_diag answers an SCTP dump: NLMSG_DONE
+        // carrying -ENOENT. It is an error with its errno, never an empty
+        // answer; the caller decides what it hides.
+        let mut done = 20u32.to_ne_bytes().to_vec();
+        done.extend_from_slice(&3u16.to_ne_bytes()); // NLMSG_DONE
+        done.extend_from_slice(&[0; 10]); // flags, sequence, port id
+        done.extend_from_slice(&(-libc::ENOENT).to_ne_bytes());
+        let (mut out, mut skipped) = (Vec::new(), 0);
+        let error = decode_replies(&done, Protocol::Sctp, &mut out, &mut skipped).unwrap_err();
+        assert_eq!(error.errno, Some(libc::ENOENT));
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -216,6 +216,9 @@ pub fn table_path(family: Family, protocol: Protocol) -> &'static str {
         (Protocol::Tcp, Family::Inet6) => "net/tcp6",
         (Protocol::Udp, Family::Inet) => "net/udp",
         (Protocol::Udp, Family::Inet6) => "net/udp6",
+        // Of another format, and not read: SCTP comes from sock_diag
+        // alone (see collect.rs).
+        (Protocol::Sctp, _) => "net/sctp/eps",
     }
 }
 

@@ -72,9 +72,9 @@ impl Part {
     pub fn of(socket: &Socket) -> Part {
         match (socket.protocol, socket.state) {
             (Protocol::Udp, _) => Part::Udp,
-            (Protocol::Tcp, State::Listen) => Part::Listening,
-            (Protocol::Tcp, State::BoundInactive) => Part::Bound,
-            (Protocol::Tcp, _) => Part::Connections,
+            (Protocol::Tcp | Protocol::Sctp, State::Listen) => Part::Listening,
+            (Protocol::Tcp | Protocol::Sctp, State::BoundInactive) => Part::Bound,
+            (Protocol::Tcp | Protocol::Sctp, _) => Part::Connections,
         }
     }
 }
@@ -116,8 +116,8 @@ impl Known {
     pub fn unseen_born_after(&self, socket: &Socket) -> Instant {
         match (socket.protocol, socket.remote.port) {
             (Protocol::Udp, _) => self.udp,
-            (Protocol::Tcp, 0) => self.listening.min(self.bound),
-            (Protocol::Tcp, _) => self.connections,
+            (Protocol::Tcp | Protocol::Sctp, 0) => self.listening.min(self.bound),
+            (Protocol::Tcp | Protocol::Sctp, _) => self.connections,
         }
     }
 }
@@ -567,6 +567,8 @@ fn requests(query: &Query) -> Vec<Request> {
                 parts.push((protocol, netlink::UDP_UNCONNECTED, Part::Udp));
             }
             Protocol::Udp => parts.push((protocol, netlink::ALL_STATES, Part::Udp)),
+            // watch is not asked about SCTP (--sctp is the probe's).
+            Protocol::Sctp => {}
         }
     }
     let mut requests = Vec::new();

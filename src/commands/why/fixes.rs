@@ -23,7 +23,7 @@ use crate::commands::why::rules::{self, Certainty, Rule, Side, TrialView};
 use crate::commands::why::trial::{Outcome, Scope, Skipped, TrialUser};
 use crate::commands::why::{Cause, InTheWay, Knowns, Reason, TrialRun, Verdict, judge_outcome};
 use crate::holders::container::Container;
-use crate::holders::process;
+use crate::holders::{process, socket_units};
 use crate::ports::KernelPortPolicy;
 use crate::report::{self, Row};
 use crate::services::Services;
@@ -84,6 +84,9 @@ pub enum StopTarget {
     Supervisor {
         /// The unit or container.
         container: Container,
+        /// For a systemd socket unit, the service it starts, where its
+        /// unit file says: both are stopped.
+        activates: Option<String>,
         /// Its processes that hold the sockets.
         pids: Vec<u32>,
     },
@@ -660,6 +663,8 @@ struct Holding {
     pid: u32,
     command: Vec<u8>,
     container: Option<Container>,
+    /// The service the socket unit in `container` starts, if it is one.
+    activates: Option<String>,
     pid_in_namespace: Option<u32>,
 }
 
@@ -670,19 +675,26 @@ fn stop(context: &Context<'_>, in_way: &[&InTheWay], knowns: &Knowns) -> Option<
     for w in in_way {
         for holder in &w.row.holders {
             if !holders.iter().any(|h| h.pid == holder.pid) {
-                // A socket unit's listener is the unit's to stop.
+                // A socket unit's listener is the unit's to stop, with
+                // the service it starts.
                 let unit = w.row.cgroup.as_deref().and_then(|c| {
-                    c.socket_unit().map(|unit| Container {
+                    let unit = Container {
                         runtime: "systemd",
-                        id: unit.to_string(),
-                        name: c.activates.clone(),
+                        id: c.socket_unit()?.to_string(),
+                        name: None,
                         pod_uid: None,
-                    })
+                    };
+                    Some((unit, c.activates.clone()))
                 });
+                let (container, activates) = match unit {
+                    Some((unit, activates)) => (Some(unit), activates),
+                    None => (holder.container().cloned(), None),
+                };
                 holders.push(Holding {
                     pid: holder.pid,
                     command: holder.command().to_vec(),
-                    container: unit.or_else(|| holder.container().cloned()),
+                    container,
+                    activates,
                     pid_in_namespace: holder.pid_in_namespace(),
                 });
             }
@@ -774,13 +786,14 @@ fn stop_targets(root: &ProcRoot, holders: &[Holding]) -> Vec<StopTarget> {
     let stoppable = |c: &Container| {
         c.runtime != "systemd"
             || (c.id.ends_with(".service") && !c.id.starts_with("user@"))
-            || crate::socket_units::is_socket_unit(&c.id)
+            || socket_units::is_socket_unit(&c.id)
     };
     if let Some(first) = holders.first().and_then(|h| h.container.as_ref()) {
         let one = holders.iter().all(|h| h.container.as_ref() == Some(first));
         if one && stoppable(first) {
             return vec![StopTarget::Supervisor {
                 container: first.clone(),
+                activates: holders[0].activates.clone(),
                 pids: holders.iter().map(|h| h.pid).collect(),
             }];
         }
@@ -912,6 +925,17 @@ fn wait_time_wait(in_way: &[&InTheWay]) -> Option<Fix> {
 /// The command line that stops a target, where there is one.
 pub fn stop_command(target: &StopTarget) -> Option<String> {
     match target {
+        StopTarget::Supervisor {
+            container,
+            activates,
+            ..
+        } if socket_units::is_socket_unit(&container.id) && container.runtime == "systemd" => Some(
+            kill::SocketUnit {
+                unit: container.id.clone(),
+                activates: activates.clone(),
+            }
+            .stop_command(),
+        ),
         StopTarget::Supervisor { container, .. } => kill::stop_command(container),
         StopTarget::Process { pid, .. } => Some(format!("kill {pid}")),
         StopTarget::Hidden { .. } | StopTarget::Refused { .. } => None,

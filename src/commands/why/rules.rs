@@ -148,7 +148,7 @@ pub fn conflicts(trial: &TrialView<'_>, socket: &Socket, known: Known) -> Option
     let spec = trial.spec;
     let same_user = socket.uid == trial.uid;
     let coexist = match spec.protocol {
-        Protocol::Tcp => {
+        Protocol::Tcp | Protocol::Sctp => {
             // Request sockets live on their listener, not on the port.
             if matches!(socket.state, State::SynRecv | State::NewSynRecv) {
                 return Some(false);
@@ -238,7 +238,7 @@ fn rule_of(trial: &TrialView<'_>, socket: &Socket, known: Known) -> Rule {
     let spec = trial.spec;
     match spec.protocol {
         Protocol::Udp => Rule::Udp,
-        Protocol::Tcp => match socket.state {
+        Protocol::Tcp | Protocol::Sctp => match socket.state {
             State::Listen
                 if spec.reuseport && socket.uid != trial.uid && known.reuseport == Some(true) =>
             {
@@ -299,7 +299,7 @@ pub fn coexistence(trial: &TrialView<'_>, socket: &Socket, known: Known) -> Opti
         return None;
     }
     let receives = match socket.protocol {
-        Protocol::Tcp => {
+        Protocol::Tcp | Protocol::Sctp => {
             matches!(
                 socket.state,
                 State::Listen | State::BoundInactive | State::Close
@@ -314,8 +314,8 @@ pub fn coexistence(trial: &TrialView<'_>, socket: &Socket, known: Known) -> Opti
     let theirs = coverage(socket.local.address, socket.v6only);
     if overlaps(ours, theirs) {
         return Some(match (socket.protocol, socket.state) {
-            (Protocol::Tcp, State::Listen) => Coexistence::JoinsGroup,
-            (Protocol::Tcp, _) => Coexistence::SharesPort,
+            (Protocol::Tcp | Protocol::Sctp, State::Listen) => Coexistence::JoinsGroup,
+            (Protocol::Tcp | Protocol::Sctp, _) => Coexistence::SharesPort,
             (Protocol::Udp, _) => {
                 let group =
                     spec.reuseport && known.reuseport == Some(true) && socket.uid == trial.uid;

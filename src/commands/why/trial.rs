@@ -201,7 +201,7 @@ impl Skipped {
     /// listen(), UDP before bind().
     pub(crate) fn of(protocol: Protocol, live: Vec<Socket>) -> Skipped {
         match protocol {
-            Protocol::Tcp => Skipped::Listen { listeners: live },
+            Protocol::Tcp | Protocol::Sctp => Skipped::Listen { listeners: live },
             Protocol::Udp => Skipped::Bind { sharers: live },
         }
     }
@@ -293,6 +293,8 @@ fn configured_socket(
     let kind = match protocol {
         Protocol::Tcp => libc::SOCK_STREAM,
         Protocol::Udp => libc::SOCK_DGRAM,
+        // SCTP's one-to-many style, its default for SOCK_SEQPACKET.
+        Protocol::Sctp => libc::SOCK_SEQPACKET,
     };
     // SAFETY: a plain system call; the fd it returns is owned below.
     let raw = unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC, 0) };
