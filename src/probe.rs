@@ -241,12 +241,17 @@ fn settle_leftovers(
     if leftover.is_empty() {
         return None;
     }
-    // The kernel's walk went over every thread's fd table, none was
-    // refused, and a socket it missed was walked for after the dumps: a
-    // socket without a holder is closed or held by no fd, never hidden.
+    // The kernel's walk went over every thread's fd table, and a socket
+    // it missed was walked for after the dumps. One still without a
+    // holder is closed, held by no fd, or held in a table the kernel
+    // keeps even from its own walk, as some sandboxes do (then /proc
+    // refuses that table too, and the socket is hidden, not holderless).
     if from == HolderWalk::Kernel {
-        drop_closed(query, gathered, scan);
-        return None;
+        if !drop_closed(query, gathered, scan) {
+            return None;
+        }
+        scan.unreadable = procfs::refused_tables(root);
+        return restrict(root, scan);
     }
     let later = procfs::scan_again(root, &leftover, scan);
     scan.add(later);
@@ -525,9 +530,13 @@ pub fn find_holders(query: &Query, rows: &mut [Row]) -> Option<HolderWalk> {
     let mut scan = search.scan(query, wanted);
     let root = &query.proc_root;
     let leftover = sockets_without_holders(rows.iter().map(|r| &r.socket), &scan);
-    if !leftover.is_empty() && search.from == HolderWalk::Proc {
-        let later = procfs::scan_again(root, &leftover, &scan);
-        scan.add(later);
+    if !leftover.is_empty() {
+        // As in `settle_leftovers`: /proc's first pass may have read too
+        // soon; the kernel's walk may have been kept from some table.
+        match search.from {
+            HolderWalk::Proc => scan.add(procfs::scan_again(root, &leftover, &scan)),
+            HolderWalk::Kernel => scan.unreadable = procfs::refused_tables(root),
+        }
         if !sockets_without_holders(rows.iter().map(|r| &r.socket), &scan).is_empty() {
             restrict(root, &mut scan);
         }

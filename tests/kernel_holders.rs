@@ -1002,3 +1002,58 @@ fn lsport_with_the_kernels_walk_copes_with_processes_exiting() {
         assert!(of_stable.is_subset(&stable_truth), "{what}");
     }
 }
+
+/// Where /proc refuses pid 1's fd links even to root (a sandbox's init,
+/// as on the machines lsport is built on), the kernel's walk reports
+/// none of pid 1's fds either. Either walk must then call pid 1's
+/// sockets hidden and name pid 1 as unreadable: a socket left without a
+/// holder while some table was refused is never said to have none.
+/// Runs in the host's network namespace, where pid 1's sockets are;
+/// skipped (and said so) where pid 1's fds are readable or it holds no
+/// socket.
+#[test]
+fn sockets_in_a_table_proc_refuses_are_hidden_on_either_walk() {
+    let test = "sockets_in_a_table_proc_refuses_are_hidden_on_either_walk";
+    let skip = |why: &str| {
+        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+    };
+    match std::fs::read_link("/proc/1/fd/0") {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {}
+        _ => return skip("pid 1's fd links are readable here"),
+    }
+    if let Err(err) = kernel_fd_walk(Some(&[0])) {
+        if std::env::var_os("LSPORT_REQUIRE_BPF").is_some() {
+            panic!("{test}: the kernel's walk is unavailable: {err:?}");
+        }
+        return skip(&format!("the kernel's walk is unavailable: {err}"));
+    }
+    for source in ["proc", "kernel"] {
+        let output = common::lsport(["-a", "--json", "--holders", source]);
+        assert!(output.status.code().is_some_and(|c| c <= 1), "{output:?}");
+        let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(doc["holders_from"], source, "{source}");
+        if source == "proc" && doc["hidden_holders"] == 0 {
+            return skip("pid 1 holds no socket here");
+        }
+        let unreadable: Vec<u64> = doc["unreadable_processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["pid"].as_u64().unwrap())
+            .collect();
+        assert!(unreadable.contains(&1), "{source}: {unreadable:?}");
+        assert!(doc["hidden_holders"].as_u64().unwrap() >= 1, "{source}");
+        let holderless: Vec<&serde_json::Value> = doc["sockets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| {
+                s["inode"] != 0
+                    && s["role"] != "time-wait"
+                    && s["holders"].as_array().unwrap().is_empty()
+                    && s["holders_hidden"] == false
+            })
+            .collect();
+        assert!(holderless.is_empty(), "{source}: {holderless:#?}");
+    }
+}

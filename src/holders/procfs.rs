@@ -359,6 +359,68 @@ pub struct LaterPass {
     pub unreadable: Vec<Unreadable>,
 }
 
+/// The processes whose fd tables `/proc` refuses, found by reading at
+/// most one link of each (a table that gives one gives all). For when
+/// another walk (the kernel's) found no holder of some socket: a sandbox
+/// may keep a table from that walk as it keeps it from `/proc`.
+pub fn refused_tables(root: &ProcRoot) -> Vec<Unreadable> {
+    let Some(proc_dir) = open_proc(root) else {
+        return Vec::new();
+    };
+    list_pids(root)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|pid| {
+            let why = table_refusal(&proc_dir, pid)?;
+            Some(Unreadable { pid, why })
+        })
+        .collect()
+}
+
+/// Why `/proc/PID/fd` is refused, from its first link; None when it is
+/// readable, empty or gone.
+fn table_refusal(proc_dir: &impl AsFd, pid: u32) -> Option<FdRefusal> {
+    let path = format!("{pid}/fd");
+    let mut dir = match Dir::openat(
+        proc_dir,
+        path.as_str(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(dir) => dir,
+        Err(Errno::ENOENT | Errno::ESRCH | Errno::ENOTDIR) => return None,
+        Err(errno) => return Some(FdRefusal::of_open(errno)),
+    };
+    let dir_fd = dir.as_raw_fd();
+    let mut link = [0u8; 64];
+    for entry in dir.iter() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(Errno::ENOENT | Errno::ESRCH) => return None,
+            Err(errno) => return Some(FdRefusal::of_open(errno)),
+        };
+        let name: &CStr = entry.file_name();
+        if parse_decimal(name.to_bytes()).is_none() {
+            continue;
+        }
+        // SAFETY: as in `socket_fds_at`.
+        let n = unsafe {
+            libc::readlinkat(dir_fd, name.as_ptr(), link.as_mut_ptr().cast(), link.len())
+        };
+        if n >= 0 {
+            return None;
+        }
+        match Errno::last() {
+            Errno::ENOENT | Errno::ESRCH => continue,
+            errno @ (Errno::ENOMEM | Errno::EMFILE | Errno::ENFILE) => {
+                return Some(FdRefusal::Exhausted(errno as i32));
+            }
+            errno => return Some(FdRefusal::Links(errno as i32)),
+        }
+    }
+    None
+}
+
 /// The second pass, for sockets the first found no holder of and that
 /// are still open. It reads again the fd tables the first pass may have
 /// read too soon: it runs while the sockets are dumped, so a process
