@@ -212,11 +212,15 @@ fn run_unix_probe(invocation: &Invocation) -> Outcome {
     let query = &invocation.query;
     let unix = lsport::unix::probe::probe(query)?;
     let ports_asked = !query.ports.is_empty();
-    let ports = if ports_asked || invocation.output == Output::Json {
+    let mut ports = if ports_asked || invocation.output == Output::Json {
         Some(lsport::probe(query)?)
     } else {
         None
     };
+    // Without ports, the document's holders are the Unix sockets'.
+    if let Some(report) = ports.as_mut().filter(|_| !ports_asked) {
+        report.holders_from = unix.holders_from;
+    }
     let port_match = ports_asked && ports.as_ref().is_some_and(Report::any_match);
     let status = if unix.any_match() || port_match {
         EXIT_MATCH

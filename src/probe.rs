@@ -11,19 +11,17 @@ use crate::collect::{self, Collected};
 use crate::error::Error;
 use crate::filter::{self, SocketFilter};
 use crate::forwards::{self, ForwardScan, Unreadable};
+use crate::holders::HolderWalk;
 use crate::holders::cgroups::{CgroupTree, Hierarchy, SocketCgroup};
 use crate::holders::container::{self, Container};
-use crate::holders::early::{self, EarlyWalk};
 use crate::holders::hidepid;
-use crate::holders::kernel::Unavailable;
-use crate::holders::overlap;
 use crate::holders::procfs::{self, FdScan};
+use crate::holders::search::HolderSearch;
 use crate::holders::unseen::Unseen;
 use crate::holders::users::UserNames;
-use crate::holders::{self, HolderWalk};
 use crate::netns::{self, NetnsLabel};
 use crate::ports::KernelPortPolicy;
-use crate::query::{CgroupDetail, ForwardingRules, HolderDetail, HolderSource, NetnsChoice, Query};
+use crate::query::{CgroupDetail, ForwardingRules, HolderDetail, NetnsChoice, Query};
 use crate::report::{
     self, ForwardTarget, Inputs, NamespaceReport, Report, Row, TargetListeners, TargetSockets,
 };
@@ -63,20 +61,11 @@ pub fn probe(query: &Query) -> Result<Report, Error> {
     let (filter, filter_tree) = filter::prepare(query)?;
     let filter = &filter;
     let mut search = HolderSearch::plan(query);
-    let ((gathered, skipped), scan) = match (query.holders, search.from) {
-        (HolderDetail::None, _) => (gather_namespaces(query, filter, &|| {})?, FdScan::default()),
-        // The kernel walks every fd table in one pass, on a second
-        // thread while the namespaces are dumped (see early.rs).
-        (HolderDetail::Processes, HolderWalk::Kernel) => {
-            let (gathered, early) =
-                early::walk_while(|found_some| gather_namespaces(query, filter, found_some))?;
-            let wanted = wanted_inodes(&gathered.0);
-            let scan = search.scan_after(query, wanted, early);
-            (gathered, scan)
-        }
-        // The /proc scan runs while the namespaces are dumped, from the
-        // first socket found (see overlap.rs).
-        (HolderDetail::Processes, HolderWalk::Proc) => overlap::scan_while(root, |found_some| {
+    let ((gathered, skipped), scan) = match query.holders {
+        HolderDetail::None => (gather_namespaces(query, filter, &|| {})?, FdScan::default()),
+        // The holders are searched for while the namespaces are dumped,
+        // from the first socket found (see holders/search.rs).
+        HolderDetail::Processes => search.run_while(query, |found_some| {
             let (gathered, skipped) = gather_namespaces(query, filter, found_some)?;
             let wanted = wanted_inodes(&gathered);
             Ok::<_, Error>(((gathered, skipped), wanted))
@@ -148,74 +137,6 @@ fn wanted_inodes(gathered: &[Gathered]) -> HashSet<u64> {
         .flat_map(|g| g.collected.sockets.iter().map(|s| s.inode))
         .filter(|i| *i != 0)
         .collect()
-}
-
-/// Which walk names the holders, and why the kernel's did not.
-struct HolderSearch {
-    from: HolderWalk,
-    unavailable: Option<Unavailable>,
-}
-
-impl HolderSearch {
-    /// The kernel's walk where the query allows it and it looks possible
-    /// (checked without loading anything); else the /proc walk.
-    fn plan(query: &Query) -> HolderSearch {
-        let possible = match query.holder_source {
-            HolderSource::Proc => return HolderSearch::proc(None),
-            HolderSource::Auto | HolderSource::Kernel => {
-                holders::kernel_walk_possible(&query.proc_root)
-            }
-        };
-        match possible {
-            Ok(()) => HolderSearch {
-                from: HolderWalk::Kernel,
-                unavailable: None,
-            },
-            Err(why) => HolderSearch::proc(Some(why)),
-        }
-    }
-
-    fn proc(unavailable: Option<Unavailable>) -> HolderSearch {
-        HolderSearch {
-            from: HolderWalk::Proc,
-            unavailable,
-        }
-    }
-
-    /// The holders of `wanted`, from the kernel's walk, or from the /proc
-    /// walk where the kernel refuses it after all.
-    fn scan(&mut self, query: &Query, wanted: HashSet<u64>) -> FdScan {
-        if wanted.is_empty() {
-            return FdScan::default();
-        }
-        if self.from == HolderWalk::Kernel {
-            match holders::kernel_scan(&wanted) {
-                Ok(scan) => return scan,
-                Err(why) => *self = HolderSearch::proc(Some(why)),
-            }
-        }
-        let Ok(((), scan)) = overlap::scan_while(&query.proc_root, |_| {
-            Ok::<_, std::convert::Infallible>(((), wanted))
-        });
-        scan
-    }
-
-    /// The holders of `wanted`, from the kernel's walk that ran during
-    /// the dumps (and a second for what it missed); from a walk now
-    /// where it never started, or from /proc where the kernel refused.
-    fn scan_after(&mut self, query: &Query, wanted: HashSet<u64>, early: EarlyWalk) -> FdScan {
-        match early {
-            _ if wanted.is_empty() => FdScan::default(),
-            None => self.scan(query, wanted),
-            Some(walked) => match walked.and_then(|all| early::scan_after(all, &wanted)) {
-                Ok(scan) => scan,
-                Err(why) => {
-                    *self = HolderSearch::proc(Some(why));
-                    self.scan(query, wanted)
-                }
-            },
-        }
-    }
 }
 
 /// Settles the sockets the first pass found no holder of. They are

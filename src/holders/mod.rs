@@ -13,6 +13,7 @@ pub mod mountinfo;
 pub(crate) mod overlap;
 pub mod process;
 pub(crate) mod procfs;
+pub(crate) mod search;
 pub mod socket_units;
 pub mod unseen;
 pub(crate) mod users;

@@ -6,8 +6,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::Error;
-use crate::holders::overlap;
 use crate::holders::procfs::{self as holder_walk, FdScan};
+use crate::holders::search::HolderSearch;
 use crate::holders::unseen::Unseen;
 use crate::holders::users::UserNames;
 use crate::query::{HolderDetail, NetnsChoice, Query, SourceChoice, View};
@@ -113,17 +113,24 @@ pub fn probe(query: &Query) -> Result<UnixReport, Error> {
     let targets = look_at_files(&query.unix_targets);
     let every_socket = query.view == View::All;
     let root = &query.proc_root;
+    let mut search = HolderSearch::plan(query);
     let (table, scan) = match query.holders {
         HolderDetail::None => (read_table_in_namespace(query)?, FdScan::default()),
-        HolderDetail::Processes => overlap::scan_while(root, |_start| {
-            let table = read_table_in_namespace(query)?;
-            let (chosen, _) = report::select(&table.sockets, table.source, &targets, every_socket);
-            let wanted: HashSet<u64> = chosen
-                .iter()
-                .map(|&(i, _)| table.sockets[i].inode)
-                .collect();
-            Ok::<_, Error>((table, wanted))
-        })?,
+        HolderDetail::Processes => {
+            let (table, mut scan) = search.run_while(query, |_start| {
+                let table = read_table_in_namespace(query)?;
+                let (chosen, _) =
+                    report::select(&table.sockets, table.source, &targets, every_socket);
+                let wanted: HashSet<u64> = chosen
+                    .iter()
+                    .map(|&(i, _)| table.sockets[i].inode)
+                    .collect();
+                Ok::<_, Error>(((table, wanted.clone()), wanted))
+            })?;
+            let (table, wanted) = table;
+            search.note_refused_tables(root, &mut scan, &wanted);
+            (table, scan)
+        }
     };
     let processes: HashMap<u32, holder_walk::ProcessInfo> = scan
         .holding_pids()
@@ -173,5 +180,6 @@ pub fn probe(query: &Query) -> Result<UnixReport, Error> {
         } else {
             Unseen::default()
         },
+        holders_from: (query.holders == HolderDetail::Processes).then_some(search.from),
     })
 }

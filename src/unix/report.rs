@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::io;
 
+use crate::holders::HolderWalk;
 use crate::holders::procfs::FdScan;
 use crate::holders::unseen::Unseen;
 use crate::holders::users::UserNames;
@@ -211,6 +212,8 @@ pub struct UnixReport {
     pub skipped: usize,
     /// What kept holders out of sight, when some are.
     pub unseen: Unseen,
+    /// The walk that named the holders; None when none was looked for.
+    pub holders_from: Option<HolderWalk>,
 }
 
 impl UnixReport {
