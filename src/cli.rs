@@ -706,7 +706,8 @@ impl Args {
         }
         let filters = self.filters()?;
         self.check_unix(&task, &asked, &unix_targets, &filters)?;
-        let unix_only = self.unix || (!unix_targets.is_empty() && asked.is_empty());
+        // Ports given with --unix are answered too, as with a path.
+        let unix_only = (self.unix || !unix_targets.is_empty()) && asked.is_empty();
         let mut query = match &task {
             Task::Watch(_) if asked.is_empty() => Query::listening(),
             Task::Watch(_) | Task::Kill(_) | Task::Wait(_) => Query::ports(asked),
@@ -832,11 +833,6 @@ impl Args {
             ));
         }
         if unix_targets.is_empty() {
-            if self.unix && filters.by_cgroup() {
-                return Err(Error::usage(
-                    "--unix goes with --pid and --user; --unit, --container and --cgroup select TCP and UDP sockets only",
-                ));
-            }
             return Ok(());
         }
         match task {

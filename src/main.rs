@@ -212,8 +212,15 @@ fn run_unix_probe(invocation: &Invocation) -> Outcome {
     let query = &invocation.query;
     let unix = lsport::unix::probe::probe(query)?;
     let ports_asked = !query.ports.is_empty();
-    let ports = if ports_asked || invocation.output == Output::Json {
+    let ports = if ports_asked {
         Some(lsport::probe(query)?)
+    } else if invocation.output == Output::Json {
+        // The document's empty port part: no filter to prepare for it.
+        let empty = lsport::query::Query {
+            filters: lsport::query::Filters::default(),
+            ..query.clone()
+        };
+        Some(lsport::probe(&empty)?)
     } else {
         None
     };
@@ -274,6 +281,15 @@ fn warn_about_unix_gaps(unix: &lsport::unix::report::UnixReport) {
     }
     if let Some(line) = render::unseen::notice(unix.hidden_holders(), &unix.unseen) {
         say(&line);
+    }
+    if unix.untested_by_filter > 0 {
+        let n = unix.untested_by_filter;
+        say(&format!(
+            "{n} Unix socket{} left out: {} holders are hidden from this user, so whether {} in the unit, container or cgroup asked for cannot be told (run as root)",
+            if n == 1 { " is" } else { "s are" },
+            if n == 1 { "its" } else { "their" },
+            if n == 1 { "it is" } else { "they are" },
+        ));
     }
 }
 

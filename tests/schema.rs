@@ -1424,6 +1424,8 @@ fn the_unix_part_of_the_probe_matches_its_schema() {
         (vec!["--json", "--source", "proc", path, stale], &[0]),
         (vec!["--json", "--unix"], &[0]),
         (vec!["--json", "--unix", "-a"], &[0]),
+        // Selected by the holders' cgroups (every one is below /).
+        (vec!["--json", "--unix", "--cgroup", "/"], &[0]),
         (vec!["--json", stale], &[1]),
     ] {
         let doc = run(&services, &args, statuses);

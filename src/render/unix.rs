@@ -281,6 +281,7 @@ pub(crate) struct UnixPart<'a> {
     targets: Vec<TargetView<'a>>,
     sockets: Vec<UnixSocketView<'a>>,
     hidden_holders: usize,
+    untested_by_filter: usize,
 }
 
 impl<'a> UnixPart<'a> {
@@ -295,6 +296,7 @@ impl<'a> UnixPart<'a> {
                 .map(|row| UnixSocketView::of(row, report))
                 .collect(),
             hidden_holders: report.hidden_holders(),
+            untested_by_filter: report.untested_by_filter,
         }
     }
 }

@@ -6,6 +6,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::Error;
+use crate::filter::{self, CgroupPathFilter};
+use crate::holders::cgroups;
 use crate::holders::overlap;
 use crate::holders::procfs::{self as holder_walk, FdScan};
 use crate::holders::unseen::Unseen;
@@ -15,6 +17,7 @@ use crate::report::HolderBook;
 use crate::source::unix::netlink::{ALL_STATES, UnixSession};
 use crate::source::unix::procfs::{self, UnixBlindSpot};
 use crate::source::{SourceKind, netlink_unavailable};
+use crate::sys::ProcRoot;
 
 use super::report::{self, FileError, UnixInputs, UnixReport};
 use super::socket::UnixSocket;
@@ -110,12 +113,19 @@ pub fn look_at_files(
 
 /// Answers the query's Unix targets, or lists its Unix sockets.
 pub fn probe(query: &Query) -> Result<UnixReport, Error> {
+    // Checked before anything is read: no hierarchy, no cgroup filter.
+    let hierarchy = if query.filters.by_cgroup() {
+        Some(filter::cgroup_hierarchy(query)?)
+    } else {
+        None
+    };
     let targets = look_at_files(&query.unix_targets);
     let every_socket = query.view == View::All;
     let root = &query.proc_root;
-    let (table, scan) = match query.holders {
-        HolderDetail::None => (read_table_in_namespace(query)?, FdScan::default()),
-        HolderDetail::Processes => overlap::scan_while(root, |_start| {
+    // The reverse query tests holders, even where none is shown (-q).
+    let walk = query.holders == HolderDetail::Processes || !query.filters.is_empty();
+    let (table, scan) = if walk {
+        overlap::scan_while(root, |_start| {
             let table = read_table_in_namespace(query)?;
             let (chosen, _) = report::select(&table.sockets, table.source, &targets, every_socket);
             let wanted: HashSet<u64> = chosen
@@ -123,7 +133,9 @@ pub fn probe(query: &Query) -> Result<UnixReport, Error> {
                 .map(|&(i, _)| table.sockets[i].inode)
                 .collect();
             Ok::<_, Error>((table, wanted))
-        })?,
+        })?
+    } else {
+        (read_table_in_namespace(query)?, FdScan::default())
     };
     let processes: HashMap<u32, holder_walk::ProcessInfo> = scan
         .holding_pids()
@@ -147,11 +159,20 @@ pub fn probe(query: &Query) -> Result<UnixReport, Error> {
         fallback,
         skipped,
     } = table;
-    let (rows, answers) = report::build(UnixInputs {
+    let cgroup_holders = hierarchy.map(|hierarchy| {
+        let paths = CgroupPathFilter::new(&hierarchy, &query.filters);
+        holders_in_cgroups(root, processes.keys().copied(), &paths)
+    });
+    let report::Joined {
+        rows,
+        answers,
+        untested_by_filter,
+    } = report::build(UnixInputs {
         sockets,
         targets,
         every_socket,
         filters: &query.filters,
+        cgroup_holders: cgroup_holders.as_ref(),
         source,
         scan: &scan,
         book: &book,
@@ -173,5 +194,17 @@ pub fn probe(query: &Query) -> Result<UnixReport, Error> {
         } else {
             Unseen::default()
         },
+        untested_by_filter,
     })
+}
+
+/// The holders whose cgroup (/proc/PID/cgroup) passes the cgroup
+/// filters. One that exited since the fd walk is in none.
+fn holders_in_cgroups(
+    root: &ProcRoot,
+    pids: impl Iterator<Item = u32>,
+    paths: &CgroupPathFilter<'_>,
+) -> HashSet<u32> {
+    pids.filter(|&pid| cgroups::of_process(root, pid).is_some_and(|path| paths.matches(&path)))
+        .collect()
 }
