@@ -842,9 +842,6 @@ impl Args {
             Task::Kill(_) | Task::Wait(_) if !asked.is_empty() => Err(Error::usage(
                 "give ports or Unix sockets, not both, to kill and wait",
             )),
-            Task::Kill(_) | Task::Wait(_) if self.json => Err(Error::usage(
-                "kill and wait on a Unix socket print text only; lsport --json PATH gives the sockets on it as JSON",
-            )),
             Task::Wait(w) if matches!(w.condition, Condition::Free { strict: true }) => {
                 Err(Error::usage(
                     "--strict counts TIME_WAIT and orphaned TCP connections; a Unix socket has none",

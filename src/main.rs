@@ -489,9 +489,11 @@ fn run_kill(invocation: &Invocation, settings: &cli::KillSettings) -> Outcome {
             outcome if outcome.done() => EXIT_MATCH,
             _ => EXIT_CANNOT_NOW,
         };
-        if invocation.output != Output::Quiet {
-            print(|out| out.write_all(render::unix::kill_text(&report).as_bytes()))?;
-        }
+        print(|out| match invocation.output {
+            Output::Json => render::unix::write_kill_json(&report, out),
+            Output::Table { .. } => out.write_all(render::unix::kill_text(&report).as_bytes()),
+            Output::Quiet => Ok(()),
+        })?;
         return Ok(status);
     }
     let report = kill::run(&invocation.query, &options, &mut user)?;
@@ -632,8 +634,13 @@ fn run_wait_unix(invocation: &Invocation, options: &wait::WaitOptions) -> Outcom
     } else {
         EXIT_CANNOT_NOW
     };
-    if invocation.output == Output::Quiet {
-        return Ok(status);
+    match invocation.output {
+        Output::Quiet => return Ok(status),
+        Output::Json => {
+            print(|out| render::unix::write_wait_json(&options.condition, &report, out))?;
+            return Ok(status);
+        }
+        Output::Table { .. } => {}
     }
     let line = render::unix::wait_line(&options.condition, &report);
     if report.met {

@@ -1040,3 +1040,92 @@ fn unit_container_and_cgroup_select_unix_sockets_by_their_holders_cgroups() {
     drop((unit_holder, container_holder, outside_holder));
     drop((container, unit, slice));
 }
+
+/// The children of `pid`, from the kernel's list.
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn kill_names_the_process_a_supervisor_restarts_on_the_same_path() {
+    let test = "unix_respawn";
+    if !common::tool_available(test, "python3") {
+        return;
+    }
+    let Some(tmp) = PrivateTmpfs::new(test) else {
+        return;
+    };
+    let path = tmp.path("app.sock");
+    // A supervisor that forks a server on the path, and again a second
+    // after each one ends (the server removes the stale file first).
+    let script = "import os, socket, sys, time\n\
+                  path = sys.argv[1]\n\
+                  while True:\n\
+                  \x20   pid = os.fork()\n\
+                  \x20   if pid == 0:\n\
+                  \x20       try: os.unlink(path)\n\
+                  \x20       except FileNotFoundError: pass\n\
+                  \x20       s = socket.socket(socket.AF_UNIX); s.bind(path); s.listen()\n\
+                  \x20       time.sleep(300); os._exit(0)\n\
+                  \x20   os.waitpid(pid, 0)\n\
+                  \x20   time.sleep(1)\n";
+    let supervisor = HeldBy {
+        child: Command::new("python3")
+            .args(["-c", script, arg(&path)])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let first = loop {
+        let children = children_of(supervisor.pid());
+        if children.len() == 1 && UnixStream::connect(&path).is_ok() {
+            break children[0];
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never came up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (doc, output) = json(&["kill", "--respawn-window", "30", arg(&path)]);
+    // Respawned: not done, exit 4.
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert_eq!(doc["outcome"], "respawned", "{doc:#}");
+    assert_eq!(doc["targets"][0]["pid"], first);
+    let respawn = &doc["respawns"][0];
+    let newcomer = respawn["pid"].as_u64().unwrap();
+    assert_ne!(newcomer, u64::from(first));
+    assert!(
+        children_of(supervisor.pid()).contains(&(newcomer as u32)),
+        "{doc:#}"
+    );
+    assert_eq!(respawn["parent_pid"], supervisor.pid(), "{doc:#}");
+    assert_eq!(respawn["parent_command"], "python3");
+    assert_eq!(respawn["command"], "python3");
+    assert_eq!(respawn["port"], Value::Null);
+    assert_eq!(respawn["inherited"], false, "it bound a socket of its own");
+    // The text names it the same way.
+    let second = newcomer as u32;
+    let output = lsport(["kill", "--respawn-window", "30", arg(&path)]);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(out.contains(&format!("sent TERM to pid {second}")), "{out}");
+    assert!(
+        out.contains("respawned: pid ")
+            && out.contains(&format!("(python3) took {}", path.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "its parent, pid {} (python3), may be what restarts it",
+            supervisor.pid()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("was bound again"), "{out}");
+}
