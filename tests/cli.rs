@@ -298,15 +298,21 @@ fn every_command_reads_a_port_the_same_way() {
                 stderr(&by_name)
             );
             assert_eq!(by_name.status.code(), by_number.status.code(), "{what}");
-            // watch starts each line with the time, and its "slower" line
-            // gives the dump time it measured.
+            // watch starts each line with the time, its "slower" line
+            // gives the dump time it measured, and its summary how long
+            // it watched.
             let untimed = |output: &std::process::Output| -> Vec<String> {
                 stdout(output)
                     .lines()
                     .filter(|l| !l.contains(" slower "))
                     .map(|l| {
-                        l.trim_start_matches(|c: char| c.is_ascii_digit() || c == ':' || c == '.')
-                            .to_string()
+                        let l = l.trim_start_matches(|c: char| {
+                            c.is_ascii_digit() || c == ':' || c == '.'
+                        });
+                        match l.strip_prefix("Watched ").and_then(|r| r.split_once(": ")) {
+                            Some((_, rest)) => format!("Watched: {rest}"),
+                            None => l.to_string(),
+                        }
                     })
                     .collect()
             };
