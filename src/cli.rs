@@ -2,6 +2,7 @@
 //! `Invocation`: the library's plain `Query` plus what the binary does
 //! with the answer. Only the binary knows clap.
 
+use std::ffi::OsString;
 use std::io::IsTerminal;
 
 use clap::{Parser, Subcommand, ValueEnum, ValueHint};
@@ -63,7 +64,7 @@ pub struct Args {
     /// Ports to look up: a number (8080), a range (8000-8100) or a service name (ssh);
     /// or a Unix socket: a path (anything with a /, as ./app.sock) or an abstract name (@name).
     #[arg(value_name = "PORT", value_hint = ValueHint::AnyPath)]
-    pub ports: Vec<String>,
+    pub ports: Vec<OsString>,
 
     /// List Unix domain sockets instead of TCP and UDP: those that listen
     /// (and bound datagram sockets), or with -a every one.
@@ -281,7 +282,7 @@ pub struct KillArgs {
     /// Ports to free: a number (8080), a range (8000-8100) or a service name;
     /// or a Unix socket's path or @name (its listener's holders are signalled).
     #[arg(value_name = "PORT", value_hint = ValueHint::AnyPath)]
-    pub ports: Vec<String>,
+    pub ports: Vec<OsString>,
 
     #[command(flatten)]
     pub filter: SocketFilterArgs,
@@ -351,7 +352,7 @@ pub struct WaitArgs {
     /// Ports to wait for: a number (5432) or a service name; or a Unix
     /// socket's path or @name.
     #[arg(value_name = "PORT", value_hint = ValueHint::AnyPath)]
-    pub ports: Vec<String>,
+    pub ports: Vec<OsString>,
 
     #[command(flatten)]
     pub filter: SocketFilterArgs,
@@ -389,7 +390,7 @@ pub struct WhyArgs {
     /// without an address, the wildcard 0.0.0.0 (or [::] with -6).
     /// Or a Unix socket's path or @name: would a server's bind() on it succeed.
     #[arg(value_name = "[ADDRESS:]PORT", value_hint = ValueHint::AnyPath)]
-    pub target: String,
+    pub target: OsString,
 
     /// Try a UDP bind instead of a TCP one.
     #[arg(short = 'u', long)]
@@ -432,7 +433,7 @@ pub struct WhyArgs {
 pub struct WatchArgs {
     /// Ports to watch: a number, a range or a service name. None: the listeners on any port.
     #[arg(value_name = "PORT", value_hint = ValueHint::AnyPath)]
-    pub ports: Vec<String>,
+    pub ports: Vec<OsString>,
 
     /// Stop after this long (100ms, 3s, 2m, 1h) and print the summary.
     #[arg(long = "for", value_name = "DURATION")]
@@ -646,7 +647,9 @@ impl Args {
         // /etc/services is read only when something needs it: a port
         // given by name, or an answer that names services.
         let mut warnings = Vec::new();
-        let names_given = port_texts.iter().any(|p| portspec::is_service_name(p));
+        let names_given = port_texts
+            .iter()
+            .any(|p| p.to_str().is_some_and(portspec::is_service_name));
         let services = if names_given || !quiet || self.command.is_some() {
             let file = self
                 .services_file
@@ -678,9 +681,7 @@ impl Args {
             (None, false) => NetnsChoice::Current,
         };
         let why_unix = match &self.command {
-            Some(Command::Why(args)) => {
-                lsport::unix::target::UnixTarget::parse(std::ffi::OsStr::new(&args.target))
-            }
+            Some(Command::Why(args)) => lsport::unix::target::UnixTarget::parse(&args.target),
             _ => None,
         };
         if let (Some(target), Some(Command::Why(args))) = (&why_unix, &self.command) {
@@ -943,7 +944,7 @@ impl WhyArgs {
             address,
             scope,
             port,
-        } = why::parse_target(&self.target, services)?;
+        } = why::parse_target(portspec::text_of(&self.target)?, services)?;
         let address = match address {
             Some(address) if self.ipv6 && address.is_ipv4() => {
                 return Err(Error::Usage(format!(

@@ -1129,3 +1129,60 @@ fn kill_names_the_process_a_supervisor_restarts_on_the_same_path() {
     );
     assert!(out.contains("was bound again"), "{out}");
 }
+
+#[test]
+fn a_path_that_is_not_utf8_is_taken_raw_and_printed_escaped() {
+    use std::ffi::{OsStr, OsString};
+    let Some(tmp) = PrivateTmpfs::new("not_utf8") else {
+        return;
+    };
+    let mut raw = tmp.dir.as_os_str().as_bytes().to_vec();
+    raw.extend_from_slice(b"/bad\xff.sock");
+    let path = PathBuf::from(OsStr::from_bytes(&raw));
+    let listener = UnixListener::bind(&path).unwrap();
+    let server = hold(&[fd_of(&listener)]);
+    drop(listener);
+    let shown = format!("{}/bad\\xff.sock", tmp.dir.display());
+    let with = |args: &[&str]| -> Vec<OsString> {
+        let mut all: Vec<OsString> = args.iter().map(OsString::from).collect();
+        all.push(path.clone().into_os_string());
+        all
+    };
+    // The probe: found by its file, the name escaped.
+    let output = lsport(with(&[]));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(out.contains(&format!("{shown}: IN USE")), "{out}");
+    assert!(!out.as_bytes().contains(&0xff));
+    assert!(out.contains(&format!("  {}  ", server.pid())), "{out}");
+    // JSON: the name with the byte replaced, matched by the file.
+    let output = lsport(with(&["--json"]));
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(doc["unix"]["targets"][0]["matched_by"], "file", "{doc:#}");
+    assert!(
+        doc["unix"]["targets"][0]["target"]
+            .as_str()
+            .unwrap()
+            .ends_with("/bad\u{fffd}.sock")
+    );
+    // why, wait and kill take it too.
+    let output = lsport(with(&["why"]));
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert!(stdout(&output).contains(&shown), "{}", stdout(&output));
+    let output = lsport(with(&["wait", "--listening"]));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).contains(&shown), "{}", stdout(&output));
+    let output = lsport(with(&["kill", "-n"]));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains(&format!("would send TERM to pid {}", server.pid())),
+        "{}",
+        stdout(&output)
+    );
+    // Anything else that is not UTF-8 is no port: one line, exit 2.
+    let output = lsport([OsStr::from_bytes(b"80\xff")]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(stderr(&output).lines().count(), 1, "{}", stderr(&output));
+    assert!(stderr(&output).contains("not UTF-8"), "{}", stderr(&output));
+    assert!(!stderr(&output).as_bytes().contains(&0xff));
+}
