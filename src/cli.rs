@@ -76,7 +76,8 @@ pub struct Args {
     pub all: bool,
 
     /// Show only listening TCP sockets, bound-only TCP sockets and unconnected UDP sockets
-    /// bound on purpose (not a client's whose port the kernel chose).
+    /// bound on purpose (not a client's whose port the kernel chose); with --unix, only
+    /// listening Unix sockets and bound datagram ones, in a reverse query too.
     #[arg(short = 'l', long)]
     pub listening: bool,
 

@@ -1004,6 +1004,10 @@ fn unit_container_and_cgroup_select_unix_sockets_by_their_holders_cgroups() {
     let (_, _, doc) = listed(&["--unit", "demo-unix"]);
     assert_eq!(with_role(&doc, "accepted").len(), 1, "{doc:#}");
     assert!(with_role(&doc, "client").is_empty(), "{doc:#}");
+    // -l keeps the servers only.
+    let (code, names, doc) = listed(&["-l", "--unit", "demo-unix"]);
+    assert_eq!((code, &names), (Some(0), &unit_sockets), "{doc:#}");
+    assert!(with_role(&doc, "accepted").is_empty(), "{doc:#}");
     // The table, and -q's exit status (holders are looked for even when
     // none is shown).
     let out = stdout(&lsport(["--unix", "--unit", "demo-unix"]));

@@ -120,7 +120,8 @@ pub fn probe(query: &Query) -> Result<UnixReport, Error> {
         None
     };
     let targets = look_at_files(&query.unix_targets);
-    let every_socket = query.view == View::All;
+    // -l keeps the listing to servers, in a reverse query too.
+    let every_socket = query.view == View::All && !query.listening_only;
     let root = &query.proc_root;
     // The reverse query tests holders, even where none is shown (-q).
     let walk = query.holders == HolderDetail::Processes || !query.filters.is_empty();
