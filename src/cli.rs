@@ -2,6 +2,7 @@
 //! `Invocation`: the library's plain `Query` plus what the binary does
 //! with the answer. Only the binary knows clap.
 
+use std::ffi::OsString;
 use std::io::IsTerminal;
 
 use clap::{Parser, Subcommand, ValueEnum, ValueHint};
@@ -63,7 +64,7 @@ pub struct Args {
     /// Ports to look up: a number (8080), a range (8000-8100) or a service name (ssh);
     /// or a Unix socket: a path (anything with a /, as ./app.sock) or an abstract name (@name).
     #[arg(value_name = "PORT", value_hint = ValueHint::AnyPath)]
-    pub ports: Vec<String>,
+    pub ports: Vec<OsString>,
 
     /// List Unix domain sockets instead of TCP and UDP: those that listen
     /// (and bound datagram sockets), or with -a every one.
@@ -75,7 +76,8 @@ pub struct Args {
     pub all: bool,
 
     /// Show only listening TCP sockets, bound-only TCP sockets and unconnected UDP sockets
-    /// bound on purpose (not a client's whose port the kernel chose).
+    /// bound on purpose (not a client's whose port the kernel chose); with --unix, only
+    /// listening Unix sockets and bound datagram ones, in a reverse query too.
     #[arg(short = 'l', long)]
     pub listening: bool,
 
@@ -286,7 +288,7 @@ pub struct KillArgs {
     /// Ports to free: a number (8080), a range (8000-8100) or a service name;
     /// or a Unix socket's path or @name (its listener's holders are signalled).
     #[arg(value_name = "PORT", value_hint = ValueHint::AnyPath)]
-    pub ports: Vec<String>,
+    pub ports: Vec<OsString>,
 
     #[command(flatten)]
     pub filter: SocketFilterArgs,
@@ -356,7 +358,7 @@ pub struct WaitArgs {
     /// Ports to wait for: a number (5432) or a service name; or a Unix
     /// socket's path or @name.
     #[arg(value_name = "PORT", value_hint = ValueHint::AnyPath)]
-    pub ports: Vec<String>,
+    pub ports: Vec<OsString>,
 
     #[command(flatten)]
     pub filter: SocketFilterArgs,
@@ -394,7 +396,7 @@ pub struct WhyArgs {
     /// without an address, the wildcard 0.0.0.0 (or [::] with -6).
     /// Or a Unix socket's path or @name: would a server's bind() on it succeed.
     #[arg(value_name = "[ADDRESS:]PORT", value_hint = ValueHint::AnyPath)]
-    pub target: String,
+    pub target: OsString,
 
     /// Try a UDP bind instead of a TCP one.
     #[arg(short = 'u', long)]
@@ -437,7 +439,7 @@ pub struct WhyArgs {
 pub struct WatchArgs {
     /// Ports to watch: a number, a range or a service name. None: the listeners on any port.
     #[arg(value_name = "PORT", value_hint = ValueHint::AnyPath)]
-    pub ports: Vec<String>,
+    pub ports: Vec<OsString>,
 
     /// Stop after this long (100ms, 3s, 2m, 1h) and print the summary.
     #[arg(long = "for", value_name = "DURATION")]
@@ -651,7 +653,9 @@ impl Args {
         // /etc/services is read only when something needs it: a port
         // given by name, or an answer that names services.
         let mut warnings = Vec::new();
-        let names_given = port_texts.iter().any(|p| portspec::is_service_name(p));
+        let names_given = port_texts
+            .iter()
+            .any(|p| p.to_str().is_some_and(portspec::is_service_name));
         let services = if names_given || !quiet || self.command.is_some() {
             let file = self
                 .services_file
@@ -683,9 +687,7 @@ impl Args {
             (None, false) => NetnsChoice::Current,
         };
         let why_unix = match &self.command {
-            Some(Command::Why(args)) => {
-                lsport::unix::target::UnixTarget::parse(std::ffi::OsStr::new(&args.target))
-            }
+            Some(Command::Why(args)) => lsport::unix::target::UnixTarget::parse(&args.target),
             _ => None,
         };
         if let (Some(target), Some(Command::Why(args))) = (&why_unix, &self.command) {
@@ -716,7 +718,8 @@ impl Args {
             ));
         }
         self.check_unix(&task, &asked, &unix_targets, &filters)?;
-        let unix_only = self.unix || (!unix_targets.is_empty() && asked.is_empty());
+        // Ports given with --unix are answered too, as with a path.
+        let unix_only = (self.unix || !unix_targets.is_empty()) && asked.is_empty();
         let mut query = match &task {
             Task::Watch(_) if asked.is_empty() => Query::listening(),
             Task::Watch(_) | Task::Kill(_) | Task::Wait(_) => Query::ports(asked),
@@ -846,11 +849,6 @@ impl Args {
             ));
         }
         if unix_targets.is_empty() {
-            if self.unix && filters.by_cgroup() {
-                return Err(Error::usage(
-                    "--unix goes with --pid and --user; --unit, --container and --cgroup select TCP and UDP sockets only",
-                ));
-            }
             return Ok(());
         }
         match task {
@@ -859,9 +857,6 @@ impl Args {
             )),
             Task::Kill(_) | Task::Wait(_) if !asked.is_empty() => Err(Error::usage(
                 "give ports or Unix sockets, not both, to kill and wait",
-            )),
-            Task::Kill(_) | Task::Wait(_) if self.json => Err(Error::usage(
-                "kill and wait on a Unix socket print text only; lsport --json PATH gives the sockets on it as JSON",
             )),
             Task::Wait(w) if matches!(w.condition, Condition::Free { strict: true }) => {
                 Err(Error::usage(
@@ -964,7 +959,7 @@ impl WhyArgs {
             address,
             scope,
             port,
-        } = why::parse_target(&self.target, services)?;
+        } = why::parse_target(portspec::text_of(&self.target)?, services)?;
         let address = match address {
             Some(address) if self.ipv6 && address.is_ipv4() => {
                 return Err(Error::Usage(format!(

@@ -88,26 +88,48 @@ pub(crate) fn prepare(query: &Query) -> Result<(SocketFilter, Option<CgroupTree>
                 "--unit, --container and --cgroup need sock_diag, which gives each socket's cgroup; /proc/net does not (drop --source proc)",
             ));
         }
-        let hierarchy = Hierarchy::locate(&query.proc_root).ok_or_else(|| {
-            Error::usage(
-                "--unit, --container and --cgroup need the cgroup v2 hierarchy, and none is mounted here",
-            )
-        })?;
+        let hierarchy = cgroup_hierarchy(query)?;
         let walked = hierarchy.walk(None);
-        filter.cgroups = Some(matching_cgroups(&walked, &hierarchy, filters));
+        let paths = CgroupPathFilter::new(&hierarchy, filters);
+        filter.cgroups = Some(walked.ids_where(|path| paths.matches(path)));
         tree = Some(walked);
     }
     Ok((filter, tree))
 }
 
-/// The ids of the cgroups whose path passes every cgroup filter.
-fn matching_cgroups(tree: &CgroupTree, hierarchy: &Hierarchy, filters: &Filters) -> Vec<u64> {
-    let wanted_cgroups: Vec<String> = filters
-        .cgroups
-        .iter()
-        .map(|c| hierarchy.cgroup_path(c))
-        .collect();
-    tree.ids_where(|path| {
+/// The cgroup v2 hierarchy `--unit`, `--container` and `--cgroup` are
+/// tested in; an error where none is mounted.
+pub(crate) fn cgroup_hierarchy(query: &Query) -> Result<Hierarchy, Error> {
+    Hierarchy::locate(&query.proc_root).ok_or_else(|| {
+        Error::usage(
+            "--unit, --container and --cgroup need the cgroup v2 hierarchy, and none is mounted here",
+        )
+    })
+}
+
+/// `--unit`, `--container` and `--cgroup`, ready to test a cgroup's path
+/// (as the hierarchy and /proc/PID/cgroup name it).
+pub(crate) struct CgroupPathFilter<'a> {
+    filters: &'a Filters,
+    /// The `--cgroup` values as paths in the hierarchy.
+    wanted_cgroups: Vec<String>,
+}
+
+impl<'a> CgroupPathFilter<'a> {
+    pub(crate) fn new(hierarchy: &Hierarchy, filters: &'a Filters) -> CgroupPathFilter<'a> {
+        CgroupPathFilter {
+            filters,
+            wanted_cgroups: filters
+                .cgroups
+                .iter()
+                .map(|c| hierarchy.cgroup_path(c))
+                .collect(),
+        }
+    }
+
+    /// Whether a cgroup path passes every cgroup filter.
+    pub(crate) fn matches(&self, path: &str) -> bool {
+        let filters = self.filters;
         (filters.units.is_empty() || filters.units.iter().any(|u| cgroups::in_unit(path, u)))
             && (filters.containers.is_empty()
                 || cgroups::container_of(path).is_some_and(|c| {
@@ -116,9 +138,12 @@ fn matching_cgroups(tree: &CgroupTree, hierarchy: &Hierarchy, filters: &Filters)
                         .iter()
                         .any(|w| cgroups::is_container(&c, w))
                 }))
-            && (wanted_cgroups.is_empty()
-                || wanted_cgroups.iter().any(|c| cgroups::in_cgroup(path, c)))
-    })
+            && (self.wanted_cgroups.is_empty()
+                || self
+                    .wanted_cgroups
+                    .iter()
+                    .any(|c| cgroups::in_cgroup(path, c)))
+    }
 }
 
 /// Adds the inodes of the sockets `pid` holds, in its fd table and in

@@ -212,8 +212,15 @@ fn run_unix_probe(invocation: &Invocation) -> Outcome {
     let query = &invocation.query;
     let unix = lsport::unix::probe::probe(query)?;
     let ports_asked = !query.ports.is_empty();
-    let mut ports = if ports_asked || invocation.output == Output::Json {
+    let mut ports = if ports_asked {
         Some(lsport::probe(query)?)
+    } else if invocation.output == Output::Json {
+        // The document's empty port part: no filter to prepare for it.
+        let empty = lsport::query::Query {
+            filters: lsport::query::Filters::default(),
+            ..query.clone()
+        };
+        Some(lsport::probe(&empty)?)
     } else {
         None
     };
@@ -278,6 +285,15 @@ fn warn_about_unix_gaps(unix: &lsport::unix::report::UnixReport) {
     }
     if let Some(line) = render::unseen::notice(unix.hidden_holders(), &unix.unseen) {
         say(&line);
+    }
+    if unix.untested_by_filter > 0 {
+        let n = unix.untested_by_filter;
+        say(&format!(
+            "{n} Unix socket{} left out: {} holders are hidden from this user, so whether {} in the unit, container or cgroup asked for cannot be told (run as root)",
+            if n == 1 { " is" } else { "s are" },
+            if n == 1 { "its" } else { "their" },
+            if n == 1 { "it is" } else { "they are" },
+        ));
     }
 }
 
@@ -477,9 +493,11 @@ fn run_kill(invocation: &Invocation, settings: &cli::KillSettings) -> Outcome {
             outcome if outcome.done() => EXIT_MATCH,
             _ => EXIT_CANNOT_NOW,
         };
-        if invocation.output != Output::Quiet {
-            print(|out| out.write_all(render::unix::kill_text(&report).as_bytes()))?;
-        }
+        print(|out| match invocation.output {
+            Output::Json => render::unix::write_kill_json(&report, out),
+            Output::Table { .. } => out.write_all(render::unix::kill_text(&report).as_bytes()),
+            Output::Quiet => Ok(()),
+        })?;
         return Ok(status);
     }
     let report = kill::run(&invocation.query, &options, &mut user)?;
@@ -620,8 +638,13 @@ fn run_wait_unix(invocation: &Invocation, options: &wait::WaitOptions) -> Outcom
     } else {
         EXIT_CANNOT_NOW
     };
-    if invocation.output == Output::Quiet {
-        return Ok(status);
+    match invocation.output {
+        Output::Quiet => return Ok(status),
+        Output::Json => {
+            print(|out| render::unix::write_wait_json(&options.condition, &report, out))?;
+            return Ok(status);
+        }
+        Output::Table { .. } => {}
     }
     let line = render::unix::wait_line(&options.condition, &report);
     if report.met {

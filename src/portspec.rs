@@ -14,6 +14,8 @@
 //! one line that quotes the argument unescaped (whoever prints it
 //! escapes it).
 
+use std::ffi::OsStr;
+
 use crate::error::Error;
 use crate::services::Services;
 use crate::socket::PortRange;
@@ -30,25 +32,44 @@ pub enum Target {
 
 /// What one argument names: a Unix socket when it has a `/` or starts
 /// with `@` (no port or service name does), else ports.
-pub fn parse_target(text: &str, services: &Services) -> Result<Target, Error> {
-    match UnixTarget::parse(std::ffi::OsStr::new(text)) {
+/// A socket path is any bytes (the filesystem's), so the argument comes
+/// raw; a port or a service name is text.
+pub fn parse_target(argument: &OsStr, services: &Services) -> Result<Target, Error> {
+    match UnixTarget::parse(argument) {
         Some(UnixTarget::Abstract(name)) if name.is_empty() => Err(Error::usage(
             "empty abstract name '@': give the name after the @, as @/tmp/app",
         )),
-        Some(UnixTarget::Path(path)) if path.as_os_str().as_encoded_bytes().contains(&0) => Err(
-            Error::Usage(format!("invalid socket path '{text}': a NUL byte in it")),
-        ),
+        Some(UnixTarget::Path(path)) if path.as_os_str().as_encoded_bytes().contains(&0) => {
+            Err(Error::Usage(format!(
+                "invalid socket path '{}': a NUL byte in it",
+                argument.to_string_lossy()
+            )))
+        }
         Some(unix) => Ok(Target::Unix(unix)),
-        None => parse_ports(text, services)
-            .map(Target::Ports)
-            .map_err(|err| match err {
-                // A file here by that name: what was meant, likely.
-                Error::Usage(message) if std::path::Path::new(text).exists() => Error::Usage(
-                    format!("{message}; a socket file in this directory is written ./{text}"),
-                ),
-                other => other,
-            }),
+        None => {
+            let text = text_of(argument)?;
+            parse_ports(text, services)
+                .map(Target::Ports)
+                .map_err(|err| match err {
+                    // A file here by that name: what was meant, likely.
+                    Error::Usage(message) if std::path::Path::new(text).exists() => Error::Usage(
+                        format!("{message}; a socket file in this directory is written ./{text}"),
+                    ),
+                    other => other,
+                })
+        }
     }
+}
+
+/// An argument that is no socket path, as text: a port or a service
+/// name is never anything else.
+pub fn text_of(argument: &OsStr) -> Result<&str, Error> {
+    argument.to_str().ok_or_else(|| {
+        Error::Usage(format!(
+            "invalid port '{}': not UTF-8 (a socket path has a / in it)",
+            argument.to_string_lossy()
+        ))
+    })
 }
 
 /// Whether `text` names a service rather than spelling a number: it has
@@ -196,7 +217,7 @@ mod tests {
 
     #[test]
     fn a_slash_or_a_leading_at_names_a_unix_socket() {
-        let target = |text| parse_target(text, &Services::default());
+        let target = |text: &str| parse_target(OsStr::new(text), &Services::default());
         assert_eq!(
             target("./app.sock").unwrap(),
             Target::Unix(UnixTarget::Path("./app.sock".into()))

@@ -36,16 +36,6 @@ fn take_turn() -> std::sync::MutexGuard<'static, ()> {
 
 const UNIT: &str = "demo.service";
 
-/// The cgroup v2 mount, from this process's mount table.
-fn cgroup2_mount() -> Option<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    text.lines().find_map(|line| {
-        let (before, after) = line.split_once(" - ")?;
-        let point = before.split(' ').nth(4)?;
-        after.starts_with("cgroup2 ").then(|| PathBuf::from(point))
-    })
-}
-
 /// A private network namespace and a cgroup v2 mount, or a visible skip.
 fn setup(test: &str) -> Option<PathBuf> {
     if !private_netns(test) {

@@ -548,7 +548,7 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
     let kill = json!({
         "schema_version": 1, "action": "kill", "mode": "signal", "dry_run": false,
         "signal": "HUP", "grace_ms": 5000, "escalate": false, "timeout_ms": 5000,
-        "ports": [[80, 80]], "with_connections": false, "wide": false,
+        "ports": [[80, 80]], "unix": null, "with_connections": false, "wide": false,
         "targets": [
             {"pid": 100, "pid_in_namespace": null, "command": "nginx", "user": "root",
              "uid": 0, "container": {"runtime": "systemd", "id": "nginx.service",
@@ -1480,6 +1480,8 @@ fn the_unix_part_of_the_probe_matches_its_schema() {
         (vec!["--json", "--source", "proc", path, stale], &[0]),
         (vec!["--json", "--unix"], &[0]),
         (vec!["--json", "--unix", "-a"], &[0]),
+        // Selected by the holders' cgroups (every one is below /).
+        (vec!["--json", "--unix", "--cgroup", "/"], &[0]),
         (vec!["--json", stale], &[1]),
     ] {
         let doc = run(&services, &args, statuses);
@@ -1556,4 +1558,96 @@ fn why_on_a_unix_socket_matches_its_schema() {
             "would_succeed"
         ]
     );
+}
+
+/// `lsport kill --json PATH` and `wait --json PATH`: real documents of a
+/// dry run, a real kill, waits met and timed out, match kill.schema.json
+/// and wait.schema.json with their `unix` parts.
+#[test]
+fn kill_and_wait_on_a_unix_socket_match_their_schemas() {
+    use std::os::unix::net::{UnixListener, UnixStream};
+    if !private_netns("unix_kill_wait_schema") {
+        return;
+    }
+    let dir = OpenTempDir::new("unix-kill-wait-schema");
+    let path = dir.path.join("app.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let client = UnixStream::connect(&path).unwrap();
+    let server = hold(&[listener.as_raw_fd()]);
+    let client_holder = hold(&[client.as_raw_fd()]);
+    drop((listener, client));
+    let services = ServicesFile::new("unix_kill_wait");
+    let path = path.to_str().unwrap();
+    let (kill, wait) = (validator("kill"), validator("wait"));
+
+    let doc = run(&services, &["wait", "--json", "--listening", path], &[0]);
+    assert_valid(&wait, &doc, "lsport wait --json --listening PATH");
+    assert_eq!(doc["ports"], json!([]));
+    assert_eq!(doc["unix"]["met"], true, "{doc:#}");
+    assert_eq!(doc["unix"]["verdict"], "in_use");
+    assert_eq!(doc["unix"]["servers"][0]["role"], "listener");
+    assert_eq!(
+        doc["unix"]["servers"][0]["holders"][0]["pid"],
+        json!(server.pid())
+    );
+    let mut changed = doc.clone();
+    changed["unix"]["kind"] = json!("socket");
+    assert_invalid(&wait, &changed, "a unix wait of an unknown kind");
+
+    let dry = run(&services, &["kill", "--json", "-n", path], &[0]);
+    assert_valid(&kill, &dry, "lsport kill --json -n PATH");
+    assert_eq!(dry["outcome"], "would_free", "{dry:#}");
+    assert_eq!(dry["ports"], json!([]));
+    assert_eq!(dry["unix"]["target"], path);
+    assert_eq!(dry["unix"]["kind"], "path");
+    assert_eq!(
+        dry["unix"]["clients_left_alone"],
+        json!([client_holder.pid()])
+    );
+    assert_eq!(dry["targets"][0]["pid"], json!(server.pid()));
+    assert_eq!(dry["targets"][0]["result"], "would_signal");
+    let mut changed = dry.clone();
+    changed["unix"]
+        .as_object_mut()
+        .unwrap()
+        .remove("file_remains");
+    assert_invalid(&kill, &changed, "a unix kill without file_remains");
+
+    let done = run(
+        &services,
+        &["kill", "--json", "--respawn-window", "0", path],
+        &[0],
+    );
+    assert_valid(&kill, &done, "lsport kill --json PATH");
+    assert_eq!(done["outcome"], "freed", "{done:#}");
+    assert_eq!(done["targets"][0]["result"], "exited");
+    assert!(done["freed_after_ms"].is_u64());
+    // sleep leaves its socket file behind.
+    assert_eq!(done["unix"]["file_remains"], true);
+
+    let doc = run(&services, &["wait", "--json", "--free", path], &[0]);
+    assert_valid(&wait, &doc, "lsport wait --json --free PATH");
+    assert_eq!(doc["unix"]["verdict"], "stale", "{doc:#}");
+    assert_eq!(doc["unix"]["servers"], json!([]));
+    let doc = run(
+        &services,
+        &[
+            "wait",
+            "--json",
+            "--listening",
+            "@lsport-schema-none",
+            "--timeout",
+            "200ms",
+        ],
+        &[4],
+    );
+    assert_valid(
+        &wait,
+        &doc,
+        "lsport wait --json --listening @NAME (timed out)",
+    );
+    assert_eq!(doc["outcome"], "timed_out");
+    assert_eq!(doc["unix"]["met"], false);
+    assert_eq!(doc["unix"]["met_after_ms"], json!(null));
+    assert_eq!(doc["unix"]["kind"], "abstract");
 }

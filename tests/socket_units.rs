@@ -15,16 +15,6 @@ use std::process::{Child, Command, Stdio};
 
 use common::*;
 
-/// The cgroup v2 mount, from this process's mount table.
-fn cgroup2_mount() -> Option<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    text.lines().find_map(|line| {
-        let (before, after) = line.split_once(" - ")?;
-        let point = before.split(' ').nth(4)?;
-        after.starts_with("cgroup2 ").then(|| PathBuf::from(point))
-    })
-}
-
 /// A cgroup `NAME` at the top of the mount, removed on drop (with the
 /// unit file, when one was written).
 struct UnitCgroup {

@@ -13,7 +13,7 @@ use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{HeldBy, hold, lsport, private_netns, stderr, stdout};
+use common::{HeldBy, TestCgroup, cgroup2_mount_for, hold, lsport, private_netns, stderr, stdout};
 use nix::sched::{CloneFlags, unshare};
 use serde_json::Value;
 
@@ -555,7 +555,7 @@ fn bad_unix_arguments_are_one_line_and_exit_2() {
     for args in [
         vec!["@"],
         vec!["watch", "/run/x.sock"],
-        vec!["--unix", "--unit", "nginx"],
+        vec!["--unix", "--unit", ""],
         vec!["kill", "/a.sock", "/b.sock"],
         vec!["--pid", "1", "/a.sock"],
     ] {
@@ -814,6 +814,15 @@ fn names_are_escaped_and_ports_and_paths_go_together() {
     assert_eq!(doc["unix"]["targets"][0]["verdict"], "in_use");
     // The listing escapes names too.
     assert!(!stdout(&lsport(["--unix"])).contains('\x1b'));
+    // A port given with --unix is answered as well, from a real dump.
+    let output = lsport(["--unix", "40777"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("Port 40777 is IN USE"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(stdout(&output).contains("evil\\x1b[2J.sock"));
 }
 
 #[test]
@@ -881,4 +890,303 @@ fn another_network_namespace_has_its_own_abstract_names() {
         "{}",
         stdout(&there)
     );
+}
+
+/// The paths of the listeners (and bound sockets) of a document's `unix`
+/// part, by file name, sorted.
+fn listed_names(doc: &Value) -> Vec<String> {
+    let mut names: Vec<String> = doc["unix"]["sockets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["role"] == "listener")
+        .map(|s| {
+            let name = s["name"].as_str().unwrap_or_default();
+            name.rsplit('/').next().unwrap().to_string()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn unit_container_and_cgroup_select_unix_sockets_by_their_holders_cgroups() {
+    let test = "unix_cgroups";
+    let Some(tmp) = PrivateTmpfs::new(test) else {
+        return;
+    };
+    let Some(mount) = cgroup2_mount_for(test) else {
+        return;
+    };
+    // A slice of this run's own, a unit and a Docker-like container in
+    // it (dropped last: the holders below go first).
+    let slice_name = format!("lsport-unix-{}.slice", std::process::id());
+    let id = format!("{:016x}", std::process::id()).repeat(4);
+    let slice = TestCgroup::new(&mount, &format!("/{slice_name}"));
+    let unit = TestCgroup::new(&mount, &format!("{}/demo-unix.service", slice.path));
+    let container = TestCgroup::new(&mount, &format!("{}/docker-{id}.scope", slice.path));
+
+    let in_unit = UnixListener::bind(tmp.path("in-unit.sock")).unwrap();
+    let shared = UnixListener::bind(tmp.path("shared.sock")).unwrap();
+    let in_container = UnixListener::bind(tmp.path("in-container.sock")).unwrap();
+    let outside = UnixListener::bind(tmp.path("outside.sock")).unwrap();
+    // A client held outside, connected to the unit's server.
+    let client = UnixStream::connect(tmp.path("in-unit.sock")).unwrap();
+    let (accepted, _) = in_unit.accept().unwrap();
+    // shared.sock is held inside the unit and outside it.
+    let unit_holder = hold(&[fd_of(&in_unit), fd_of(&accepted), fd_of(&shared)]);
+    let container_holder = hold(&[fd_of(&in_container)]);
+    let outside_holder = hold(&[fd_of(&outside), fd_of(&shared), fd_of(&client)]);
+    drop((in_unit, accepted, shared, in_container, outside, client));
+    unit.move_in(unit_holder.pid());
+    container.move_in(container_holder.pid());
+
+    let listed = |args: &[&str]| {
+        let mut all = vec!["--unix"];
+        all.extend_from_slice(args);
+        let (doc, output) = json(&all);
+        (output.status.code(), listed_names(&doc), doc)
+    };
+    let unit_sockets = vec!["in-unit.sock".to_string(), "shared.sock".to_string()];
+    let (code, names, doc) = listed(&["--unit", "demo-unix.service"]);
+    assert_eq!((code, &names), (Some(0), &unit_sockets), "{doc:#}");
+    assert_eq!(doc["unix"]["untested_by_filter"], 0);
+    // A holder outside the unit is still named: the socket is kept
+    // whole, with every holder.
+    let shared_row = doc["unix"]["sockets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("/shared.sock"))
+        })
+        .unwrap();
+    let mut shared_pids = pids(&shared_row["holders"]);
+    shared_pids.sort_unstable();
+    let mut both = vec![
+        u64::from(unit_holder.pid()),
+        u64::from(outside_holder.pid()),
+    ];
+    both.sort_unstable();
+    assert_eq!(shared_pids, both);
+    // A unit without its suffix is a service; the slice holds both.
+    assert_eq!(listed(&["--unit", "demo-unix"]).1, unit_sockets);
+    assert_eq!(
+        listed(&["--unit", &slice_name]).1,
+        ["in-container.sock", "in-unit.sock", "shared.sock"]
+    );
+    let (code, names, _) = listed(&["--unit", "other-unix.service"]);
+    assert_eq!((code, names), (Some(1), vec![]));
+    // --cgroup: as /proc/PID/cgroup names it, or as a directory.
+    assert_eq!(listed(&["--cgroup", &unit.path]).1, unit_sockets);
+    assert_eq!(
+        listed(&["--cgroup", unit.dir.to_str().unwrap()]).1,
+        unit_sockets
+    );
+    // --container: an id prefix, as docker ps shows it.
+    let (code, names, _) = listed(&["--container", &id[..12]]);
+    assert_eq!(
+        (code, names),
+        (Some(0), vec!["in-container.sock".to_string()])
+    );
+    assert_eq!(listed(&["--container", "0123456789ab"]).0, Some(1));
+    // Filters add up: the unit and a pid outside it hold shared.sock.
+    let outside_pid = outside_holder.pid().to_string();
+    assert_eq!(
+        listed(&["--unit", "demo-unix", "--pid", &outside_pid]).1,
+        ["shared.sock"]
+    );
+    // A reverse query shows every socket held, as for ports: the
+    // accepted end its holder keeps in the unit, not the client held
+    // outside.
+    let (_, _, doc) = listed(&["--unit", "demo-unix"]);
+    assert_eq!(with_role(&doc, "accepted").len(), 1, "{doc:#}");
+    assert!(with_role(&doc, "client").is_empty(), "{doc:#}");
+    // -l keeps the servers only.
+    let (code, names, doc) = listed(&["-l", "--unit", "demo-unix"]);
+    assert_eq!((code, &names), (Some(0), &unit_sockets), "{doc:#}");
+    assert!(with_role(&doc, "accepted").is_empty(), "{doc:#}");
+    // The table, and -q's exit status (holders are looked for even when
+    // none is shown).
+    let out = stdout(&lsport(["--unix", "--unit", "demo-unix"]));
+    assert!(out.contains("in-unit.sock"), "{out}");
+    assert!(!out.contains("outside.sock"), "{out}");
+    assert!(!out.contains("in-container.sock"), "{out}");
+    assert_eq!(
+        lsport(["-q", "--unix", "--unit", "demo-unix"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        lsport(["-q", "--unix", "--unit", "other-unix"])
+            .status
+            .code(),
+        Some(1)
+    );
+    // A user who sees no holder cannot tell which sockets are the
+    // unit's: none is shown as matching, and the six left out (four
+    // listeners, both ends of the connection) are said.
+    let binary = binary_for_nobody(&tmp);
+    let output = as_nobody(&binary, &["--json", "--unix", "--unit", "demo-unix"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(doc["unix"]["sockets"], serde_json::json!([]));
+    assert_eq!(doc["unix"]["untested_by_filter"], 6, "{doc:#}");
+    let output = as_nobody(&binary, &["--unix", "--unit", "demo-unix"]);
+    assert!(
+        stderr(&output).contains("6 Unix sockets are left out"),
+        "{}",
+        stderr(&output)
+    );
+    drop((unit_holder, container_holder, outside_holder));
+    drop((container, unit, slice));
+}
+
+/// The children of `pid`, from the kernel's list.
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn kill_names_the_process_a_supervisor_restarts_on_the_same_path() {
+    let test = "unix_respawn";
+    if !common::tool_available(test, "python3") {
+        return;
+    }
+    let Some(tmp) = PrivateTmpfs::new(test) else {
+        return;
+    };
+    let path = tmp.path("app.sock");
+    // A supervisor that forks a server on the path, and again a second
+    // after each one ends (the server removes the stale file first).
+    let script = "import os, socket, sys, time\n\
+                  path = sys.argv[1]\n\
+                  while True:\n\
+                  \x20   pid = os.fork()\n\
+                  \x20   if pid == 0:\n\
+                  \x20       try: os.unlink(path)\n\
+                  \x20       except FileNotFoundError: pass\n\
+                  \x20       s = socket.socket(socket.AF_UNIX); s.bind(path); s.listen()\n\
+                  \x20       time.sleep(300); os._exit(0)\n\
+                  \x20   os.waitpid(pid, 0)\n\
+                  \x20   time.sleep(1)\n";
+    let supervisor = HeldBy {
+        child: Command::new("python3")
+            .args(["-c", script, arg(&path)])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let first = loop {
+        let children = children_of(supervisor.pid());
+        if children.len() == 1 && UnixStream::connect(&path).is_ok() {
+            break children[0];
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never came up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (doc, output) = json(&["kill", "--respawn-window", "30", arg(&path)]);
+    // Respawned: not done, exit 4.
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert_eq!(doc["outcome"], "respawned", "{doc:#}");
+    assert_eq!(doc["targets"][0]["pid"], first);
+    let respawn = &doc["respawns"][0];
+    let newcomer = respawn["pid"].as_u64().unwrap();
+    assert_ne!(newcomer, u64::from(first));
+    assert!(
+        children_of(supervisor.pid()).contains(&(newcomer as u32)),
+        "{doc:#}"
+    );
+    assert_eq!(respawn["parent_pid"], supervisor.pid(), "{doc:#}");
+    assert_eq!(respawn["parent_command"], "python3");
+    assert_eq!(respawn["command"], "python3");
+    assert_eq!(respawn["port"], Value::Null);
+    assert_eq!(respawn["inherited"], false, "it bound a socket of its own");
+    // The text names it the same way.
+    let second = newcomer as u32;
+    let output = lsport(["kill", "--respawn-window", "30", arg(&path)]);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(out.contains(&format!("sent TERM to pid {second}")), "{out}");
+    assert!(
+        out.contains("respawned: pid ")
+            && out.contains(&format!("(python3) took {}", path.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "its parent, pid {} (python3), may be what restarts it",
+            supervisor.pid()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("was bound again"), "{out}");
+}
+
+#[test]
+fn a_path_that_is_not_utf8_is_taken_raw_and_printed_escaped() {
+    use std::ffi::{OsStr, OsString};
+    let Some(tmp) = PrivateTmpfs::new("not_utf8") else {
+        return;
+    };
+    let mut raw = tmp.dir.as_os_str().as_bytes().to_vec();
+    raw.extend_from_slice(b"/bad\xff.sock");
+    let path = PathBuf::from(OsStr::from_bytes(&raw));
+    let listener = UnixListener::bind(&path).unwrap();
+    let server = hold(&[fd_of(&listener)]);
+    drop(listener);
+    let shown = format!("{}/bad\\xff.sock", tmp.dir.display());
+    let with = |args: &[&str]| -> Vec<OsString> {
+        let mut all: Vec<OsString> = args.iter().map(OsString::from).collect();
+        all.push(path.clone().into_os_string());
+        all
+    };
+    // The probe: found by its file, the name escaped.
+    let output = lsport(with(&[]));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(out.contains(&format!("{shown}: IN USE")), "{out}");
+    assert!(!out.as_bytes().contains(&0xff));
+    assert!(out.contains(&format!("  {}  ", server.pid())), "{out}");
+    // JSON: the name with the byte replaced, matched by the file.
+    let output = lsport(with(&["--json"]));
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(doc["unix"]["targets"][0]["matched_by"], "file", "{doc:#}");
+    assert!(
+        doc["unix"]["targets"][0]["target"]
+            .as_str()
+            .unwrap()
+            .ends_with("/bad\u{fffd}.sock")
+    );
+    // why, wait and kill take it too.
+    let output = lsport(with(&["why"]));
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert!(stdout(&output).contains(&shown), "{}", stdout(&output));
+    let output = lsport(with(&["wait", "--listening"]));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).contains(&shown), "{}", stdout(&output));
+    let output = lsport(with(&["kill", "-n"]));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains(&format!("would send TERM to pid {}", server.pid())),
+        "{}",
+        stdout(&output)
+    );
+    // Anything else that is not UTF-8 is no port: one line, exit 2.
+    let output = lsport([OsStr::from_bytes(b"80\xff")]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(stderr(&output).lines().count(), 1, "{}", stderr(&output));
+    assert!(stderr(&output).contains("not UTF-8"), "{}", stderr(&output));
+    assert!(!stderr(&output).as_bytes().contains(&0xff));
 }

@@ -1232,18 +1232,6 @@ fn s20_the_workers_of_one_master_are_stopped_through_it() {
     assert_eq!(kernel(Try::tcp("0.0.0.0", 7040)), None);
 }
 
-/// The cgroup v2 mount, from this process's mount table.
-fn cgroup2_mount() -> Option<std::path::PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    text.lines().find_map(|line| {
-        let (before, after) = line.split_once(" - ")?;
-        let point = before.split(' ').nth(4)?;
-        after
-            .starts_with("cgroup2 ")
-            .then(|| std::path::PathBuf::from(point))
-    })
-}
-
 #[test]
 fn s21_the_holders_of_one_unit_are_stopped_through_it() {
     if !private_netns("s21") {

@@ -233,8 +233,9 @@ pub struct Respawn {
     pub pid: u32,
     /// Its command name, raw bytes.
     pub command: Vec<u8>,
-    /// The port it took.
-    pub port: u16,
+    /// The port it took; None on a Unix socket (the one name the kill
+    /// was given).
+    pub port: Option<u16>,
     /// It holds a socket lsport saw before the signal (inherited by a
     /// fork, or passed on), rather than one it opened.
     pub inherited: bool,
@@ -242,6 +243,27 @@ pub struct Respawn {
     pub supervisor: Option<Container>,
     /// Its parent process (pid and command), which may be what restarts it.
     pub parent: Option<(u32, Vec<u8>)>,
+}
+
+impl Respawn {
+    /// `holder`, found holding a socket lsport did not start with (on
+    /// `port`, or on the Unix socket when None), named with what may
+    /// have started it: its supervisor, its parent.
+    pub(crate) fn of(
+        holder: &crate::report::Holder,
+        port: Option<u16>,
+        inherited: bool,
+        root: &crate::sys::ProcRoot,
+    ) -> Respawn {
+        Respawn {
+            pid: holder.pid,
+            command: holder.command().to_vec(),
+            port,
+            inherited,
+            supervisor: holder.container().cloned(),
+            parent: process::parent(root, holder.pid),
+        }
+    }
 }
 
 /// A socket still on a port at the end, with whoever holds it then.

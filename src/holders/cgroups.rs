@@ -307,6 +307,25 @@ impl SocketCgroup {
     }
 }
 
+/// The cgroup v2 path of a process: the `0::PATH` line of
+/// /proc/PID/cgroup, as lsport's cgroup namespace sees it. None when the
+/// process is gone or its file has no such line.
+pub fn of_process(root: &ProcRoot, pid: u32) -> Option<String> {
+    // The file has a line per v1 hierarchy and one for v2: a few hundred
+    // bytes.
+    const LIMIT: usize = 64 << 10;
+    let text = crate::files::read_at_most(&root.path(&format!("{pid}/cgroup")), LIMIT).ok()?;
+    // Lossy, as the walk names the hierarchy's directories.
+    unified_path(&text).map(|path| String::from_utf8_lossy(path).into_owned())
+}
+
+/// The path of the cgroup v2 line (`0::PATH`) of a /proc/PID/cgroup text.
+fn unified_path(text: &[u8]) -> Option<&[u8]> {
+    text.split(|b| *b == b'\n')
+        .find_map(|line| line.strip_prefix(b"0::"))
+        .filter(|path| path.starts_with(b"/"))
+}
+
 /// The container a cgroup path names, other than a systemd unit.
 pub fn container_of(path: &str) -> Option<Container> {
     container::from_path(path).filter(|c| c.runtime != "systemd")
@@ -478,6 +497,16 @@ mod tests {
         assert_eq!(service.container, None, "a unit is no container");
         let unknown = SocketCgroup::new(9, None);
         assert_eq!((unknown.path, unknown.unit), (None, None));
+    }
+
+    #[test]
+    fn a_process_cgroup_is_its_unified_line() {
+        let hybrid = b"12:pids:/system.slice/a.service\n1:name=systemd:/system.slice/a.service\n0::/system.slice/a.service\n";
+        assert_eq!(unified_path(hybrid), Some(&b"/system.slice/a.service"[..]));
+        assert_eq!(unified_path(b"0::/\n"), Some(&b"/"[..]));
+        // v1 only: no unified line.
+        assert_eq!(unified_path(b"3:cpu:/x\n"), None);
+        assert_eq!(unified_path(b""), None);
     }
 
     #[test]

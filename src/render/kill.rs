@@ -117,7 +117,12 @@ pub fn text(report: &KillReport) -> String {
     }
     let reload = report.options.mode == Mode::Signal && !report.options.signal.ends_process();
     for respawn in &report.respawns {
-        respawn_lines(&mut out, respawn, reload.then_some(report.options.signal));
+        respawn_lines(
+            &mut out,
+            respawn,
+            reload.then_some(report.options.signal),
+            "",
+        );
     }
     outcome_lines(&mut out, report, &ports);
     for unit in &report.socket_units {
@@ -581,15 +586,27 @@ pub fn wide_question(report: &KillReport) -> String {
     out
 }
 
-fn respawn_lines(out: &mut String, respawn: &Respawn, reload: Option<Signal>) {
+/// The lines naming a newcomer: its pid and command, what it took (its
+/// port, or `unix_name`, the escaped name of the Unix socket killed),
+/// and what may restart it.
+pub(crate) fn respawn_lines(
+    out: &mut String,
+    respawn: &Respawn,
+    reload: Option<Signal>,
+    unix_name: &str,
+) {
     let label = match reload {
         Some(signal) => format!("new holder since {}", signal.name()),
         None => "respawned".to_string(),
     };
+    let what = match respawn.port {
+        Some(port) => format!("port {port}"),
+        None => unix_name.to_string(),
+    };
     let how = if respawn.inherited {
-        format!("holds port {} on a socket it took over", respawn.port)
+        format!("holds {what} on a socket it took over")
     } else {
-        format!("took port {}", respawn.port)
+        format!("took {what}")
     };
     let _ = writeln!(
         out,
@@ -707,8 +724,22 @@ fn left_lines(out: &mut String, report: &KillReport) {
 
 /// `lsport kill --json`.
 pub fn write_json(report: &KillReport, sink: &mut dyn io::Write) -> io::Result<()> {
+    write_document(&document::<()>(report, None), sink)
+}
+
+/// `lsport kill --json PATH`: the same document, its ports empty and its
+/// `unix` part naming the socket.
+pub(crate) fn write_unix_json<T: Serialize>(
+    report: &KillReport,
+    unix: T,
+    sink: &mut dyn io::Write,
+) -> io::Result<()> {
+    write_document(&document(report, Some(unix)), sink)
+}
+
+fn document<T: Serialize>(report: &KillReport, unix: Option<T>) -> KillDocument<'_, T> {
     let options = &report.options;
-    let document = KillDocument {
+    KillDocument {
         schema_version: SCHEMA_VERSION,
         action: "kill",
         mode: match options.mode {
@@ -773,8 +804,8 @@ pub fn write_json(report: &KillReport, sink: &mut dyn io::Write) -> io::Result<(
                 stop_command: u.stop_command(),
             })
             .collect(),
-    };
-    write_document(&document, sink)
+        unix,
+    }
 }
 
 fn duration_ms(d: std::time::Duration) -> u64 {
@@ -782,7 +813,7 @@ fn duration_ms(d: std::time::Duration) -> u64 {
 }
 
 #[derive(Serialize)]
-struct KillDocument<'a> {
+struct KillDocument<'a, T> {
     schema_version: u32,
     action: &'static str,
     mode: &'static str,
@@ -806,6 +837,8 @@ struct KillDocument<'a> {
     freed_after_ms: Option<u64>,
     forwards: Vec<ForwardView<'a>>,
     socket_units: Vec<SocketUnitView>,
+    /// The Unix socket killed (`kill PATH`); null for ports.
+    unix: Option<T>,
 }
 
 /// A systemd socket unit whose listener holds a port asked.
@@ -1014,7 +1047,7 @@ impl<'a> RemainingView<'a> {
 struct RespawnView<'a> {
     pid: u32,
     command: Cow<'a, str>,
-    port: u16,
+    port: Option<u16>,
     inherited: bool,
     supervisor: Option<ContainerView<'a>>,
     stop_command: Option<String>,

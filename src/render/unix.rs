@@ -281,6 +281,7 @@ pub(crate) struct UnixPart<'a> {
     targets: Vec<TargetView<'a>>,
     sockets: Vec<UnixSocketView<'a>>,
     hidden_holders: usize,
+    untested_by_filter: usize,
 }
 
 impl<'a> UnixPart<'a> {
@@ -295,6 +296,7 @@ impl<'a> UnixPart<'a> {
                 .map(|row| UnixSocketView::of(row, report))
                 .collect(),
             hidden_holders: report.hidden_holders(),
+            untested_by_filter: report.untested_by_filter,
         }
     }
 }
@@ -653,6 +655,100 @@ pub fn wait_line(condition: &Condition, report: &UnixWaitReport) -> String {
     }
 }
 
+/// The target in JSON: its name (invalid UTF-8 replaced) and kind.
+fn target_view(target: &UnixTarget) -> (String, &'static str) {
+    (
+        String::from_utf8_lossy(&target_bytes(target)).into_owned(),
+        match target {
+            UnixTarget::Path(_) => "path",
+            UnixTarget::Abstract(_) => "abstract",
+        },
+    )
+}
+
+/// `lsport wait --json PATH`: wait's document with a `unix` part.
+pub fn write_wait_json(
+    condition: &Condition,
+    report: &UnixWaitReport,
+    sink: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    #[derive(Serialize)]
+    struct ServerView<'a> {
+        inode: u64,
+        #[serde(rename = "type")]
+        socket_type: Cow<'static, str>,
+        role: &'static str,
+        holders: Vec<super::wait::HolderView<'a>>,
+        holders_hidden: bool,
+    }
+    #[derive(Serialize)]
+    struct UnixWaitPart<'a> {
+        target: String,
+        kind: &'static str,
+        met: bool,
+        met_after_ms: Option<u64>,
+        verdict: Option<&'static str>,
+        servers: Vec<ServerView<'a>>,
+        hidden_holders: usize,
+    }
+    let answer = report
+        .report
+        .as_ref()
+        .and_then(|r| r.targets.first().map(|a| (r, a)));
+    let servers: Vec<ServerView<'_>> = answer
+        .map(|(r, a)| {
+            a.servers(&r.rows)
+                .map(|row| ServerView {
+                    inode: row.socket.inode,
+                    socket_type: row.socket.socket_type.name(),
+                    role: row.role.name(),
+                    holders: row
+                        .holders
+                        .iter()
+                        .map(super::wait::HolderView::of_holder)
+                        .collect(),
+                    holders_hidden: row.holders_hidden,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (target, kind) = target_view(&report.target);
+    let part = UnixWaitPart {
+        target,
+        kind,
+        met: report.met,
+        met_after_ms: report
+            .met
+            .then(|| report.waited.as_millis().min(u128::from(u64::MAX)) as u64),
+        verdict: answer.map(|(_, a)| a.verdict.id()),
+        hidden_holders: servers.iter().filter(|s| s.holders_hidden).count(),
+        servers,
+    };
+    super::wait::write_unix_json(condition, report.met, report.waited, part, sink)
+}
+
+/// `lsport kill --json PATH`: kill's document with a `unix` part.
+pub fn write_kill_json(
+    report: &UnixKillReport,
+    sink: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    #[derive(Serialize)]
+    struct UnixKillPart<'a> {
+        target: String,
+        kind: &'static str,
+        clients_left_alone: &'a [u32],
+        file_remains: bool,
+    }
+    let (target, kind) = target_view(&report.target);
+    let part = UnixKillPart {
+        target,
+        kind,
+        clients_left_alone: &report.clients_left_alone,
+        file_remains: report.file_remains,
+    };
+    super::kill::write_unix_json(&report.kill, part, sink)
+}
+
 /// `lsport kill PATH` for people: each process and what became of it,
 /// the clients left alone, how it ended.
 pub fn kill_text(report: &UnixKillReport) -> String {
@@ -742,6 +838,15 @@ pub fn kill_text(report: &UnixKillReport) -> String {
             "left alone: the client{} connected to it (pid {})",
             if pids.len() == 1 { "" } else { "s" },
             pids.join(", ")
+        );
+    }
+    let reload = !kill.options.signal.ends_process();
+    for respawn in &kill.respawns {
+        super::kill::respawn_lines(
+            &mut out,
+            respawn,
+            reload.then_some(kill.options.signal),
+            &name,
         );
     }
     let after = kill

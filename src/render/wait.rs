@@ -163,24 +163,52 @@ fn names(holders: &[HolderName]) -> String {
 
 /// `lsport wait --json`.
 pub fn write_json(report: &WaitReport, any: bool, sink: &mut dyn io::Write) -> io::Result<()> {
-    let document = WaitDocument {
+    let document = WaitDocument::<()> {
         schema_version: SCHEMA_VERSION,
         action: "wait",
-        condition: match report.condition {
-            Condition::Listening => "listening",
-            Condition::Free { .. } => "free",
-        },
+        condition: condition_id(&report.condition),
         strict: matches!(report.condition, Condition::Free { strict: true }),
         any,
         ports: report.ports.iter().map(PortView::of).collect(),
         outcome: if report.timed_out { "timed_out" } else { "met" },
         elapsed_ms: report.elapsed.as_millis() as u64,
+        unix: None,
     };
     write_document(&document, sink)
 }
 
+/// `lsport wait --json PATH`: the same document, its ports empty and
+/// its `unix` part on the socket.
+pub(crate) fn write_unix_json<T: Serialize>(
+    condition: &Condition,
+    met: bool,
+    elapsed: std::time::Duration,
+    unix: T,
+    sink: &mut dyn io::Write,
+) -> io::Result<()> {
+    let document = WaitDocument {
+        schema_version: SCHEMA_VERSION,
+        action: "wait",
+        condition: condition_id(condition),
+        strict: false,
+        any: false,
+        ports: Vec::new(),
+        outcome: if met { "met" } else { "timed_out" },
+        elapsed_ms: elapsed.as_millis() as u64,
+        unix: Some(unix),
+    };
+    write_document(&document, sink)
+}
+
+fn condition_id(condition: &Condition) -> &'static str {
+    match condition {
+        Condition::Listening => "listening",
+        Condition::Free { .. } => "free",
+    }
+}
+
 #[derive(Serialize)]
-struct WaitDocument<'a> {
+struct WaitDocument<'a, T> {
     schema_version: u32,
     action: &'static str,
     condition: &'static str,
@@ -189,6 +217,8 @@ struct WaitDocument<'a> {
     ports: Vec<PortView<'a>>,
     outcome: &'static str,
     elapsed_ms: u64,
+    /// The Unix socket waited on (`wait PATH`); null for ports.
+    unix: Option<T>,
 }
 
 #[derive(Serialize)]
@@ -241,10 +271,23 @@ impl<'a> PortView<'a> {
     }
 }
 
+/// A holder as wait's JSON names it.
 #[derive(Serialize)]
-struct HolderView<'a> {
+pub(crate) struct HolderView<'a> {
     pid: u32,
     command: Cow<'a, str>,
     user: Option<&'a str>,
     uid: Option<u32>,
+}
+
+impl<'a> HolderView<'a> {
+    /// A holder of a Unix socket.
+    pub(crate) fn of_holder(holder: &'a crate::report::Holder) -> HolderView<'a> {
+        HolderView {
+            pid: holder.pid,
+            command: String::from_utf8_lossy(holder.command()),
+            user: holder.user(),
+            uid: holder.uid(),
+        }
+    }
 }

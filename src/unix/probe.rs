@@ -6,6 +6,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::Error;
+use crate::filter::{self, CgroupPathFilter};
+use crate::holders::cgroups;
 use crate::holders::procfs::{self as holder_walk, FdScan};
 use crate::holders::search::HolderSearch;
 use crate::holders::unseen::Unseen;
@@ -15,6 +17,7 @@ use crate::report::HolderBook;
 use crate::source::unix::netlink::{ALL_STATES, UnixSession};
 use crate::source::unix::procfs::{self, UnixBlindSpot};
 use crate::source::{SourceKind, netlink_unavailable};
+use crate::sys::ProcRoot;
 
 use super::report::{self, FileError, UnixInputs, UnixReport};
 use super::socket::UnixSocket;
@@ -110,27 +113,33 @@ pub fn look_at_files(
 
 /// Answers the query's Unix targets, or lists its Unix sockets.
 pub fn probe(query: &Query) -> Result<UnixReport, Error> {
+    // Checked before anything is read: no hierarchy, no cgroup filter.
+    let hierarchy = if query.filters.by_cgroup() {
+        Some(filter::cgroup_hierarchy(query)?)
+    } else {
+        None
+    };
     let targets = look_at_files(&query.unix_targets);
-    let every_socket = query.view == View::All;
+    // -l keeps the listing to servers, in a reverse query too.
+    let every_socket = query.view == View::All && !query.listening_only;
     let root = &query.proc_root;
     let mut search = HolderSearch::plan(query);
-    let (table, scan) = match query.holders {
-        HolderDetail::None => (read_table_in_namespace(query)?, FdScan::default()),
-        HolderDetail::Processes => {
-            let (table, mut scan) = search.run_while(query, |_start| {
-                let table = read_table_in_namespace(query)?;
-                let (chosen, _) =
-                    report::select(&table.sockets, table.source, &targets, every_socket);
-                let wanted: HashSet<u64> = chosen
-                    .iter()
-                    .map(|&(i, _)| table.sockets[i].inode)
-                    .collect();
-                Ok::<_, Error>(((table, wanted.clone()), wanted))
-            })?;
-            let (table, wanted) = table;
-            search.note_refused_tables(root, &mut scan, &wanted);
-            (table, scan)
-        }
+    // The reverse query tests holders, even where none is shown (-q).
+    let walk = query.holders == HolderDetail::Processes || !query.filters.is_empty();
+    let (table, scan) = if walk {
+        let ((table, wanted), mut scan) = search.run_while(query, |_start| {
+            let table = read_table_in_namespace(query)?;
+            let (chosen, _) = report::select(&table.sockets, table.source, &targets, every_socket);
+            let wanted: HashSet<u64> = chosen
+                .iter()
+                .map(|&(i, _)| table.sockets[i].inode)
+                .collect();
+            Ok::<_, Error>(((table, wanted.clone()), wanted))
+        })?;
+        search.note_refused_tables(root, &mut scan, &wanted);
+        (table, scan)
+    } else {
+        (read_table_in_namespace(query)?, FdScan::default())
     };
     let processes: HashMap<u32, holder_walk::ProcessInfo> = scan
         .holding_pids()
@@ -154,11 +163,20 @@ pub fn probe(query: &Query) -> Result<UnixReport, Error> {
         fallback,
         skipped,
     } = table;
-    let (rows, answers) = report::build(UnixInputs {
+    let cgroup_holders = hierarchy.map(|hierarchy| {
+        let paths = CgroupPathFilter::new(&hierarchy, &query.filters);
+        holders_in_cgroups(root, processes.keys().copied(), &paths)
+    });
+    let report::Joined {
+        rows,
+        answers,
+        untested_by_filter,
+    } = report::build(UnixInputs {
         sockets,
         targets,
         every_socket,
         filters: &query.filters,
+        cgroup_holders: cgroup_holders.as_ref(),
         source,
         scan: &scan,
         book: &book,
@@ -180,6 +198,18 @@ pub fn probe(query: &Query) -> Result<UnixReport, Error> {
         } else {
             Unseen::default()
         },
-        holders_from: (query.holders == HolderDetail::Processes).then_some(search.from),
+        untested_by_filter,
+        holders_from: walk.then_some(search.from),
     })
+}
+
+/// The holders whose cgroup (/proc/PID/cgroup) passes the cgroup
+/// filters. One that exited since the fd walk is in none.
+fn holders_in_cgroups(
+    root: &ProcRoot,
+    pids: impl Iterator<Item = u32>,
+    paths: &CgroupPathFilter<'_>,
+) -> HashSet<u32> {
+    pids.filter(|&pid| cgroups::of_process(root, pid).is_some_and(|path| paths.matches(&path)))
+        .collect()
 }

@@ -3,7 +3,7 @@
 //! answer `lsport PATH`, `lsport @NAME` and `lsport --unix` print. No
 //! I/O: `unix::probe` gathers, this decides.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 
 use crate::holders::HolderWalk;
@@ -212,6 +212,10 @@ pub struct UnixReport {
     pub skipped: usize,
     /// What kept holders out of sight, when some are.
     pub unseen: Unseen,
+    /// Sockets left out of the listing because `--unit`, `--container`
+    /// or `--cgroup` could not be tested on them: they are tested by
+    /// their holders' cgroups, and their holders are hidden.
+    pub untested_by_filter: usize,
     /// The walk that named the holders; None when none was looked for.
     pub holders_from: Option<HolderWalk>,
 }
@@ -244,6 +248,10 @@ pub struct UnixInputs<'a> {
     pub every_socket: bool,
     /// The reverse query's pids and uids.
     pub filters: &'a Filters,
+    /// With `--unit`, `--container` or `--cgroup`: the holders whose
+    /// cgroup passes them (unix_diag gives no socket's cgroup, so a
+    /// socket is tested by its holders').
+    pub cgroup_holders: Option<&'a HashSet<u32>>,
     /// The source that gave the sockets.
     pub source: SourceKind,
     /// The holders.
@@ -355,14 +363,26 @@ fn verdict(file: Option<&Result<SocketFile, FileError>>, bound: &[usize]) -> Uni
     }
 }
 
+/// What the join made: the rows, the answers per target, and how many
+/// sockets the reverse query could not test.
+pub struct Joined {
+    /// The sockets shown.
+    pub rows: Vec<UnixRow>,
+    /// One per target.
+    pub answers: Vec<TargetAnswer>,
+    /// See [`UnixReport::untested_by_filter`].
+    pub untested_by_filter: usize,
+}
+
 /// The join: the rows chosen, with holders and peers; the reverse
-/// query's pids and uids applied to the listing.
-pub fn build(inputs: UnixInputs<'_>) -> (Vec<UnixRow>, Vec<TargetAnswer>) {
+/// query applied to the listing.
+pub fn build(inputs: UnixInputs<'_>) -> Joined {
     let UnixInputs {
         sockets,
         targets,
         every_socket,
         filters,
+        cgroup_holders,
         source,
         scan,
         book,
@@ -387,8 +407,16 @@ pub fn build(inputs: UnixInputs<'_>) -> (Vec<UnixRow>, Vec<TargetAnswer>) {
             }
         })
         .collect();
+    let mut untested_by_filter = 0;
     if answers.is_empty() && !filters.is_empty() {
-        rows.retain(|row| passes(row, filters));
+        rows.retain(|row| match passes(row, filters, cgroup_holders) {
+            Pass::Yes => true,
+            Pass::No => false,
+            Pass::Untested => {
+                untested_by_filter += 1;
+                false
+            }
+        });
     }
     // Peers are linked among the rows kept: one the filter left out has
     // no row.
@@ -403,12 +431,27 @@ pub fn build(inputs: UnixInputs<'_>) -> (Vec<UnixRow>, Vec<TargetAnswer>) {
             .peer_inode()
             .and_then(|inode| by_inode.get(&inode).copied());
     }
-    (rows, answers)
+    Joined {
+        rows,
+        answers,
+        untested_by_filter,
+    }
+}
+
+/// Whether a socket passes the reverse query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Yes,
+    No,
+    /// It passes the other filters, but its holders, whose cgroups the
+    /// cgroup filters test, are hidden.
+    Untested,
 }
 
 /// The reverse query on a Unix socket: held by one of the pids, created
-/// by (or held by) one of the uids.
-fn passes(row: &UnixRow, filters: &Filters) -> bool {
+/// by (or held by) one of the uids, held by a process in a cgroup that
+/// passes `--unit`, `--container` and `--cgroup`.
+fn passes(row: &UnixRow, filters: &Filters, cgroup_holders: Option<&HashSet<u32>>) -> Pass {
     let by_pid =
         filters.pids.is_empty() || row.holders.iter().any(|h| filters.pids.contains(&h.pid));
     let by_uid = filters.uids.is_empty()
@@ -420,7 +463,15 @@ fn passes(row: &UnixRow, filters: &Filters) -> bool {
             .holders
             .iter()
             .any(|h| h.uid().is_some_and(|uid| filters.uids.contains(&uid)));
-    by_pid && by_uid
+    if !(by_pid && by_uid) {
+        return Pass::No;
+    }
+    match cgroup_holders {
+        None => Pass::Yes,
+        Some(pids) if row.holders.iter().any(|h| pids.contains(&h.pid)) => Pass::Yes,
+        Some(_) if row.holders_hidden => Pass::Untested,
+        Some(_) => Pass::No,
+    }
 }
 
 /// What the file's kind is, in words.

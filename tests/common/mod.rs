@@ -417,6 +417,69 @@ pub fn tool_available(test: &str, program: &str) -> bool {
     found
 }
 
+/// The cgroup v2 mount, from this process's mount table.
+pub fn cgroup2_mount() -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    text.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        let point = before.split(' ').nth(4)?;
+        after.starts_with("cgroup2 ").then(|| PathBuf::from(point))
+    })
+}
+
+/// The cgroup v2 mount, or None after saying why (a failure with
+/// LSPORT_REQUIRE_NETNS=1).
+pub fn cgroup2_mount_for(test: &str) -> Option<PathBuf> {
+    let mount = cgroup2_mount();
+    if mount.is_none() {
+        if std::env::var_os("LSPORT_REQUIRE_NETNS").is_some() {
+            panic!("{test}: no cgroup v2 mount, and LSPORT_REQUIRE_NETNS is set");
+        }
+        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: no cgroup v2 mount");
+    }
+    mount
+}
+
+/// A cgroup made under the cgroup v2 mount, removed on drop: its
+/// processes must be gone by then (the last may still be on its way
+/// out), and cgroups made below it dropped first.
+pub struct TestCgroup {
+    /// Its directory under the mount.
+    pub dir: PathBuf,
+    /// Its path in the hierarchy (`/a.slice/b.service`), as
+    /// /proc/PID/cgroup names it.
+    pub path: String,
+}
+
+impl TestCgroup {
+    /// Makes `path` (`/a.slice/b.service`) under `mount`.
+    pub fn new(mount: &Path, path: &str) -> TestCgroup {
+        let dir = mount.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        TestCgroup {
+            dir,
+            path: path.to_string(),
+        }
+    }
+
+    /// Moves a running process into it.
+    pub fn move_in(&self, pid: u32) {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
+            .unwrap_or_else(|e| panic!("moving {pid} into {}: {e}", self.path));
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        for _ in 0..400 {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
 /// Runs `program ARGS` in the calling thread's network namespace, and
 /// fails the test if it fails (`nft add rule ...`, `iptables ...`).
 pub fn run_tool(program: &str, args: &[&str]) {

@@ -322,14 +322,12 @@ fn holders_now(
             {
                 continue;
             }
-            newcomers.push(Respawn {
-                pid: holder.pid,
-                command: holder.command().to_vec(),
-                port: row.socket.local.port,
-                inherited: known.contains(&row.socket.inode),
-                supervisor: holder.container().cloned(),
-                parent: process::parent(&here.proc_root, holder.pid),
-            });
+            newcomers.push(Respawn::of(
+                holder,
+                Some(row.socket.local.port),
+                known.contains(&row.socket.inode),
+                &here.proc_root,
+            ));
         }
     }
     Ok((remaining, newcomers))

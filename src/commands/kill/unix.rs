@@ -7,7 +7,7 @@
 //! The kernel tells of no Unix socket closing: the wait polls the table
 //! (as `wait --free PATH` does).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -21,8 +21,8 @@ use crate::unix::report::{UnixReport, UnixRole, UnixRow};
 use crate::unix::target::UnixTarget;
 
 use super::{
-    Fate, Interaction, KillOptions, KillReport, Mode, Outcome, Target, blast, choose_receivers,
-    foresee_signals, is_wide, signal_all, target_of,
+    Fate, Interaction, KillOptions, KillReport, Mode, Outcome, Respawn, Target, blast,
+    choose_receivers, foresee_signals, is_wide, signal_all, target_of,
 };
 
 /// How often the table is looked at while the signals take effect.
@@ -148,6 +148,7 @@ pub fn run(
         kill.outcome = Outcome::NotConfirmed;
         return Ok(finish(kill));
     }
+    let known: HashSet<u64> = servers.iter().map(|r| r.socket.inode).collect();
     let started = Instant::now();
     let handles = signal_all(&asked, options, &mut kill.targets, interaction);
     if kill.targets.iter().all(|t| t.signals_sent.is_empty()) {
@@ -158,8 +159,11 @@ pub fn run(
     }
     follow(
         &asked,
-        target,
-        source,
+        Watched {
+            target,
+            source,
+            known: &known,
+        },
         options,
         &mut kill,
         &handles,
@@ -191,14 +195,21 @@ fn targets_of(servers: &[&UnixRow], query: &Query) -> Vec<Target> {
     targets
 }
 
+/// What the kill follows: the name, the source that answered before
+/// the signals, and the inodes of the servers then.
+struct Watched<'a> {
+    target: &'a UnixTarget,
+    source: SourceChoice,
+    known: &'a HashSet<u64>,
+}
+
 /// Until nothing is bound to the name: SIGKILL after the grace period
 /// (a signal meant to end a process only, unless --no-escalate), the
-/// timeout after that, then the respawn window.
-#[allow(clippy::too_many_arguments)]
+/// timeout after that, then the respawn window. A process found holding
+/// the name that was not signalled is named as the port kill names it.
 fn follow(
     query: &Query,
-    target: &UnixTarget,
-    source: SourceChoice,
+    watched: Watched<'_>,
     options: &KillOptions,
     kill: &mut KillReport,
     handles: &HashMap<u32, ProcessHandle>,
@@ -212,6 +223,11 @@ fn follow(
         // A reload: its effect is only watched for, not waited on.
         options.respawn_window
     };
+    let Watched {
+        target,
+        source,
+        known,
+    } = watched;
     let mut killed = false;
     let stopped = || options.stop.is_some_and(|s| s.load(Ordering::Relaxed));
     let freed = loop {
@@ -219,6 +235,16 @@ fn follow(
         let bound = bound_servers(query, target, source)?;
         if bound.is_empty() {
             break true;
+        }
+        // Every process signalled is gone and the name is still bound:
+        // by whom, if by someone lsport did not start with.
+        if handles.values().all(ProcessHandle::exited) {
+            let found = newcomers(query, kill, known)?;
+            if !found.is_empty() {
+                kill.respawns = found;
+                kill.outcome = Outcome::Respawned;
+                return Ok(());
+            }
         }
         if stopped() {
             kill.outcome = Outcome::Interrupted;
@@ -247,6 +273,7 @@ fn follow(
     };
     settle_fates(kill, handles, killed);
     if !freed {
+        kill.respawns = newcomers(query, kill, known)?;
         kill.outcome = if options.signal.ends_process() {
             Outcome::TimedOut
         } else {
@@ -261,6 +288,7 @@ fn follow(
     while window.elapsed() < options.respawn_window && !stopped() {
         std::thread::sleep(POLL);
         if !bound_servers(query, target, source)?.is_empty() {
+            kill.respawns = newcomers(query, kill, known)?;
             kill.outcome = Outcome::Respawned;
             break;
         }
@@ -271,6 +299,34 @@ fn follow(
         }
     }
     Ok(())
+}
+
+/// The processes holding the name's servers now that were no target:
+/// a supervisor's restart, a successor forked on the signal (holding a
+/// server lsport saw before: `known`).
+fn newcomers(
+    query: &Query,
+    kill: &KillReport,
+    known: &HashSet<u64>,
+) -> Result<Vec<Respawn>, Error> {
+    let now = probe::probe(query)?;
+    let mut found: Vec<Respawn> = Vec::new();
+    let Some(answer) = now.targets.first() else {
+        return Ok(found);
+    };
+    for row in answer.servers(&now.rows) {
+        for holder in &row.holders {
+            if kill.target(holder.pid).is_none() && found.iter().all(|r| r.pid != holder.pid) {
+                found.push(Respawn::of(
+                    holder,
+                    None,
+                    known.contains(&row.socket.inode),
+                    &query.proc_root,
+                ));
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// The fate of each signalled process that has exited.
