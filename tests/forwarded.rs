@@ -677,6 +677,73 @@ fn the_socket_at_a_forward_s_target_is_shown_with_its_holder() {
         text.contains("nothing listens on tcp 10.78.0.2:82: connections sent there are refused"),
         "{text}"
     );
+
+    // kill's JSON gives each forward the probe's target_sockets, dry or
+    // not: nothing holds the ports here, so nothing is signalled (the
+    // holder at the target lives on) and the answer is 4.
+    for dry in [true, false] {
+        let mut args = vec!["kill", "--json"];
+        if dry {
+            args.push("--dry-run");
+        }
+        args.extend(["8180", "8181", "8182"]);
+        let output = lsport(&args);
+        assert_eq!(
+            output.status.code(),
+            Some(4),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        let doc = parse(&output);
+        common::schema::assert_valid("kill", &doc);
+        assert_eq!(doc["outcome"], "forwarded", "{args:?}: {doc:#}");
+        assert_eq!(doc["targets"], serde_json::json!([]), "{args:?}: {doc:#}");
+        let at = |port: u16| {
+            let forward = doc["forwards"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["ports"] == serde_json::json!([[port, port]]))
+                .unwrap_or_else(|| panic!("{args:?}: no forward of {port}: {doc:#}"));
+            forward["target_sockets"].clone()
+        };
+        let serving = at(8180);
+        assert_eq!(serving["ports"], serde_json::json!([80, 80]), "{doc:#}");
+        assert_eq!(serving["error"], Value::Null, "{doc:#}");
+        assert_eq!(serving["taking"][0]["state"], "LISTEN", "{doc:#}");
+        assert_eq!(serving["taking"][0]["holders"][0]["pid"], pid, "{doc:#}");
+        assert_eq!(serving["taking"][0]["netns"]["inode"], inode, "{doc:#}");
+        let aside = at(8181);
+        assert_eq!(aside["ports"], serde_json::json!([81, 81]), "{doc:#}");
+        assert_eq!(aside["taking"], serde_json::json!([]), "{doc:#}");
+        assert_eq!(aside["elsewhere"][0]["local"]["address"], "127.0.0.1");
+        let dead = at(8182);
+        assert_eq!(dead["ports"], serde_json::json!([82, 82]), "{doc:#}");
+        assert_eq!(dead["taking"], serde_json::json!([]), "{doc:#}");
+        assert_eq!(dead["elsewhere"], serde_json::json!([]), "{doc:#}");
+        assert_eq!(dead["error"], Value::Null, "{doc:#}");
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let state = state.rsplit_once(") ").unwrap().1;
+        assert!(
+            state.starts_with('S'),
+            "{args:?}: the holder at the target: {state}"
+        );
+    }
+
+    // A redirect has no target namespace: null, as in the probe.
+    nft(
+        test,
+        "table ip nat {
+        chain out { type nat hook output priority -100; policy accept;
+            tcp dport 8183 redirect to :9183
+        }
+    }",
+    );
+    let output = lsport(["kill", "--json", "8183"]);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    let doc = parse(&output);
+    common::schema::assert_valid("kill", &doc);
+    assert_eq!(doc["forwards"][0]["target_sockets"], Value::Null, "{doc:#}");
     drop(held);
     drop(netns);
 }

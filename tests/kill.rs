@@ -21,6 +21,7 @@ fn validator() -> jsonschema::Validator {
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     jsonschema::draft202012::options()
         .should_validate_formats(true)
+        .with_retriever(common::schema::Siblings)
         .build(&schema)
         .expect("kill.schema.json compiles")
 }

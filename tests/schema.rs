@@ -60,6 +60,7 @@ fn validator(name: &'static str) -> Schema {
 fn compile(name: &str, schema: &Value) -> Validator {
     jsonschema::draft202012::options()
         .should_validate_formats(true)
+        .with_retriever(common::schema::Siblings)
         .build(schema)
         .unwrap_or_else(|e| panic!("{name}.schema.json does not compile: {e}"))
 }
@@ -545,7 +546,7 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
 
     // A reload: the master signalled, a worker left to it, a new worker
     // named after it, an orphaned connection left to the kernel.
-    let kill = json!({
+    let mut kill = json!({
         "schema_version": 1, "action": "kill", "mode": "signal", "dry_run": false,
         "signal": "HUP", "grace_ms": 5000, "escalate": false, "timeout_ms": 5000,
         "ports": [[80, 80]], "unix": null, "with_connections": false, "wide": false,
@@ -587,6 +588,9 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
         "socket_units": [{"unit": "web.socket", "activates": "web.service",
                           "stop_command": "systemctl stop web.socket web.service"}]
     });
+    // kill's forwards give the probe's target_sockets, holders and all.
+    kill["forwards"][0]["target_sockets"] =
+        served["ports"][0]["forwards"][0]["target_sockets"].clone();
     assert_mutations_rejected(
         &validator("kill"),
         &kill,
@@ -605,6 +609,15 @@ fn the_validator_rejects_renamed_and_mistyped_fields() {
             }),
             ("a forward's container a string", &|d| {
                 d["forwards"][0]["container"] = json!("d0b3604b67ac")
+            }),
+            ("a forward's target socket without its holders", &|d| {
+                d["forwards"][0]["target_sockets"]["taking"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("holders");
+            }),
+            ("a forward's target sockets a list", &|d| {
+                d["forwards"][0]["target_sockets"] = json!([])
             }),
             ("an unknown result", &|d| {
                 d["targets"][1]["result"] = json!("left")

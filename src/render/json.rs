@@ -418,9 +418,10 @@ pub(crate) struct ForwardEntry<'a> {
     delete_command: String,
 }
 
-/// What listens on a forward's target ports in the target's namespace.
+/// What listens on a forward's target ports in the target's namespace
+/// (the probe's forwards and kill's give the same).
 #[derive(Serialize)]
-struct TargetSocketsEntry<'a> {
+pub(crate) struct TargetSocketsEntry<'a> {
     protocols: Vec<&'static str>,
     ports: [u16; 2],
     taking: Vec<SocketEntry<'a>>,
@@ -429,7 +430,10 @@ struct TargetSocketsEntry<'a> {
 }
 
 impl<'a> TargetSocketsEntry<'a> {
-    fn of(listeners: &'a TargetListeners, netns: &'a NetnsLabel) -> TargetSocketsEntry<'a> {
+    pub(crate) fn of(
+        listeners: &'a TargetListeners,
+        netns: &'a NetnsLabel,
+    ) -> TargetSocketsEntry<'a> {
         let (taking, elsewhere, error) = match &listeners.found {
             Ok(found) => (
                 found

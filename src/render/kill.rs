@@ -22,7 +22,7 @@ use crate::holders::process::{Refusal, Signal};
 use crate::render::columns::{protocol_label, socket_state_label};
 use crate::render::escape::{escape_bytes, escape_str};
 use crate::render::forwards;
-use crate::render::json::{ContainerView, SCHEMA_VERSION, write_document};
+use crate::render::json::{ContainerView, SCHEMA_VERSION, TargetSocketsEntry, write_document};
 use crate::socket::Protocol;
 
 /// How many remaining sockets the text lists before it counts the rest.
@@ -861,6 +861,7 @@ struct ForwardView<'a> {
     hook: &'static str,
     rule: String,
     delete_command: String,
+    target_sockets: Option<TargetSocketsEntry<'a>>,
 }
 
 impl<'a> ForwardView<'a> {
@@ -879,8 +880,31 @@ impl<'a> ForwardView<'a> {
             hook: place.hook.name(),
             rule: place.rule_name(),
             delete_command: place.delete_command(),
+            target_sockets: target_sockets(forward, report),
         }
     }
+}
+
+/// What listens at the forward's target, as the probe's JSON gives it.
+/// Each port asked has its own verdict, and so its own entry for the
+/// target's namespace: the one that looked at this forward's ports
+/// answers.
+fn target_sockets<'a>(
+    forward: &crate::forwards::Forward,
+    report: &'a KillReport,
+) -> Option<TargetSocketsEntry<'a>> {
+    let address = crate::report::target_address(forward)?;
+    report
+        .forward_targets
+        .iter()
+        .filter(|t| t.address == address)
+        .find_map(|t| {
+            let listeners = report
+                .ports
+                .iter()
+                .find_map(|asked| t.listener_for(forward, *asked))?;
+            Some(TargetSocketsEntry::of(listeners, &t.netns))
+        })
 }
 
 /// Sockets the kernel ends by itself, left on the ports: TIME_WAIT, or

@@ -15,6 +15,7 @@ pub fn assert_valid(name: &str, doc: &Value) {
         .unwrap_or_else(|e| panic!("{} is no JSON: {e}", path.display()));
     let validator = jsonschema::draft202012::options()
         .should_validate_formats(true)
+        .with_retriever(Siblings)
         .build(&schema)
         .unwrap_or_else(|e| panic!("{name}.schema.json does not compile: {e}"));
     let errors: Vec<String> = validator
@@ -26,4 +27,29 @@ pub fn assert_valid(name: &str, doc: &Value) {
         "the document does not match {name}.schema.json:\n  {}\n{doc:#}",
         errors.join("\n  ")
     );
+}
+
+/// Where a schema refers to another of doc/schema/ (kill's forwards
+/// share the probe's `target_sockets`): its `$id`, resolved against the
+/// referring schema's, is read from the committed file, never fetched.
+pub struct Siblings;
+
+/// Where lsport's schemas say they live (their `$id`s).
+const SCHEMA_BASE: &str = "https://lsport.invalid/schema/";
+
+impl jsonschema::Retrieve for Siblings {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        let file = uri
+            .as_str()
+            .strip_prefix(SCHEMA_BASE)
+            .filter(|f| f.ends_with(".schema.json") && !f.contains('/'))
+            .ok_or_else(|| format!("{} is not one of lsport's schemas", uri.as_str()))?;
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("doc/schema")
+            .join(file);
+        Ok(serde_json::from_str(&std::fs::read_to_string(path)?)?)
+    }
 }
