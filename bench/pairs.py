@@ -71,9 +71,18 @@ def binaries(a):
     `--holders proc`, and the binary from before. The first is the one
     compared with."""
     if a.lsport_before:
-        return [("after", [a.lsport]), ("after, proc", [a.lsport] + PROC),
+        runs = [("after", [a.lsport]), ("after, proc", [a.lsport] + PROC),
                 ("before", [a.lsport_before])]
+        # A before that knows --holders is timed with /proc's walk too, so
+        # that each source is compared with itself.
+        if "--holders" in output_of([a.lsport_before, "--help"]):
+            runs.append(("before, proc", [a.lsport_before] + PROC))
+        return runs
     return [(None, [a.lsport]), ("proc", [a.lsport] + PROC)]
+
+
+def is_before(tag):
+    return (tag or "").startswith("before")
 
 
 def port_held(man):
@@ -145,7 +154,7 @@ def check_lsport(exe, tag, a, man, problems):
     walk = json.loads(output_of(exe + [str(port), "--json"])).get("holders_from")
     if from_proc and walk != "proc":
         problems.append(f"{name}: holders from {walk}, not proc")
-    if tag != "before":
+    if not is_before(tag):
         print(f"bench: {name}: holders from {walk}", file=sys.stderr)
 
     def pids_in_json(doc):
@@ -390,7 +399,7 @@ def main():
     pairs = [(c, ss_q, "≤ 1.2") for c in cmds if c.key == LQ]
     # The targets of the kernel's walk, for each source of the binary
     # measured (the kernel's walk where it may, and --holders proc).
-    own = [c for c in cmds if c.key is not None and c.tag != "before"]
+    own = [c for c in cmds if c.key is not None and not is_before(c.tag)]
     for c in own:
         proc = c.tag is not None and "proc" in c.tag
         if c.key == LP:
@@ -404,9 +413,12 @@ def main():
             json_row = next(j for j in own if j.key == LA and j.tag == c.tag)
             pairs.append((c, json_row, "≤ 1"))
     if a.lsport_before:
-        before = {c.key: c for c in cmds if c.tag == "before"}
-        pairs += [(c, before[c.key], "≤ 1 (no capabilities)" if "proc" in c.tag else "")
-                  for c in own]
+        before = {(c.key, c.tag): c for c in cmds if is_before(c.tag)}
+        for c in own:
+            proc = "proc" in c.tag
+            # After's /proc walk against before's, where before has one.
+            den = before.get((c.key, "before, proc" if proc else "before"), before[(c.key, "before")])
+            pairs.append((c, den, "≤ 1 (no capabilities)" if proc else ""))
     lines += [
         "",
         "Paired ratios (median of the per-round ratios; ratio of the medians beside it):",
