@@ -50,6 +50,7 @@ mod files;
 pub mod filter;
 pub mod forwards;
 pub mod holders;
+mod int_hash;
 pub mod netns;
 pub mod ports;
 pub mod portspec;

@@ -15,11 +15,12 @@ use crate::holders::kernel::Unavailable;
 use crate::holders::procfs::{FdScan, ProcessInfo};
 use crate::holders::unseen::Unseen;
 use crate::holders::users::UserNames;
+use crate::int_hash::IntMap;
 use crate::netns::NetnsLabel;
 use crate::ports::{KernelPortPolicy, PortFacts};
 use crate::query::{HolderDetail, Query, View};
 use crate::services::{Service, Services};
-use crate::socket::{Family, PortRange, Protocol, Socket, State};
+use crate::socket::{PortRange, Protocol, Socket, State};
 use crate::source::{BlindSpot, SourceKind};
 
 /// What a socket is doing with its port.
@@ -474,7 +475,7 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
     // its memory back as it empties: with `-a` on a busy host, a full
     // copy of both would be most of lsport's peak memory.
     let mut rows: Vec<Row> = Vec::with_capacity(sockets.len());
-    let mut service_names: HashMap<(u16, Protocol), Option<SharedText>> = HashMap::new();
+    let mut service_names: IntMap<(u16, Protocol), Option<SharedText>> = IntMap::default();
     while let Some(socket) = sockets.pop() {
         let role = role_of(&socket, &listeners, &inputs.policy);
         let holders = holders_of(&socket, inputs.scan, &shared);
@@ -513,7 +514,7 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
     // The key tells every two sockets apart (their addresses, ports and
     // inodes differ), so an unstable sort, which needs no scratch
     // memory, gives the one order.
-    rows.sort_unstable_by_key(sort_key);
+    rows.sort_unstable_by(row_order);
 
     let by_remote = remote_index(&rows, query.match_remote);
     let ports = query
@@ -700,8 +701,11 @@ fn remote_index(rows: &[Row], match_remote: bool) -> Vec<(u16, usize)> {
 
 /// Listening TCP sockets by port, to tell accepted connections from
 /// outgoing ones.
-pub(crate) fn listener_index(sockets: &[Socket]) -> HashMap<u16, Vec<IpAddr>> {
-    let mut index: HashMap<u16, Vec<IpAddr>> = HashMap::new();
+pub(crate) type ListenerIndex = IntMap<u16, Vec<IpAddr>>;
+
+/// The [`ListenerIndex`] of `sockets`.
+pub(crate) fn listener_index(sockets: &[Socket]) -> ListenerIndex {
+    let mut index = ListenerIndex::default();
     for socket in sockets {
         if socket.protocol == Protocol::Tcp && socket.state == State::Listen {
             index
@@ -719,7 +723,7 @@ pub(crate) fn listener_index(sockets: &[Socket]) -> HashMap<u16, Vec<IpAddr>> {
 /// depends on who chose the port (see `without_listener`).
 pub(crate) fn role_of(
     socket: &Socket,
-    listeners: &HashMap<u16, Vec<IpAddr>>,
+    listeners: &ListenerIndex,
     policy: &KernelPortPolicy,
 ) -> Role {
     if socket.is_orphaned() {
@@ -797,7 +801,7 @@ fn without_listener(socket: &Socket, policy: &KernelPortPolicy) -> Role {
 fn shared_processes(
     processes: &HashMap<u32, ProcessInfo>,
     users: &UserNames,
-) -> HashMap<u32, Rc<HolderProcess>> {
+) -> IntMap<u32, Rc<HolderProcess>> {
     processes
         .iter()
         .map(|(&pid, info)| {
@@ -820,7 +824,7 @@ fn shared_processes(
 
 /// What is known about each holding process, shared by its fds, for a
 /// join other than this module's (the Unix sockets' report).
-pub struct HolderBook(HashMap<u32, Rc<HolderProcess>>);
+pub struct HolderBook(IntMap<u32, Rc<HolderProcess>>);
 
 impl HolderBook {
     /// The processes a scan found, with their users' names.
@@ -837,7 +841,7 @@ impl HolderBook {
 fn holders_of(
     socket: &Socket,
     scan: &FdScan,
-    processes: &HashMap<u32, Rc<HolderProcess>>,
+    processes: &IntMap<u32, Rc<HolderProcess>>,
 ) -> Holders {
     holders_of_inode(socket.inode, scan, processes)
 }
@@ -845,7 +849,7 @@ fn holders_of(
 fn holders_of_inode(
     inode: u64,
     scan: &FdScan,
-    processes: &HashMap<u32, Rc<HolderProcess>>,
+    processes: &IntMap<u32, Rc<HolderProcess>>,
 ) -> Holders {
     if inode == 0 {
         return Holders::new();
@@ -871,20 +875,21 @@ fn holders_of_inode(
         .collect()
 }
 
-type SortKey = (u16, Protocol, Family, Role, IpAddr, IpAddr, u16, u64);
-
-fn sort_key(row: &Row) -> SortKey {
-    let s = &row.socket;
-    (
-        s.local.port,
-        s.protocol,
-        s.family,
-        row.role,
-        s.local.address,
-        s.remote.address,
-        s.remote.port,
-        s.inode,
-    )
+/// The rows' order: local port, protocol, family, role, addresses,
+/// remote port, inode. Compared field by field, so that most pairs are
+/// told apart by their first fields without reading the rest.
+fn row_order(a: &Row, b: &Row) -> std::cmp::Ordering {
+    let (x, y) = (&a.socket, &b.socket);
+    x.local
+        .port
+        .cmp(&y.local.port)
+        .then_with(|| x.protocol.cmp(&y.protocol))
+        .then_with(|| x.family.cmp(&y.family))
+        .then_with(|| a.role.cmp(&b.role))
+        .then_with(|| x.local.address.cmp(&y.local.address))
+        .then_with(|| x.remote.address.cmp(&y.remote.address))
+        .then_with(|| x.remote.port.cmp(&y.remote.port))
+        .then_with(|| x.inode.cmp(&y.inode))
 }
 
 /// The ports to add to ip_local_reserved_ports so that no outgoing
@@ -937,7 +942,7 @@ mod tests {
     #[test]
     fn without_a_listener_who_chose_the_port_decides_the_role() {
         let policy = KernelPortPolicy::kernel_defaults();
-        let none = HashMap::new();
+        let none = ListenerIndex::default();
         let with = |mut socket: Socket, autobound| {
             socket.autobound = autobound;
             role_of(&socket, &none, &policy)

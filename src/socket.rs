@@ -1,6 +1,7 @@
 //! The socket model every source fills and every later stage reads.
 //! It depends on nothing else in the crate.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -130,7 +131,7 @@ impl State {
 
     /// The kernel's own name for the state (as in tcp_states.h, without
     /// the TCP_ prefix). Unknown states print as their number.
-    pub fn kernel_name(self) -> String {
+    pub fn kernel_name(self) -> Cow<'static, str> {
         let name = match self {
             State::Established => "ESTABLISHED",
             State::SynSent => "SYN_SENT",
@@ -145,9 +146,9 @@ impl State {
             State::Closing => "CLOSING",
             State::NewSynRecv => "NEW_SYN_RECV",
             State::BoundInactive => "BOUND_INACTIVE",
-            State::Other(code) => return code.to_string(),
+            State::Other(code) => return Cow::Owned(code.to_string()),
         };
-        name.to_string()
+        Cow::Borrowed(name)
     }
 }
 

@@ -30,8 +30,7 @@ mod likely;
 mod pace;
 mod summary;
 
-use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -310,7 +309,7 @@ pub struct Watch {
     /// every poll look for (listeners, UDP): those alone are checked
     /// for being missing after a poll.
     cheap: KeySet,
-    listeners: HashMap<u16, Vec<IpAddr>>,
+    listeners: report::ListenerIndex,
     /// The listeners again, with what names the likely holders of what
     /// they accept.
     accepting: Listeners,
@@ -381,7 +380,7 @@ impl Watch {
             finder: HolderFinder::new(&query.proc_root, watched_netns),
             table: KeyMap::default(),
             cheap: KeySet::default(),
-            listeners: HashMap::new(),
+            listeners: report::ListenerIndex::default(),
             accepting: Listeners::default(),
             closed: KeySet::default(),
             closed_order: VecDeque::new(),
@@ -984,7 +983,7 @@ fn next_tick(previous: Instant, interval: Duration) -> Instant {
 /// for UDP, received on its port.
 fn role_at_close(
     socket: &Socket,
-    listeners: &HashMap<u16, Vec<IpAddr>>,
+    listeners: &report::ListenerIndex,
     policy: &KernelPortPolicy,
 ) -> Role {
     if socket.remote.port == 0 {
@@ -1074,7 +1073,8 @@ mod tests {
 
     #[test]
     fn a_connection_seen_only_at_close_is_accepted_where_a_listener_has_its_port() {
-        let listeners = HashMap::from([(7000, vec!["127.0.0.1".parse().unwrap()])]);
+        let listeners =
+            report::ListenerIndex::from_iter([(7000, vec!["127.0.0.1".parse().unwrap()])]);
         let policy = KernelPortPolicy::kernel_defaults();
         assert_eq!(
             role_at_close(&closed_tcp(7000, 40000), &listeners, &policy),

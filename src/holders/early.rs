@@ -17,6 +17,7 @@ use std::thread::{self, Scope, ScopedJoinHandle};
 
 use super::kernel::{self, SocketFd, Unavailable};
 use super::procfs::{FdRef, FdScan};
+use crate::int_hash::IntSet;
 
 /// What the walk that ran during the dump gave: None when it never
 /// started (the dump found no socket, or no thread could start).
@@ -77,7 +78,7 @@ pub fn scan_after(early: Vec<SocketFd>, wanted: &HashSet<u64>) -> Result<FdScan,
         .filter(|f| wanted.contains(&f.inode))
         .map(fd_ref)
         .collect();
-    let seen: HashSet<u64> = found.iter().map(|(inode, _)| *inode).collect();
+    let seen: IntSet<u64> = found.iter().map(|(inode, _)| *inode).collect();
     let missed: Vec<u64> = wanted
         .iter()
         .copied()

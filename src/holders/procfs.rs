@@ -11,7 +11,7 @@
 //! This module reads one process at a time; `overlap` runs it on
 //! several threads while the sockets are being dumped.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::CStr;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd};
@@ -23,6 +23,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
 use crate::holders::container::{self, Container};
+use crate::int_hash::IntMap;
 use crate::query::ProcessFields;
 use crate::sys::ProcRoot;
 
@@ -43,7 +44,7 @@ pub struct FdScan {
     /// busy host has hundreds of thousands of inodes.
     refs: Vec<FdRef>,
     /// inode -> the range of `refs` that holds it.
-    index: HashMap<u64, (u32, u32)>,
+    index: IntMap<u64, (u32, u32)>,
     /// Processes whose fd table could not be read, by pid, with why.
     pub unreadable: Vec<Unreadable>,
     /// The processes the pass listed, sorted.
@@ -64,7 +65,7 @@ impl FdScan {
     pub fn new(mut found: Vec<(u64, FdRef)>, mut unreadable: Vec<Unreadable>) -> FdScan {
         found.sort_unstable();
         found.dedup();
-        let mut index = HashMap::with_capacity(found.len());
+        let mut index = IntMap::with_capacity_and_hasher(found.len(), Default::default());
         let mut refs = Vec::with_capacity(found.len());
         for group in found.chunk_by(|a, b| a.0 == b.0) {
             let start = refs.len() as u32;

@@ -10,6 +10,7 @@ use crate::netns::NetnsLabel;
 use crate::render::escape::{escape_bytes, escape_str};
 use crate::report::{Holder, Row};
 use crate::socket::{Family, Protocol, Socket, State};
+use std::borrow::Cow;
 
 /// A column of the socket table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -460,15 +461,15 @@ pub fn protocol_label(s: &Socket) -> String {
     format!("{name}{suffix}")
 }
 
-fn state_label(row: &Row) -> String {
+fn state_label(row: &Row) -> Cow<'static, str> {
     socket_state_label(&row.socket)
 }
 
 /// A socket's state as every command writes it: the kernel's name, but
 /// UNCONN for a UDP socket with no peer (the kernel's CLOSE), as ss says.
-pub fn socket_state_label(s: &Socket) -> String {
+pub fn socket_state_label(s: &Socket) -> Cow<'static, str> {
     match (s.protocol, s.state) {
-        (Protocol::Udp, State::Close) => "UNCONN".to_string(),
+        (Protocol::Udp, State::Close) => Cow::Borrowed("UNCONN"),
         (_, state) => state.kernel_name(),
     }
 }

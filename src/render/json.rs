@@ -622,7 +622,7 @@ impl EndpointView {
 pub(crate) struct SocketEntry<'a> {
     protocol: &'static str,
     family: &'static str,
-    state: String,
+    state: Cow<'static, str>,
     role: &'static str,
     local: EndpointView,
     remote: EndpointView,

@@ -1017,7 +1017,7 @@ impl BlastView {
 #[derive(Serialize)]
 struct SocketView<'a> {
     protocol: &'static str,
-    state: String,
+    state: Cow<'static, str>,
     role: &'static str,
     local: EndpointView,
     remote: EndpointView,
@@ -1029,7 +1029,7 @@ struct SocketView<'a> {
 #[derive(Serialize)]
 struct RemainingView<'a> {
     protocol: &'static str,
-    state: String,
+    state: Cow<'static, str>,
     local: EndpointView,
     remote: EndpointView,
     uid: u32,

@@ -95,7 +95,7 @@ fn socket_line(event: &SocketEvent) -> String {
         (EventKind::Closed, Some(last)) if last != s.state => {
             format!("{}>{}", last.kernel_name(), s.state.kernel_name())
         }
-        _ => s.state.kernel_name(),
+        _ => s.state.kernel_name().into_owned(),
     };
     let mut out = format!(
         "{} {:<8} {:<5} {:<16} {:<10} {:<22} {:<22} {}",
@@ -386,7 +386,7 @@ struct SocketLine<'a> {
     time: String,
     protocol: &'static str,
     family: &'static str,
-    state: String,
+    state: Cow<'static, str>,
     previous_state: Option<String>,
     role: &'static str,
     local: EndpointView,
@@ -417,7 +417,7 @@ impl<'a> SocketLine<'a> {
             protocol: s.protocol.name(),
             family: s.family.name(),
             state: s.state.kernel_name(),
-            previous_state: previous_state.map(|state| state.kernel_name()),
+            previous_state: previous_state.map(|state| state.kernel_name().into_owned()),
             role: event.role.name(),
             local: EndpointView::of(&s.local),
             remote: EndpointView::of(&s.remote),
