@@ -13,7 +13,7 @@ use crate::filter::{self, SocketFilter};
 use crate::forwards::{self, ForwardScan, Unreadable};
 use crate::holders::HolderWalk;
 use crate::holders::cgroups::{CgroupTree, Hierarchy, SocketCgroup};
-use crate::holders::container::{self, Container};
+use crate::holders::container;
 use crate::holders::hidepid;
 use crate::holders::procfs::{self, FdScan};
 use crate::holders::search::HolderSearch;
@@ -544,7 +544,7 @@ fn gather_namespaces(
                 let label = NetnsLabel {
                     inode: Some(namespace.inode),
                     name: namespace.name.clone().or(namespace.docker_sandbox.clone()),
-                    container: first_container(root, &namespace.pids),
+                    container: container::of_processes(root, &namespace.pids),
                 };
                 // lsport's own namespace needs no setns (nor its privilege).
                 if Some(namespace.inode) == own {
@@ -629,15 +629,4 @@ fn name_of_file(path: &std::path::Path) -> Option<String> {
     (path.parent() == Some(std::path::Path::new(netns::IP_NETNS_DIR)))
         .then(|| path.file_name()?.to_str().map(str::to_string))
         .flatten()
-}
-
-/// The container the namespace's processes belong to, from the first
-/// few of them that name one.
-pub(crate) fn first_container(root: &ProcRoot, pids: &[u32]) -> Option<Container> {
-    pids.iter().take(16).find_map(|pid| {
-        let path = root.path(&format!("{pid}/cgroup"));
-        let bytes = crate::files::read_at_most(&path, 64 << 10).ok()?;
-        let text = String::from_utf8_lossy(&bytes);
-        container::from_proc_cgroup(&text)
-    })
 }

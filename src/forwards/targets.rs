@@ -56,7 +56,7 @@ pub fn locate(root: &ProcRoot, wanted: &[IpAddr]) -> HashMap<IpAddr, TargetNames
                 label: NetnsLabel {
                     inode: Some(namespace.inode),
                     name: namespace.name.clone().or(namespace.docker_sandbox.clone()),
-                    container: crate::probe::first_container(root, &namespace.pids),
+                    container: crate::holders::container::of_processes(root, &namespace.pids),
                 },
                 path: namespace.path.clone(),
             };

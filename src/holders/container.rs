@@ -1,10 +1,13 @@
 //! Which container a process runs in, read from its cgroup path
 //! (/proc/PID/cgroup). Container runtimes name the cgroups they create
 //! after the container, each in its own format; this module knows those
-//! formats and nothing else. Pure functions over text.
+//! formats and nothing else: functions over text, and one that reads the
+//! cgroup files of a few processes.
 
 use procfs::FromRead;
 use procfs::ProcessCGroups;
+
+use crate::sys::ProcRoot;
 
 /// A container as far as its cgroup path tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +143,17 @@ fn pod_uid_of(component: &str) -> Option<String> {
     // Static pods use a 32-hex-digit hash of their manifest instead.
     let looks_like_hash = uid.len() == 32 && uid.bytes().all(|b| b.is_ascii_hexdigit());
     (looks_like_uid || looks_like_hash).then_some(uid)
+}
+
+/// The container a namespace's processes belong to, from the first few
+/// of them whose cgroup names one.
+pub(crate) fn of_processes(root: &ProcRoot, pids: &[u32]) -> Option<Container> {
+    pids.iter().take(16).find_map(|pid| {
+        let path = root.path(&format!("{pid}/cgroup"));
+        let bytes = crate::files::read_at_most(&path, 64 << 10).ok()?;
+        let text = String::from_utf8_lossy(&bytes);
+        from_proc_cgroup(&text)
+    })
 }
 
 #[cfg(test)]

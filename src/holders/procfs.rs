@@ -14,6 +14,7 @@
 use std::collections::HashSet;
 use std::ffi::CStr;
 use std::fs::File;
+use std::ops::ControlFlow;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
@@ -295,6 +296,22 @@ pub fn thread_socket_fds(
 /// [`socket_fds`] for the fd table under `dir` (`PID` or `PID/task/TID`,
 /// relative to `proc_dir`).
 fn socket_fds_at(proc_dir: &impl AsFd, dir: &str, mut found: impl FnMut(u64, u32)) -> TableRead {
+    fd_links_at(proc_dir, dir, |link, fd| {
+        if let Some(inode) = socket_inode(link) {
+            found(inode, fd);
+        }
+        ControlFlow::Continue(())
+    })
+}
+
+/// Reads the links of the fd table under `dir` (relative to
+/// `proc_dir`), handing each to `each` with its fd number until it says
+/// to stop.
+fn fd_links_at(
+    proc_dir: &impl AsFd,
+    dir: &str,
+    mut each: impl FnMut(&[u8], u32) -> ControlFlow<()>,
+) -> TableRead {
     let path = format!("{dir}/fd");
     let mut dir = match Dir::openat(
         proc_dir,
@@ -341,8 +358,8 @@ fn socket_fds_at(proc_dir: &impl AsFd, dir: &str, mut found: impl FnMut(u64, u32
             }
             break;
         };
-        if let Some(inode) = socket_inode(&link[..len]) {
-            found(inode, fd);
+        if each(&link[..len], fd).is_break() {
+            break;
         }
     }
     match refused {
@@ -381,45 +398,10 @@ pub fn refused_tables(root: &ProcRoot) -> Vec<Unreadable> {
 /// Why `/proc/PID/fd` is refused, from its first link; None when it is
 /// readable, empty or gone.
 fn table_refusal(proc_dir: &impl AsFd, pid: u32) -> Option<FdRefusal> {
-    let path = format!("{pid}/fd");
-    let mut dir = match Dir::openat(
-        proc_dir,
-        path.as_str(),
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(dir) => dir,
-        Err(Errno::ENOENT | Errno::ESRCH | Errno::ENOTDIR) => return None,
-        Err(errno) => return Some(FdRefusal::of_open(errno)),
-    };
-    let dir_fd = dir.as_raw_fd();
-    let mut link = [0u8; 64];
-    for entry in dir.iter() {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(Errno::ENOENT | Errno::ESRCH) => return None,
-            Err(errno) => return Some(FdRefusal::of_open(errno)),
-        };
-        let name: &CStr = entry.file_name();
-        if parse_decimal(name.to_bytes()).is_none() {
-            continue;
-        }
-        // SAFETY: as in `socket_fds_at`.
-        let n = unsafe {
-            libc::readlinkat(dir_fd, name.as_ptr(), link.as_mut_ptr().cast(), link.len())
-        };
-        if n >= 0 {
-            return None;
-        }
-        match Errno::last() {
-            Errno::ENOENT | Errno::ESRCH => continue,
-            errno @ (Errno::ENOMEM | Errno::EMFILE | Errno::ENFILE) => {
-                return Some(FdRefusal::Exhausted(errno as i32));
-            }
-            errno => return Some(FdRefusal::Links(errno as i32)),
-        }
+    match fd_links_at(proc_dir, &pid.to_string(), |_, _| ControlFlow::Break(())) {
+        TableRead::Refused(why) => Some(why),
+        TableRead::Read | TableRead::Gone => None,
     }
-    None
 }
 
 /// The second pass, for sockets the first found no holder of and that
