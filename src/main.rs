@@ -288,8 +288,14 @@ fn warn_about_unix_gaps(unix: &lsport::unix::report::UnixReport) {
     }
     if unix.untested_by_filter > 0 {
         let n = unix.untested_by_filter;
+        // Root is refused only by the kernel or a sandbox: nothing to advise.
+        let remedy = if nix::unistd::geteuid().is_root() {
+            ": the fd tables that hold them are refused even to root"
+        } else {
+            " (run as root)"
+        };
         say(&format!(
-            "{n} Unix socket{} left out: {} holders are hidden from this user, so whether {} in the unit, container or cgroup asked for cannot be told (run as root)",
+            "{n} Unix socket{} left out: {} holders are hidden from this user, so whether {} in the unit, container or cgroup asked for cannot be told{remedy}",
             if n == 1 { " is" } else { "s are" },
             if n == 1 { "its" } else { "their" },
             if n == 1 { "it is" } else { "they are" },
