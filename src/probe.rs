@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::collect::{self, Collected};
 use crate::error::Error;
@@ -411,14 +411,14 @@ fn name_cgroups(query: &Query, namespaces: &mut [NamespaceReport], tree: Option<
             None => return,
         },
     };
-    let named: HashMap<u64, Rc<SocketCgroup>> = wanted
+    let named: HashMap<u64, Arc<SocketCgroup>> = wanted
         .into_iter()
         .map(|id| {
             let mut cgroup = SocketCgroup::new(id, tree.path(id));
             cgroup.activates = cgroup
                 .socket_unit()
                 .and_then(crate::holders::socket_units::activated_service);
-            (id, Rc::new(cgroup))
+            (id, Arc::new(cgroup))
         })
         .collect();
     for row in namespaces.iter_mut().flat_map(|n| n.rows.iter_mut()) {

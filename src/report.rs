@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::forwards::proxy::{self, Proxy};
 use crate::forwards::{Forward, ForwardScan, UndecodedRule, Unreadable};
@@ -61,14 +61,14 @@ impl Role {
 /// Text that many rows share, such as a service name: one allocation,
 /// and a thin pointer to keep each row small (`-a` on a busy host holds
 /// hundreds of thousands of rows).
-pub type SharedText = Rc<String>;
+pub type SharedText = Arc<String>;
 
 /// A socket's holders: one inline, as nearly every socket has exactly
 /// one; more spill to the heap.
 pub type Holders = smallvec::SmallVec<[Holder; 1]>;
 
 /// A process holding a socket through one of its fds. What is known
-/// about the process is shared (`Rc`) by all its fds: a busy server
+/// about the process is shared (`Arc`) by all its fds: a busy server
 /// holds thousands of sockets, and `-a` would otherwise copy its command
 /// line for each one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +77,7 @@ pub struct Holder {
     pub pid: u32,
     /// The fd number that refers to the socket in `/proc/PID/fd`.
     pub fd: u32,
-    process: Rc<HolderProcess>,
+    process: Arc<HolderProcess>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -157,7 +157,7 @@ pub struct Row {
     /// for it ([`Query::cgroups`]), the kernel gave one and a cgroup v2
     /// hierarchy is mounted to name it in. Shared by the sockets of one
     /// cgroup.
-    pub cgroup: Option<Rc<SocketCgroup>>,
+    pub cgroup: Option<Arc<SocketCgroup>>,
     /// The name of the socket's owner (its uid) from `/etc/passwd`, for a
     /// socket whose holders are hidden: the owner is then all there is
     /// to show of them.
@@ -491,7 +491,7 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
             .or_insert_with(|| {
                 services
                     .name_for(socket.local.port, socket.protocol)
-                    .map(Rc::new)
+                    .map(Arc::new)
             })
             .clone();
         rows.push(Row {
@@ -626,7 +626,11 @@ pub(crate) fn attach_holders(
 /// The owner's name for a socket whose holders are hidden.
 fn owner_name(socket: &Socket, holders_hidden: bool, users: &UserNames) -> Option<SharedText> {
     holders_hidden
-        .then(|| users.name(socket.uid).map(|name| Rc::new(name.to_string())))
+        .then(|| {
+            users
+                .name(socket.uid)
+                .map(|name| Arc::new(name.to_string()))
+        })
         .flatten()
 }
 
@@ -801,7 +805,7 @@ fn without_listener(socket: &Socket, policy: &KernelPortPolicy) -> Role {
 fn shared_processes(
     processes: &HashMap<u32, ProcessInfo>,
     users: &UserNames,
-) -> IntMap<u32, Rc<HolderProcess>> {
+) -> IntMap<u32, Arc<HolderProcess>> {
     processes
         .iter()
         .map(|(&pid, info)| {
@@ -817,14 +821,14 @@ fn shared_processes(
                     proxy::recognize_args(&args)
                 },
             };
-            (pid, Rc::new(process))
+            (pid, Arc::new(process))
         })
         .collect()
 }
 
 /// What is known about each holding process, shared by its fds, for a
 /// join other than this module's (the Unix sockets' report).
-pub struct HolderBook(IntMap<u32, Rc<HolderProcess>>);
+pub struct HolderBook(IntMap<u32, Arc<HolderProcess>>);
 
 impl HolderBook {
     /// The processes a scan found, with their users' names.
@@ -841,7 +845,7 @@ impl HolderBook {
 fn holders_of(
     socket: &Socket,
     scan: &FdScan,
-    processes: &IntMap<u32, Rc<HolderProcess>>,
+    processes: &IntMap<u32, Arc<HolderProcess>>,
 ) -> Holders {
     holders_of_inode(socket.inode, scan, processes)
 }
@@ -849,7 +853,7 @@ fn holders_of(
 fn holders_of_inode(
     inode: u64,
     scan: &FdScan,
-    processes: &IntMap<u32, Rc<HolderProcess>>,
+    processes: &IntMap<u32, Arc<HolderProcess>>,
 ) -> Holders {
     if inode == 0 {
         return Holders::new();
@@ -861,7 +865,7 @@ fn holders_of_inode(
             fd: r.fd,
             process: processes.get(&r.pid).cloned().unwrap_or_else(|| {
                 // The process exited before its name could be read.
-                Rc::new(HolderProcess {
+                Arc::new(HolderProcess {
                     command: Vec::new(),
                     cmdline: Vec::new(),
                     uid: None,

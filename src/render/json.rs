@@ -26,10 +26,10 @@ use crate::holders::cgroups::SocketCgroup;
 use crate::holders::container::Container;
 use crate::holders::unseen::UnreadableProcess;
 use crate::netns::NetnsLabel;
-use crate::render::columns;
 use crate::render::ephemeral::{SYSCTL_D_FILE, reserved_fix};
 use crate::render::escape::needs_escape_in_json;
 use crate::render::unix::UnixPart;
+use crate::render::{columns, ordered};
 use crate::report::{
     ForwardTarget, Holder, NamespaceReport, PortVerdict, Report, Row, RulesCoverage,
     TargetListeners,
@@ -59,35 +59,105 @@ pub fn write_probe_with_unix(
     let Some(first) = report.namespaces.first() else {
         return sink.write_all(b"{}\n");
     };
-    let document = ProbeDocument {
-        schema_version: SCHEMA_VERSION,
-        source: first.source.name(),
-        iana_registry_updated: Services::iana_updated(),
-        blind_spots: first
-            .blind_spots
-            .iter()
-            .map(|s| s.id())
-            .chain(report.rules_unread().iter().map(|u| u.id()))
-            .collect(),
-        netns: NamespaceWithPolicy::of(first),
-        namespaces: report
-            .namespaces
-            .iter()
-            .map(NamespaceWithPolicy::of)
-            .collect(),
-        ports: PortEntries(&report.namespaces),
-        sockets: Sockets(&report.namespaces),
-        hidden_holders: report.hidden_sockets(),
-        unreadable_processes: report
-            .unseen
-            .processes
-            .iter()
-            .map(UnreadableEntry::of)
-            .collect(),
-        holders_from: report.holders_from.map(HolderWalk::id),
-        unix: unix.map(UnixPart::of),
-    };
-    write_document(&document, sink)
+    let blind_spots: Vec<&'static str> = first
+        .blind_spots
+        .iter()
+        .map(|s| s.id())
+        .chain(report.rules_unread().iter().map(|u| u.id()))
+        .collect();
+    let unreadable: Vec<UnreadableEntry> = report
+        .unseen
+        .processes
+        .iter()
+        .map(UnreadableEntry::of)
+        .collect();
+    let namespaces: Vec<NamespaceWithPolicy> = report
+        .namespaces
+        .iter()
+        .map(NamespaceWithPolicy::of)
+        .collect();
+    // The fields in the order probe.schema.json lists them.
+    let mut out = io::BufWriter::with_capacity(64 * 1024, sink);
+    let mut document = TopLevel::begin(&mut out)?;
+    document.field("schema_version", &SCHEMA_VERSION)?;
+    document.field("source", first.source.name())?;
+    document.field("iana_registry_updated", Services::iana_updated())?;
+    document.field("blind_spots", &blind_spots)?;
+    document.field("netns", &NamespaceWithPolicy::of(first))?;
+    document.field("namespaces", &namespaces)?;
+    document.field("ports", &PortEntries(&report.namespaces))?;
+    document.field_written_by("sockets", |out| write_sockets(&report.namespaces, out))?;
+    document.field("hidden_holders", &report.hidden_sockets())?;
+    document.field("unreadable_processes", &unreadable)?;
+    document.field("holders_from", &report.holders_from.map(HolderWalk::id))?;
+    document.field("unix", &unix.map(UnixPart::of))?;
+    document.end()
+}
+
+/// The probe's document, written a field at a time, so that its sockets
+/// (nearly all of its bytes with `-a`) can be made on several threads.
+struct TopLevel<'w, W: io::Write> {
+    out: &'w mut W,
+    first: bool,
+}
+
+impl<'w, W: io::Write> TopLevel<'w, W> {
+    fn begin(out: &'w mut W) -> io::Result<TopLevel<'w, W>> {
+        out.write_all(b"{")?;
+        Ok(TopLevel { out, first: true })
+    }
+
+    /// `"key":value`; keys are lsport's own, and need no escaping.
+    fn field(&mut self, key: &'static str, value: &(impl Serialize + ?Sized)) -> io::Result<()> {
+        self.field_written_by(key, |out| {
+            let mut serializer = serde_json::Serializer::with_formatter(out, TerminalSafe);
+            value.serialize(&mut serializer).map_err(io::Error::from)
+        })
+    }
+
+    fn field_written_by(
+        &mut self,
+        key: &'static str,
+        write_value: impl FnOnce(&mut W) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let comma = if self.first { "" } else { "," };
+        self.first = false;
+        write!(self.out, "{comma}\"{key}\":")?;
+        write_value(self.out)
+    }
+
+    fn end(self) -> io::Result<()> {
+        self.out.write_all(b"}\n")?;
+        self.out.flush()
+    }
+}
+
+/// Every namespace's rows, as one array, rendered on several threads
+/// (render/ordered.rs) and written in their order.
+fn write_sockets(namespaces: &[NamespaceReport], out: &mut dyn io::Write) -> io::Result<()> {
+    out.write_all(b"[")?;
+    let mut rows_before = false;
+    for report in namespaces {
+        ordered::write(
+            &report.rows,
+            HolderTexts::default,
+            |texts, index, chunk, buffer| {
+                for (at, row) in chunk.iter().enumerate() {
+                    if rows_before || index > 0 || at > 0 {
+                        buffer.push(b',');
+                    }
+                    let entry = SocketEntry::with_texts(row, &report.netns, texts);
+                    let mut serializer =
+                        serde_json::Serializer::with_formatter(&mut *buffer, TerminalSafe);
+                    entry.serialize(&mut serializer).map_err(io::Error::from)?;
+                }
+                Ok::<(), io::Error>(())
+            },
+            out,
+        )?;
+        rows_before |= !report.rows.is_empty();
+    }
+    out.write_all(b"]")
 }
 
 /// `lsport ephemeral --json`: one document, or a list of them when
@@ -210,22 +280,6 @@ impl serde_json::ser::Formatter for TerminalSafe {
         }
         writer.write_all(&fragment.as_bytes()[start..])
     }
-}
-
-#[derive(Serialize)]
-struct ProbeDocument<'a> {
-    schema_version: u32,
-    source: &'static str,
-    iana_registry_updated: &'static str,
-    blind_spots: Vec<&'static str>,
-    netns: NamespaceWithPolicy<'a>,
-    namespaces: Vec<NamespaceWithPolicy<'a>>,
-    ports: PortEntries<'a>,
-    sockets: Sockets<'a>,
-    hidden_holders: usize,
-    unreadable_processes: Vec<UnreadableEntry<'a>>,
-    holders_from: Option<&'static str>,
-    unix: Option<UnixPart<'a>>,
 }
 
 /// A process whose fds could not be read, when some socket's holder
@@ -584,22 +638,6 @@ impl<'a> ServiceEntry<'a> {
             ports: pair(service.ports),
             source: service.source.name(),
         })
-    }
-}
-
-/// Every socket of every namespace, serialized one at a time.
-struct Sockets<'a>(&'a [NamespaceReport]);
-
-impl Serialize for Sockets<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(None)?;
-        for report in self.0 {
-            let texts = HolderTexts::default();
-            for row in &report.rows {
-                seq.serialize_element(&SocketEntry::with_texts(row, &report.netns, &texts))?;
-            }
-        }
-        seq.end()
     }
 }
 

@@ -7,6 +7,7 @@ pub mod escape;
 pub mod forwards;
 pub mod json;
 pub mod kill;
+mod ordered;
 mod services;
 pub mod table;
 pub mod unix;
