@@ -225,6 +225,7 @@ fn dump_sctp(query: &Query, stage: &Stage<'_>, out: &mut Vec<Socket>) -> bool {
             match_remote: query.match_remote,
             cgroups: None,
             autobound_only: false,
+            half: None,
         };
         if let Err(e) = session.dump(&request, &mut found) {
             return e.errno == Some(libc::ENOENT) && !sctp_in_kernel(query);
@@ -367,6 +368,65 @@ struct Stage<'a> {
     autobound_only: bool,
 }
 
+/// The dump of every TCP connection, on a busy host the largest by far,
+/// made as two dumps side by side, one for each half of the sockets
+/// (bytecode::half): the kernel fills each half's replies on a CPU of
+/// its own, and each thread decodes its own. Only for a dump with no
+/// other filter, with a CPU to spare. None where it was not done or
+/// failed (`sockets` as it was): the caller then makes one dump.
+fn dump_tcp_in_halves(
+    query: &Query,
+    request: &DumpRequest,
+    sockets: &mut Vec<Socket>,
+) -> Option<usize> {
+    let unfiltered =
+        request.ports.is_empty() && request.cgroups.is_none() && !request.autobound_only;
+    let spare_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+    if !unfiltered || request.states & TCP_CONNECTED == 0 || query.stop_at_first_match || !spare_cpu
+    {
+        return None;
+    }
+    // The middle of the range the kernel picks ephemeral ports from: the
+    // halves are even where those ports are spread over it. Another
+    // split only makes them uneven, never wrong.
+    let ephemeral = query
+        .proc_root
+        .read_to_string("sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| crate::ports::parse_port_range_sysctl(&text))
+        .unwrap_or(crate::ports::DEFAULT_EPHEMERAL);
+    let split = (ephemeral.lo / 2 + ephemeral.hi / 2).max(1);
+    let half = |upper| DumpRequest {
+        half: Some(netlink::Half { split, upper }),
+        ..request.clone()
+    };
+    let before = sockets.len();
+    let (upper, lower) = std::thread::scope(|scope| {
+        // A thread starts in the network namespace of the one that
+        // starts it: the one being probed.
+        let upper = std::thread::Builder::new()
+            .spawn_scoped(scope, || {
+                let mut found = Vec::new();
+                netlink::Session::default()
+                    .dump_tcp_both_families(&half(true), &mut found)
+                    .map(|skipped| (skipped, found))
+            })
+            .ok();
+        let lower = netlink::Session::default().dump_tcp_both_families(&half(false), sockets);
+        (upper.map(|thread| thread.join()), lower)
+    });
+    match (upper, lower) {
+        (Some(Ok(Ok((skipped_upper, mut found)))), Ok(skipped_lower)) => {
+            sockets.append(&mut found);
+            Some(skipped_upper + skipped_lower)
+        }
+        _ => {
+            sockets.truncate(before);
+            None
+        }
+    }
+}
+
 /// TCP states of a socket that is not connected: listening, bound
 /// (BOUND_INACTIVE, 6.5+), or closed and still bound (CLOSE, as a
 /// listener that was shut down, and bound sockets before 6.5).
@@ -484,10 +544,14 @@ fn dump_stage(
         match_remote: query.match_remote,
         cgroups: stage.cgroups.map(<[u64]>::to_vec),
         autobound_only: stage.autobound_only,
+        half: None,
     };
     // Both TCP families in one walk of the kernel's tables when the
     // kernel takes the request; family by family otherwise.
     if protocol == Protocol::Tcp && query.families.len() == 2 {
+        if let Some(skipped) = dump_tcp_in_halves(query, &request(Family::Inet), sockets) {
+            return Ok(skipped);
+        }
         if let Ok(skipped) = session.dump_tcp_both_families(&request(Family::Inet), sockets) {
             return Ok(skipped);
         }

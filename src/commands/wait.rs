@@ -485,6 +485,7 @@ impl Poller {
                     ports: crate::portspec::normalize(ports.to_vec()),
                     match_remote: false,
                     autobound_only: false,
+                    half: None,
                     cgroups: None,
                 });
             }
@@ -576,6 +577,7 @@ impl Poller {
         for request in self.requests.iter().filter(|r| r.protocol == Protocol::Udp) {
             let autobound = DumpRequest {
                 autobound_only: true,
+                half: None,
                 ..request.clone()
             };
             if let Some(found) = chosen.as_mut() {

@@ -399,6 +399,35 @@ impl Builder {
     }
 }
 
+/// A program that keeps one of two halves of the sockets, for two dumps
+/// run side by side: with `upper`, the sockets that have exactly one of
+/// their two ports at or above `split`; without, the others. Nearly
+/// every connection has one port the kernel picked from the ephemeral
+/// range (the local port of an outgoing connection, the remote port of
+/// an accepted one), spread over that range: split at its middle, each
+/// half gets about half of the connections, of either side.
+pub fn half(split: u16, upper: bool) -> Vec<u8> {
+    let (one_above, else_) = if upper {
+        (Target::Accept, Target::Reject)
+    } else {
+        (Target::Reject, Target::Accept)
+    };
+    let mut builder = Builder::default();
+    let local_below = builder.label();
+    builder.push(
+        Kind::Compare(INET_DIAG_BC_S_GE, split),
+        Target::Label(local_below),
+    );
+    // The local port is at or above: exactly one is when the remote
+    // port is below.
+    builder.push(Kind::Compare(INET_DIAG_BC_D_GE, split), one_above);
+    builder.push(Kind::Jump, else_);
+    builder.bind(local_below);
+    builder.push(Kind::Compare(INET_DIAG_BC_D_GE, split), else_);
+    builder.push(Kind::Jump, one_above);
+    builder.encode().expect("five ops are far below any limit")
+}
+
 /// `program` (or every socket, for None) narrowed to the sockets whose
 /// port the kernel chose: one AUTO op in front, whose "no" jumps past
 /// the end, which rejects the socket.
@@ -550,6 +579,31 @@ pub mod kernel {
 mod tests {
     use super::kernel::{audit, keeps, run, run_on};
     use super::*;
+
+    #[test]
+    fn the_two_halves_keep_every_socket_once() {
+        for split in [1u16, 2, 46_884, 65_535] {
+            let upper = half(split, true);
+            let lower = half(split, false);
+            assert!(audit(&upper).is_some() && audit(&lower).is_some());
+            let ports = [
+                0u16,
+                1,
+                80,
+                split - 1,
+                split,
+                split.saturating_add(1),
+                65_535,
+            ];
+            for sport in ports {
+                for dport in ports {
+                    let exactly_one_above = (sport >= split) != (dport >= split);
+                    assert_eq!(keeps(&upper, sport, dport), exactly_one_above);
+                    assert_eq!(keeps(&lower, sport, dport), !exactly_one_above);
+                }
+            }
+        }
+    }
 
     /// Every odd port from `first` up to `last`, `step` apart, as single
     /// ranges: what `lsport $(seq first step last)` asks.

@@ -94,6 +94,20 @@ pub struct DumpRequest {
     /// `bytecode::MAX_CGROUP_IDS`); None: any cgroup. The caller tests
     /// the cgroup again: a kernel without the test is asked without it.
     pub cgroups: Option<Vec<u64>>,
+    /// One of two halves of the sockets, for two dumps run side by side
+    /// (see [`bytecode::half`]); only for a request with no other filter.
+    pub half: Option<Half>,
+}
+
+/// Which of the two halves a dump asks for; the two together are every
+/// socket, each once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Half {
+    /// The port that splits the ephemeral range in two.
+    pub split: u16,
+    /// The sockets with exactly one port at or above `split`; the
+    /// others when false.
+    pub upper: bool,
 }
 
 /// Why a dump failed. `errno` lets the caller decide whether to fall
@@ -138,6 +152,10 @@ pub fn compile_port_filter(ports: &[PortRange], match_remote: bool) -> Option<Ve
 /// [`compile_port_filter`]) and, where it has them and they are few
 /// enough, its cgroups. None for no filter.
 pub fn compile_filter(request: &DumpRequest) -> Option<Vec<u8>> {
+    if let Some(half) = request.half {
+        debug_assert!(request.ports.is_empty() && request.cgroups.is_none());
+        return Some(bytecode::half(half.split, half.upper));
+    }
     let cgroups = request
         .cgroups
         .as_deref()
@@ -615,6 +633,7 @@ impl Session {
                         match_remote: request.match_remote,
                         cgroups: None,
                         autobound_only: request.autobound_only,
+                        half: None,
                     };
                     self.sequence = self.sequence.wrapping_add(1);
                     let bytes = build(&simpler, self.sequence);
@@ -717,6 +736,7 @@ mod tests {
             ports,
             match_remote: false,
             autobound_only: false,
+            half: None,
             cgroups: None,
         }
     }

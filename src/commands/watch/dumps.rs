@@ -580,6 +580,7 @@ fn requests(query: &Query) -> Vec<Request> {
             ports: ports.clone(),
             match_remote: query.match_remote,
             autobound_only: false,
+            half: None,
             cgroups: None,
         };
         if protocol == Protocol::Tcp && query.families.len() == 2 {
