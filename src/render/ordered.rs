@@ -78,6 +78,52 @@ where
     })
 }
 
+/// Folds `items`, chunk by chunk, into one state per thread (made by
+/// `new_state`), and returns the states: what is measured before the
+/// rendering (a table's column widths). Order does not matter to it.
+pub fn fold<T, S>(
+    items: &[T],
+    new_state: impl Fn() -> S + Sync,
+    fold: impl Fn(&mut S, &[T]) + Sync,
+) -> Vec<S>
+where
+    T: Sync,
+    S: Send,
+{
+    let chunks = items.len().div_ceil(CHUNK);
+    let threads = thread_count().min(chunks);
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut state = new_state();
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            if index >= chunks {
+                return state;
+            }
+            let start = index * CHUNK;
+            fold(&mut state, &items[start..items.len().min(start + CHUNK)]);
+        }
+    };
+    if threads <= 1 {
+        return vec![work()];
+    }
+    thread::scope(|scope| {
+        let others: Vec<_> = (1..threads)
+            .filter_map(|_| thread::Builder::new().spawn_scoped(scope, work).ok())
+            .collect();
+        // This thread works too; what a worker that panicked left is
+        // folded again by no one, so its panic is passed on.
+        let mut states = vec![work()];
+        for other in others {
+            match other.join() {
+                Ok(state) => states.push(state),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        states
+    })
+}
+
 /// Renders and writes chunk after chunk on the calling thread.
 fn write_here<T, S, E: From<io::Error>>(
     items: &[T],
@@ -215,6 +261,23 @@ mod tests {
             let expected: Vec<String> = items.iter().map(u32::to_string).collect();
             assert_eq!(String::from_utf8(out).unwrap(), expected.join(","));
         }
+    }
+
+    #[test]
+    fn a_fold_sees_every_item_once() {
+        let items: Vec<u64> = (0..(CHUNK as u64 * 9 + 3)).collect();
+        let states = fold(
+            &items,
+            || (0u64, 0usize),
+            |(sum, count), chunk| {
+                *sum += chunk.iter().sum::<u64>();
+                *count += chunk.len();
+            },
+        );
+        let sum: u64 = states.iter().map(|s| s.0).sum();
+        let count: usize = states.iter().map(|s| s.1).sum();
+        assert_eq!((sum, count), (items.iter().sum(), items.len()));
+        assert_eq!(fold(&[] as &[u64], || 0, |_, _| {}), [0]);
     }
 
     /// A sink that fails after some bytes, as a closed pipe does.

@@ -12,8 +12,8 @@ use crate::ports::{IanaRange, KernelPortPolicy, PortFacts, SettingsSource};
 use crate::query::View;
 use crate::render::columns::{CellSource, Column, ColumnId, protocol_label};
 use crate::render::escape::{escape_bytes, escape_str};
-use crate::render::forwards;
 use crate::render::unseen::{hidden_phrase, owner_words};
+use crate::render::{forwards, ordered};
 use crate::report::{
     Holder, NamespaceReport, PortVerdict, Report, Row, RulesCoverage, reserved_ports_with,
 };
@@ -664,29 +664,15 @@ struct Table<'a> {
 
 impl Table<'_> {
     /// Two passes over the rows: the first measures the columns, the
-    /// second writes each line as it is made, so that no formatted row
-    /// is kept. The cells that depend only on a holder's process (its
-    /// command line above all) are made once per process for both.
+    /// second writes the lines, chunk by chunk (render/ordered.rs), so
+    /// that no more than a few chunks of formatted rows are kept. Both
+    /// run on several threads. The cells that depend only on a holder's
+    /// process (its command line above all) are made once per process
+    /// and thread.
     fn write(&self, paint: &Paint, sink: &mut dyn io::Write) -> io::Result<()> {
         let columns: Vec<&Column> = self.columns.iter().map(|id| id.column()).collect();
         let last = columns.len().saturating_sub(1);
-        let mut per_process = HashMap::new();
-        let mut widths: Vec<usize> = columns.iter().map(|c| c.header.len()).collect();
-        let mut scratch = String::new();
-        self.each_line(&columns, &mut per_process, |source, process| {
-            for (i, column) in columns.iter().enumerate() {
-                let width = match process.and_then(|p| p[i].as_ref()) {
-                    Some(cell) => cell.width,
-                    None => {
-                        scratch.clear();
-                        (column.cell)(source, &mut scratch);
-                        scratch.chars().count()
-                    }
-                };
-                widths[i] = widths[i].max(width);
-            }
-            Ok(())
-        })?;
+        let widths = self.widths(&columns);
         let mut line = String::new();
         let mut chars = 0;
         for (i, column) in columns.iter().enumerate() {
@@ -698,44 +684,89 @@ impl Table<'_> {
         }
         finish_line(&mut line, chars, self.width);
         writeln!(sink, "{}", paint.bold(&line))?;
-        self.each_line(&columns, &mut per_process, |source, process| {
-            line.clear();
-            let mut chars = 0;
-            for (i, column) in columns.iter().enumerate() {
-                let start = line.len();
-                let width = match process.and_then(|p| p[i].as_ref()) {
-                    Some(cell) => {
-                        line.push_str(&cell.text);
-                        cell.width
+        ordered::write(
+            self.rows,
+            HashMap::new,
+            |per_process, _, rows, buffer| {
+                let mut line = String::new();
+                self.each_line(rows, &columns, per_process, |source, process| {
+                    line.clear();
+                    let mut chars = 0;
+                    for (i, column) in columns.iter().enumerate() {
+                        let start = line.len();
+                        let width = match process.and_then(|p| p[i].as_ref()) {
+                            Some(cell) => {
+                                line.push_str(&cell.text);
+                                cell.width
+                            }
+                            None => {
+                                (column.cell)(source, &mut line);
+                                line[start..].chars().count()
+                            }
+                        };
+                        chars += width;
+                        if i < last {
+                            chars += pad(&mut line, widths[i] - width);
+                        }
                     }
-                    None => {
-                        (column.cell)(source, &mut line);
-                        line[start..].chars().count()
-                    }
-                };
-                chars += width;
-                if i < last {
-                    chars += pad(&mut line, widths[i] - width);
-                }
-            }
-            finish_line(&mut line, chars, self.width);
-            line.push('\n');
-            sink.write_all(line.as_bytes())
-        })
+                    finish_line(&mut line, chars, self.width);
+                    line.push('\n');
+                    buffer.extend_from_slice(line.as_bytes());
+                    Ok(())
+                })
+            },
+            sink,
+        )
     }
 
-    /// Calls `line` with what the cells of each line are made from, in
-    /// turn, and the cells of the holder's process. `per_process` keeps,
-    /// by pid, the cells of the columns that depend only on the holder's
-    /// process (None in the other columns), made at its first line.
+    /// The width of each column: its header's or its widest cell's.
+    fn widths(&self, columns: &[&Column]) -> Vec<usize> {
+        let headers: Vec<usize> = columns.iter().map(|c| c.header.len()).collect();
+        let per_thread = ordered::fold(
+            self.rows,
+            || (headers.clone(), HashMap::new()),
+            |(widths, per_process), rows| {
+                let mut scratch = String::new();
+                let _ = self.each_line(rows, columns, per_process, |source, process| {
+                    for (i, column) in columns.iter().enumerate() {
+                        let width = match process.and_then(|p| p[i].as_ref()) {
+                            Some(cell) => cell.width,
+                            None => {
+                                scratch.clear();
+                                (column.cell)(source, &mut scratch);
+                                scratch.chars().count()
+                            }
+                        };
+                        widths[i] = widths[i].max(width);
+                    }
+                    Ok(())
+                });
+            },
+        );
+        per_thread
+            .into_iter()
+            .fold(headers, |mut all, (widths, _)| {
+                for (all, width) in all.iter_mut().zip(widths) {
+                    *all = (*all).max(width);
+                }
+                all
+            })
+    }
+
+    /// Calls `line` with what the cells of each line of `rows` are made
+    /// from, in turn, and the cells of the holder's process.
+    /// `per_process` keeps, by pid, the cells of the columns that depend
+    /// only on the holder's process (None in the other columns), made at
+    /// its first line.
     fn each_line(
         &self,
+        rows: &[Row],
         columns: &[&Column],
         per_process: &mut HashMap<u32, Vec<Option<Cell>>>,
         mut line: impl FnMut(&CellSource<'_>, Option<&[Option<Cell>]>) -> io::Result<()>,
     ) -> io::Result<()> {
         let no_holder = [None];
-        for row in self.rows {
+        for row in rows {
             let holders = row.holders.iter().map(Some);
             let holders: Box<dyn Iterator<Item = Option<&Holder>>> = if row.holders.is_empty() {
                 Box::new(no_holder.iter().copied())
