@@ -254,7 +254,7 @@ fn a_stale_file_exits_1_and_says_so() {
         return;
     };
     let path = tmp.path("stale.sock");
-    drop(UnixListener::bind(&path).unwrap());
+    common::stale_socket_file(&path);
     let output = lsport([arg(&path)]);
     assert_eq!(output.status.code(), Some(1));
     let out = stdout(&output);
@@ -313,7 +313,7 @@ fn a_socket_file_reached_by_a_symlink_or_a_second_hard_link_is_the_same_file() {
     }
     // A new file at the old name is another file: the socket is not on it.
     std::fs::remove_file(&path).unwrap();
-    drop(UnixListener::bind(&path).unwrap());
+    common::stale_socket_file(&path);
     let output = lsport([arg(&path)]);
     assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
     assert!(stdout(&output).contains("STALE"), "{}", stdout(&output));
@@ -430,7 +430,7 @@ fn a_path_the_user_may_not_reach_is_matched_by_name_and_said_so() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     // A stale file there cannot be told: unknown, not free.
     let stale = dir.join("stale.sock");
-    drop(UnixListener::bind(&stale).unwrap());
+    common::stale_socket_file(&stale);
     let output = as_nobody(&binary, &[arg(&stale)]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stdout(&output).contains("UNKNOWN"), "{}", stdout(&output));
@@ -535,7 +535,7 @@ fn without_sock_diag_paths_are_matched_by_name_from_proc_net_unix() {
     assert_eq!(doc["unix"]["source"], "proc");
     // A path nothing is bound to by name: stale, said by name.
     let stale = tmp.path("stale.sock");
-    drop(UnixListener::bind(&stale).unwrap());
+    common::stale_socket_file(&stale);
     assert_eq!(
         lsport_without_netlink(&[arg(&stale)]).status.code(),
         Some(1)
@@ -601,7 +601,7 @@ fn why_names_the_cause_of_each_failing_bind() {
     assert!(out.contains(&format!("pid {}", held.pid())), "{out}");
 
     let stale = tmp.path("stale.sock");
-    drop(UnixListener::bind(&stale).unwrap());
+    common::stale_socket_file(&stale);
     let (code, out) = why(arg(&stale));
     assert_eq!(code, Some(4), "{out}");
     assert!(
@@ -616,7 +616,7 @@ fn why_names_the_cause_of_each_failing_bind() {
     std::fs::remove_file(&stale).unwrap();
     let (code, out) = why(arg(&stale));
     assert_eq!(code, Some(0), "{out}");
-    drop(UnixListener::bind(&stale).unwrap());
+    common::stale_socket_file(&stale);
 
     let (code, out) = why(arg(&tmp.path("no/such/dir/x.sock")));
     assert_eq!(code, Some(4), "{out}");
@@ -830,7 +830,7 @@ fn a_name_without_a_slash_is_a_service_with_a_hint_when_a_file_has_it() {
     let Some(tmp) = PrivateTmpfs::new("hint") else {
         return;
     };
-    drop(UnixListener::bind(tmp.path("app.sock")).unwrap());
+    common::stale_socket_file(&tmp.path("app.sock"));
     let output = common::lsport_command(["app.sock"])
         .current_dir(&tmp.dir)
         .output()

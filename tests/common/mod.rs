@@ -616,3 +616,36 @@ pub const DOCKER_PUBLISHES_8081: [&[&str]; 5] = [
         "172.17.0.2:80",
     ],
 ];
+
+/// Leaves a socket file at `path` with nothing bound to it (a stale
+/// file): the socket is bound in a child process that then exits. Bound
+/// and closed here, it could outlive the close for a moment in a
+/// process another test thread forked meanwhile, whose copy of the fd
+/// lasts until it execs.
+pub fn stale_socket_file(path: &Path) {
+    use nix::sys::wait::{WaitStatus, waitpid};
+    use nix::unistd::{ForkResult, fork};
+    let address = nix::sys::socket::UnixAddr::new(path).unwrap();
+    // SAFETY: the child calls only async-signal-safe functions (socket,
+    // bind, _exit) before it exits.
+    match unsafe { fork() }.unwrap() {
+        ForkResult::Child => unsafe {
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+            let bound = fd >= 0
+                && libc::bind(
+                    fd,
+                    address.as_ptr().cast(),
+                    nix::sys::socket::SockaddrLike::len(&address),
+                ) == 0;
+            libc::_exit(if bound { 0 } else { 1 });
+        },
+        ForkResult::Parent { child } => {
+            let status = waitpid(child, None).unwrap();
+            assert_eq!(
+                status,
+                WaitStatus::Exited(child, 0),
+                "binding {path:?} in a child process"
+            );
+        }
+    }
+}
