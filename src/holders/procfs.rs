@@ -37,15 +37,25 @@ pub struct FdRef {
     pub fd: u32,
 }
 
+/// The holders of one socket. Most sockets have one, kept in the index
+/// itself: the join of `-a` on a busy host looks up every socket, and
+/// a second random read (into `refs`) per socket was a fifth of its time.
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    Once(FdRef),
+    /// The range of `FdScan::refs` with its holders.
+    More(u32, u32),
+}
+
 /// The holders found, by socket inode.
 #[derive(Debug, Default)]
 pub struct FdScan {
-    /// Every holder, grouped by inode (in `index` order), each group
-    /// sorted. One flat vector rather than a vector per inode: `-a` on a
-    /// busy host has hundreds of thousands of inodes.
+    /// The holders of the sockets held more than once, grouped by
+    /// inode, each group sorted. One flat vector rather than a vector
+    /// per inode: `-a` on a busy host has hundreds of thousands of inodes.
     refs: Vec<FdRef>,
-    /// inode -> the range of `refs` that holds it.
-    index: IntMap<u64, (u32, u32)>,
+    /// inode -> its holders.
+    index: IntMap<u64, Held>,
     /// Processes whose fd table could not be read, by pid, with why.
     pub unreadable: Vec<Unreadable>,
     /// The processes the pass listed, sorted.
@@ -61,17 +71,28 @@ pub struct FdScan {
     pub processes_hidden: bool,
 }
 
+/// One inode's group of (inode, holder) pairs as the index keeps it,
+/// adding a group of several to `refs`.
+fn held(group: &[(u64, FdRef)], refs: &mut Vec<FdRef>) -> Held {
+    match group {
+        [(_, holder)] => Held::Once(*holder),
+        _ => {
+            let start = refs.len() as u32;
+            refs.extend(group.iter().map(|(_, r)| *r));
+            Held::More(start, refs.len() as u32)
+        }
+    }
+}
+
 impl FdScan {
     /// Builds the index from (inode, holder) pairs in any order.
     pub fn new(mut found: Vec<(u64, FdRef)>, mut unreadable: Vec<Unreadable>) -> FdScan {
         found.sort_unstable();
         found.dedup();
         let mut index = IntMap::with_capacity_and_hasher(found.len(), Default::default());
-        let mut refs = Vec::with_capacity(found.len());
+        let mut refs = Vec::new();
         for group in found.chunk_by(|a, b| a.0 == b.0) {
-            let start = refs.len() as u32;
-            refs.extend(group.iter().map(|(_, r)| *r));
-            index.insert(group[0].0, (start, refs.len() as u32));
+            index.insert(group[0].0, held(group, &mut refs));
         }
         unreadable.sort_unstable_by_key(|u| u.pid);
         unreadable.dedup_by_key(|u| u.pid);
@@ -123,24 +144,28 @@ impl FdScan {
             if self.index.contains_key(&group[0].0) {
                 continue;
             }
-            let start = self.refs.len() as u32;
-            self.refs.extend(group.iter().map(|(_, r)| *r));
-            self.index
-                .insert(group[0].0, (start, self.refs.len() as u32));
+            let held = held(group, &mut self.refs);
+            self.index.insert(group[0].0, held);
         }
     }
 
     /// The descriptors that refer to socket `inode`, by pid and fd.
     pub fn holders(&self, inode: u64) -> &[FdRef] {
         match self.index.get(&inode) {
-            Some(&(start, end)) => &self.refs[start as usize..end as usize],
+            Some(Held::Once(holder)) => std::slice::from_ref(holder),
+            Some(&Held::More(start, end)) => &self.refs[start as usize..end as usize],
             None => &[],
         }
     }
 
     /// Every pid that holds one of the sockets, once, in order.
     pub fn holding_pids(&self) -> Vec<u32> {
-        let mut pids: Vec<u32> = self.refs.iter().map(|r| r.pid).collect();
+        // The sockets held more than once have all their holders in refs.
+        let once = self.index.values().filter_map(|held| match held {
+            Held::Once(holder) => Some(holder.pid),
+            Held::More(..) => None,
+        });
+        let mut pids: Vec<u32> = self.refs.iter().map(|r| r.pid).chain(once).collect();
         pids.sort_unstable();
         pids.dedup();
         pids
