@@ -30,6 +30,8 @@ use crate::render::ephemeral::{SYSCTL_D_FILE, reserved_fix};
 use crate::render::escape::needs_escape_in_json;
 use crate::render::unix::UnixPart;
 use crate::render::{columns, ordered};
+
+mod rows;
 use crate::report::{
     ForwardTarget, Holder, NamespaceReport, PortVerdict, Report, Row, RulesCoverage,
     TargetListeners,
@@ -140,16 +142,13 @@ fn write_sockets(namespaces: &[NamespaceReport], out: &mut dyn io::Write) -> io:
     for report in namespaces {
         ordered::write(
             &report.rows,
-            HolderTexts::default,
-            |texts, index, chunk, buffer| {
+            || rows::RowWriter::new(&report.netns),
+            |writer, index, chunk, buffer| {
                 for (at, row) in chunk.iter().enumerate() {
                     if rows_before || index > 0 || at > 0 {
                         buffer.push(b',');
                     }
-                    let entry = SocketEntry::with_texts(row, &report.netns, texts);
-                    let mut serializer =
-                        serde_json::Serializer::with_formatter(&mut *buffer, TerminalSafe);
-                    entry.serialize(&mut serializer).map_err(io::Error::from)?;
+                    writer.write(row, buffer)?;
                 }
                 Ok::<(), io::Error>(())
             },
@@ -734,6 +733,17 @@ impl<'a> SocketEntry<'a> {
 
 #[derive(Serialize)]
 pub(crate) struct HolderEntry<'a> {
+    #[serde(flatten)]
+    process: HolderProcessView<'a>,
+    fd: u32,
+    #[serde(flatten)]
+    proxy: HolderProxyView<'a>,
+}
+
+/// What a holder's fields say of its process, before its `fd`: the same
+/// for every fd of the process (json/rows.rs writes it once).
+#[derive(Serialize)]
+struct HolderProcessView<'a> {
     pid: u32,
     command: JsonText,
     cmdline: JsonText,
@@ -741,7 +751,11 @@ pub(crate) struct HolderEntry<'a> {
     uid: Option<u32>,
     pid_in_namespace: Option<u32>,
     container: Option<ContainerView<'a>>,
-    fd: u32,
+}
+
+/// A holder's fields after its `fd`.
+#[derive(Serialize)]
+struct HolderProxyView<'a> {
     proxy: Option<ProxyView<'a>>,
 }
 
@@ -804,15 +818,19 @@ impl<'a> HolderEntry<'a> {
     fn with_texts(holder: &'a Holder, texts: &HolderTexts) -> HolderEntry<'a> {
         let (command, cmdline) = texts.of(holder);
         HolderEntry {
-            pid: holder.pid,
-            command,
-            cmdline,
-            user: holder.user(),
-            uid: holder.uid(),
-            pid_in_namespace: holder.pid_in_namespace(),
-            container: holder.container().map(ContainerView::of),
+            process: HolderProcessView {
+                pid: holder.pid,
+                command,
+                cmdline,
+                user: holder.user(),
+                uid: holder.uid(),
+                pid_in_namespace: holder.pid_in_namespace(),
+                container: holder.container().map(ContainerView::of),
+            },
             fd: holder.fd,
-            proxy: holder.proxy().map(ProxyView::of),
+            proxy: HolderProxyView {
+                proxy: holder.proxy().map(ProxyView::of),
+            },
         }
     }
 }
