@@ -471,50 +471,15 @@ pub(crate) fn build(inputs: Inputs<'_>) -> NamespaceReport {
         };
         shown && query.wants(s.protocol, s.family) && (!query.listening_only || s.is_listening())
     });
-    // The sockets move into rows from the back, and their vector gives
-    // its memory back as it empties: with `-a` on a busy host, a full
-    // copy of both would be most of lsport's peak memory.
-    let mut rows: Vec<Row> = Vec::with_capacity(sockets.len());
-    let mut service_names: IntMap<(u16, Protocol), Option<SharedText>> = IntMap::default();
-    while let Some(socket) = sockets.pop() {
-        let role = role_of(&socket, &listeners, &inputs.policy);
-        let holders = holders_of(&socket, inputs.scan, &shared);
-        let holders_hidden =
-            holders.is_empty() && socket.inode != 0 && inputs.scan.may_hide_holders();
-        let owner = owner_name(&socket, holders_hidden, inputs.users);
-        let risky = matches!(role, Role::Listener | Role::BoundOnly)
-            && inputs.policy.may_be_taken_by_outgoing(socket.local.port);
-        // Many sockets share a port (connections to one listener): look
-        // each port and protocol up once.
-        let service = service_names
-            .entry((socket.local.port, socket.protocol))
-            .or_insert_with(|| {
-                services
-                    .name_for(socket.local.port, socket.protocol)
-                    .map(Arc::new)
-            })
-            .clone();
-        rows.push(Row {
-            socket,
-            role,
-            holders,
-            holders_hidden,
-            risky,
-            service,
-            cgroup: None,
-            owner,
-        });
-        // Give memory back every few thousand sockets: a large vector
-        // shrinks in place (mremap), so this costs no copy, and the peak
-        // stays near the rows alone.
-        if sockets.capacity() - sockets.len() >= SHRINK_STEP {
-            sockets.shrink_to_fit();
-        }
-    }
-    // The key tells every two sockets apart (their addresses, ports and
-    // inodes differ), so an unstable sort, which needs no scratch
-    // memory, gives the one order.
-    rows.sort_unstable_by(row_order);
+    let maker = RowMaker {
+        listeners: &listeners,
+        policy: &inputs.policy,
+        scan: inputs.scan,
+        processes: &shared,
+        users: inputs.users,
+        services,
+    };
+    let rows = maker.rows(sockets);
 
     let by_remote = remote_index(&rows, query.match_remote);
     let ports = query
@@ -598,6 +563,129 @@ fn add_forwards(
         .into_iter()
         .map(|port| PortFacts::of(port, policy, &query.services))
         .collect();
+}
+
+/// From this many sockets on, the rows are made on two threads.
+const ROWS_ON_TWO_THREADS: usize = 16 * 1024;
+
+/// Makes rows of sockets: their roles, holders and service names.
+struct RowMaker<'a> {
+    listeners: &'a ListenerIndex,
+    policy: &'a KernelPortPolicy,
+    scan: &'a FdScan,
+    processes: &'a IntMap<u32, Arc<HolderProcess>>,
+    users: &'a UserNames,
+    services: &'a Services,
+}
+
+impl RowMaker<'_> {
+    /// The rows of `sockets`, sorted. On a busy host they are made on two
+    /// threads, one for the sockets below a local port that splits them
+    /// in two and one for the rest: each sorts its own, and as rows are
+    /// ordered by local port first, the second's follow the first's.
+    fn rows(&self, mut sockets: Vec<Socket>) -> Vec<Row> {
+        let spare_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+        if sockets.len() < ROWS_ON_TWO_THREADS || !spare_cpu {
+            return self.sorted_rows(sockets);
+        }
+        let upper = std::sync::Mutex::new(split_at_middle_port(&mut sockets));
+        let take_upper = || std::mem::take(&mut *upper.lock().unwrap_or_else(|e| e.into_inner()));
+        std::thread::scope(|scope| {
+            let upper_thread = std::thread::Builder::new()
+                .spawn_scoped(scope, || self.sorted_rows(take_upper()))
+                .ok();
+            let mut rows = self.sorted_rows(sockets);
+            let mut upper_rows = match upper_thread.map(|thread| thread.join()) {
+                Some(Ok(rows)) => rows,
+                Some(Err(panic)) => std::panic::resume_unwind(panic),
+                // The thread did not start: its share is made here.
+                None => self.sorted_rows(take_upper()),
+            };
+            rows.append(&mut upper_rows);
+            rows
+        })
+    }
+
+    /// The rows of `sockets`, sorted, on this thread. The sockets move
+    /// into rows from the back, and their vector gives its memory back
+    /// as it empties: with `-a` on a busy host, a full copy of both would
+    /// be most of lsport's peak memory.
+    fn sorted_rows(&self, mut sockets: Vec<Socket>) -> Vec<Row> {
+        let mut rows: Vec<Row> = Vec::with_capacity(sockets.len());
+        let mut service_names: IntMap<(u16, Protocol), Option<SharedText>> = IntMap::default();
+        while let Some(socket) = sockets.pop() {
+            let role = role_of(&socket, self.listeners, self.policy);
+            let holders = holders_of(&socket, self.scan, self.processes);
+            let holders_hidden =
+                holders.is_empty() && socket.inode != 0 && self.scan.may_hide_holders();
+            let owner = owner_name(&socket, holders_hidden, self.users);
+            let risky = matches!(role, Role::Listener | Role::BoundOnly)
+                && self.policy.may_be_taken_by_outgoing(socket.local.port);
+            // Many sockets share a port (connections to one listener):
+            // look each port and protocol up once.
+            let service = service_names
+                .entry((socket.local.port, socket.protocol))
+                .or_insert_with(|| {
+                    self.services
+                        .name_for(socket.local.port, socket.protocol)
+                        .map(Arc::new)
+                })
+                .clone();
+            rows.push(Row {
+                socket,
+                role,
+                holders,
+                holders_hidden,
+                risky,
+                service,
+                cgroup: None,
+                owner,
+            });
+            // Give memory back every few thousand sockets: a large
+            // vector shrinks in place (mremap), so this costs no copy,
+            // and the peak stays near the rows alone.
+            if sockets.capacity() - sockets.len() >= SHRINK_STEP {
+                sockets.shrink_to_fit();
+            }
+        }
+        // The key tells every two sockets apart (their addresses, ports
+        // and inodes differ), so an unstable sort, which needs no scratch
+        // memory, gives the one order.
+        rows.sort_unstable_by(row_order);
+        rows
+    }
+}
+
+/// Moves out of `sockets` those on the upper half of the local ports in
+/// use, and returns them: every socket left has a lower local port than
+/// every socket moved. Sockets all on one port stay where they are.
+fn split_at_middle_port(sockets: &mut Vec<Socket>) -> Vec<Socket> {
+    let mut on_port = vec![0u32; 1 << 16];
+    for socket in sockets.iter() {
+        on_port[usize::from(socket.local.port)] += 1;
+    }
+    // The lowest port with at least half of the sockets below it.
+    let half = sockets.len() / 2;
+    let mut below = 0usize;
+    let mut split = on_port.len();
+    for (port, &count) in on_port.iter().enumerate() {
+        if below >= half && below > 0 {
+            split = port;
+            break;
+        }
+        below += count as usize;
+    }
+    let mut lower_end = 0;
+    let mut upper_start = sockets.len();
+    while lower_end < upper_start {
+        if usize::from(sockets[lower_end].local.port) < split {
+            lower_end += 1;
+        } else {
+            upper_start -= 1;
+            sockets.swap(lower_end, upper_start);
+        }
+    }
+    sockets.split_off(lower_end)
 }
 
 /// Whether `port` is in one of `ranges` (sorted and merged): a binary
@@ -914,6 +1002,32 @@ mod tests {
 
     fn tcp(state: State, local: &str, remote: &str) -> Socket {
         Socket::example(state, local, remote)
+    }
+
+    #[test]
+    fn the_sockets_split_at_a_port_into_halves() {
+        let ports = [
+            80u16, 80, 80, 443, 5000, 5000, 40_000, 40_001, 60_000, 65_535,
+        ];
+        let mut sockets: Vec<Socket> = ports
+            .iter()
+            .map(|p| tcp(State::Established, &format!("127.0.0.1:{p}"), "127.0.0.1:9"))
+            .collect();
+        let upper = split_at_middle_port(&mut sockets);
+        let lower_ports: Vec<u16> = sockets.iter().map(|s| s.local.port).collect();
+        let upper_ports: Vec<u16> = upper.iter().map(|s| s.local.port).collect();
+        assert_eq!(lower_ports.len() + upper_ports.len(), ports.len());
+        // Half is five; the split falls after port 5000, whose two sockets
+        // stay together below it.
+        assert!(lower_ports.iter().all(|&p| p < 40_000), "{lower_ports:?}");
+        assert!(upper_ports.iter().all(|&p| p >= 40_000), "{upper_ports:?}");
+        assert_eq!(upper_ports.len(), 4);
+
+        let mut one_port: Vec<Socket> = (0..4)
+            .map(|_| tcp(State::Established, "127.0.0.1:8080", "127.0.0.1:9"))
+            .collect();
+        assert!(split_at_middle_port(&mut one_port).is_empty());
+        assert_eq!(one_port.len(), 4);
     }
 
     #[test]
