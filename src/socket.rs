@@ -188,16 +188,17 @@ impl Endpoint {
 /// `*` and `[::]` for the wildcards, `:*` for no port.
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let address = match self.address {
-            IpAddr::V4(a) if a == Ipv4Addr::UNSPECIFIED => "*".to_string(),
-            IpAddr::V6(a) if a == Ipv6Addr::UNSPECIFIED => "[::]".to_string(),
-            IpAddr::V4(a) => a.to_string(),
-            IpAddr::V6(a) => format!("[{a}]"),
-        };
+        // Written straight to `f`: the table writes two per line.
+        match self.address {
+            IpAddr::V4(a) if a == Ipv4Addr::UNSPECIFIED => f.write_str("*")?,
+            IpAddr::V6(a) if a == Ipv6Addr::UNSPECIFIED => f.write_str("[::]")?,
+            IpAddr::V4(a) => write!(f, "{a}")?,
+            IpAddr::V6(a) => write!(f, "[{a}]")?,
+        }
         if self.port == 0 {
-            write!(f, "{address}:*")
+            f.write_str(":*")
         } else {
-            write!(f, "{address}:{}", self.port)
+            write!(f, ":{}", self.port)
         }
     }
 }

@@ -7,10 +7,11 @@ use crate::closest::closest;
 use crate::error::Error;
 use crate::holders::cgroups::SocketCgroup;
 use crate::netns::NetnsLabel;
-use crate::render::escape::{escape_bytes, escape_str};
+use crate::render::escape::{escape_bytes, escape_into, escape_str};
 use crate::report::{Holder, Row};
-use crate::socket::{Family, Protocol, Socket, State};
+use crate::socket::{Endpoint, Family, Protocol, Socket, State};
 use std::borrow::Cow;
+use std::net::IpAddr;
 
 /// A column of the socket table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +91,7 @@ pub static COLUMNS: [Column; 17] = [
         header: "PROTO",
         json_key: "protocol, family, v6only",
         help: "tcp or udp; 6 for IPv6, 46 for an IPv6 wildcard socket that also takes IPv4",
-        cell: |c, out| out.push_str(&protocol_label(&c.row.socket)),
+        cell: |c, out| push_protocol_label(out, &c.row.socket),
     },
     Column {
         id: ColumnId::State,
@@ -119,7 +120,7 @@ pub static COLUMNS: [Column; 17] = [
         header: "LOCAL",
         json_key: "local",
         help: "local address and port",
-        cell: |c, out| push_display(out, &c.row.socket.local),
+        cell: |c, out| push_endpoint(out, &c.row.socket.local),
     },
     Column {
         id: ColumnId::Service,
@@ -128,7 +129,7 @@ pub static COLUMNS: [Column; 17] = [
         json_key: "service",
         help: "the service registered on the local port for this protocol",
         cell: |c, out| match c.row.service.as_deref() {
-            Some(s) => out.push_str(&escape_str(s)),
+            Some(s) => escape_into(out, s),
             None => out.push('-'),
         },
     },
@@ -138,7 +139,7 @@ pub static COLUMNS: [Column; 17] = [
         header: "REMOTE",
         json_key: "remote",
         help: "remote address and port (*:* when not connected)",
-        cell: |c, out| push_display(out, &c.row.socket.remote),
+        cell: |c, out| push_endpoint(out, &c.row.socket.remote),
     },
     Column {
         id: ColumnId::Pid,
@@ -148,10 +149,10 @@ pub static COLUMNS: [Column; 17] = [
         help: "the holding process; HOST/INNER for a process in another pid namespace",
         cell: |c, out| match c.holder {
             Some(h) => {
-                push_display(out, &h.pid);
+                push_number(out, h.pid.into());
                 if let Some(inner) = h.pid_in_namespace() {
                     out.push('/');
-                    push_display(out, &inner);
+                    push_number(out, inner.into());
                 }
             }
             None => out.push('-'),
@@ -165,13 +166,13 @@ pub static COLUMNS: [Column; 17] = [
         help: "the holder's user (the socket's owner when the holder is hidden)",
         cell: |c, out| match c.holder {
             Some(h) => match (h.user(), h.uid()) {
-                (Some(name), _) => out.push_str(&escape_str(name)),
-                (None, Some(uid)) => push_display(out, &uid),
+                (Some(name), _) => escape_into(out, name),
+                (None, Some(uid)) => push_number(out, uid.into()),
                 (None, None) => out.push('?'),
             },
             None if c.row.holders_hidden => match c.row.owner.as_deref() {
                 Some(name) => out.push_str(&escape_str(name)),
-                None => push_display(out, &c.row.socket.uid),
+                None => push_number(out, c.row.socket.uid.into()),
             },
             None => out.push('-'),
         },
@@ -183,7 +184,7 @@ pub static COLUMNS: [Column; 17] = [
         json_key: "holders[].fd",
         help: "the holder's file descriptor for the socket",
         cell: |c, out| match c.holder {
-            Some(h) => push_display(out, &h.fd),
+            Some(h) => push_number(out, h.fd.into()),
             None => out.push('-'),
         },
     },
@@ -220,7 +221,7 @@ pub static COLUMNS: [Column; 17] = [
         header: "UID",
         json_key: "uid",
         help: "the uid the kernel records as the socket's owner",
-        cell: |c, out| push_display(out, &c.row.socket.uid),
+        cell: |c, out| push_number(out, c.row.socket.uid.into()),
     },
     Column {
         id: ColumnId::Inode,
@@ -228,7 +229,7 @@ pub static COLUMNS: [Column; 17] = [
         header: "INODE",
         json_key: "inode",
         help: "the socket's inode (0 for sockets no file refers to)",
-        cell: |c, out| push_display(out, &c.row.socket.inode),
+        cell: |c, out| push_number(out, c.row.socket.inode),
     },
     Column {
         id: ColumnId::Netns,
@@ -237,7 +238,7 @@ pub static COLUMNS: [Column; 17] = [
         json_key: "netns.inode",
         help: "the inode of the socket's network namespace",
         cell: |c, out| match c.netns.inode {
-            Some(inode) => push_display(out, &inode),
+            Some(inode) => push_number(out, inode),
             None => out.push('-'),
         },
     },
@@ -436,9 +437,44 @@ pub fn cgroup_label(cgroup: &SocketCgroup) -> Option<String> {
 }
 
 /// Appends `value` as Display writes it.
-fn push_display(out: &mut String, value: &impl std::fmt::Display) {
-    use std::fmt::Write;
-    let _ = write!(out, "{value}");
+/// A number in decimal, without the formatting machinery: the table
+/// writes several per line, twice (measured, then written).
+fn push_number(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
+/// An endpoint as its `Display` writes it; an IPv4 address, the usual
+/// case, without the formatting machinery.
+fn push_endpoint(out: &mut String, endpoint: &Endpoint) {
+    match endpoint.address {
+        IpAddr::V4(address) if !address.is_unspecified() => {
+            for (i, octet) in address.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_number(out, octet.into());
+            }
+            out.push(':');
+            match endpoint.port {
+                0 => out.push('*'),
+                port => push_number(out, port.into()),
+            }
+        }
+        _ => {
+            use std::fmt::Write;
+            let _ = write!(out, "{endpoint}");
+        }
+    }
 }
 
 /// A socket's protocol as every command labels it: tcp/udp for IPv4,
@@ -447,6 +483,13 @@ fn push_display(out: &mut String, value: &impl std::fmt::Display) {
 /// MPTCP socket. (An IPv6 socket on an IPv4-mapped address is tcp6,
 /// and its address is written as the kernel has it, `[::ffff:a.b.c.d]`.)
 pub fn protocol_label(s: &Socket) -> String {
+    let mut label = String::new();
+    push_protocol_label(&mut label, s);
+    label
+}
+
+/// [`protocol_label`], appended to `out`.
+fn push_protocol_label(out: &mut String, s: &Socket) {
     let suffix = match (s.family, s.v6only) {
         (Family::Inet, _) => "",
         (Family::Inet6, Some(false)) if s.local.is_unspecified() => "46",
@@ -458,7 +501,8 @@ pub fn protocol_label(s: &Socket) -> String {
         Some(true) => "mptcp",
         _ => s.protocol.name(),
     };
-    format!("{name}{suffix}")
+    out.push_str(name);
+    out.push_str(suffix);
 }
 
 fn state_label(row: &Row) -> Cow<'static, str> {
@@ -477,6 +521,34 @@ pub fn socket_state_label(s: &Socket) -> Cow<'static, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_and_numbers_are_written_as_display_writes_them() {
+        for text in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.200.3.255",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "fe80::1",
+        ] {
+            for port in [0u16, 7, 80, 65_535] {
+                let endpoint = Endpoint {
+                    address: text.parse().unwrap(),
+                    port,
+                };
+                let mut out = String::new();
+                push_endpoint(&mut out, &endpoint);
+                assert_eq!(out, endpoint.to_string());
+            }
+        }
+        for n in [0u64, 9, 10, 4_294_967_295, u64::MAX] {
+            let mut out = String::new();
+            push_number(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+    }
 
     #[test]
     fn every_column_has_one_entry_and_a_unique_name() {

@@ -26,7 +26,8 @@ pub fn escape_str(text: &str) -> String {
     out
 }
 
-fn escape_into(out: &mut String, text: &str) {
+/// [`escape_str`], appended to `out`.
+pub fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
