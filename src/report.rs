@@ -586,32 +586,48 @@ impl RowMaker<'_> {
     fn rows(&self, mut sockets: Vec<Socket>) -> Vec<Row> {
         let spare_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
         if sockets.len() < ROWS_ON_TWO_THREADS || !spare_cpu {
-            return self.sorted_rows(sockets);
+            return self.sorted_rows(sockets, 0, row_order);
         }
+        let total = sockets.len();
         let upper = std::sync::Mutex::new(split_at_middle_port(&mut sockets));
         let take_upper = || std::mem::take(&mut *upper.lock().unwrap_or_else(|e| e.into_inner()));
+        // The upper half's rows are sorted in reverse, so that they move
+        // into the whole from the back of their vector, which gives its
+        // memory back as it empties (as the sockets' does).
+        let reversed = |a: &Row, b: &Row| row_order(b, a);
         std::thread::scope(|scope| {
             let upper_thread = std::thread::Builder::new()
-                .spawn_scoped(scope, || self.sorted_rows(take_upper()))
+                .spawn_scoped(scope, || self.sorted_rows(take_upper(), 0, reversed))
                 .ok();
-            let mut rows = self.sorted_rows(sockets);
+            let mut rows = self.sorted_rows(sockets, total, row_order);
             let mut upper_rows = match upper_thread.map(|thread| thread.join()) {
                 Some(Ok(rows)) => rows,
                 Some(Err(panic)) => std::panic::resume_unwind(panic),
                 // The thread did not start: its share is made here.
-                None => self.sorted_rows(take_upper()),
+                None => self.sorted_rows(take_upper(), 0, reversed),
             };
-            rows.append(&mut upper_rows);
+            while let Some(row) = upper_rows.pop() {
+                rows.push(row);
+                if upper_rows.capacity() - upper_rows.len() >= SHRINK_STEP {
+                    upper_rows.shrink_to_fit();
+                }
+            }
             rows
         })
     }
 
-    /// The rows of `sockets`, sorted, on this thread. The sockets move
-    /// into rows from the back, and their vector gives its memory back
-    /// as it empties: with `-a` on a busy host, a full copy of both would
-    /// be most of lsport's peak memory.
-    fn sorted_rows(&self, mut sockets: Vec<Socket>) -> Vec<Row> {
-        let mut rows: Vec<Row> = Vec::with_capacity(sockets.len());
+    /// The rows of `sockets`, sorted by `order`, on this thread, in a
+    /// vector with room for at least `room` rows. The sockets move into
+    /// rows from the back, and their vector gives its memory back as it
+    /// empties: with `-a` on a busy host, a full copy of both would be
+    /// most of lsport's peak memory.
+    fn sorted_rows(
+        &self,
+        mut sockets: Vec<Socket>,
+        room: usize,
+        order: impl Fn(&Row, &Row) -> std::cmp::Ordering,
+    ) -> Vec<Row> {
+        let mut rows: Vec<Row> = Vec::with_capacity(sockets.len().max(room));
         let mut service_names: IntMap<(u16, Protocol), Option<SharedText>> = IntMap::default();
         while let Some(socket) = sockets.pop() {
             let role = role_of(&socket, self.listeners, self.policy);
@@ -651,7 +667,7 @@ impl RowMaker<'_> {
         // The key tells every two sockets apart (their addresses, ports
         // and inodes differ), so an unstable sort, which needs no scratch
         // memory, gives the one order.
-        rows.sort_unstable_by(row_order);
+        rows.sort_unstable_by(order);
         rows
     }
 }
