@@ -44,6 +44,7 @@
 mod closest;
 mod collect;
 pub mod commands;
+pub mod decimal;
 pub mod duration;
 pub mod error;
 mod files;

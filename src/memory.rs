@@ -59,18 +59,7 @@ fn out_of_memory(size: usize) -> ! {
         length = end;
     };
     put(b"lsport: out of memory: ");
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    let mut rest = size;
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    put(&digits[start..]);
+    put(lsport::decimal::digits(size as u64, &mut [0; 20]));
     put(b" bytes could not be allocated (is ulimit -v, or a memory limit, too small?)\n");
     // SAFETY: a write of bytes on the stack to fd 2, then the end of the
     // process without running anything more of it.

@@ -816,21 +816,28 @@ impl<'a> HolderEntry<'a> {
 
     /// `of`, taking the command line from `texts`.
     fn with_texts(holder: &'a Holder, texts: &HolderTexts) -> HolderEntry<'a> {
-        let (command, cmdline) = texts.of(holder);
         HolderEntry {
-            process: HolderProcessView {
-                pid: holder.pid,
-                command,
-                cmdline,
-                user: holder.user(),
-                uid: holder.uid(),
-                pid_in_namespace: holder.pid_in_namespace(),
-                container: holder.container().map(ContainerView::of),
-            },
+            process: HolderProcessView::of(holder, texts),
             fd: holder.fd,
             proxy: HolderProxyView {
                 proxy: holder.proxy().map(ProxyView::of),
             },
+        }
+    }
+}
+
+impl<'a> HolderProcessView<'a> {
+    /// What `holder` says of its process, the command line from `texts`.
+    fn of(holder: &'a Holder, texts: &HolderTexts) -> HolderProcessView<'a> {
+        let (command, cmdline) = texts.of(holder);
+        HolderProcessView {
+            pid: holder.pid,
+            command,
+            cmdline,
+            user: holder.user(),
+            uid: holder.uid(),
+            pid_in_namespace: holder.pid_in_namespace(),
+            container: holder.container().map(ContainerView::of),
         }
     }
 }

@@ -95,7 +95,7 @@ pub struct DumpRequest {
     /// the cgroup again: a kernel without the test is asked without it.
     pub cgroups: Option<Vec<u64>>,
     /// One of two halves of the sockets, for two dumps run side by side
-    /// (see [`bytecode::half`]); only for a request with no other filter.
+    /// (see `bytecode::half`); only for a request with no other filter.
     pub half: Option<Half>,
 }
 

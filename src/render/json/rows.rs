@@ -23,7 +23,6 @@ use super::{
     TerminalSafe,
 };
 use crate::netns::NetnsLabel;
-use crate::render::json::ContainerView;
 use crate::report::{Holder, Row};
 
 /// Writes the sockets of one namespace; one per thread, as it keeps
@@ -134,16 +133,7 @@ impl<'a> RowWriter<'a> {
     fn holder(&mut self, holder: &Holder, out: &mut Vec<u8>) {
         let texts = &self.texts;
         let (before_fd, after_fd) = self.holders.entry(holder.pid).or_insert_with(|| {
-            let (command, cmdline) = texts.of(holder);
-            let process = HolderProcessView {
-                pid: holder.pid,
-                command,
-                cmdline,
-                user: holder.user(),
-                uid: holder.uid(),
-                pid_in_namespace: holder.pid_in_namespace(),
-                container: holder.container().map(ContainerView::of),
-            };
+            let process = HolderProcessView::of(holder, texts);
             let proxy = HolderProxyView {
                 proxy: holder.proxy().map(super::ProxyView::of),
             };
@@ -199,34 +189,13 @@ fn flag(out: &mut Vec<u8>, value: Option<bool>) {
     });
 }
 
-/// A number in decimal, without the formatting machinery (there are a
-/// handful per socket).
-fn number(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+fn number(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(crate::decimal::digits(n, &mut [0; 20]));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_are_written_as_serde_writes_them() {
-        for n in [0u64, 7, 10, 65_535, 4_294_967_295, u64::MAX] {
-            let mut out = Vec::new();
-            number(&mut out, n);
-            assert_eq!(out, serialized(&n));
-        }
-    }
 
     #[test]
     fn addresses_are_written_as_serde_writes_them() {
