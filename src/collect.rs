@@ -381,7 +381,7 @@ fn dump_tcp_in_halves(
 ) -> Option<usize> {
     let unfiltered =
         request.ports.is_empty() && request.cgroups.is_none() && !request.autobound_only;
-    let spare_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+    let spare_cpu = crate::sys::usable_cpus() > 1;
     if !unfiltered || request.states & TCP_CONNECTED == 0 || query.stop_at_first_match || !spare_cpu
     {
         return None;

@@ -584,7 +584,7 @@ impl RowMaker<'_> {
     /// in two and one for the rest: each sorts its own, and as rows are
     /// ordered by local port first, the second's follow the first's.
     fn rows(&self, mut sockets: Vec<Socket>) -> Vec<Row> {
-        let spare_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+        let spare_cpu = crate::sys::usable_cpus() > 1;
         if sockets.len() < ROWS_ON_TWO_THREADS || !spare_cpu {
             return self.sorted_rows(sockets, 0, row_order);
         }

@@ -65,3 +65,10 @@ impl ProcRoot {
         text.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
     }
 }
+
+/// How many CPUs this process may run on; 1 where that cannot be told.
+/// The dumps, the join and the output use a second thread only when
+/// there is a second CPU.
+pub fn usable_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

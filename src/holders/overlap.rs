@@ -148,7 +148,7 @@ fn thread_count() -> usize {
     let requested = std::env::var("LSPORT_SCAN_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok());
-    let available = thread::available_parallelism().map_or(1, |n| n.get());
+    let available = crate::sys::usable_cpus();
     requested.unwrap_or(available).clamp(1, MAX_THREADS)
 }
 

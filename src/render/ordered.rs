@@ -219,9 +219,7 @@ impl<T> Work<'_, T> {
 
 /// One thread per CPU this process may use, capped.
 fn thread_count() -> usize {
-    thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_THREADS)
+    crate::sys::usable_cpus().min(MAX_THREADS)
 }
 
 #[cfg(test)]
